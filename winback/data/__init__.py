@@ -1,0 +1,1 @@
+"""Event logs in, per-user period panels out."""

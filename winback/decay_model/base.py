@@ -1,0 +1,189 @@
+"""The interface every decay model implements, and the arrays that flow through it.
+
+A decay model is a sequential, generative model of a user's per-period activity:
+
+1. ``fit(panel, until=...)`` learns from every user's periods before ``until`` (calibration);
+2. ``initial_state(panel, until=...)`` summarises each user's history into a state;
+3. ``forecast(state, contacts)`` gives the next period's distribution (probability of being
+   active, expected purchases and spend) given the contacts the user receives in that period;
+4. ``sample(forecast, rng)`` draws the period's activity from it;
+5. ``advance(state, activity, contacts)`` folds what happened into the state.
+
+Rolling 3-5 forward is how forecasts are made and how the simulator runs users. A user's
+*interest* is ``forecast(state).p_active``: the probability of at least one purchase next period
+when nothing is sent. All arrays are batched over users (first axis); states are dataclasses of
+such arrays, so they can be indexed, repeated and concatenated without knowing the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from winback.data.panel import PanelSpec, PeriodPanel
+
+
+@dataclass
+class BatchArrays:
+    """A dataclass whose array fields all share the user axis first; supports take and repeat."""
+
+    def take(self, users: np.ndarray) -> Self:
+        """The rows of ``users`` (index array or boolean mask)."""
+        return dataclasses.replace(self, **{name: value[users] for name, value in self._arrays().items()})
+
+    def repeat(self, times: int) -> Self:
+        """Each user repeated ``times`` times in a row (user 0 draw 0, user 0 draw 1, ...)."""
+        return dataclasses.replace(
+            self, **{name: np.repeat(value, times, axis=0) for name, value in self._arrays().items()}
+        )
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if isinstance(getattr(self, f.name), np.ndarray)
+        }
+
+
+@dataclass
+class DecayState(BatchArrays):
+    """Base of every model state. ``period`` is the absolute period the next forecast is for."""
+
+    period: np.ndarray
+
+
+@dataclass
+class PeriodActivity(BatchArrays):
+    """What each user did in one period."""
+
+    counts: np.ndarray
+    """(n, E) events per type, in the panel spec's order (purchases last)."""
+    spend: np.ndarray
+    """(n,) sum of purchase values."""
+
+    @property
+    def purchases(self) -> np.ndarray:
+        return self.counts[:, -1]
+
+    @classmethod
+    def from_panel(cls, panel: PeriodPanel, period: np.ndarray) -> PeriodActivity:
+        """Each user's observed activity in ``period`` (an (n,) array of period indices)."""
+        rows = np.arange(panel.n_users)
+        return cls(
+            counts=panel.counts[rows, period].astype(np.int64),
+            spend=panel.spend[rows, period].astype(np.float64),
+        )
+
+
+@dataclass
+class Forecast(BatchArrays):
+    """A model's distribution of next period's activity for each user."""
+
+    p_active: np.ndarray
+    """(n,) probability of at least one purchase: the user's interest."""
+    expected_purchases: np.ndarray
+    """(n,) mean purchase count."""
+    expected_spend: np.ndarray
+    """(n,) mean spend."""
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+    """Model-specific distribution parameters, (n, ...) arrays, used by ``sample`` and ``log_prob``."""
+
+    def take(self, users: np.ndarray) -> Self:
+        taken = super().take(users)
+        taken.params = {k: v[users] for k, v in self.params.items()}
+        return taken
+
+    def repeat(self, times: int) -> Self:
+        repeated = super().repeat(times)
+        repeated.params = {k: np.repeat(v, times, axis=0) for k, v in self.params.items()}
+        return repeated
+
+
+def no_contacts(n_users: int, spec: PanelSpec) -> np.ndarray:
+    """(n, C) zero contact counts."""
+    return np.zeros((n_users, len(spec.interventions)), dtype=np.int64)
+
+
+class DecayModel(ABC):
+    """A sequential generative model of per-period user activity (see the module docstring).
+
+    Subclasses set ``name`` and implement the abstract methods; ``uses_contacts`` says whether
+    the contacts passed to ``forecast`` change the forecast (baselines ignore them).
+    """
+
+    name: ClassVar[str]
+    uses_contacts: ClassVar[bool] = False
+    spec: PanelSpec | None = None
+    """The layout of the panel the model was fitted on; ``None`` before ``fit``."""
+
+    @abstractmethod
+    def fit(self, panel: PeriodPanel, *, until: int, seed: int = 0, progress: bool = False) -> Self:
+        """Learn from every user's periods before ``until``; users born at or after it are ignored."""
+
+    @abstractmethod
+    def initial_state(self, panel: PeriodPanel, *, until: int | np.ndarray) -> DecayState:
+        """Each user's state after their periods ``[first_period, until)``; every user must be born by then.
+
+        ``until`` may differ per user (an (n,) array), e.g. ``first_period + 1`` to start from birth.
+        """
+
+    @abstractmethod
+    def forecast(self, state: DecayState, contacts: np.ndarray | None = None) -> Forecast:
+        """Next period's distribution given (n, C) contacts received in it (``None``: no contact)."""
+
+    @abstractmethod
+    def sample(self, forecast: Forecast, rng: np.random.Generator) -> PeriodActivity:
+        """Draw one period's activity per user from ``forecast``."""
+
+    @abstractmethod
+    def log_prob(self, forecast: Forecast, purchases: np.ndarray) -> np.ndarray:
+        """(n,) log probability of the observed purchase counts under ``forecast``."""
+
+    @abstractmethod
+    def advance(
+        self, state: DecayState, activity: PeriodActivity, contacts: np.ndarray | None = None
+    ) -> DecayState:
+        """The state after one period in which users did ``activity`` and received ``contacts``."""
+
+    def interest(self, state: DecayState) -> np.ndarray:
+        """(n,) probability of at least one purchase next period if nothing is sent."""
+        return self.forecast(state).p_active
+
+    # Serialisation: the artifact module writes these as JSON + safetensors.
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable hyperparameters and fitted scalars."""
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        """Fitted arrays to store as safetensors (empty for models with scalar parameters only)."""
+        return {}
+
+    @classmethod
+    @abstractmethod
+    def from_artifact(
+        cls, config: dict[str, Any], tensors: dict[str, np.ndarray], spec: PanelSpec
+    ) -> Self:
+        """Rebuild a fitted model from what ``config`` and ``tensors`` returned."""
+
+    def _require_fitted(self) -> PanelSpec:
+        if self.spec is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() or load an artifact first")
+        return self.spec
+
+
+def check_born(panel: PeriodPanel, until: int | np.ndarray) -> np.ndarray:
+    """``until`` as an (n,) int array, after checking every user is born before it."""
+    until_array = np.broadcast_to(np.asarray(until, dtype=np.int64), (panel.n_users,)).copy()
+    unborn = panel.first_period >= until_array
+    if unborn.any():
+        raise ValueError(
+            f"{int(unborn.sum())} users are not born before the requested period "
+            f"(first: {panel.user_ids[unborn][0]!r}); select born users with panel.born_before() first"
+        )
+    if (until_array > panel.spec.n_periods).any():
+        raise ValueError(f"until exceeds the panel's {panel.spec.n_periods} periods")
+    return until_array

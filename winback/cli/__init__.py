@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 import typer
 
@@ -11,25 +12,24 @@ from winback.errors import WinbackError
 
 EXIT_BAD_INPUT = 2
 
-_app = typer.Typer(
+cli = typer.Typer(
     name="winback",
     help="Learn how user interest decays, simulate users, train and benchmark win-back policies.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-_app.add_typer(data.app, name="data", help="Validate and summarise event logs.")
-_app.add_typer(decay.app, name="decay", help="Fit and evaluate interest-decay models.")
+cli.add_typer(data.app, name="data", help="Validate and summarise event logs.")
+cli.add_typer(decay.app, name="decay", help="Fit and evaluate interest-decay models.")
 
 
-def app() -> None:
-    """Entry point: runs the CLI, turning every :class:`WinbackError` into a message and exit code 2."""
+def app(argv: Sequence[str] | None = None) -> None:
+    """Entry point: runs the CLI, turning every :class:`WinbackError` into a message and exit code 2.
+
+    Always ends with ``SystemExit`` carrying the exit code (typer's standalone mode).
+    """
     try:
-        _app(standalone_mode=False)
+        cli(args=None if argv is None else list(argv), prog_name="winback")
     except WinbackError as err:
         typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
         sys.exit(EXIT_BAD_INPUT)
-    except typer.Abort:
-        sys.exit(1)
-    except typer.Exit as done:
-        sys.exit(done.exit_code)

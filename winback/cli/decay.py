@@ -2,6 +2,143 @@
 
 from __future__ import annotations
 
+import shutil
+import time
+from pathlib import Path
+from typing import Annotated
+
+import torch
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from winback.data.sources import PanelSplit, load_panel_split
+from winback.decay_model.artifact import load_model, save_model
+from winback.decay_model.base import DecayModel
+from winback.decay_model.evaluate import evaluate_models
+from winback.decay_model.lstm import LSTMConfig, LSTMDecayModel
+from winback.decay_model.registry import MODELS
+from winback.decay_model.report import metrics_table, write_report
+from winback.errors import ConfigError
 
 app = typer.Typer(no_args_is_help=True)
+console = Console()
+
+DataOption = Annotated[
+    str, typer.Option("--data", help="Built-in dataset (cdnow, cdnow-sample) or an event-log file (CSV/Parquet).")
+]
+MappingOption = Annotated[
+    str | None, typer.Option(help="Column mapping for a file: a preset (retailrocket, rees46, taobao) or a TOML file.")
+]
+CalibrationOption = Annotated[
+    str | None,
+    typer.Option(help="First holdout date (on a period boundary). Default: the standard split, or mid-log."),
+]
+SeedOption = Annotated[int, typer.Option(help="Seed of every random draw.")]
+ThreadsOption = Annotated[int, typer.Option(help="torch threads (0: torch's default).")]
+HiddenOption = Annotated[int | None, typer.Option(help="LSTM hidden size (default from LSTMConfig).")]
+EpochsOption = Annotated[int | None, typer.Option(help="LSTM maximum epochs (default from LSTMConfig).")]
+
+
+def _split(data: str, mapping: str | None, calibration_end: str | None) -> PanelSplit:
+    return load_panel_split(data, mapping=mapping, calibration_end=calibration_end)
+
+
+def _new_model(name: str, hidden_size: int | None, max_epochs: int | None) -> DecayModel:
+    if name not in MODELS:
+        raise ConfigError(f"unknown model '{name}' (expected one of {sorted(MODELS)})")
+    if name != LSTMDecayModel.name:
+        return MODELS[name]()
+    overrides = {"hidden_size": hidden_size, "head_size": hidden_size, "max_epochs": max_epochs}
+    defaults = LSTMConfig()
+    return LSTMDecayModel(
+        LSTMConfig(**{**defaults.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
+    )
+
+
+def _fit(
+    model: DecayModel, split: PanelSplit, *, seed: int, checkpoint_dir: Path | None = None
+) -> tuple[DecayModel, float]:
+    started = time.perf_counter()
+    if isinstance(model, LSTMDecayModel):
+        model.fit(split.panel, until=split.calibration_end, seed=seed, progress=True, checkpoint_dir=checkpoint_dir)
+    else:
+        model.fit(split.panel, until=split.calibration_end, seed=seed)
+    return model, time.perf_counter() - started
+
+
+@app.command()
+def fit(
+    data: DataOption,
+    out: Annotated[Path, typer.Option(help="Directory of the model artifact (model.json + weights.safetensors).")],
+    model: Annotated[str, typer.Option(help=f"Model to fit: {', '.join(MODELS)}.")] = "lstm",
+    mapping: MappingOption = None,
+    calibration_end: CalibrationOption = None,
+    seed: SeedOption = 0,
+    hidden_size: HiddenOption = None,
+    max_epochs: EpochsOption = None,
+    resume: Annotated[bool, typer.Option(help="Resume LSTM fitting from OUT/checkpoint.")] = False,
+    threads: ThreadsOption = 0,
+) -> None:
+    """Fit one decay model on the calibration periods and save it as an artifact."""
+    if threads:
+        torch.set_num_threads(threads)
+    split = _split(data, mapping, calibration_end)
+    checkpoint = out / "checkpoint"
+    if not resume and checkpoint.exists():
+        shutil.rmtree(checkpoint)
+    fitted, seconds = _fit(_new_model(model, hidden_size, max_epochs), split, seed=seed, checkpoint_dir=checkpoint)
+    save_model(fitted, out)
+    console.print(f"fitted {model} on {split.source} ({split.panel.n_users:,} users) in {seconds:.1f}s -> {out}")
+
+
+@app.command("eval")
+def evaluate(
+    data: DataOption,
+    out: Annotated[Path, typer.Option(help="Directory for metrics.json, report.md, plots and fitted models.")],
+    models: Annotated[str, typer.Option(help="Comma-separated models to fit and compare.")] = ",".join(MODELS),
+    lstm: Annotated[
+        Path | None, typer.Option(help="Use this fitted LSTM artifact instead of fitting one.")
+    ] = None,
+    mapping: MappingOption = None,
+    calibration_end: CalibrationOption = None,
+    draws: Annotated[int, typer.Option(help="Sampled futures per user.")] = 32,
+    seed: SeedOption = 0,
+    hidden_size: HiddenOption = None,
+    max_epochs: EpochsOption = None,
+    threads: ThreadsOption = 0,
+) -> None:
+    """Fit every model on calibration, forecast the holdout, and write metrics, plots and a report."""
+    if threads:
+        torch.set_num_threads(threads)
+    split = _split(data, mapping, calibration_end)
+    fitted: dict[str, DecayModel] = {}
+    fit_seconds: dict[str, float] = {}
+    for name in [m.strip() for m in models.split(",") if m.strip()]:
+        if name == LSTMDecayModel.name and lstm is not None:
+            fitted[name], fit_seconds[name] = load_model(lstm), 0.0
+        else:
+            fitted[name], fit_seconds[name] = _fit(_new_model(name, hidden_size, max_epochs), split, seed=seed)
+            save_model(fitted[name], out / "models" / name)
+    started = time.perf_counter()
+    result = evaluate_models(
+        fitted, split.panel, calibration_end=split.calibration_end, draws=draws, seed=seed, progress=True
+    )
+    meta = {
+        "data": split.source,
+        "users": int(split.panel.born_before(split.calibration_end).sum()),
+        "calibration_periods": split.calibration_end,
+        "holdout_periods": split.panel.spec.n_periods - split.calibration_end,
+        "period": split.panel.spec.period,
+        "draws": draws,
+        "seed": seed,
+        "fit_seconds": {k: round(v, 1) for k, v in fit_seconds.items()},
+        "eval_seconds": round(time.perf_counter() - started, 1),
+    }
+    report = write_report(result, out, meta)
+    rows = metrics_table(result)
+    table = Table(*rows[0], title=f"Decay models on {split.source}: holdout of {meta['holdout_periods']} periods")
+    for row in rows[1:]:
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"report: {report}")

@@ -1,0 +1,39 @@
+# Set-up and checks. `make quickstart` and `make test` work on a fresh clone: both create .venv
+# when missing and install what they need. torch is installed first, pinned to the CPU wheel
+# (2.13.0) through constraints.txt, so CPU machines never download CUDA packages.
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
+OUT ?= runs/quickstart
+
+.PHONY: quickstart test test-slow lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) torch==2.13.0
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) -e '.[dev]'
+	touch $@
+
+quickstart: $(VENV)/.installed
+	$(BIN)/winback decay eval --data cdnow --out $(OUT)
+
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q
+
+test-slow: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q -m slow
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check winback tests benchmarks
+	$(BIN)/ruff format --check winback tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs

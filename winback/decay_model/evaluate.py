@@ -1,0 +1,233 @@
+"""Holdout evaluation of decay models, the way the simulator will use them: rolled forward by sampling.
+
+For each model, fitted on the calibration periods:
+
+- the *conditional forecast*: every user's state at the end of calibration, rolled forward through
+  the holdout ``draws`` times; per-user means, the share of draws with any purchase, and the
+  distribution of holdout counts come from these draws;
+- the *from-birth simulation*: every user started from their birth period alone and simulated to
+  the end of the panel (Fader, Hardie & Lee's weekly tracking), for the cumulative error;
+- the *one-step log score*: each holdout period's purchase count scored under the model's
+  forecast given the user's actual history up to it (exact, no sampling).
+
+Metrics (``EvaluationResult.metrics[model]``):
+``holdout_total`` (expected holdout purchases, all users), ``holdout_bias_pct``
+(``100 (model - actual) / actual``), ``mae`` / ``rmse`` / ``pearson_r`` (per-user expected vs actual
+holdout purchases), ``auc_any`` (P(any holdout purchase) against whether there was one),
+``log_score`` (mean per user-period one-step log probability, higher is better), ``weekly_mape``
+(mean absolute % error of total purchases per holdout period), ``cum_error_pct_wk78``
+(% error of cumulative purchases after the birth period, from-birth simulation, at the panel's
+end), ``by_x`` (mean holdout purchases by calibration repeat frequency 0..6, 7+) and
+``count_shares`` (share of users with 0..6, 7+ holdout purchases).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.stats import rankdata
+
+from winback.data.panel import PeriodPanel
+from winback.decay_model.base import DecayModel, DecayState, PeriodActivity
+from winback.progress import progress_bar
+
+MAX_BUCKET = 7
+"""Counts of 7 or more share the last bucket of ``by_x`` and ``count_shares``."""
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """Sampled futures of a set of users."""
+
+    totals: np.ndarray
+    """(n, draws) purchases per user and draw over the simulated periods."""
+    per_period: np.ndarray
+    """(P,) mean over draws of total purchases in each absolute period (0 where not simulated)."""
+
+
+@dataclass
+class ModelSeries:
+    """Per-model series behind the plots."""
+
+    holdout_weekly: np.ndarray
+    from_birth_weekly: np.ndarray
+    interest: np.ndarray
+    """(users shown, P) filtered interest of a few users after their birth period (NaN elsewhere)."""
+
+
+@dataclass
+class EvaluationResult:
+    calibration_end: int
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    series: dict[str, ModelSeries] = field(default_factory=dict)
+    actual_weekly: np.ndarray | None = None
+    """(P,) actual purchases per period after each user's birth period."""
+    interest_users: list[str] = field(default_factory=list)
+    interest_purchases: np.ndarray | None = None
+
+
+def simulate_forward(
+    model: DecayModel,
+    state: DecayState,
+    *,
+    end: int,
+    draws: int,
+    rng: np.random.Generator,
+    rows_per_block: int = 16384,
+) -> Rollout:
+    """Roll every user from their state's period to ``end`` (exclusive), ``draws`` times, with no contacts."""
+    n = len(state.period)
+    totals = np.zeros((n, draws), dtype=np.int64)
+    per_period = np.zeros(end, dtype=np.float64)
+    users_per_block = max(1, rows_per_block // draws)
+    for start in range(0, n, users_per_block):
+        block = np.arange(start, min(start + users_per_block, n))
+        current = state.take(block).repeat(draws)
+        block_totals = np.zeros(len(block) * draws, dtype=np.int64)
+        while (live := current.period < end).any():
+            activity = model.sample(model.forecast(current), rng)
+            purchases = np.where(live, activity.purchases, 0)
+            block_totals += purchases
+            np.add.at(per_period, current.period[live], purchases[live])
+            current = model.advance(current, activity)
+        totals[block] = block_totals.reshape(len(block), draws)
+    return Rollout(totals=totals, per_period=per_period / draws)
+
+
+def filter_history(
+    model: DecayModel, panel: PeriodPanel, *, start: int | np.ndarray, end: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Teacher-forced pass from ``start`` (per user or common) to ``end`` with the actual activity and contacts.
+
+    Returns (log probability of each period's purchases, interest before each period), both (n, P)
+    over absolute periods, NaN outside ``[start, end)``.
+    """
+    state = model.initial_state(panel, until=start)
+    log_probs = np.full((panel.n_users, panel.spec.n_periods), np.nan)
+    interest = np.full_like(log_probs, np.nan)
+    users = np.arange(panel.n_users)
+    while (live := state.period < end).any():
+        period = np.minimum(state.period, end - 1)
+        contacts = panel.interventions[users, period].astype(np.int64)
+        forecast = model.forecast(state, contacts)
+        p_active = model.interest(state) if contacts.any() else forecast.p_active
+        interest[users[live], period[live]] = p_active[live]
+        log_prob = model.log_prob(forecast, panel.purchases[users, period])
+        log_probs[users[live], period[live]] = log_prob[live]
+        state = model.advance(state, PeriodActivity.from_panel(panel, period), contacts)
+    return log_probs, interest
+
+
+def evaluate_models(
+    models: dict[str, DecayModel],
+    panel: PeriodPanel,
+    *,
+    calibration_end: int,
+    draws: int = 32,
+    tracking_draws: int = 8,
+    seed: int = 0,
+    n_interest_users: int = 6,
+    progress: bool = False,
+) -> EvaluationResult:
+    """Evaluate fitted models on the holdout ``[calibration_end, n_periods)`` of users born before it.
+
+    ``draws`` sampled futures per user make the per-user forecasts; the from-birth simulation only
+    feeds population totals per period and uses ``tracking_draws``.
+    """
+    panel = panel.select(panel.born_before(calibration_end))
+    end = panel.spec.n_periods
+    actual_user = panel.purchases[:, calibration_end:].sum(axis=1).astype(np.float64)
+    actual_weekly_holdout = panel.purchases[:, calibration_end:].sum(axis=0).astype(np.float64)
+    x = panel.rfm(calibration_end).x
+    after_birth = np.arange(end)[None, :] > panel.first_period[:, None]
+    actual_after_birth = (panel.purchases * after_birth).sum(axis=0).astype(np.float64)
+    shown = _interest_users(panel, calibration_end, n_interest_users)
+    result = EvaluationResult(
+        calibration_end=calibration_end,
+        actual_weekly=actual_after_birth,
+        interest_users=[str(u) for u in panel.user_ids[shown]],
+        interest_purchases=panel.purchases[shown].astype(np.float64),
+    )
+    with progress_bar(enabled=progress) as bar:
+        task = bar.add_task("evaluate", total=len(models) * 3)
+        for name, model in models.items():
+            rng = np.random.default_rng(seed)
+            bar.update(task, description=f"evaluate {name}: holdout forecast")
+            conditional = simulate_forward(
+                model, model.initial_state(panel, until=calibration_end), end=end, draws=draws, rng=rng
+            )
+            bar.update(task, advance=1, description=f"evaluate {name}: from-birth simulation")
+            from_birth = simulate_forward(
+                model, model.initial_state(panel, until=panel.first_period + 1), end=end, draws=tracking_draws, rng=rng
+            )
+            bar.update(task, advance=1, description=f"evaluate {name}: one-step log score")
+            log_probs, _ = filter_history(model, panel, start=calibration_end, end=end)
+            shown_panel = panel.select(shown)
+            _, interest = filter_history(model, shown_panel, start=shown_panel.first_period + 1, end=end)
+            bar.update(task, advance=1)
+            expected = conditional.totals.mean(axis=1)
+            model_weekly = conditional.per_period[calibration_end:]
+            result.metrics[name] = {
+                "holdout_total": float(expected.sum()),
+                "actual_holdout_total": float(actual_user.sum()),
+                "holdout_bias_pct": float(100 * (expected.sum() - actual_user.sum()) / actual_user.sum()),
+                "mae": float(np.abs(expected - actual_user).mean()),
+                "rmse": float(np.sqrt(((expected - actual_user) ** 2).mean())),
+                "pearson_r": float(np.corrcoef(expected, actual_user)[0, 1]),
+                "auc_any": auc((conditional.totals > 0).mean(axis=1), actual_user > 0),
+                "log_score": float(np.nanmean(log_probs)),
+                "weekly_mape": float(100 * np.mean(np.abs(model_weekly - actual_weekly_holdout) / actual_weekly_holdout)),
+                "cum_error_pct_wk78": float(
+                    100 * (from_birth.per_period.sum() - actual_after_birth.sum()) / actual_after_birth.sum()
+                ),
+                "by_x": {
+                    "x": list(range(MAX_BUCKET + 1)),
+                    "model": _mean_by_bucket(x, expected),
+                    "actual": _mean_by_bucket(x, actual_user),
+                },
+                "count_shares": {
+                    "model": _count_shares(conditional.totals),
+                    "actual": _count_shares(actual_user[:, None]),
+                },
+                "draws": draws,
+            }
+            result.series[name] = ModelSeries(
+                holdout_weekly=conditional.per_period,
+                from_birth_weekly=from_birth.per_period,
+                interest=interest,
+            )
+    return result
+
+
+def auc(score: np.ndarray, label: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney, ties counted half)."""
+    label = np.asarray(label, dtype=bool)
+    n_pos, n_neg = int(label.sum()), int((~label).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(score)
+    return float((ranks[label].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _bucket(values: np.ndarray) -> np.ndarray:
+    return np.minimum(np.asarray(values, dtype=np.int64), MAX_BUCKET)
+
+
+def _mean_by_bucket(x: np.ndarray, values: np.ndarray) -> list[float | None]:
+    bucket = _bucket(x)
+    return [float(values[bucket == k].mean()) if (bucket == k).any() else None for k in range(MAX_BUCKET + 1)]
+
+
+def _count_shares(totals: np.ndarray) -> list[float]:
+    """Share of users per count bucket, averaged over draws (columns)."""
+    bucket = _bucket(np.rint(totals))
+    return [float((bucket == k).mean()) for k in range(MAX_BUCKET + 1)]
+
+
+def _interest_users(panel: PeriodPanel, calibration_end: int, n: int) -> np.ndarray:
+    """A few users spanning light to heavy calibration buyers (deterministic choice)."""
+    x = panel.rfm(calibration_end).x
+    order = np.argsort(x, kind="stable")
+    return order[np.linspace(0, len(order) - 1, n).astype(int)]

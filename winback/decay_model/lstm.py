@@ -1,0 +1,491 @@
+"""The learned decay model: an LSTM over each user's periods with hurdle count heads and a spend head.
+
+Each period ``t`` of a user (from birth) is one LSTM step with inputs
+
+- ``log1p`` of the count of every event type and of the spend in ``t``;
+- ``log1p`` of the contacts of each kind received in ``t``;
+- tenure ``log1p(t - first_period)`` and a birth-period flag;
+- optionally the calendar (sine/cosine of the day of year): off unless the fitting window spans
+  two years, since a single partial year cannot separate season from cohort age.
+
+After step ``t`` the state predicts period ``t + 1`` through a head that also sees what is known in
+advance about ``t + 1``: the contacts sent in it, its tenure and calendar. Per event type the head
+gives a hurdle distribution: ``P(count > 0)`` and, when positive, ``count - 1 ~ NegBin(mu, theta)``;
+the spend per purchase is log-normal. The user's interest is ``P(purchases > 0)`` with no contact.
+Because contacts enter both the head (same-period effect) and the next step (lasting effect),
+the model learns intervention effects when the log has randomised contacts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from winback.data.panel import PanelSpec, PeriodPanel
+from winback.decay_model.base import (
+    DecayModel,
+    DecayState,
+    Forecast,
+    PeriodActivity,
+    check_born,
+    no_contacts,
+)
+from winback.progress import progress_bar
+
+CALENDAR_MIN_PERIODS_DAYS = 2 * 364
+
+
+@dataclass(frozen=True)
+class LSTMConfig:
+    """Hyperparameters of :class:`LSTMDecayModel`; chosen a priori, not tuned on any holdout."""
+
+    hidden_size: int = 32
+    """LSTM hidden and cell size."""
+    head_size: int = 32
+    """Width of the hidden layer of the output head."""
+    calendar: bool | None = None
+    """Calendar inputs; ``None`` turns them on only when the fitting window spans two years."""
+    tenure: bool = True
+    """Tenure input (periods since birth, log scale)."""
+    batch_size: int = 512
+    """Users per gradient step."""
+    learning_rate: float = 3e-3
+    max_epochs: int = 40
+    patience: int = 4
+    """Epochs without improvement of the held-out loss before stopping."""
+    validation_share: float = 0.1
+    """Share of users held out (by a seeded draw) for early stopping."""
+    spend_weight: float = 0.2
+    """Weight of the spend log-likelihood relative to the counts'."""
+    block_size: int = 4096
+    """Users per forward pass when computing states and forecasts."""
+
+
+class _Network(nn.Module):
+    def __init__(self, n_inputs: int, n_head_inputs: int, n_event_types: int, config: LSTMConfig) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(n_inputs, config.hidden_size, batch_first=True)
+        self.head = nn.Sequential(
+            nn.Linear(config.hidden_size + n_head_inputs, config.head_size),
+            nn.ReLU(),
+            nn.Linear(config.head_size, 3 * n_event_types + 2),
+        )
+        self.n_event_types = n_event_types
+
+    def heads(self, hidden: torch.Tensor, head_inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.head(torch.cat([hidden, head_inputs], dim=-1))
+        e = self.n_event_types
+        return {
+            "logit_active": out[..., :e],
+            "log_mu": out[..., e : 2 * e].clamp(-8.0, 6.0),
+            "log_theta": out[..., 2 * e : 3 * e].clamp(-4.0, 6.0),
+            "spend_mean": out[..., 3 * e] + 3.0,
+            "spend_log_sd": out[..., 3 * e + 1].clamp(-4.0, 2.0),
+        }
+
+
+@dataclass
+class LSTMState(DecayState):
+    hidden: np.ndarray
+    """(n, H) float32."""
+    cell: np.ndarray
+    """(n, H) float32."""
+    first_period: np.ndarray
+    """(n,) birth period, for tenure."""
+
+
+def _nb_log_pmf(k: torch.Tensor, log_mu: torch.Tensor, log_theta: torch.Tensor) -> torch.Tensor:
+    theta = log_theta.exp()
+    log_mu_theta = torch.logaddexp(log_mu, log_theta)
+    return (
+        torch.lgamma(k + theta)
+        - torch.lgamma(theta)
+        - torch.lgamma(k + 1)
+        + theta * (log_theta - log_mu_theta)
+        + k * (log_mu - log_mu_theta)
+    )
+
+
+def _hurdle_log_prob(
+    counts: torch.Tensor, logit_active: torch.Tensor, log_mu: torch.Tensor, log_theta: torch.Tensor
+) -> torch.Tensor:
+    active = counts > 0
+    positive = nn.functional.logsigmoid(logit_active) + _nb_log_pmf(
+        (counts - 1).clamp(min=0), log_mu, log_theta
+    )
+    return torch.where(active, positive, nn.functional.logsigmoid(-logit_active))
+
+
+class LSTMDecayModel(DecayModel):
+    """Learned interest decay (see the module docstring)."""
+
+    name: ClassVar[str] = "lstm"
+    uses_contacts: ClassVar[bool] = True
+
+    def __init__(self, config: LSTMConfig | None = None) -> None:
+        self.cfg = config or LSTMConfig()
+        self.calendar = bool(self.cfg.calendar)
+        self.network: _Network | None = None
+        self.history: list[dict[str, float]] = []
+
+    # ----------------------------------------------------------------------------------- features
+    def _n_inputs(self, spec: PanelSpec) -> tuple[int, int]:
+        n_known = len(spec.interventions) + int(self.cfg.tenure) + (2 if self.calendar else 0)
+        step = len(spec.event_types) + 1 + n_known + 1
+        head = n_known
+        return step, head
+
+    def _known_ahead(self, spec: PanelSpec, period: np.ndarray, first: np.ndarray, contacts: np.ndarray):
+        """Features known before a period happens: contacts, tenure, calendar. Shape (..., head)."""
+        parts = [np.log1p(contacts.astype(np.float32))]
+        if self.cfg.tenure:
+            parts.append(np.log1p(np.maximum(period - first, 0))[..., None])
+        if self.calendar:
+            parts.append(spec.calendar_features(period))
+        return np.concatenate([p.astype(np.float32) for p in parts], axis=-1)
+
+    def _step_features(
+        self,
+        spec: PanelSpec,
+        period: np.ndarray,
+        first: np.ndarray,
+        counts: np.ndarray,
+        spend: np.ndarray,
+        contacts: np.ndarray,
+    ) -> np.ndarray:
+        """LSTM inputs of a period that has happened. Shape (..., step)."""
+        known = self._known_ahead(spec, period, first, contacts)
+        birth = (period == first).astype(np.float32)[..., None]
+        activity = np.log1p(np.concatenate([counts.astype(np.float32), spend[..., None]], axis=-1))
+        return np.concatenate([activity, known, birth], axis=-1).astype(np.float32)
+
+    def _sequences(self, panel: PeriodPanel, until: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Left-aligned sequences from birth: (inputs (n, L, step), next-period head inputs, lengths)."""
+        lengths = (until - panel.first_period).astype(np.int64)
+        max_len = int(lengths.max())
+        offsets = np.arange(max_len)
+        period = panel.first_period[:, None] + offsets[None, :]
+        valid = offsets[None, :] < lengths[:, None]
+        period_c = np.minimum(period, panel.spec.n_periods - 1)
+        rows = np.arange(panel.n_users)[:, None]
+        counts = np.where(valid[..., None], panel.counts[rows, period_c], 0)
+        spend = np.where(valid, panel.spend[rows, period_c], 0.0)
+        contacts = np.where(valid[..., None], panel.interventions[rows, period_c], 0)
+        first = panel.first_period[:, None]
+        inputs = self._step_features(panel.spec, period, first, counts, spend, contacts)
+        next_period = np.minimum(period + 1, panel.spec.n_periods - 1)
+        next_valid = offsets[None, :] + 1 < lengths[:, None]
+        next_contacts = np.where(next_valid[..., None], panel.interventions[rows, next_period], 0)
+        head_inputs = self._known_ahead(panel.spec, period + 1, first, next_contacts)
+        return inputs * valid[..., None], head_inputs, lengths
+
+    # ---------------------------------------------------------------------------------------- fit
+    def fit(
+        self,
+        panel: PeriodPanel,
+        *,
+        until: int,
+        seed: int = 0,
+        progress: bool = False,
+        checkpoint_dir: str | Path | None = None,
+    ) -> Self:
+        """Fit on periods before ``until`` with early stopping on held-out users.
+
+        With ``checkpoint_dir``, the state after every epoch is written there (safetensors + JSON)
+        and a later call with the same directory resumes from it.
+        """
+        panel = panel.select(panel.born_before(until))
+        if self.cfg.calendar is None:
+            self.calendar = until * panel.spec.period_days >= CALENDAR_MIN_PERIODS_DAYS
+        self.spec = panel.spec
+        until_array = np.full(panel.n_users, until, dtype=np.int64)
+        inputs, head_inputs, lengths = self._sequences(panel, until_array)
+        targets_counts = _next_period_targets(panel, lengths)
+        rng = np.random.default_rng(seed)
+        is_validation = rng.random(panel.n_users) < self.cfg.validation_share
+        train_users, val_users = np.flatnonzero(~is_validation), np.flatnonzero(is_validation)
+
+        generator = torch.Generator().manual_seed(seed)
+        network = self._build_network(panel.spec, generator)
+        optimizer = torch.optim.Adam(network.parameters(), lr=self.cfg.learning_rate)
+        tensors = (
+            torch.from_numpy(inputs),
+            torch.from_numpy(head_inputs),
+            torch.from_numpy(targets_counts[0]),
+            torch.from_numpy(targets_counts[1]),
+            torch.from_numpy(lengths),
+        )
+        checkpoint = _Checkpoint(Path(checkpoint_dir)) if checkpoint_dir is not None else None
+        start_epoch, best_loss, best_weights, stale = 0, math.inf, None, 0
+        if checkpoint is not None and checkpoint.exists():
+            start_epoch, best_loss, stale, rng, best_weights = checkpoint.restore(network, optimizer)
+            self.history = checkpoint.history()
+
+        with progress_bar(enabled=progress) as bar:
+            task = bar.add_task("fit lstm", total=self.cfg.max_epochs, completed=start_epoch)
+            for epoch in range(start_epoch, self.cfg.max_epochs):
+                if stale >= self.cfg.patience:
+                    break
+                network.train()
+                order = rng.permutation(train_users)
+                train_loss = 0.0
+                for start in range(0, len(order), self.cfg.batch_size):
+                    batch = order[start : start + self.cfg.batch_size]
+                    loss, n_targets = self._loss(network, tensors, batch)
+                    optimizer.zero_grad()
+                    (loss / n_targets).backward()
+                    nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+                    optimizer.step()
+                    train_loss += loss.item()
+                val_loss = self._evaluate_loss(network, tensors, val_users)
+                n_train_targets = float(tensors[2][train_users].gt(-1).any(-1).sum())
+                self.history.append(
+                    {"epoch": epoch + 1, "train_loss": train_loss / n_train_targets, "val_loss": val_loss}
+                )
+                if val_loss < best_loss - 1e-5:
+                    best_loss, stale = val_loss, 0
+                    best_weights = {k: v.detach().clone() for k, v in network.state_dict().items()}
+                else:
+                    stale += 1
+                if checkpoint is not None:
+                    checkpoint.save(
+                        network, optimizer, epoch + 1, best_loss, stale, rng, best_weights, self.history
+                    )
+                bar.update(task, advance=1, description=f"fit lstm  val loss {val_loss:.4f}")
+        if best_weights is not None:
+            network.load_state_dict(best_weights)
+        network.eval()
+        self.network = network
+        return self
+
+    def _build_network(self, spec: PanelSpec, generator: torch.Generator) -> _Network:
+        n_step, n_head = self._n_inputs(spec)
+        network = _Network(n_step, n_head, len(spec.event_types), self.cfg)
+        with torch.no_grad():
+            for parameter in network.parameters():
+                if parameter.dim() > 1:
+                    bound = 1.0 / math.sqrt(parameter.shape[1])
+                    parameter.copy_(torch.empty_like(parameter).uniform_(-bound, bound, generator=generator))
+                else:
+                    parameter.zero_()
+        return network
+
+    def _loss(self, network: _Network, tensors: tuple[torch.Tensor, ...], users: np.ndarray):
+        inputs, head_inputs, counts, spend_per_purchase, lengths = (t[users] for t in tensors)
+        max_len = int(lengths.max())
+        hidden, _ = network.lstm(inputs[:, :max_len])
+        out = network.heads(hidden, head_inputs[:, :max_len])
+        counts, spend_per_purchase = counts[:, :max_len], spend_per_purchase[:, :max_len]
+        has_target = counts[..., 0] >= 0
+        log_lik = _hurdle_log_prob(counts.clamp(min=0), out["logit_active"], out["log_mu"], out["log_theta"])
+        total = (log_lik.sum(-1) * has_target).sum()
+        has_spend = spend_per_purchase > 0
+        z = (spend_per_purchase.clamp(min=1e-6).log() - out["spend_mean"]) / out["spend_log_sd"].exp()
+        spend_log_lik = -0.5 * z**2 - out["spend_log_sd"]
+        total = total + self.cfg.spend_weight * (spend_log_lik * has_spend).sum()
+        return -total, float(has_target.sum().clamp(min=1))
+
+    @torch.no_grad()
+    def _evaluate_loss(
+        self, network: _Network, tensors: tuple[torch.Tensor, ...], users: np.ndarray
+    ) -> float:
+        network.eval()
+        total, n = 0.0, 0.0
+        for start in range(0, len(users), self.cfg.block_size):
+            loss, count = self._loss(network, tensors, users[start : start + self.cfg.block_size])
+            total += float(loss)
+            n += count
+        return total / max(n, 1.0)
+
+    # ---------------------------------------------------------------------------------- interface
+    @torch.no_grad()
+    def initial_state(self, panel: PeriodPanel, *, until: int | np.ndarray) -> LSTMState:
+        network = self._require_network()
+        until_array = check_born(panel, until)
+        hidden = np.zeros((panel.n_users, self.cfg.hidden_size), dtype=np.float32)
+        cell = np.zeros_like(hidden)
+        for start in range(0, panel.n_users, self.cfg.block_size):
+            block = np.arange(start, min(start + self.cfg.block_size, panel.n_users))
+            inputs, _, lengths = self._sequences(panel.select(block), until_array[block])
+            packed = nn.utils.rnn.pack_padded_sequence(
+                torch.from_numpy(inputs), torch.from_numpy(lengths), batch_first=True, enforce_sorted=False
+            )
+            _, (h, c) = network.lstm(packed)
+            hidden[block], cell[block] = h[0].numpy(), c[0].numpy()
+        return LSTMState(period=until_array, hidden=hidden, cell=cell, first_period=panel.first_period.copy())
+
+    @torch.no_grad()
+    def forecast(self, state: LSTMState, contacts: np.ndarray | None = None) -> Forecast:
+        spec = self._require_fitted()
+        network = self._require_network()
+        if contacts is None:
+            contacts = no_contacts(len(state.period), spec)
+        head_inputs = self._known_ahead(spec, state.period, state.first_period, contacts)
+        out = network.heads(torch.from_numpy(state.hidden), torch.from_numpy(head_inputs))
+        params = {k: v.numpy() for k, v in out.items()}
+        p_active = _sigmoid(params["logit_active"][:, -1])
+        purchases = p_active * (1.0 + np.exp(params["log_mu"][:, -1]))
+        spend_per_purchase = np.exp(params["spend_mean"] + np.exp(params["spend_log_sd"]) ** 2 / 2)
+        return Forecast(
+            p_active=p_active,
+            expected_purchases=purchases,
+            expected_spend=purchases * spend_per_purchase,
+            params=params,
+        )
+
+    def sample(self, forecast: Forecast, rng: np.random.Generator) -> PeriodActivity:
+        p = forecast.params
+        active = np.nonzero(rng.random(p["logit_active"].shape) < _sigmoid(p["logit_active"]))
+        mu, theta = np.exp(p["log_mu"][active]), np.exp(p["log_theta"][active])
+        counts = np.zeros(p["logit_active"].shape, dtype=np.int64)
+        counts[active] = 1 + rng.poisson(rng.gamma(theta, mu / theta))
+        buyers = np.flatnonzero(counts[:, -1])
+        spend = np.zeros(len(counts))
+        per_purchase = np.exp(rng.normal(p["spend_mean"][buyers], np.exp(p["spend_log_sd"][buyers])))
+        spend[buyers] = counts[buyers, -1] * per_purchase
+        return PeriodActivity(counts=counts, spend=spend)
+
+    def log_prob(self, forecast: Forecast, purchases: np.ndarray) -> np.ndarray:
+        p = forecast.params
+        log_prob = _hurdle_log_prob(
+            torch.from_numpy(np.asarray(purchases, dtype=np.float64)),
+            torch.from_numpy(p["logit_active"][:, -1]),
+            torch.from_numpy(p["log_mu"][:, -1]),
+            torch.from_numpy(p["log_theta"][:, -1]),
+        )
+        return log_prob.numpy()
+
+    @torch.no_grad()
+    def advance(
+        self, state: LSTMState, activity: PeriodActivity, contacts: np.ndarray | None = None
+    ) -> LSTMState:
+        spec = self._require_fitted()
+        network = self._require_network()
+        if contacts is None:
+            contacts = no_contacts(len(state.period), spec)
+        inputs = self._step_features(
+            spec, state.period, state.first_period, activity.counts, activity.spend, contacts
+        )
+        _, (h, c) = network.lstm(
+            torch.from_numpy(inputs)[:, None, :],
+            (torch.from_numpy(state.hidden)[None], torch.from_numpy(state.cell)[None]),
+        )
+        return dataclasses.replace(state, period=state.period + 1, hidden=h[0].numpy(), cell=c[0].numpy())
+
+    # ------------------------------------------------------------------------------ serialisation
+    def config(self) -> dict[str, Any]:
+        return {"lstm": dataclasses.asdict(self.cfg), "calendar": self.calendar, "history": self.history}
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        return {k: v.numpy() for k, v in self._require_network().state_dict().items()}
+
+    @classmethod
+    def from_artifact(cls, config: dict[str, Any], tensors: dict[str, np.ndarray], spec: PanelSpec) -> Self:
+        model = cls(LSTMConfig(**config["lstm"]))
+        model.calendar = bool(config["calendar"])
+        model.history = list(config["history"])
+        model.spec = spec
+        network = model._build_network(spec, torch.Generator().manual_seed(0))
+        network.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()})
+        network.eval()
+        model.network = network
+        return model
+
+    def _require_network(self) -> _Network:
+        self._require_fitted()
+        assert self.network is not None
+        return self.network
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _next_period_targets(panel: PeriodPanel, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Targets aligned with the sequences: step ``j`` predicts period ``first + j + 1``.
+
+    Returns counts (n, L, E) float32 with -1 where there is no target, and spend per purchase
+    (n, L) float32 with 0 where there was no purchase.
+    """
+    max_len = int(lengths.max())
+    offsets = np.arange(max_len)
+    target_period = np.minimum(panel.first_period[:, None] + offsets[None, :] + 1, panel.spec.n_periods - 1)
+    has_target = offsets[None, :] + 1 < lengths[:, None]
+    rows = np.arange(panel.n_users)[:, None]
+    counts = panel.counts[rows, target_period].astype(np.float32)
+    counts = np.where(has_target[..., None], counts, -1.0).astype(np.float32)
+    purchases = panel.purchases[rows, target_period].astype(np.float32)
+    spend = panel.spend[rows, target_period]
+    per_purchase = np.where(has_target & (purchases > 0), spend / np.maximum(purchases, 1), 0.0)
+    return counts, per_purchase.astype(np.float32)
+
+
+class _Checkpoint:
+    """Training state after an epoch: weights and optimiser as safetensors, the rest as JSON."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.state_file = directory / "checkpoint.json"
+        self.tensor_file = directory / "checkpoint.safetensors"
+
+    def exists(self) -> bool:
+        return self.state_file.is_file() and self.tensor_file.is_file()
+
+    def save(
+        self,
+        network: _Network,
+        optimizer: torch.optim.Optimizer,
+        epoch: int,
+        best_loss: float,
+        stale: int,
+        rng: np.random.Generator,
+        best_weights: dict[str, torch.Tensor] | None,
+        history: list[dict[str, float]],
+    ) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tensors = {f"model.{k}": v.contiguous() for k, v in network.state_dict().items()}
+        if best_weights is not None:
+            tensors.update({f"best.{k}": v.contiguous() for k, v in best_weights.items()})
+        optim_state = optimizer.state_dict()
+        for index, slots in optim_state["state"].items():
+            for slot, value in slots.items():
+                tensors[f"optim.{index}.{slot}"] = (
+                    value.reshape(-1).contiguous() if value.dim() == 0 else value
+                )
+        save_file(tensors, str(self.tensor_file))
+        state = {
+            "epoch": epoch,
+            "best_loss": best_loss,
+            "stale": stale,
+            "rng": rng.bit_generator.state,
+            "param_groups": optim_state["param_groups"],
+            "history": history,
+        }
+        self.state_file.write_text(json.dumps(state, default=int))
+
+    def restore(self, network: _Network, optimizer: torch.optim.Optimizer):
+        state = json.loads(self.state_file.read_text())
+        tensors = load_file(str(self.tensor_file))
+        network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
+        slots: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, slot = key.split(".")
+                slots.setdefault(int(index), {})[slot] = value.reshape(()) if slot == "step" else value
+        optimizer.load_state_dict({"state": slots, "param_groups": state["param_groups"]})
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state["rng"]
+        return state["epoch"], state["best_loss"], state["stale"], rng, best
+
+    def history(self) -> list[dict[str, float]]:
+        return list(json.loads(self.state_file.read_text())["history"])

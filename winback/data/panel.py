@@ -12,6 +12,7 @@ and are never read by the models.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -125,7 +126,8 @@ class PeriodPanel:
     spend: np.ndarray
     """(n, P) float32, sum of purchase values."""
     interventions: np.ndarray
-    """(n, P, C) uint8 contacts received per kind, saturating at 255."""
+    """(n, P, C) uint8 contacts received per kind (each row whose intervention is not ``none`` is
+    one contact), saturating at 255."""
     last_purchase_day: np.ndarray
     """(n, P) uint8, day within the period of the last purchase (0 where there was none)."""
     notes: tuple[str, ...] = ()
@@ -155,6 +157,21 @@ class PeriodPanel:
             notes=self.notes,
         )
 
+    def truncate(self, end: int) -> PeriodPanel:
+        """The panel's first ``end`` periods (users born later are dropped), e.g. for validation inside calibration."""
+        born = self.first_period < end
+        return dataclasses.replace(
+            self.select(born),
+            spec=dataclasses.replace(self.spec, n_periods=end),
+            counts=self.counts[born, :end],
+            spend=self.spend[born, :end],
+            interventions=self.interventions[born, :end],
+            last_purchase_day=self.last_purchase_day[born, :end],
+            first_purchase_period=np.where(
+                self.first_purchase_period[born] < end, self.first_purchase_period[born], -1
+            ).astype(np.int32),
+        )
+
     def born_before(self, period: int) -> np.ndarray:
         """Boolean mask of users whose first row falls before ``period``."""
         return self.first_period < period
@@ -163,14 +180,16 @@ class PeriodPanel:
         """(n, len(periods)) periods since birth (negative before birth)."""
         return np.asarray(periods)[None, :] - self.first_period[:, None]
 
-    def rfm(self, until: int) -> RFMSummary:
-        """Recency-frequency summary from each user's history before period ``until``."""
+    def rfm(self, until: int | np.ndarray) -> RFMSummary:
+        """Recency-frequency summary from each user's history before period ``until`` (int or (n,) array)."""
         pd_days = self.spec.period_days
-        purchases = self.purchases[:, :until].astype(np.int64)
+        until = np.asarray(until)
+        periods = np.arange(int(until.max()))
+        within = periods[None, :] < until.reshape(-1, 1)
+        purchases = np.where(within, self.purchases[:, : len(periods)], 0).astype(np.int64)
         has_purchase = (self.first_purchase_period >= 0) & (self.first_purchase_period < until)
         total = purchases.sum(axis=1)
         x = np.where(has_purchase, total - 1, 0).astype(np.float64)
-        periods = np.arange(until)
         last_period = np.where(purchases > 0, periods[None, :], -1).max(axis=1)
         rows = np.arange(self.n_users)
         last_day = self.last_purchase_day[rows, np.maximum(last_period, 0)]

@@ -56,6 +56,9 @@ class LSTMConfig:
     """Calendar inputs; ``None`` turns them on only when the fitting window spans two years."""
     tenure: bool = True
     """Tenure input (periods since birth, log scale)."""
+    recency_frequency: bool = True
+    """Recency (periods since the last purchase, or birth) and frequency (purchases so far) inputs,
+    log scale: the sufficient statistics of the classic models, so the LSTM need not count gaps."""
     batch_size: int = 512
     """Users per gradient step."""
     learning_rate: float = 3e-3
@@ -101,6 +104,10 @@ class LSTMState(DecayState):
     """(n, H) float32."""
     first_period: np.ndarray
     """(n,) birth period, for tenure."""
+    last_purchase: np.ndarray
+    """(n,) period of the last purchase (birth if none), for recency."""
+    frequency: np.ndarray
+    """(n,) purchases so far."""
 
 
 def _nb_log_pmf(k: torch.Tensor, log_mu: torch.Tensor, log_theta: torch.Tensor) -> torch.Tensor:
@@ -140,7 +147,7 @@ class LSTMDecayModel(DecayModel):
     # ----------------------------------------------------------------------------------- features
     def _n_inputs(self, spec: PanelSpec) -> tuple[int, int]:
         n_known = len(spec.interventions) + int(self.cfg.tenure) + (2 if self.calendar else 0)
-        step = len(spec.event_types) + 1 + n_known + 1
+        step = len(spec.event_types) + 1 + n_known + 1 + 2 * int(self.cfg.recency_frequency)
         head = n_known
         return step, head
 
@@ -161,12 +168,16 @@ class LSTMDecayModel(DecayModel):
         counts: np.ndarray,
         spend: np.ndarray,
         contacts: np.ndarray,
+        last_purchase: np.ndarray,
+        frequency: np.ndarray,
     ) -> np.ndarray:
         """LSTM inputs of a period that has happened. Shape (..., step)."""
         known = self._known_ahead(spec, period, first, contacts)
         birth = (period == first).astype(np.float32)[..., None]
-        activity = np.log1p(np.concatenate([counts.astype(np.float32), spend[..., None]], axis=-1))
-        return np.concatenate([activity, known, birth], axis=-1).astype(np.float32)
+        parts = [np.log1p(counts.astype(np.float32)), np.log1p(spend.astype(np.float32))[..., None], known, birth]
+        if self.cfg.recency_frequency:
+            parts += [np.log1p(np.maximum(period - last_purchase, 0))[..., None], np.log1p(frequency)[..., None]]
+        return np.concatenate([p.astype(np.float32) for p in parts], axis=-1)
 
     def _sequences(self, panel: PeriodPanel, until: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Left-aligned sequences from birth: (inputs (n, L, step), next-period head inputs, lengths)."""
@@ -181,7 +192,12 @@ class LSTMDecayModel(DecayModel):
         spend = np.where(valid, panel.spend[rows, period_c], 0.0)
         contacts = np.where(valid[..., None], panel.interventions[rows, period_c], 0)
         first = panel.first_period[:, None]
-        inputs = self._step_features(panel.spec, period, first, counts, spend, contacts)
+        purchases = counts[..., -1]
+        last_purchase = np.maximum.accumulate(np.where(purchases > 0, period, first), axis=1)
+        frequency = np.cumsum(purchases, axis=1)
+        inputs = self._step_features(
+            panel.spec, period, first, counts, spend, contacts, last_purchase, frequency
+        )
         next_period = np.minimum(period + 1, panel.spec.n_periods - 1)
         next_valid = offsets[None, :] + 1 < lengths[:, None]
         next_contacts = np.where(next_valid[..., None], panel.interventions[rows, next_period], 0)
@@ -321,7 +337,17 @@ class LSTMDecayModel(DecayModel):
             )
             _, (h, c) = network.lstm(packed)
             hidden[block], cell[block] = h[0].numpy(), c[0].numpy()
-        return LSTMState(period=until_array, hidden=hidden, cell=cell, first_period=panel.first_period.copy())
+        periods = np.arange(panel.spec.n_periods)[None, :]
+        seen = (periods < until_array[:, None]) & (periods >= panel.first_period[:, None])
+        bought = seen & (panel.purchases > 0)
+        return LSTMState(
+            period=until_array,
+            hidden=hidden,
+            cell=cell,
+            first_period=panel.first_period.copy(),
+            last_purchase=np.maximum(np.where(bought, periods, -1).max(axis=1), panel.first_period),
+            frequency=(panel.purchases * seen).sum(axis=1).astype(np.float64),
+        )
 
     @torch.no_grad()
     def forecast(self, state: LSTMState, contacts: np.ndarray | None = None) -> Forecast:
@@ -372,14 +398,24 @@ class LSTMDecayModel(DecayModel):
         network = self._require_network()
         if contacts is None:
             contacts = no_contacts(len(state.period), spec)
+        bought = activity.purchases > 0
+        last_purchase = np.where(bought, state.period, state.last_purchase)
+        frequency = state.frequency + activity.purchases
         inputs = self._step_features(
-            spec, state.period, state.first_period, activity.counts, activity.spend, contacts
+            spec, state.period, state.first_period, activity.counts, activity.spend, contacts, last_purchase, frequency
         )
         _, (h, c) = network.lstm(
             torch.from_numpy(inputs)[:, None, :],
             (torch.from_numpy(state.hidden)[None], torch.from_numpy(state.cell)[None]),
         )
-        return dataclasses.replace(state, period=state.period + 1, hidden=h[0].numpy(), cell=c[0].numpy())
+        return dataclasses.replace(
+            state,
+            period=state.period + 1,
+            hidden=h[0].numpy(),
+            cell=c[0].numpy(),
+            last_purchase=last_purchase,
+            frequency=frequency,
+        )
 
     # ------------------------------------------------------------------------------ serialisation
     def config(self) -> dict[str, Any]:

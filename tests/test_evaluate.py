@@ -1,0 +1,79 @@
+"""Holdout evaluation: metric helpers with known answers, and a full small evaluation with its report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from winback.data.cdnow import load_cdnow_panel
+from winback.decay_model.evaluate import auc, evaluate_models, simulate_forward
+from winback.decay_model.heuristic import ExponentialDecayModel, RecurrenceDecayModel
+from winback.decay_model.report import write_report
+
+CALIBRATION_END = 39
+
+
+def test_auc_known_answers() -> None:
+    assert auc(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0, 0, 1, 1])) == 1.0
+    assert auc(np.array([0.9, 0.8, 0.2, 0.1]), np.array([0, 0, 1, 1])) == 0.0
+    assert auc(np.array([0.5, 0.5, 0.5, 0.5]), np.array([0, 1, 0, 1])) == 0.5
+    # one of four positive-negative pairs is misordered
+    assert auc(np.array([0.1, 0.6, 0.5, 0.9]), np.array([0, 0, 1, 1])) == 0.75
+
+
+def test_rollout_of_a_certain_buyer_counts_every_period() -> None:
+    """A recurrence model with a = 1, b = 0 and interest near 1 buys every period (marks: one purchase)."""
+    panel = load_cdnow_panel("cdnow-sample").select(np.arange(50))
+    model = RecurrenceDecayModel().fit(panel, until=CALIBRATION_END)
+    model.a, model.b = 1.0, 0.0
+    state = model.initial_state(panel, until=CALIBRATION_END)
+    state.interest[:] = 1.0
+    model.marks = type(model.marks)(extra_purchase_q=0.0, log_spend_mean=0.0, log_spend_sd=1e-6)
+    rollout = simulate_forward(model, state, end=45, draws=2, rng=np.random.default_rng(0))
+    assert np.all(rollout.totals == 6)
+    np.testing.assert_allclose(rollout.per_period[CALIBRATION_END:], 50.0)
+    assert np.all(rollout.per_period[:CALIBRATION_END] == 0)
+
+
+@pytest.fixture(scope="module")
+def evaluation():
+    panel = load_cdnow_panel("cdnow-sample").select(np.arange(400))
+    models = {
+        "exponential": ExponentialDecayModel().fit(panel, until=CALIBRATION_END),
+        "recurrence": RecurrenceDecayModel().fit(panel, until=CALIBRATION_END),
+    }
+    return panel, evaluate_models(models, panel, calibration_end=CALIBRATION_END, draws=4, tracking_draws=2)
+
+
+def test_metrics_are_consistent(evaluation) -> None:
+    panel, result = evaluation
+    actual = float(panel.purchases[:, CALIBRATION_END:].sum())
+    for metrics in result.metrics.values():
+        assert metrics["actual_holdout_total"] == actual
+        bias = 100 * (metrics["holdout_total"] - actual) / actual
+        assert metrics["holdout_bias_pct"] == pytest.approx(bias)
+        assert metrics["rmse"] >= metrics["mae"] > 0
+        assert sum(metrics["count_shares"]["model"]) == pytest.approx(1.0)
+        assert sum(metrics["count_shares"]["actual"]) == pytest.approx(1.0)
+        assert metrics["log_score"] < 0 and 0 <= metrics["auc_any"] <= 1
+        assert len(metrics["by_x"]["model"]) == len(metrics["by_x"]["actual"]) == 8
+
+
+def test_evaluation_is_deterministic(evaluation) -> None:
+    panel, result = evaluation
+    models = {"recurrence": RecurrenceDecayModel().fit(panel, until=CALIBRATION_END)}
+    again = evaluate_models(models, panel, calibration_end=CALIBRATION_END, draws=4, tracking_draws=2)
+    assert again.metrics["recurrence"] == result.metrics["recurrence"]
+
+
+def test_report_writes_metrics_plots_and_markdown(evaluation, tmp_path) -> None:
+    _, result = evaluation
+    report = write_report(result, tmp_path, {"data": "cdnow-sample (400 users)"})
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"exponential", "recurrence"}
+    for name in ("tracking.png", "by_x.png", "holdout_counts.png", "interest.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
+        assert f"]({name})" in report.read_text()
+    assert "holdout bias %" in report.read_text()

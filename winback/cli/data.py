@@ -2,6 +2,88 @@
 
 from __future__ import annotations
 
+import json
+from typing import Annotated
+
 import typer
 
+from winback.data.cdnow import DATASETS, load_cdnow
+from winback.data.io import read_event_log
+from winback.data.schema import EventLog
+from winback.data.summary import summarize
+from winback.errors import DataError
+
 app = typer.Typer(no_args_is_help=True)
+
+PathArgument = Annotated[
+    str,
+    typer.Argument(
+        help=f"Event log file (.csv, .csv.gz, .parquet, .pq) or a built-in dataset: {', '.join(DATASETS)}."
+    ),
+]
+MappingOption = Annotated[
+    str | None,
+    typer.Option(help="Column mapping: a preset (retailrocket, rees46, taobao) or a TOML file."),
+]
+PurchaseEventOption = Annotated[str, typer.Option(help="Event type that counts as a purchase.")]
+EventTypesOption = Annotated[
+    str | None,
+    typer.Option(help="Comma-separated declared event types; any other type is an error."),
+]
+DelimiterOption = Annotated[str, typer.Option(help="CSV delimiter (write tab as 'tab' or '\\t').")]
+
+
+@app.command()
+def validate(
+    path: PathArgument,
+    mapping: MappingOption = None,
+    purchase_event: PurchaseEventOption = "purchase",
+    event_types: EventTypesOption = None,
+    delimiter: DelimiterOption = ",",
+) -> None:
+    """Check an event log and report what loading it did (duplicates dropped, rows sorted)."""
+    log = _load(path, mapping, purchase_event, event_types, delimiter)
+    report = log.report
+    message = (
+        f"OK: {report.source}: {len(log.events):,} rows ({report.rows_read:,} read), {log.n_users:,} users, "
+        f"event types {', '.join(log.event_types)} (purchase event '{log.purchase_event}'); "
+        f"{report.duplicate_rows_dropped:,} exact duplicate rows dropped, "
+        f"{report.out_of_order_rows:,} out-of-order rows sorted"
+    )
+    if report.same_day_rows_merged:
+        message += f", {report.same_day_rows_merged:,} same-day rows merged"
+    typer.echo(message + "." + "".join(f" Note: {note}." for note in report.notes))
+
+
+@app.command()
+def summary(
+    path: PathArgument,
+    mapping: MappingOption = None,
+    purchase_event: PurchaseEventOption = "purchase",
+    event_types: EventTypesOption = None,
+    delimiter: DelimiterOption = ",",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Summarise an event log: users, events per type, contacts, dates, purchases per user."""
+    figures = summarize(_load(path, mapping, purchase_event, event_types, delimiter))
+    typer.echo(json.dumps(figures.to_dict(), indent=2) if as_json else figures.to_markdown())
+
+
+def _load(
+    path: str, mapping: str | None, purchase_event: str, event_types: str | None, delimiter: str
+) -> EventLog:
+    """A built-in dataset by name, or an event log file read with the given options."""
+    if path in DATASETS:
+        if mapping is not None or event_types is not None or delimiter != "," or purchase_event != "purchase":
+            raise DataError(
+                f"built-in dataset '{path}' takes no loading options",
+                expected="no --mapping, --purchase-event, --event-types or --delimiter",
+            )
+        return load_cdnow(path)
+    return read_event_log(
+        path,
+        mapping=mapping,
+        purchase_event=purchase_event,
+        event_types=None if event_types is None else [name.strip() for name in event_types.split(",")],
+        delimiter={"tab": "\t", "\\t": "\t"}.get(delimiter, delimiter),
+    )

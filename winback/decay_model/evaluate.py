@@ -231,3 +231,37 @@ def _interest_users(panel: PeriodPanel, calibration_end: int, n: int) -> np.ndar
     x = panel.rfm(calibration_end).x
     order = np.argsort(x, kind="stable")
     return order[np.linspace(0, len(order) - 1, n).astype(int)]
+
+
+def estimate_contact_effects(model: DecayModel, panel: PeriodPanel) -> dict[str, dict[str, float]]:
+    """The model's average effect of each contact on the purchase probability of the period it is received in.
+
+    Walks every user's actual history (teacher forcing); at each user-period that received exactly
+    one contact of a kind, compares ``P(purchase)`` given that contact with ``P(purchase)`` given none,
+    from the same state. Averages over those user-periods, i.e. the effect on the treated, which
+    is what :attr:`winback.data.synthetic.SyntheticLog.true_effects` holds.
+    """
+    spec = panel.spec
+    kinds = spec.interventions
+    sums = {kind: [0.0, 0.0, 0] for kind in kinds}  # effect sum, base probability sum, count
+    state = model.initial_state(panel, until=panel.first_period + 1)
+    users = np.arange(panel.n_users)
+    while (live := state.period < spec.n_periods).any():
+        period = np.minimum(state.period, spec.n_periods - 1)
+        contacts = panel.interventions[users, period].astype(np.int64)
+        base = model.forecast(state).p_active
+        for k, kind in enumerate(kinds):
+            treated = live & (contacts[:, k] == 1) & (contacts.sum(axis=1) == 1)
+            if not treated.any():
+                continue
+            one = np.zeros((int(treated.sum()), len(kinds)), dtype=np.int64)
+            one[:, k] = 1
+            lifted = model.forecast(state.take(treated), one).p_active
+            sums[kind][0] += float((lifted - base[treated]).sum())
+            sums[kind][1] += float(base[treated].sum())
+            sums[kind][2] += int(treated.sum())
+        state = model.advance(state, PeriodActivity.from_panel(panel, period), contacts)
+    return {
+        kind: {"effect": s / n, "base_probability": b / n, "user_periods": n} if n else {"user_periods": 0}
+        for kind, (s, b, n) in sums.items()
+    }

@@ -39,6 +39,7 @@ from winback.decay_model.base import (
     check_born,
     no_contacts,
 )
+from winback.errors import ConfigError
 from winback.progress import progress_bar
 
 CALENDAR_MIN_PERIODS_DAYS = 2 * 364
@@ -57,8 +58,14 @@ class LSTMConfig:
     tenure: bool = True
     """Tenure input (periods since birth, log scale)."""
     recency_frequency: bool = True
-    """Recency (periods since the last purchase, or birth) and frequency (purchases so far) inputs,
-    log scale: the sufficient statistics of the classic models, so the LSTM need not count gaps."""
+    """Recency (periods since the last purchase, or birth) and frequency (purchases so far) inputs:
+    the sufficient statistics of the classic models, so the LSTM need not count gaps."""
+    time_encoding: str = "decay"
+    """How tenure and recency enter: ``log`` (``log1p``, unbounded) or ``decay`` (``exp(-t / scale)``
+    for the scales in ``time_scales``: bounded, saturating features, so rolling past the fitting
+    window's longest tenure or recency feeds inputs the model has seen)."""
+    time_scales: tuple[float, ...] = (4.0, 16.0)
+    """Scales, in periods, of the ``decay`` time encoding."""
     batch_size: int = 512
     """Users per gradient step."""
     learning_rate: float = 3e-3
@@ -71,6 +78,13 @@ class LSTMConfig:
     """Weight of the spend log-likelihood relative to the counts'."""
     block_size: int = 4096
     """Users per forward pass when computing states and forecasts."""
+
+    def __post_init__(self) -> None:
+        if self.time_encoding not in ("log", "decay"):
+            raise ConfigError(f"LSTMConfig.time_encoding = {self.time_encoding!r} (allowed: 'log', 'decay')")
+        for name in ("hidden_size", "head_size", "batch_size", "max_epochs", "block_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"LSTMConfig.{name} = {getattr(self, name)} (allowed: >= 1)")
 
 
 class _Network(nn.Module):
@@ -146,16 +160,24 @@ class LSTMDecayModel(DecayModel):
 
     # ----------------------------------------------------------------------------------- features
     def _n_inputs(self, spec: PanelSpec) -> tuple[int, int]:
-        n_known = len(spec.interventions) + int(self.cfg.tenure) + (2 if self.calendar else 0)
-        step = len(spec.event_types) + 1 + n_known + 1 + 2 * int(self.cfg.recency_frequency)
+        n_time = 1 if self.cfg.time_encoding == "log" else len(self.cfg.time_scales)
+        n_known = len(spec.interventions) + n_time * int(self.cfg.tenure) + (2 if self.calendar else 0)
+        step = len(spec.event_types) + 1 + n_known + 1 + (n_time + 1) * int(self.cfg.recency_frequency)
         head = n_known
         return step, head
+
+    def _encode_time(self, periods: np.ndarray) -> np.ndarray:
+        """Tenure or recency features, shape (..., 1) for ``log`` or (..., len(time_scales)) for ``decay``."""
+        t = np.maximum(periods, 0).astype(np.float32)[..., None]
+        if self.cfg.time_encoding == "log":
+            return np.log1p(t)
+        return np.exp(-t / np.asarray(self.cfg.time_scales, dtype=np.float32))
 
     def _known_ahead(self, spec: PanelSpec, period: np.ndarray, first: np.ndarray, contacts: np.ndarray):
         """Features known before a period happens: contacts, tenure, calendar. Shape (..., head)."""
         parts = [np.log1p(contacts.astype(np.float32))]
         if self.cfg.tenure:
-            parts.append(np.log1p(np.maximum(period - first, 0))[..., None])
+            parts.append(self._encode_time(period - first))
         if self.calendar:
             parts.append(spec.calendar_features(period))
         return np.concatenate([p.astype(np.float32) for p in parts], axis=-1)
@@ -176,7 +198,7 @@ class LSTMDecayModel(DecayModel):
         birth = (period == first).astype(np.float32)[..., None]
         parts = [np.log1p(counts.astype(np.float32)), np.log1p(spend.astype(np.float32))[..., None], known, birth]
         if self.cfg.recency_frequency:
-            parts += [np.log1p(np.maximum(period - last_purchase, 0))[..., None], np.log1p(frequency)[..., None]]
+            parts += [self._encode_time(period - last_purchase), np.log1p(frequency)[..., None]]
         return np.concatenate([p.astype(np.float32) for p in parts], axis=-1)
 
     def _sequences(self, panel: PeriodPanel, until: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -426,7 +448,7 @@ class LSTMDecayModel(DecayModel):
 
     @classmethod
     def from_artifact(cls, config: dict[str, Any], tensors: dict[str, np.ndarray], spec: PanelSpec) -> Self:
-        model = cls(LSTMConfig(**config["lstm"]))
+        model = cls(LSTMConfig(**{**config["lstm"], "time_scales": tuple(config["lstm"]["time_scales"])}))
         model.calendar = bool(config["calendar"])
         model.history = list(config["history"])
         model.spec = spec

@@ -1,0 +1,121 @@
+"""``winback data validate`` and ``winback data summary``: success output, and exit code 2 with a message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from winback.cli import EXIT_BAD_INPUT, app
+
+HEADER = "user_id,timestamp,event_type,value,quantity,intervention,arm"
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        app(argv)
+    captured = capsys.readouterr()
+    return exit_info.value.code or 0, captured.out, captured.err
+
+
+def write_log(tmp_path: Path, text: str, name: str = "events.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def log_path(tmp_path: Path) -> Path:
+    return write_log(
+        tmp_path,
+        f"{HEADER}\n"
+        "u2,2024-01-02,view,,,,\n"
+        "u1,2024-01-01,purchase,9.5,1,,\n"
+        "u1,2024-01-01,purchase,9.5,1,,\n"
+        "u1,2024-01-03,view,,,coupon,\n",
+    )
+
+
+def test_validate_reports_counts(log_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["data", "validate", str(log_path)], capsys)
+    assert code == 0
+    assert out.startswith(f"OK: {log_path}: 3 rows (4 read), 2 users, event types view, purchase")
+    assert "1 exact duplicate rows dropped, 2 out-of-order rows sorted" in out
+
+
+def test_validate_failure_exits_2_with_the_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_log(tmp_path, "visitor,timestamp,event_type\nu,2024-01-01,view\n")
+    code, _, err = run(["data", "validate", str(path)], capsys)
+    assert code == EXIT_BAD_INPUT
+    assert str(path) in err and "column 'user_id'" in err and "--mapping" in err
+    assert "Traceback" not in err
+
+
+def test_validate_row_error_names_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_log(tmp_path, f"{HEADER}\nu,2024-01-01,view,,,,\nu,2024-01-02,purchase,-4,,,\n")
+    code, _, err = run(["data", "validate", str(path)], capsys)
+    assert code == EXIT_BAD_INPUT
+    assert "row 2" in err and "column 'value'" in err and "negative value" in err
+    assert "Traceback" not in err
+
+
+def test_validate_with_delimiter_and_mapping(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_log(tmp_path, "1;10;20;pv;1511544070\n1;11;20;buy;1511561733\n")
+    code, _, err = run(["data", "validate", str(path), "--mapping", "taobao"], capsys)
+    assert code == EXIT_BAD_INPUT and "--delimiter ';'" in err
+    code, out, _ = run(["data", "validate", str(path), "--mapping", "taobao", "--delimiter", ";"], capsys)
+    assert code == 0 and "2 rows" in out and "event types view, purchase" in out
+
+
+def test_validate_tab_delimiter_and_declared_types(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_log(tmp_path, "user_id\ttimestamp\tevent_type\nu\t2024-01-01\tclick\n")
+    code, _, err = run(
+        ["data", "validate", str(path), "--delimiter", "tab", "--event-types", "view,purchase"], capsys
+    )
+    assert code == EXIT_BAD_INPUT and "undeclared event type 'click'" in err and "row 1" in err
+    code, out, _ = run(["data", "validate", str(path), "--delimiter", "\\t"], capsys)
+    assert code == 0 and "Note: no 'purchase' rows" in out
+
+
+def test_summary_json(log_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["data", "summary", str(log_path), "--json"], capsys)
+    assert code == 0
+    figures = json.loads(out)
+    assert figures["users"] == 2 and figures["rows"] == 3
+    assert figures["events_per_type"] == {"view": 2, "purchase": 1}
+    assert figures["contacts_per_intervention"]["coupon"] == 1
+    assert figures["purchases_per_user"]["histogram"]["0"] == 1
+    assert figures["duplicate_rows_dropped"] == 1 and figures["out_of_order_rows"] == 2
+
+
+def test_summary_cdnow_sample(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["data", "summary", "cdnow-sample", "--json"], capsys)
+    assert code == 0
+    figures = json.loads(out)
+    assert figures["users"] == 2357
+    assert figures["rows_read"] == 6919 and figures["same_day_rows_merged"] == 223 and figures["rows"] == 6696
+    assert (figures["first_date"], figures["last_date"]) == ("1997-01-01", "1998-06-30")
+    assert figures["purchases_per_user"]["histogram"]["1"] == 1218
+    code, out, _ = run(["data", "summary", "cdnow-sample"], capsys)
+    assert code == 0 and "| users | 2,357 |" in out
+
+
+def test_summary_failures_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["data", "summary", "cdnow-sample", "--mapping", "taobao"], capsys)
+    assert code == EXIT_BAD_INPUT and "takes no loading options" in err
+    empty = write_log(tmp_path, "")
+    code, _, err = run(["data", "summary", str(empty)], capsys)
+    assert code == EXIT_BAD_INPUT and str(empty) in err and "empty" in err and "Traceback" not in err
+    code, _, err = run(["data", "summary", str(tmp_path / "events.xlsx")], capsys)
+    assert code == EXIT_BAD_INPUT and "unknown file type" in err
+
+
+def test_each_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["data", "--help"], capsys)
+    assert code == 0
+    assert "Check an event log" in out and "Summarise an event log" in out

@@ -1,0 +1,684 @@
+"""Read event logs from CSV (optionally gzipped) or Parquet into a validated :class:`EventLog`; write them.
+
+Every problem with the input is a :class:`DataError` naming the file, the first offending rows with
+their total count, the source column, and what was expected. Row numbers are 1-based data rows: the
+first row after the header (or the first line of a header-less file) is row 1; a quoted value spanning
+lines counts as one row. Blank lines are skipped and counted in the report's notes.
+
+Reading is vectorised: pyarrow parses the CSV with every column as text, and each column is converted
+and checked as a whole (a failed fast conversion falls back to locating the offending rows).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import re
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, NoReturn
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from winback.data.mapping import IDENTITY, ColumnMapping, load_mapping
+from winback.data.schema import CANONICAL_COLUMNS, INTERVENTIONS, REQUIRED_COLUMNS, EventLog, LoadReport
+from winback.errors import DataError
+
+FileFormat = Literal["csv", "parquet"]
+SUFFIXES: dict[str, FileFormat] = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
+COMMON_DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
+_SNIFF_BYTES = 1 << 20
+_NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+_INT64_MAX = np.iinfo(np.int64).max
+_NS_PER_UNIT: dict[str, int] = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+_NS_PER_DAY = 86_400 * 10**9
+
+
+def file_format(path: str | Path) -> FileFormat:
+    """``csv`` or ``parquet``, from the file name's suffix (see :data:`SUFFIXES`)."""
+    name = Path(path).name.lower()
+    for suffix, kind in SUFFIXES.items():
+        if name.endswith(suffix):
+            return kind
+    raise DataError("unknown file type", path=path, expected=f"a file name ending in one of {list(SUFFIXES)}")
+
+
+def read_event_log(
+    path: str | Path,
+    *,
+    mapping: ColumnMapping | str | None = None,
+    purchase_event: str = "purchase",
+    event_types: Iterable[str] | None = None,
+    delimiter: str = ",",
+) -> EventLog:
+    """Read, validate and canonicalise an event log (see :class:`EventLog` for the result's exact form).
+
+    ``mapping`` is a :class:`ColumnMapping`, a preset name or a TOML file (see
+    :func:`winback.data.mapping.load_mapping`); ``None`` means the file uses canonical names.
+    ``event_types`` declares the allowed event types (after renames); ``purchase_event`` must be one
+    of them. ``delimiter`` applies to CSV files.
+
+    Exact duplicate rows (equal in every canonical column) are dropped, keeping the first, and
+    counted in ``report.duplicate_rows_dropped``. Of the remaining rows, in file order, a row is *out
+    of order* when its ``(user_id, timestamp)`` key is strictly smaller than the largest key of the
+    rows before it; their number is ``report.out_of_order_rows``. All rows are kept and stably sorted
+    by that key, so rows with equal keys keep their file order.
+    """
+    path = Path(path)
+    column_mapping = _resolve_mapping(mapping)
+    declared = _declared_event_types(event_types, purchase_event)
+    kind = file_format(path)
+    if not path.is_file():
+        raise DataError("file not found" if not path.exists() else "not a file", path=path)
+    raw = _read_csv(path, column_mapping, delimiter) if kind == "csv" else _read_parquet(path, column_mapping)
+    return _canonical_log(raw, column_mapping, purchase_event, declared)
+
+
+def write_event_log(log: EventLog, path: str | Path) -> None:
+    """Write an event log's canonical columns to CSV (``.csv``, ``.csv.gz``) or Parquet, by suffix.
+
+    CSV timestamps are written to the nanosecond (``2024-01-31 12:00:00.000000000``), so a round trip
+    through :func:`read_event_log` gives back the same events.
+    """
+    path = Path(path)
+    table = pa.Table.from_pandas(log.events[list(CANONICAL_COLUMNS)], preserve_index=False)
+    if file_format(path) == "parquet":
+        pq.write_table(table, path)
+        return
+    table = table.set_column(
+        CANONICAL_COLUMNS.index("intervention"),
+        "intervention",
+        table.column("intervention").cast(pa.string()),
+    )
+    gzipped = path.name.lower().endswith(".gz")
+    with pa.CompressedOutputStream(str(path), "gzip") if gzipped else pa.OSFile(str(path), "wb") as sink:
+        pa_csv.write_csv(table, sink)
+
+
+@dataclass
+class _RawColumns:
+    """Source columns as read, keyed by canonical name, with where each row came from."""
+
+    path: Path
+    arrays: dict[str, pa.ChunkedArray]
+    sources: dict[str, str]
+    """Canonical name -> source column name, for messages."""
+    row_numbers: np.ndarray
+    """1-based data-row number of each row."""
+    rows_read: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.row_numbers)
+
+    def reject(
+        self,
+        mask: np.ndarray,
+        problem: str,
+        canonical: str,
+        expected: str,
+        shown: pa.ChunkedArray | np.ndarray | None = None,
+    ) -> None:
+        """Raise a :class:`DataError` naming the rows where ``mask`` holds, if any, and the first value."""
+        bad = np.flatnonzero(mask)
+        if not len(bad):
+            return
+        if shown is not None:
+            value = shown[bad[0]]
+            value = value.as_py() if isinstance(value, pa.Scalar) else value
+            text = value if isinstance(value, str) else f"{value:g}"
+            problem += " " + repr(text if len(text) <= 40 else text[:37] + "...")
+        raise DataError(
+            problem,
+            path=self.path,
+            rows=self.row_numbers[bad[: DataError.max_rows_shown]].tolist(),
+            n_rows=len(bad),
+            column=self.sources[canonical],
+            expected=expected,
+        )
+
+    def wrong_type(self, canonical: str, expected: str) -> NoReturn:
+        raise DataError(
+            f"column has type {self.arrays[canonical].type}",
+            path=self.path,
+            column=self.sources[canonical],
+            expected=expected,
+        )
+
+
+def _resolve_mapping(mapping: ColumnMapping | str | None) -> ColumnMapping:
+    if mapping is None:
+        return IDENTITY
+    if isinstance(mapping, ColumnMapping):
+        return mapping
+    return load_mapping(mapping)
+
+
+def _declared_event_types(event_types: Iterable[str] | None, purchase_event: str) -> tuple[str, ...]:
+    if not isinstance(purchase_event, str) or not purchase_event.strip():
+        raise DataError("the purchase event name is empty", column="event_type", expected="a non-empty name")
+    if event_types is None:
+        return ()
+    if isinstance(event_types, str):
+        raise DataError(
+            f"event types given as one string '{event_types}'", expected="a collection of event-type names"
+        )
+    declared = tuple(dict.fromkeys(event_types))
+    if not declared or not all(isinstance(name, str) and name.strip() for name in declared):
+        raise DataError(f"invalid declared event types {list(declared)}", expected="non-empty names")
+    if purchase_event not in declared:
+        raise DataError(
+            f"the purchase event '{purchase_event}' is not among the declared event types {list(declared)}",
+            column="event_type",
+            expected="the purchase event to be declared",
+        )
+    return declared
+
+
+# --- CSV ---------------------------------------------------------------------------------------------
+
+
+def _read_csv(path: Path, mapping: ColumnMapping, delimiter: str) -> _RawColumns:
+    if len(delimiter) != 1 or delimiter in '"\r\n':
+        raise DataError(
+            f"invalid delimiter {delimiter!r}", path=path, expected="a single character like ',' or ';'"
+        )
+    first_line = _first_line(path, has_header=mapping.header is None)
+    if mapping.header is None:
+        names = _parse_header(first_line, delimiter, path)
+        header_names = names
+    else:
+        names = [name.strip() for name in mapping.header]
+        header_names = _parse_header(first_line, delimiter, path)
+    _check_delimiter(first_line, header_names, delimiter, path)
+    positions = _locate_columns(names, mapping, path)
+    internal = [f"c{i}" for i in range(len(names))]
+    wanted = {canonical: internal[i] for canonical, i in positions.items()}
+    read_options = pa_csv.ReadOptions(column_names=internal, skip_rows=1 if mapping.header is None else 0)
+    convert_options = pa_csv.ConvertOptions(
+        column_types={name: pa.string() for name in wanted.values()},
+        include_columns=list(wanted.values()),
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+    parse_options = pa_csv.ParseOptions(
+        delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=False
+    )
+    try:
+        table = pa_csv.read_csv(str(path), read_options, parse_options, convert_options)
+    except (pa.ArrowException, OSError, EOFError) as err:
+        _raise_csv_error(err, path, internal, names, read_options, parse_options)
+    arrays = {canonical: table.column(name) for canonical, name in wanted.items()}
+    blank = _to_numpy(pc.equal(arrays["user_id"], ""))
+    for array in arrays.values():
+        if not blank.any():
+            break
+        blank &= _to_numpy(pc.equal(array, ""))
+    row_numbers = np.flatnonzero(~blank) + 1
+    raw = _RawColumns(
+        path=path,
+        arrays=arrays,
+        sources={canonical: names[i] for canonical, i in positions.items()},
+        row_numbers=row_numbers,
+        rows_read=table.num_rows,
+    )
+    if blank.any():
+        shown = ", ".join(str(r) for r in (np.flatnonzero(blank)[:5] + 1))
+        raw.notes.append(
+            f"{int(blank.sum())} blank rows skipped (rows {shown}{', ...' if blank.sum() > 5 else ''})"
+        )
+        keep = pa.array(~blank)
+        raw.arrays = {canonical: array.filter(keep) for canonical, array in arrays.items()}
+    if raw.n_rows == 0:
+        raise DataError(
+            "the file has no data rows" + (" after its header" if mapping.header is None else ""),
+            path=path,
+            expected="at least one event row",
+        )
+    return raw
+
+
+def _first_line(path: Path, *, has_header: bool) -> str:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as file:
+            head = file.read(_SNIFF_BYTES)
+    except (OSError, EOFError, zlib.error) as err:
+        raise DataError(f"cannot read the file ({err})", path=path) from err
+    if not head:
+        raise DataError("the file is empty (0 bytes)", path=path, expected="a header and event rows")
+    line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    try:
+        return line.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"the {'header' if has_header else 'first line'} is not valid UTF-8 text",
+            path=path,
+            rows=() if has_header else (1,),
+            expected="a UTF-8 encoded file",
+        ) from err
+
+
+def _parse_header(line: str, delimiter: str, path: Path) -> list[str]:
+    try:
+        fields = next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error as err:
+        raise DataError(f"cannot parse the first line ({err})", path=path) from err
+    return [name.strip() for name in fields]
+
+
+def _check_delimiter(line: str, fields: list[str], delimiter: str, path: Path) -> None:
+    """A one-field first line (logs have at least three) holding another common delimiter: wrong delimiter."""
+    if len(fields) != 1:
+        return
+    for other in COMMON_DELIMITERS:
+        if other != delimiter and other in line:
+            shown = {"\t": "\\t"}.get(other, other)
+            raise DataError(
+                f"the first line is one column holding '{shown}', so the file is not {delimiter!r}-separated",
+                path=path,
+                expected=f"delimiter '{shown}' (pass --delimiter '{shown}', or delimiter={other!r})",
+            )
+
+
+def _locate_columns(names: list[str], mapping: ColumnMapping, path: Path) -> dict[str, int]:
+    """Position of each canonical column's source column; missing required columns are an error."""
+    positions: dict[str, int] = {}
+    for canonical in CANONICAL_COLUMNS:
+        source = mapping.source(canonical)
+        found = [i for i, name in enumerate(names) if name == source]
+        if len(found) > 1:
+            raise DataError(f"{len(found)} columns have this name", path=path, column=source)
+        if found:
+            positions[canonical] = found[0]
+        elif canonical in REQUIRED_COLUMNS:
+            hint = "pass --mapping (or mapping=) to read differently named columns"
+            if mapping is not IDENTITY:
+                hint = f"mapping '{mapping.name}' reads '{canonical}' from '{source}'"
+            raise DataError(
+                f"missing required column (columns found: {names})",
+                path=path,
+                column=source,
+                expected=f"a column named '{source}'; {hint}",
+            )
+    return positions
+
+
+def _raise_csv_error(
+    err: Exception,
+    path: Path,
+    internal: list[str],
+    names: list[str],
+    read_options: pa_csv.ReadOptions,
+    parse_options: pa_csv.ParseOptions,
+) -> NoReturn:
+    """Turn a pyarrow CSV failure into a :class:`DataError`, locating the rows where it can."""
+    message = str(err)
+    if re.search(r"Expected \d+ columns, got \d+", message):
+        _raise_field_count(err, path, len(names), parse_options.delimiter, read_options.skip_rows)
+    match = re.search(r"CSV column #(\d+).*invalid UTF8", message)
+    if match is None:
+        raise DataError(f"cannot parse the CSV file ({message})", path=path) from err
+    index = int(match.group(1))
+    try:
+        table = pa_csv.read_csv(
+            str(path),
+            read_options,
+            parse_options,
+            pa_csv.ConvertOptions(
+                column_types={internal[index]: pa.binary()}, include_columns=[internal[index]]
+            ),
+        )
+    except pa.ArrowException:
+        table = pa.table({internal[index]: pa.array([], pa.binary())})
+    rows = [i + 1 for i, value in enumerate(table.column(0).to_pylist()) if not _is_utf8(value)]
+    raise DataError(
+        "text is not valid UTF-8", path=path, rows=rows, column=names[index], expected="a UTF-8 encoded file"
+    ) from err
+
+
+def _is_utf8(value: bytes | None) -> bool:
+    try:
+        (value or b"").decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _raise_field_count(err: Exception, path: Path, n_fields: int, delimiter: str, skip_rows: int) -> NoReturn:
+    """Name the rows whose field count differs from the header's, counting them with the stdlib reader.
+
+    This runs only once pyarrow has failed; pyarrow's own row handler cannot report rows that are also
+    invalid UTF-8. Blank lines are rows of empty fields, as pyarrow reads them.
+    """
+    bad_rows: list[int] = []
+    field_counts: set[int] = set()
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as file:
+            for index, fields in enumerate(csv.reader(file, delimiter=delimiter)):
+                if index >= skip_rows and fields and len(fields) != n_fields:
+                    bad_rows.append(index + 1 - skip_rows)
+                    field_counts.add(len(fields))
+    except (OSError, EOFError, zlib.error, csv.Error):
+        bad_rows = []
+    if not bad_rows:
+        raise DataError(f"cannot parse the CSV file ({err})", path=path) from err
+    raise DataError(
+        f"wrong number of fields (found {', '.join(map(str, sorted(field_counts)[:5]))})",
+        path=path,
+        rows=bad_rows,
+        expected=f"{n_fields} fields per row, as in the {'header' if skip_rows else 'mapping header'}",
+    ) from err
+
+
+# --- Parquet -----------------------------------------------------------------------------------------
+
+
+def _read_parquet(path: Path, mapping: ColumnMapping) -> _RawColumns:
+    if path.stat().st_size == 0:
+        raise DataError("the file is empty (0 bytes)", path=path, expected="a Parquet file with event rows")
+    try:
+        parquet = pq.ParquetFile(path)
+        names = list(parquet.schema_arrow.names)
+        positions = _locate_columns(names, mapping, path)
+        table = parquet.read(columns=[names[i] for i in positions.values()])
+    except (pa.ArrowException, OSError) as err:
+        raise DataError(f"not a readable Parquet file ({err})", path=path) from err
+    if table.num_rows == 0:
+        raise DataError("the file has no data rows", path=path, expected="at least one event row")
+    return _RawColumns(
+        path=path,
+        arrays={canonical: table.column(i) for i, canonical in enumerate(positions)},
+        sources={canonical: names[i] for canonical, i in positions.items()},
+        row_numbers=np.arange(1, table.num_rows + 1),
+        rows_read=table.num_rows,
+    )
+
+
+# --- Conversion to canonical form ---------------------------------------------------------------------
+
+
+def _canonical_log(
+    raw: _RawColumns, mapping: ColumnMapping, purchase_event: str, declared: tuple[str, ...]
+) -> EventLog:
+    _decode_dictionaries(raw)
+    user_id = _text(raw, "user_id", integers_allowed=True)
+    raw.reject(_to_numpy(pc.equal(user_id, "")), "empty user id", "user_id", "a non-empty user id")
+    timestamp = _timestamps(raw, mapping)
+    intervention = _interventions(raw)
+    event_type = _event_types(raw, mapping, declared, intervention)
+    value = _amounts(raw, "value")
+    quantity = _amounts(raw, "quantity")
+    is_purchase = _to_numpy(pc.equal(event_type, purchase_event))
+    if mapping.value_only_on_purchase and "value" in raw.arrays:
+        value = np.where(is_purchase, value, 0.0)
+        raw.notes.append(f"'value' read from '{raw.sources['value']}' on '{purchase_event}' rows only")
+    if not is_purchase.any():
+        raw.notes.append(
+            f"no '{purchase_event}' rows: check the purchase event name or the mapping's renames"
+        )
+
+    users, user_rank = _sorted_codes(user_id)
+    event_names, event_code = _codes(event_type)
+    arm_names, arm_code = _codes(_text(raw, "arm"))
+    key = _sort_key(user_rank, len(users), timestamp)
+    order = np.argsort(key, kind="stable")
+    duplicate = _exact_duplicates(key, order, [event_code, value, quantity, intervention, arm_code])
+    kept_key = key[~duplicate]
+    out_of_order = int(np.count_nonzero(kept_key[1:] < np.maximum.accumulate(kept_key)[:-1]))
+    kept = order[~duplicate[order]]
+    events = pd.DataFrame(
+        {
+            "user_id": pc.take(users, user_rank[kept]).to_pandas(),
+            "timestamp": timestamp[kept],
+            "event_type": pc.take(event_names, event_code[kept]).to_pandas(),
+            "value": value[kept],
+            "quantity": quantity[kept],
+            "intervention": pd.Categorical.from_codes(intervention[kept], categories=list(INTERVENTIONS)),
+            "arm": pc.take(arm_names, arm_code[kept]).to_pandas(),
+        }
+    )
+    report = LoadReport(
+        source=str(raw.path),
+        rows_read=raw.rows_read,
+        duplicate_rows_dropped=int(duplicate.sum()),
+        out_of_order_rows=out_of_order,
+        notes=tuple(raw.notes),
+    )
+    return EventLog(
+        events=events, report=report, purchase_event=purchase_event, declared_event_types=declared
+    )
+
+
+def _decode_dictionaries(raw: _RawColumns) -> None:
+    for canonical, array in raw.arrays.items():
+        if pa.types.is_dictionary(array.type):
+            raw.arrays[canonical] = array.cast(array.type.value_type)
+
+
+def _to_numpy(array: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return array.to_numpy(zero_copy_only=False)
+
+
+def _text(raw: _RawColumns, canonical: str, *, integers_allowed: bool = False) -> pa.ChunkedArray:
+    """A text column, whitespace-trimmed, with missing values (or a missing column) as ``""``."""
+    array = raw.arrays.get(canonical, pa.chunked_array([pa.nulls(raw.n_rows)]))
+    kind = array.type
+    if pa.types.is_null(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        array = array.cast(pa.string())
+    elif pa.types.is_string_view(kind) or (integers_allowed and pa.types.is_integer(kind)):
+        array = array.cast(pa.string())
+    else:
+        raw.wrong_type(canonical, "text" + (" or integers" if integers_allowed else ""))
+    return pc.utf8_trim_whitespace(pc.fill_null(array, ""))
+
+
+def _timestamps(raw: _RawColumns, mapping: ColumnMapping) -> np.ndarray:
+    """``datetime64[ns]`` naive UTC timestamps from datetimes, dates, ISO text or epoch numbers."""
+    array = raw.arrays["timestamp"]
+    kind = array.type
+    epoch_hint = "dates or datetimes, or epoch numbers with timestamp_unit 's' or 'ms' in the mapping"
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+        missing = _to_numpy(array.is_null())
+        raw.reject(missing, "missing timestamp", "timestamp", "a date or datetime on every row")
+        # Arrow stores timezone-aware timestamps as UTC instants: their integers are already naive UTC.
+        per_unit = _NS_PER_DAY if pa.types.is_date32(kind) else _NS_PER_UNIT[getattr(kind, "unit", "ms")]
+        integers = _to_numpy(array.cast(pa.int64()))
+        return _scaled_to_ns(raw, integers.astype(np.float64), integers, per_unit)
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        if mapping.timestamp_unit is None:
+            raw.wrong_type("timestamp", epoch_hint)
+        numbers = _to_numpy(pc.fill_null(array.cast(pa.float64()), np.nan))
+        raw.reject(np.isnan(numbers), "missing timestamp", "timestamp", "a timestamp on every row")
+        return _epoch_to_ns(raw, numbers, _NS_PER_UNIT[mapping.timestamp_unit])
+    text = _text(raw, "timestamp")
+    empty = _to_numpy(pc.equal(text, ""))
+    raw.reject(empty, "missing timestamp", "timestamp", "a date or datetime on every row")
+    if mapping.timestamp_unit is not None:
+        numbers = _parse_numbers(raw, "timestamp", text, f"epoch numbers in '{mapping.timestamp_unit}'")
+        return _epoch_to_ns(raw, numbers, _NS_PER_UNIT[mapping.timestamp_unit])
+    named_utc = pc.or_(pc.ends_with(text, " UTC"), pc.ends_with(text, " GMT"))  # REES46: '... 00:00:00 UTC'
+    if pc.any(named_utc).as_py():
+        offset = pc.binary_join_element_wise(pc.utf8_slice_codeunits(text, 0, -4), "+00:00", "")
+        text = pc.if_else(named_utc, offset, text)
+    for target in (pa.timestamp("ns"), pa.timestamp("ns", "UTC")):
+        try:
+            return _to_numpy(text.cast(target).cast(pa.int64())).view("datetime64[ns]")
+        except pa.ArrowInvalid:
+            pass
+    # Mixed, offset-less and offset text, or out-of-range dates: pandas parses each value as ISO 8601.
+    parsed = pd.to_datetime(text.to_pandas(), format="ISO8601", utc=True, errors="coerce")
+    unparsed = parsed.isna().to_numpy()
+    raw.reject(
+        unparsed,
+        "unparseable timestamp",
+        "timestamp",
+        f"{epoch_hint}; text like 2024-01-31, 2024-01-31 12:00:00 or 2024-01-31T12:00:00+02:00",
+        shown=text,
+    )
+    naive = parsed.dt.tz_convert(None).to_numpy()
+    integers = naive.view(np.int64)
+    unit = np.datetime_data(naive.dtype)[0]
+    return _scaled_to_ns(raw, integers.astype(np.float64), integers, _NS_PER_UNIT[unit])
+
+
+def _epoch_to_ns(raw: _RawColumns, numbers: np.ndarray, per_unit: int) -> np.ndarray:
+    """Epoch numbers (possibly fractional) in a unit of ``per_unit`` nanoseconds, exactly where possible."""
+    with np.errstate(invalid="ignore"):
+        whole = np.floor(numbers)
+    raw.reject(~np.isfinite(numbers), "non-finite epoch number", "timestamp", "finite epoch numbers")
+    in_range = np.abs(whole) < (_INT64_MAX // per_unit) - 1
+    integers = np.where(in_range, whole, 0).astype(np.int64)
+    ns = _scaled_to_ns(raw, whole, integers, per_unit)
+    fraction = np.round((numbers - whole) * per_unit).astype(np.int64)
+    return (ns.view(np.int64) + fraction).view("datetime64[ns]")
+
+
+def _scaled_to_ns(
+    raw: _RawColumns, approximate: np.ndarray, integers: np.ndarray, per_unit: int
+) -> np.ndarray:
+    """Counts of ``per_unit`` ns since the epoch as ``datetime64[ns]``; values outside its range fail."""
+    limit = (_INT64_MAX // per_unit) - 1
+    outside = np.abs(approximate) >= limit
+    raw.reject(
+        outside,
+        "timestamp outside the representable range",
+        "timestamp",
+        f"dates between {pd.Timestamp.min.date()} and {pd.Timestamp.max.date()}; check the epoch unit",
+    )
+    return (integers * per_unit).view("datetime64[ns]")
+
+
+def _parse_numbers(raw: _RawColumns, canonical: str, text: pa.ChunkedArray, expected: str) -> np.ndarray:
+    """Float64 values of non-empty numeric text (empty gives NaN); other text is an error naming its rows."""
+    with_nulls = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+    try:
+        numbers = _to_numpy(pc.fill_null(with_nulls.cast(pa.float64()), np.nan))
+    except pa.ArrowInvalid as err:
+        bad = _to_numpy(pc.invert(pc.or_kleene(pc.equal(text, ""), pc.match_substring_regex(text, _NUMBER))))
+        raw.reject(bad, "not a number:", canonical, expected, shown=text)
+        raise DataError(f"cannot read numbers ({err})", path=raw.path, column=raw.sources[canonical]) from err
+    not_finite = np.isinf(numbers) | (np.isnan(numbers) & ~_to_numpy(pc.equal(text, "")))
+    raw.reject(not_finite, "not a finite number:", canonical, expected, shown=text)
+    return numbers
+
+
+def _amounts(raw: _RawColumns, canonical: str) -> np.ndarray:
+    """A non-negative float64 column (``value`` or ``quantity``) with 0 where missing."""
+    if canonical not in raw.arrays:
+        return np.zeros(raw.n_rows)
+    array = raw.arrays[canonical]
+    kind = array.type
+    expected = "a number >= 0, or empty"
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        numbers = _parse_numbers(raw, canonical, _text(raw, canonical), expected)
+    elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        numbers = _to_numpy(pc.fill_null(array.cast(pa.float64()), np.nan))
+        raw.reject(np.isinf(numbers), "infinite number", canonical, expected)
+    elif pa.types.is_null(kind):
+        return np.zeros(raw.n_rows)
+    else:
+        raw.wrong_type(canonical, "numbers")
+    raw.reject(numbers < 0, f"negative {canonical}", canonical, expected, shown=numbers)
+    return np.nan_to_num(numbers, nan=0.0) + 0.0
+
+
+def _interventions(raw: _RawColumns) -> np.ndarray:
+    """Codes into :data:`INTERVENTIONS` (``none`` where missing)."""
+    if "intervention" not in raw.arrays:
+        return np.zeros(raw.n_rows, dtype=np.int8)
+    text = _text(raw, "intervention")
+    text = pc.if_else(pc.equal(text, ""), "none", text)
+    codes = pc.index_in(text, value_set=pa.array(INTERVENTIONS))
+    unknown = _to_numpy(codes.is_null())
+    raw.reject(
+        unknown,
+        "unknown intervention",
+        "intervention",
+        f"one of {list(INTERVENTIONS)}, or empty for none",
+        shown=text,
+    )
+    return _to_numpy(codes).astype(np.int8)
+
+
+def _event_types(
+    raw: _RawColumns, mapping: ColumnMapping, declared: tuple[str, ...], intervention: np.ndarray
+) -> pa.ChunkedArray:
+    """Event types after renames: empty only on intervention rows, within ``declared`` if given."""
+    text = _text(raw, "event_type")
+    if mapping.event_renames:
+        sources = pa.array(list(mapping.event_renames), pa.string())
+        targets = pa.array(list(mapping.event_renames.values()), pa.string())
+        index = pc.index_in(text, value_set=sources)
+        text = pc.if_else(index.is_valid(), pc.take(targets, pc.fill_null(index, 0)), text)
+    empty = _to_numpy(pc.equal(text, ""))
+    raw.reject(
+        empty & (intervention == 0),
+        "empty event type on a row without an intervention",
+        "event_type",
+        "an event type, or an intervention on rows that only log a contact",
+    )
+    if declared:
+        undeclared = ~empty & ~_to_numpy(pc.is_in(text, value_set=pa.array(declared)))
+        raw.reject(
+            undeclared,
+            "undeclared event type",
+            "event_type",
+            f"one of the declared event types {list(declared)}",
+            shown=text,
+        )
+    return text
+
+
+def _codes(text: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """Distinct values and each row's index into them."""
+    encoded = pc.dictionary_encode(text.combine_chunks())
+    return encoded.dictionary, _to_numpy(encoded.indices).astype(np.int64)
+
+
+def _sorted_codes(text: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """Distinct values in sorted order and each row's rank among them."""
+    values, codes = _codes(text)
+    by_value = _to_numpy(pc.array_sort_indices(values))
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[by_value] = np.arange(len(values))
+    return values.take(pa.array(by_value)), rank[codes]
+
+
+def _sort_key(user_rank: np.ndarray, n_users: int, timestamp: np.ndarray) -> np.ndarray:
+    """An int64 per row ordered like ``(user_id, timestamp)`` and equal exactly when both are equal."""
+    ns = timestamp.view(np.int64)
+    offset = ns.view(np.uint64) - ns.min().view(np.uint64)  # exact in uint64 even for a span beyond int64
+    for step in (10**9, 10**6, 10**3, 1):
+        if step == 1 or not np.any(offset % np.uint64(step)):
+            break
+    ticks = offset // np.uint64(step)
+    n_ticks = int(ticks.max()) + 1
+    if n_users * n_ticks >= 2**62:
+        times, ticks = np.unique(ns, return_inverse=True)
+        n_ticks = len(times)
+    return user_rank * n_ticks + ticks.astype(np.int64)
+
+
+def _exact_duplicates(key: np.ndarray, order: np.ndarray, columns: list[np.ndarray]) -> np.ndarray:
+    """Rows equal to an earlier row in the key and every other column (as codes or numbers)."""
+    sorted_key = key[order]
+    same = sorted_key[1:] == sorted_key[:-1]
+    shares_key = np.zeros(len(key), dtype=bool)
+    shares_key[order[1:][same]] = True
+    shares_key[order[:-1][same]] = True
+    candidates = np.flatnonzero(shares_key)
+    duplicate = np.zeros(len(key), dtype=bool)
+    if len(candidates):
+        frame = pd.DataFrame({i: column[candidates] for i, column in enumerate([key, *columns])})
+        duplicate[candidates] = frame.duplicated(keep="first").to_numpy()
+    return duplicate

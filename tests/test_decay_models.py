@@ -48,7 +48,9 @@ def test_forecast_is_a_distribution_of_next_period(model: DecayModel) -> None:
     state = model.initial_state(small_panel(), until=CALIBRATION_END)
     forecast = model.forecast(state)
     n = small_panel().n_users
-    assert forecast.p_active.shape == forecast.expected_purchases.shape == forecast.expected_spend.shape == (n,)
+    assert (
+        forecast.p_active.shape == forecast.expected_purchases.shape == forecast.expected_spend.shape == (n,)
+    )
     assert np.all((forecast.p_active > 0) & (forecast.p_active < 1))
     assert np.all(forecast.expected_purchases >= forecast.p_active - 1e-9)
     assert np.all(forecast.expected_spend >= 0)
@@ -79,7 +81,9 @@ def test_samples_follow_the_forecast(model: DecayModel) -> None:
 def test_state_rows_are_independent(model: DecayModel) -> None:
     state = model.initial_state(small_panel(), until=CALIBRATION_END)
     rows = np.array([5, 0, 17, 17])
-    np.testing.assert_allclose(model.forecast(state.take(rows)).p_active, model.forecast(state).p_active[rows])
+    np.testing.assert_allclose(
+        model.forecast(state.take(rows)).p_active, model.forecast(state).p_active[rows]
+    )
     repeated = model.forecast(state.repeat(3)).p_active.reshape(-1, 3)
     np.testing.assert_allclose(repeated, np.repeat(model.forecast(state).p_active[:, None], 3, axis=1))
 
@@ -126,8 +130,13 @@ def test_fit_and_rollout_are_deterministic_for_a_seed(name: str) -> None:
     for key, value in first.tensors().items():
         np.testing.assert_array_equal(value, second.tensors()[key])
     rollouts = [
-        simulate_forward(m, m.initial_state(small_panel(), until=CALIBRATION_END), end=50, draws=3,
-                         rng=np.random.default_rng(7))
+        simulate_forward(
+            m,
+            m.initial_state(small_panel(), until=CALIBRATION_END),
+            end=50,
+            draws=3,
+            rng=np.random.default_rng(7),
+        )
         for m in (first, second)
     ]
     np.testing.assert_array_equal(rollouts[0].totals, rollouts[1].totals)
@@ -137,7 +146,9 @@ def test_artifact_round_trip_gives_identical_predictions(model: DecayModel, tmp_
     save_model(model, tmp_path / "artifact")
     loaded = load_model(tmp_path / "artifact")
     assert type(loaded) is type(model) and loaded.spec == model.spec
-    original, reloaded = (m.forecast(m.initial_state(small_panel(), until=CALIBRATION_END)) for m in (model, loaded))
+    original, reloaded = (
+        m.forecast(m.initial_state(small_panel(), until=CALIBRATION_END)) for m in (model, loaded)
+    )
     np.testing.assert_array_equal(reloaded.p_active, original.p_active)
     np.testing.assert_array_equal(reloaded.expected_spend, original.expected_spend)
 
@@ -182,7 +193,9 @@ def test_lstm_resumes_from_checkpoint(tmp_path) -> None:
     straight = LSTMDecayModel(config).fit(small_panel(), until=CALIBRATION_END, seed=1)
     partial = LSTMConfig(**{**config.__dict__, "max_epochs": 2})
     LSTMDecayModel(partial).fit(small_panel(), until=CALIBRATION_END, seed=1, checkpoint_dir=tmp_path)
-    resumed = LSTMDecayModel(config).fit(small_panel(), until=CALIBRATION_END, seed=1, checkpoint_dir=tmp_path)
+    resumed = LSTMDecayModel(config).fit(
+        small_panel(), until=CALIBRATION_END, seed=1, checkpoint_dir=tmp_path
+    )
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
     for key, value in straight.tensors().items():
         np.testing.assert_allclose(resumed.tensors()[key], value, rtol=1e-6, atol=1e-7)

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from winback.data.cdnow import load_cdnow_panel
-from winback.decay_model.evaluate import auc, evaluate_models, simulate_forward
+from winback.data.panel import build_panel
+from winback.data.synthetic import SyntheticConfig, generate_synthetic_log
+from winback.decay_model.evaluate import auc, estimate_contact_effects, evaluate_models, simulate_forward
 from winback.decay_model.heuristic import ExponentialDecayModel, RecurrenceDecayModel
 from winback.decay_model.report import write_report
 
@@ -77,3 +79,25 @@ def test_report_writes_metrics_plots_and_markdown(evaluation, tmp_path) -> None:
         assert (tmp_path / name).stat().st_size > 10_000
         assert f"]({name})" in report.read_text()
     assert "holdout bias %" in report.read_text()
+
+
+class _KnownLiftModel(RecurrenceDecayModel):
+    """Recurrence model whose purchase probability rises by a known amount per contact kind."""
+
+    uses_contacts = True
+    lifts = np.array([0.02, 0.05, 0.01])
+
+    def forecast(self, state, contacts=None):
+        forecast = super().forecast(state)
+        if contacts is not None:
+            forecast.p_active = forecast.p_active + contacts @ self.lifts
+        return forecast
+
+
+def test_contact_effects_recover_a_known_lift() -> None:
+    panel = build_panel(generate_synthetic_log(SyntheticConfig(n_users=300, n_periods=20, seed=4)).log)
+    model = _KnownLiftModel().fit(panel, until=panel.spec.n_periods)
+    effects = estimate_contact_effects(model, panel)
+    for kind, lift in zip(panel.spec.interventions, _KnownLiftModel.lifts, strict=True):
+        assert effects[kind]["user_periods"] > 100
+        assert effects[kind]["effect"] == pytest.approx(lift)

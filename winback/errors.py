@@ -48,7 +48,7 @@ class DataError(WinbackError):
             where.append(f"row{'s' if self.n_rows > 1 else ''} {shown}{more}")
         if self.column is not None:
             where.append(f"column '{self.column}'")
-        message = (": ".join([", ".join(where), self.problem]) if where else self.problem)
+        message = ": ".join([", ".join(where), self.problem]) if where else self.problem
         if self.expected:
             message += f" (expected {self.expected})"
         return message

@@ -25,10 +25,12 @@ app = typer.Typer(no_args_is_help=True)
 console = Console()
 
 DataOption = Annotated[
-    str, typer.Option("--data", help="Built-in dataset (cdnow, cdnow-sample) or an event-log file (CSV/Parquet).")
+    str,
+    typer.Option("--data", help="Built-in dataset (cdnow, cdnow-sample) or an event-log file (CSV/Parquet)."),
 ]
 MappingOption = Annotated[
-    str | None, typer.Option(help="Column mapping for a file: a preset (retailrocket, rees46, taobao) or a TOML file.")
+    str | None,
+    typer.Option(help="Column mapping for a file: a preset (retailrocket, rees46, taobao) or a TOML file."),
 ]
 CalibrationOption = Annotated[
     str | None,
@@ -61,7 +63,9 @@ def _fit(
 ) -> tuple[DecayModel, float]:
     started = time.perf_counter()
     if isinstance(model, LSTMDecayModel):
-        model.fit(split.panel, until=split.calibration_end, seed=seed, progress=True, checkpoint_dir=checkpoint_dir)
+        model.fit(
+            split.panel, until=split.calibration_end, seed=seed, progress=True, checkpoint_dir=checkpoint_dir
+        )
     else:
         model.fit(split.panel, until=split.calibration_end, seed=seed)
     return model, time.perf_counter() - started
@@ -70,7 +74,9 @@ def _fit(
 @app.command()
 def fit(
     data: DataOption,
-    out: Annotated[Path, typer.Option(help="Directory of the model artifact (model.json + weights.safetensors).")],
+    out: Annotated[
+        Path, typer.Option(help="Directory of the model artifact (model.json + weights.safetensors).")
+    ],
     model: Annotated[str, typer.Option(help=f"Model to fit: {', '.join(MODELS)}.")] = "lstm",
     mapping: MappingOption = None,
     calibration_end: CalibrationOption = None,
@@ -87,16 +93,24 @@ def fit(
     checkpoint = out / "checkpoint"
     if not resume and checkpoint.exists():
         shutil.rmtree(checkpoint)
-    fitted, seconds = _fit(_new_model(model, hidden_size, max_epochs), split, seed=seed, checkpoint_dir=checkpoint)
+    fitted, seconds = _fit(
+        _new_model(model, hidden_size, max_epochs), split, seed=seed, checkpoint_dir=checkpoint
+    )
     save_model(fitted, out)
-    console.print(f"fitted {model} on {split.source} ({split.panel.n_users:,} users) in {seconds:.1f}s -> {out}")
+    console.print(
+        f"fitted {model} on {split.source} ({split.panel.n_users:,} users) in {seconds:.1f}s -> {out}"
+    )
 
 
 @app.command("eval")
 def evaluate(
     data: DataOption,
-    out: Annotated[Path, typer.Option(help="Directory for metrics.json, report.md, plots and fitted models.")],
-    models: Annotated[str, typer.Option(help="Comma-separated models to fit and compare.")] = ",".join(MODELS),
+    out: Annotated[
+        Path, typer.Option(help="Directory for metrics.json, report.md, plots and fitted models.")
+    ],
+    models: Annotated[str, typer.Option(help="Comma-separated models to fit and compare.")] = ",".join(
+        MODELS
+    ),
     lstm: Annotated[
         Path | None, typer.Option(help="Use this fitted LSTM artifact instead of fitting one.")
     ] = None,
@@ -118,7 +132,9 @@ def evaluate(
         if name == LSTMDecayModel.name and lstm is not None:
             fitted[name], fit_seconds[name] = load_model(lstm), 0.0
         else:
-            fitted[name], fit_seconds[name] = _fit(_new_model(name, hidden_size, max_epochs), split, seed=seed)
+            fitted[name], fit_seconds[name] = _fit(
+                _new_model(name, hidden_size, max_epochs), split, seed=seed
+            )
             save_model(fitted[name], out / "models" / name)
     started = time.perf_counter()
     result = evaluate_models(
@@ -137,7 +153,9 @@ def evaluate(
     }
     report = write_report(result, out, meta)
     rows = metrics_table(result)
-    table = Table(*rows[0], title=f"Decay models on {split.source}: holdout of {meta['holdout_periods']} periods")
+    table = Table(
+        *rows[0], title=f"Decay models on {split.source}: holdout of {meta['holdout_periods']} periods"
+    )
     for row in rows[1:]:
         table.add_row(*row)
     console.print(table)

@@ -110,14 +110,18 @@ class _RawColumns:
     arrays: dict[str, pa.ChunkedArray]
     sources: dict[str, str]
     """Canonical name -> source column name, for messages."""
-    row_numbers: np.ndarray
-    """1-based data-row number of each row."""
+    row_numbers: np.ndarray | None
+    """1-based data-row number of each row; ``None`` when no row was skipped (row i is row i + 1)."""
     rows_read: int
     notes: list[str] = field(default_factory=list)
 
     @property
     def n_rows(self) -> int:
-        return len(self.row_numbers)
+        return self.rows_read if self.row_numbers is None else len(self.row_numbers)
+
+    def release(self, canonical: str) -> None:
+        """Drop a source column once it is converted, so its memory is freed before the next one's."""
+        self.arrays.pop(canonical, None)
 
     def reject(
         self,
@@ -131,6 +135,8 @@ class _RawColumns:
         bad = np.flatnonzero(mask)
         if not len(bad):
             return
+        first_bad = bad[: DataError.max_rows_shown]
+        rows = first_bad + 1 if self.row_numbers is None else self.row_numbers[first_bad]
         if shown is not None:
             value = shown[bad[0]]
             value = value.as_py() if isinstance(value, pa.Scalar) else value
@@ -139,7 +145,7 @@ class _RawColumns:
         raise DataError(
             problem,
             path=self.path,
-            rows=self.row_numbers[bad[: DataError.max_rows_shown]].tolist(),
+            rows=rows.tolist(),
             n_rows=len(bad),
             column=self.sources[canonical],
             expected=expected,
@@ -222,7 +228,7 @@ def _read_csv(path: Path, mapping: ColumnMapping, delimiter: str) -> _RawColumns
         if not blank.any():
             break
         blank &= _to_numpy(pc.equal(array, ""))
-    row_numbers = np.flatnonzero(~blank) + 1
+    row_numbers = np.flatnonzero(~blank) + 1 if blank.any() else None
     raw = _RawColumns(
         path=path,
         arrays=arrays,
@@ -399,7 +405,7 @@ def _read_parquet(path: Path, mapping: ColumnMapping) -> _RawColumns:
         path=path,
         arrays={canonical: table.column(i) for i, canonical in enumerate(positions)},
         sources={canonical: names[i] for canonical, i in positions.items()},
-        row_numbers=np.arange(1, table.num_rows + 1),
+        row_numbers=None,
         rows_read=table.num_rows,
     )
 
@@ -410,47 +416,74 @@ def _read_parquet(path: Path, mapping: ColumnMapping) -> _RawColumns:
 def _canonical_log(
     raw: _RawColumns, mapping: ColumnMapping, purchase_event: str, declared: tuple[str, ...]
 ) -> EventLog:
+    # Memory: each source column is released once converted and each intermediate once used, so
+    # that at tens of millions of rows the peak stays near the result's size (benchmarks/panel_memory.py).
     _decode_dictionaries(raw)
     user_id = _text(raw, "user_id", integers_allowed=True)
+    raw.release("user_id")
     raw.reject(_to_numpy(pc.equal(user_id, "")), "empty user id", "user_id", "a non-empty user id")
     timestamp = _timestamps(raw, mapping)
+    raw.release("timestamp")
     intervention = _interventions(raw)
+    raw.release("intervention")
     event_type = _event_types(raw, mapping, declared, intervention)
+    raw.release("event_type")
+    has_value = "value" in raw.arrays
     value = _amounts(raw, "value")
+    raw.release("value")
     quantity = _amounts(raw, "quantity")
+    raw.release("quantity")
     is_purchase = _to_numpy(pc.equal(event_type, purchase_event))
-    if mapping.value_only_on_purchase and "value" in raw.arrays:
+    if mapping.value_only_on_purchase and has_value:
         value = np.where(is_purchase, value, 0.0)
         raw.notes.append(f"'value' read from '{raw.sources['value']}' on '{purchase_event}' rows only")
     if not is_purchase.any():
         raw.notes.append(
             f"no '{purchase_event}' rows: check the purchase event name or the mapping's renames"
         )
+    del is_purchase
 
     users, user_rank = _sorted_codes(user_id)
+    del user_id
     event_names, event_code = _codes(event_type)
+    del event_type
     arm_names, arm_code = _codes(_text(raw, "arm"))
+    raw.release("arm")
     key = _sort_key(user_rank, len(users), timestamp)
-    order = np.argsort(key, kind="stable")
+    # A stable sort of keys already in order is the identity: skip it (and the gathers) then.
+    in_order = not np.any(key[1:] < key[:-1])
+    order = None if in_order else np.argsort(key, kind="stable")
     duplicate = _exact_duplicates(key, order, [event_code, value, quantity, intervention, arm_code])
-    kept_key = key[~duplicate]
-    out_of_order = int(np.count_nonzero(kept_key[1:] < np.maximum.accumulate(kept_key)[:-1]))
-    kept = order[~duplicate[order]]
-    events = pd.DataFrame(
-        {
-            "user_id": pc.take(users, user_rank[kept]).to_pandas(),
-            "timestamp": timestamp[kept],
-            "event_type": pc.take(event_names, event_code[kept]).to_pandas(),
-            "value": value[kept],
-            "quantity": quantity[kept],
-            "intervention": pd.Categorical.from_codes(intervention[kept], categories=list(INTERVENTIONS)),
-            "arm": pc.take(arm_names, arm_code[kept]).to_pandas(),
-        }
-    )
+    n_duplicates = int(duplicate.sum())
+    if order is None:
+        out_of_order = 0
+        kept: np.ndarray | slice = np.flatnonzero(~duplicate) if n_duplicates else slice(None)
+    else:
+        kept_key = key[~duplicate]
+        out_of_order = int(np.count_nonzero(kept_key[1:] < np.maximum.accumulate(kept_key)[:-1]))
+        del kept_key
+        kept = order[~duplicate[order]]
+    del key, order, duplicate
+
+    columns: dict[str, object] = {"user_id": pc.take(users, user_rank[kept]).to_pandas()}
+    del users, user_rank
+    columns["timestamp"] = timestamp[kept]
+    del timestamp
+    columns["event_type"] = pc.take(event_names, event_code[kept]).to_pandas()
+    del event_code
+    columns["value"] = value[kept]
+    del value
+    columns["quantity"] = quantity[kept]
+    del quantity
+    columns["intervention"] = pd.Categorical.from_codes(intervention[kept], categories=list(INTERVENTIONS))
+    del intervention
+    columns["arm"] = pc.take(arm_names, arm_code[kept]).to_pandas()
+    del arm_code
+    events = pd.DataFrame(columns, copy=False)  # the arrays are this function's own: no copy
     report = LoadReport(
         source=str(raw.path),
         rows_read=raw.rows_read,
-        duplicate_rows_dropped=int(duplicate.sum()),
+        duplicate_rows_dropped=n_duplicates,
         out_of_order_rows=out_of_order,
         notes=tuple(raw.notes),
     )
@@ -493,7 +526,7 @@ def _timestamps(raw: _RawColumns, mapping: ColumnMapping) -> np.ndarray:
         # Arrow stores timezone-aware timestamps as UTC instants: their integers are already naive UTC.
         per_unit = _NS_PER_DAY if pa.types.is_date32(kind) else _NS_PER_UNIT[getattr(kind, "unit", "ms")]
         integers = _to_numpy(array.cast(pa.int64()))
-        return _scaled_to_ns(raw, integers.astype(np.float64), integers, per_unit)
+        return _scaled_to_ns(raw, None, integers, per_unit)
     if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
         if mapping.timestamp_unit is None:
             raw.wrong_type("timestamp", epoch_hint)
@@ -528,7 +561,7 @@ def _timestamps(raw: _RawColumns, mapping: ColumnMapping) -> np.ndarray:
     naive = parsed.dt.tz_convert(None).to_numpy()
     integers = naive.view(np.int64)
     unit = np.datetime_data(naive.dtype)[0]
-    return _scaled_to_ns(raw, integers.astype(np.float64), integers, _NS_PER_UNIT[unit])
+    return _scaled_to_ns(raw, None, integers, _NS_PER_UNIT[unit])
 
 
 def _epoch_to_ns(raw: _RawColumns, numbers: np.ndarray, per_unit: int) -> np.ndarray:
@@ -544,10 +577,20 @@ def _epoch_to_ns(raw: _RawColumns, numbers: np.ndarray, per_unit: int) -> np.nda
 
 
 def _scaled_to_ns(
-    raw: _RawColumns, approximate: np.ndarray, integers: np.ndarray, per_unit: int
+    raw: _RawColumns, approximate: np.ndarray | None, integers: np.ndarray, per_unit: int
 ) -> np.ndarray:
-    """Counts of ``per_unit`` ns since the epoch as ``datetime64[ns]``; values outside its range fail."""
+    """Counts of ``per_unit`` ns since the epoch as ``datetime64[ns]``; values outside its range fail.
+
+    ``approximate`` is the counts as float64 (``None``: ``integers`` as float64, made only if the
+    smallest or largest count fails the check, since the conversion to float preserves order).
+    """
     limit = (_INT64_MAX // per_unit) - 1
+    if approximate is None:
+        ends = np.array([integers.min(), integers.max()]).astype(np.float64)
+        if np.all(np.abs(ends) < limit):
+            approximate = ends[:0]
+        else:
+            approximate = integers.astype(np.float64)
     outside = np.abs(approximate) >= limit
     raw.reject(
         outside,
@@ -555,6 +598,8 @@ def _scaled_to_ns(
         "timestamp",
         f"dates between {pd.Timestamp.min.date()} and {pd.Timestamp.max.date()}; check the epoch unit",
     )
+    if per_unit == 1:
+        return (integers if integers.flags.writeable else integers.copy()).view("datetime64[ns]")
     return (integers * per_unit).view("datetime64[ns]")
 
 
@@ -589,7 +634,9 @@ def _amounts(raw: _RawColumns, canonical: str) -> np.ndarray:
     else:
         raw.wrong_type(canonical, "numbers")
     raw.reject(numbers < 0, f"negative {canonical}", canonical, expected, shown=numbers)
-    return np.nan_to_num(numbers, nan=0.0) + 0.0
+    cleaned = numbers + 0.0  # a writable copy, with -0.0 as 0.0; infinities were rejected above
+    np.copyto(cleaned, 0.0, where=np.isnan(cleaned))
+    return cleaned
 
 
 def _interventions(raw: _RawColumns) -> np.ndarray:
@@ -640,16 +687,19 @@ def _event_types(
 
 
 def _codes(text: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
-    """Distinct values and each row's index into them."""
-    encoded = pc.dictionary_encode(text.combine_chunks())
-    return encoded.dictionary, _to_numpy(encoded.indices).astype(np.int64)
+    """Distinct values (in order of first occurrence) and each row's int32 index into them.
+
+    Works chunk by chunk: no combined copy of the column.
+    """
+    values = pc.unique(text)
+    return values, _to_numpy(pc.index_in(text, value_set=values))
 
 
 def _sorted_codes(text: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
-    """Distinct values in sorted order and each row's rank among them."""
+    """Distinct values in sorted order and each row's int32 rank among them."""
     values, codes = _codes(text)
     by_value = _to_numpy(pc.array_sort_indices(values))
-    rank = np.empty(len(values), dtype=np.int64)
+    rank = np.empty(len(values), dtype=np.int32)
     rank[by_value] = np.arange(len(values))
     return values.take(pa.array(by_value)), rank[codes]
 
@@ -661,21 +711,34 @@ def _sort_key(user_rank: np.ndarray, n_users: int, timestamp: np.ndarray) -> np.
     for step in (10**9, 10**6, 10**3, 1):
         if step == 1 or not np.any(offset % np.uint64(step)):
             break
-    ticks = offset // np.uint64(step)
+    if step > 1:
+        offset //= np.uint64(step)  # in place: offset becomes the ticks
+    ticks = offset
     n_ticks = int(ticks.max()) + 1
     if n_users * n_ticks >= 2**62:
         times, ticks = np.unique(ns, return_inverse=True)
         n_ticks = len(times)
-    return user_rank * n_ticks + ticks.astype(np.int64)
+    key = user_rank.astype(np.int64)
+    key *= n_ticks
+    key += ticks.view(np.int64)  # ticks < 2**62 here, so the view is exact
+    return key
 
 
-def _exact_duplicates(key: np.ndarray, order: np.ndarray, columns: list[np.ndarray]) -> np.ndarray:
-    """Rows equal to an earlier row in the key and every other column (as codes or numbers)."""
-    sorted_key = key[order]
+def _exact_duplicates(key: np.ndarray, order: np.ndarray | None, columns: list[np.ndarray]) -> np.ndarray:
+    """Rows equal to an earlier row in the key and every other column (as codes or numbers).
+
+    ``order`` sorts ``key`` stably; ``None`` means ``key`` is already in order.
+    """
+    sorted_key = key if order is None else key[order]
     same = sorted_key[1:] == sorted_key[:-1]
+    del sorted_key
     shares_key = np.zeros(len(key), dtype=bool)
-    shares_key[order[1:][same]] = True
-    shares_key[order[:-1][same]] = True
+    if order is None:
+        shares_key[1:] |= same
+        shares_key[:-1] |= same
+    else:
+        shares_key[order[1:][same]] = True
+        shares_key[order[:-1][same]] = True
     candidates = np.flatnonzero(shares_key)
     duplicate = np.zeros(len(key), dtype=bool)
     if len(candidates):

@@ -19,6 +19,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from winback.data.schema import CONTACTS, EventLog
 from winback.errors import DataError
@@ -158,7 +160,7 @@ class PeriodPanel:
         )
 
     def truncate(self, end: int) -> PeriodPanel:
-        """The panel's first ``end`` periods (users born later are dropped), e.g. for validation inside calibration."""
+        """The first ``end`` periods, users born later dropped (e.g. to validate inside calibration)."""
         born = self.first_period < end
         return dataclasses.replace(
             self.select(born),
@@ -223,11 +225,18 @@ def build_panel(
     if events.empty:
         raise DataError("the event log has no rows", path=log.report.source)
     pd_days = PERIOD_DAYS[period]
-    days = events["timestamp"].to_numpy().astype("datetime64[D]")
-    first_day, last_day = days.min(), days.max()
-    origin_day = np.datetime64(pd.Timestamp(origin).date(), "D") if origin is not None else first_day
+    # Memory at 1M users x 78 weeks (~54M rows): every per-row temporary is int64 (~0.4 GB) or
+    # smaller, built in place where possible, and no per-row Python objects are made.
+    day_index = events["timestamp"].to_numpy().astype("datetime64[D]").view(np.int64)  # days since epoch
+    first_day, last_day = int(day_index.min()), int(day_index.max())
+    origin_day = (
+        np.datetime64(pd.Timestamp(origin).date(), "D")
+        if origin is not None
+        else np.datetime64(first_day, "D")
+    )
+    origin_number = int(origin_day.astype(np.int64))
     if end is None:
-        span = int((last_day - origin_day).astype(np.int64)) + 1
+        span = last_day - origin_number + 1
         n_periods = -(-span // pd_days)
     else:
         span = int((np.datetime64(pd.Timestamp(end).date(), "D") - origin_day).astype(np.int64))
@@ -237,9 +246,9 @@ def build_panel(
                 expected=f"end - origin a positive multiple of {pd_days} days",
             )
         n_periods = span // pd_days
-    day_index = (days - origin_day).astype(np.int64)
-    outside = (day_index < 0) | (day_index >= n_periods * pd_days)
-    if outside.any():
+    day_index -= origin_number
+    if first_day < origin_number or last_day - origin_number >= n_periods * pd_days:
+        outside = (day_index < 0) | (day_index >= n_periods * pd_days)
         raise DataError(
             f"{int(outside.sum())} events fall outside the panel window starting {origin_day} "
             f"({n_periods} {period}s)",
@@ -254,53 +263,61 @@ def build_panel(
         event_types=log.event_types,
         purchase_event=log.purchase_event,
     )
-    user_ids, user_code = _factorize_users(events["user_id"])
+    user_ids, cell, first_row = _factorize_users(events["user_id"])
     n_users = len(user_ids)
-    period_index = (day_index // pd_days).astype(np.int64)
     day_in_period = (day_index % pd_days).astype(np.uint8)
-    cell = user_code * n_periods + period_index
+    day_index //= pd_days  # now the period of each row
+    cell *= n_periods  # in place: user code -> user-period cell
+    cell += day_index
+    del day_index
     n_cells = n_users * n_periods
     notes: list[str] = []
 
-    event_type = events["event_type"].to_numpy()
+    event_code = _label_codes(events["event_type"], spec.event_types)
     counts = np.zeros((n_users, n_periods, len(spec.event_types)), dtype=np.uint16)
     for k, name in enumerate(spec.event_types):
-        per_cell = np.bincount(cell[event_type == name], minlength=n_cells)
-        saturated = int((per_cell > COUNT_MAX).sum())
+        per_cell = np.bincount(cell[event_code == k], minlength=n_cells)
+        saturated = int(np.count_nonzero(per_cell > COUNT_MAX))
         if saturated:
             notes.append(f"{saturated} user-periods had more than {COUNT_MAX} '{name}' events; capped")
-        counts[:, :, k] = np.minimum(per_cell, COUNT_MAX).reshape(n_users, n_periods)
+        np.minimum(per_cell, COUNT_MAX, out=per_cell)
+        counts[:, :, k] = per_cell.reshape(n_users, n_periods)
+        del per_cell
 
-    is_purchase = event_type == spec.purchase_event
+    purchase_rows = np.flatnonzero(event_code == spec.purchase_index)
+    del event_code
+    purchase_cells = cell[purchase_rows]
+    purchase_days = day_in_period[purchase_rows]
     spend = (
-        np.bincount(cell[is_purchase], weights=events["value"].to_numpy()[is_purchase], minlength=n_cells)
+        np.bincount(purchase_cells, weights=events["value"].to_numpy()[purchase_rows], minlength=n_cells)
         .reshape(n_users, n_periods)
         .astype(np.float32)
     )
     last_purchase_day = np.zeros(n_cells, dtype=np.uint8)
-    np.maximum.at(last_purchase_day, cell[is_purchase], day_in_period[is_purchase])
+    np.maximum.at(last_purchase_day, purchase_cells, purchase_days)
 
-    intervention = events["intervention"].to_numpy()
+    intervention_code = _label_codes(events["intervention"], spec.interventions)
     interventions = np.zeros((n_users, n_periods, len(spec.interventions)), dtype=np.uint8)
     for k, name in enumerate(spec.interventions):
-        per_cell = np.bincount(cell[intervention == name], minlength=n_cells)
-        saturated = int((per_cell > INTERVENTION_COUNT_MAX).sum())
+        per_cell = np.bincount(cell[intervention_code == k], minlength=n_cells)
+        saturated = int(np.count_nonzero(per_cell > INTERVENTION_COUNT_MAX))
         if saturated:
             notes.append(f"{saturated} user-periods had more than 255 '{name}' contacts; capped")
-        interventions[:, :, k] = np.minimum(per_cell, INTERVENTION_COUNT_MAX).reshape(n_users, n_periods)
+        np.minimum(per_cell, INTERVENTION_COUNT_MAX, out=per_cell)
+        interventions[:, :, k] = per_cell.reshape(n_users, n_periods)
+        del per_cell
+    del intervention_code
 
     # Events are sorted by (user_id, timestamp), so a user's first row is its first occurrence.
-    _, first_row = np.unique(user_code, return_index=True)
-    purchase_rows = np.flatnonzero(is_purchase)
-    buyers, first_buy = np.unique(user_code[purchase_rows], return_index=True)
+    buyers, first_buy = np.unique(purchase_cells // n_periods, return_index=True)
     first_purchase_period = np.full(n_users, -1, dtype=np.int32)
     first_purchase_day = np.zeros(n_users, dtype=np.uint8)
-    first_purchase_period[buyers] = period_index[purchase_rows[first_buy]]
-    first_purchase_day[buyers] = day_in_period[purchase_rows[first_buy]]
+    first_purchase_period[buyers] = purchase_cells[first_buy] % n_periods
+    first_purchase_day[buyers] = purchase_days[first_buy]
     return PeriodPanel(
         spec=spec,
         user_ids=user_ids,
-        first_period=period_index[first_row].astype(np.int32),
+        first_period=(cell[first_row] % n_periods).astype(np.int32),
         first_day=day_in_period[first_row],
         first_purchase_period=first_purchase_period,
         first_purchase_day=first_purchase_day,
@@ -312,6 +329,54 @@ def build_panel(
     )
 
 
-def _factorize_users(user_id: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def _factorize_users(user_id: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct user ids sorted (object array), each row's index into them (int64, writable), and the
+    first row of each user.
+
+    A log sorted by user id (as :class:`EventLog` promises) is coded from its runs in one pass over
+    its Arrow strings; any other column is factorized by pandas.
+    """
+    values = _arrow_values(user_id)
+    if values is not None and values.null_count == 0:
+        before, after = values.slice(0, len(values) - 1), values.slice(1)
+        if not pc.any(pc.less(after, before)).as_py():
+            starts = np.empty(len(values), dtype=bool)
+            starts[0] = True
+            starts[1:] = pc.not_equal(after, before).to_numpy(zero_copy_only=False)
+            first_row = np.flatnonzero(starts)
+            codes = np.cumsum(starts, dtype=np.int64)
+            codes -= 1
+            del starts
+            uniques = values.take(pa.array(first_row)).to_numpy(zero_copy_only=False)
+            return np.asarray(uniques, dtype=object), codes, first_row
     codes, uniques = pd.factorize(user_id, sort=True)
-    return np.asarray(uniques, dtype=object), codes.astype(np.int64)
+    codes = codes.astype(np.int64)
+    _, first_row = np.unique(codes, return_index=True)
+    return np.asarray(uniques, dtype=object), codes, first_row
+
+
+def _arrow_values(column: pd.Series) -> pa.ChunkedArray | None:
+    """The Arrow data behind an Arrow-backed column (no copy), or ``None``."""
+    if not isinstance(column.array, pd.arrays.ArrowExtensionArray):
+        return None
+    values = column.array.__arrow_array__()
+    return values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
+
+
+def _label_codes(column: pd.Series, labels: tuple[str, ...]) -> np.ndarray:
+    """int8 index of each row's value in ``labels``, -1 for any other value, without per-row objects
+    for categorical and Arrow-backed columns (int32 beyond 127 labels)."""
+    dtype = np.int8 if len(labels) < 128 else np.int32
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        categories = list(column.cat.categories)
+        lookup = np.array([labels.index(c) if c in labels else -1 for c in categories] + [-1], dtype=dtype)
+        return lookup[column.cat.codes.to_numpy()]  # code -1 (missing) picks the trailing -1
+    values = _arrow_values(column)
+    if values is not None and (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        index = pc.index_in(values, value_set=pa.array(labels, values.type))
+        return pc.fill_null(index, -1).to_numpy().astype(dtype)
+    values = column.to_numpy()
+    codes = np.full(len(values), -1, dtype=dtype)
+    for k, label in enumerate(labels):
+        codes[values == label] = k
+    return codes

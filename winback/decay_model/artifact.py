@@ -73,7 +73,9 @@ def load_model(directory: str | Path) -> DecayModel:
         )
     claimed = body.pop("content_sha256", None)
     if claimed != _content_hash(body):
-        raise ArtifactError(f"{config_path}: content hash mismatch; the file was modified after it was written")
+        raise ArtifactError(
+            f"{config_path}: content hash mismatch; the file was modified after it was written"
+        )
     weights_path = root / WEIGHTS_FILE
     if not weights_path.is_file():
         raise ArtifactError(f"{root}: {WEIGHTS_FILE} is missing")

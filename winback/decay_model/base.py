@@ -164,9 +164,7 @@ class DecayModel(ABC):
 
     @classmethod
     @abstractmethod
-    def from_artifact(
-        cls, config: dict[str, Any], tensors: dict[str, np.ndarray], spec: PanelSpec
-    ) -> Self:
+    def from_artifact(cls, config: dict[str, Any], tensors: dict[str, np.ndarray], spec: PanelSpec) -> Self:
         """Rebuild a fitted model from what ``config`` and ``tensors`` returned."""
 
     def _require_fitted(self) -> PanelSpec:

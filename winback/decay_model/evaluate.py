@@ -99,7 +99,7 @@ def simulate_forward(
 def filter_history(
     model: DecayModel, panel: PeriodPanel, *, start: int | np.ndarray, end: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Teacher-forced pass from ``start`` (per user or common) to ``end`` with the actual activity and contacts.
+    """Teacher-forced pass from ``start`` (per user, or common) to ``end`` with actual activity and contacts.
 
     Returns (log probability of each period's purchases, interest before each period), both (n, P)
     over absolute periods, NaN outside ``[start, end)``.
@@ -160,7 +160,11 @@ def evaluate_models(
             )
             bar.update(task, advance=1, description=f"evaluate {name}: from-birth simulation")
             from_birth = simulate_forward(
-                model, model.initial_state(panel, until=panel.first_period + 1), end=end, draws=tracking_draws, rng=rng
+                model,
+                model.initial_state(panel, until=panel.first_period + 1),
+                end=end,
+                draws=tracking_draws,
+                rng=rng,
             )
             bar.update(task, advance=1, description=f"evaluate {name}: one-step log score")
             log_probs, _ = filter_history(model, panel, start=calibration_end, end=end)
@@ -178,7 +182,9 @@ def evaluate_models(
                 "pearson_r": float(np.corrcoef(expected, actual_user)[0, 1]),
                 "auc_any": auc((conditional.totals > 0).mean(axis=1), actual_user > 0),
                 "log_score": float(np.nanmean(log_probs)),
-                "weekly_mape": float(100 * np.mean(np.abs(model_weekly - actual_weekly_holdout) / actual_weekly_holdout)),
+                "weekly_mape": float(
+                    100 * np.mean(np.abs(model_weekly - actual_weekly_holdout) / actual_weekly_holdout)
+                ),
                 "cum_error_pct_wk78": float(
                     100 * (from_birth.per_period.sum() - actual_after_birth.sum()) / actual_after_birth.sum()
                 ),

@@ -5,6 +5,13 @@ Each period ``t`` of a user (from birth) is one LSTM step with inputs
 - ``log1p`` of the count of every event type and of the spend in ``t``;
 - ``log1p`` of the contacts of each kind received in ``t``;
 - tenure ``log1p(t - first_period)`` and a birth-period flag;
+- recency ``log1p(periods since the last purchase)`` and frequency ``log1p(purchases so far)``;
+- the posterior summaries of a BG/NBD model fitted on the same data, ``P(alive)`` and the log
+  expected purchase rate given the user's ``(x, t_x, T)``: a structural prior on how silence
+  lowers interest that keeps holding when the model is rolled past the longest tenure it was
+  fitted on (without it the LSTM's forecasts drift once tenure leaves the fitting range; see
+  ``benchmarks/RESULTS.md``). The LSTM learns everything else: contacts, spend, other event
+  types, and corrections to the prior;
 - optionally the calendar (sine/cosine of the day of year): off unless the fitting window spans
   two years, since a single partial year cannot separate season from cohort age.
 
@@ -39,6 +46,7 @@ from winback.decay_model.base import (
     check_born,
     no_contacts,
 )
+from winback.decay_model.bgnbd import BGNBDModel, BGNBDState
 from winback.errors import ConfigError
 from winback.progress import progress_bar
 
@@ -60,13 +68,11 @@ class LSTMConfig:
     recency_frequency: bool = True
     """Recency (periods since the last purchase, or birth) and frequency (purchases so far) inputs:
     the sufficient statistics of the classic models, so the LSTM need not count gaps."""
-    time_encoding: str = "decay"
-    """How tenure and recency enter: ``log`` (``log1p``, unbounded) or ``decay`` (``exp(-t / scale)``
-    for the scales in ``time_scales``: bounded, saturating features, so rolling past the fitting
-    window's longest tenure or recency feeds inputs the model has seen)."""
-    time_scales: tuple[float, ...] = (4.0, 16.0)
-    """Scales, in periods, of the ``decay`` time encoding."""
-    batch_size: int = 512
+    bgnbd_inputs: bool = True
+    """Feed the BG/NBD posterior summaries (P(alive) and the log expected purchase rate, from a
+    BG/NBD fitted on the same data and the user's x, t_x, T) as inputs: a structural prior on how
+    silence lowers interest, which holds beyond the longest tenure seen in fitting."""
+    batch_size: int = 128
     """Users per gradient step."""
     learning_rate: float = 3e-3
     max_epochs: int = 40
@@ -80,8 +86,6 @@ class LSTMConfig:
     """Users per forward pass when computing states and forecasts."""
 
     def __post_init__(self) -> None:
-        if self.time_encoding not in ("log", "decay"):
-            raise ConfigError(f"LSTMConfig.time_encoding = {self.time_encoding!r} (allowed: 'log', 'decay')")
         for name in ("hidden_size", "head_size", "batch_size", "max_epochs", "block_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"LSTMConfig.{name} = {getattr(self, name)} (allowed: >= 1)")
@@ -156,22 +160,45 @@ class LSTMDecayModel(DecayModel):
         self.cfg = config or LSTMConfig()
         self.calendar = bool(self.cfg.calendar)
         self.network: _Network | None = None
+        self.prior: BGNBDModel | None = None
         self.history: list[dict[str, float]] = []
 
     # ----------------------------------------------------------------------------------- features
     def _n_inputs(self, spec: PanelSpec) -> tuple[int, int]:
-        n_time = 1 if self.cfg.time_encoding == "log" else len(self.cfg.time_scales)
-        n_known = len(spec.interventions) + n_time * int(self.cfg.tenure) + (2 if self.calendar else 0)
-        step = len(spec.event_types) + 1 + n_known + 1 + (n_time + 1) * int(self.cfg.recency_frequency)
+        n_known = len(spec.interventions) + int(self.cfg.tenure) + (2 if self.calendar else 0)
+        step = (
+            len(spec.event_types)
+            + 1
+            + n_known
+            + 1
+            + 2 * int(self.cfg.recency_frequency)
+            + 2 * int(self.cfg.bgnbd_inputs)
+        )
         head = n_known
         return step, head
 
-    def _encode_time(self, periods: np.ndarray) -> np.ndarray:
-        """Tenure or recency features, shape (..., 1) for ``log`` or (..., len(time_scales)) for ``decay``."""
-        t = np.maximum(periods, 0).astype(np.float32)[..., None]
-        if self.cfg.time_encoding == "log":
-            return np.log1p(t)
-        return np.exp(-t / np.asarray(self.cfg.time_scales, dtype=np.float32))
+    @staticmethod
+    def _encode_time(periods: np.ndarray) -> np.ndarray:
+        """Tenure or recency as ``log1p`` of periods, shape (..., 1)."""
+        return np.log1p(np.maximum(periods, 0).astype(np.float32))[..., None]
+
+    def _bgnbd_features(
+        self, period: np.ndarray, first: np.ndarray, last_purchase: np.ndarray, frequency: np.ndarray
+    ) -> np.ndarray:
+        """P(alive) and log E[rate | alive] of the BG/NBD prior at the end of ``period``, (..., 2).
+
+        Purchases are placed mid-period, so ``x = frequency - 1``, ``t_x = last_purchase - first`` and
+        ``T = period + 0.5 - first`` (in periods from the first purchase).
+        """
+        assert self.prior is not None
+        shape = np.broadcast_shapes(np.shape(period), np.shape(first), np.shape(frequency))
+        x = np.maximum(np.broadcast_to(frequency, shape) - 1, 0).ravel().astype(np.float64)
+        t_x = np.broadcast_to(last_purchase - first, shape).ravel().astype(np.float64)
+        T = np.broadcast_to(period + 0.5 - first, shape).ravel().astype(np.float64)
+        state = BGNBDState(period=np.zeros(len(x), dtype=np.int64), x=x, t_x=t_x, T=T)
+        p_alive = self.prior.p_alive(state)
+        log_rate = np.log(self.prior.r + x) - np.log(self.prior.alpha + T)
+        return np.stack([p_alive, log_rate], axis=-1).reshape(*shape, 2).astype(np.float32)
 
     def _known_ahead(self, spec: PanelSpec, period: np.ndarray, first: np.ndarray, contacts: np.ndarray):
         """Features known before a period happens: contacts, tenure, calendar. Shape (..., head)."""
@@ -196,9 +223,16 @@ class LSTMDecayModel(DecayModel):
         """LSTM inputs of a period that has happened. Shape (..., step)."""
         known = self._known_ahead(spec, period, first, contacts)
         birth = (period == first).astype(np.float32)[..., None]
-        parts = [np.log1p(counts.astype(np.float32)), np.log1p(spend.astype(np.float32))[..., None], known, birth]
+        parts = [
+            np.log1p(counts.astype(np.float32)),
+            np.log1p(spend.astype(np.float32))[..., None],
+            known,
+            birth,
+        ]
         if self.cfg.recency_frequency:
             parts += [self._encode_time(period - last_purchase), np.log1p(frequency)[..., None]]
+        if self.cfg.bgnbd_inputs:
+            parts.append(self._bgnbd_features(period, first, last_purchase, frequency))
         return np.concatenate([p.astype(np.float32) for p in parts], axis=-1)
 
     def _sequences(self, panel: PeriodPanel, until: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -245,6 +279,8 @@ class LSTMDecayModel(DecayModel):
         if self.cfg.calendar is None:
             self.calendar = until * panel.spec.period_days >= CALENDAR_MIN_PERIODS_DAYS
         self.spec = panel.spec
+        if self.cfg.bgnbd_inputs:
+            self.prior = BGNBDModel().fit(panel, until=until)
         until_array = np.full(panel.n_users, until, dtype=np.int64)
         inputs, head_inputs, lengths = self._sequences(panel, until_array)
         targets_counts = _next_period_targets(panel, lengths)
@@ -424,7 +460,14 @@ class LSTMDecayModel(DecayModel):
         last_purchase = np.where(bought, state.period, state.last_purchase)
         frequency = state.frequency + activity.purchases
         inputs = self._step_features(
-            spec, state.period, state.first_period, activity.counts, activity.spend, contacts, last_purchase, frequency
+            spec,
+            state.period,
+            state.first_period,
+            activity.counts,
+            activity.spend,
+            contacts,
+            last_purchase,
+            frequency,
         )
         _, (h, c) = network.lstm(
             torch.from_numpy(inputs)[:, None, :],
@@ -441,17 +484,24 @@ class LSTMDecayModel(DecayModel):
 
     # ------------------------------------------------------------------------------ serialisation
     def config(self) -> dict[str, Any]:
-        return {"lstm": dataclasses.asdict(self.cfg), "calendar": self.calendar, "history": self.history}
+        return {
+            "lstm": dataclasses.asdict(self.cfg),
+            "calendar": self.calendar,
+            "history": self.history,
+            "bgnbd_prior": None if self.prior is None else self.prior.config(),
+        }
 
     def tensors(self) -> dict[str, np.ndarray]:
         return {k: v.numpy() for k, v in self._require_network().state_dict().items()}
 
     @classmethod
     def from_artifact(cls, config: dict[str, Any], tensors: dict[str, np.ndarray], spec: PanelSpec) -> Self:
-        model = cls(LSTMConfig(**{**config["lstm"], "time_scales": tuple(config["lstm"]["time_scales"])}))
+        model = cls(LSTMConfig(**config["lstm"]))
         model.calendar = bool(config["calendar"])
         model.history = list(config["history"])
         model.spec = spec
+        if config["bgnbd_prior"] is not None:
+            model.prior = BGNBDModel.from_artifact(config["bgnbd_prior"], {}, spec)
         network = model._build_network(spec, torch.Generator().manual_seed(0))
         network.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()})
         network.eval()

@@ -9,10 +9,10 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from winback.decay_model.evaluate import MAX_BUCKET, EvaluationResult  # noqa: E402
+from winback.decay_model.evaluate import MAX_BUCKET, EvaluationResult
 
 SCALAR_METRICS: dict[str, str] = {
     "holdout_total": "expected holdout purchases",
@@ -68,18 +68,22 @@ def _markdown(result: EvaluationResult, meta: dict[str, Any], plots: list[str]) 
     rows = metrics_table(result)
     table = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     table += ["| " + " | ".join(row) + " |" for row in rows[1:]]
-    shares = ["| holdout purchases | actual | " + " | ".join(result.metrics) + " |", "|" + "---|" * (len(result.metrics) + 2)]
+    shares = [
+        "| holdout purchases | actual | " + " | ".join(result.metrics) + " |",
+        "|" + "---|" * (len(result.metrics) + 2),
+    ]
     actual = next(iter(result.metrics.values()))["count_shares"]["actual"]
     for k, label in enumerate(BUCKET_LABELS):
         model_shares = " | ".join(f"{m['count_shares']['model'][k]:.4f}" for m in result.metrics.values())
         shares.append(f"| {label} | {actual[k]:.4f} | {model_shares} |")
+    draws = next(iter(result.metrics.values()))["draws"]
     setup = "\n".join(f"- {key}: `{value}`" for key, value in meta.items())
     figures = "\n\n".join(f"![{name}]({name})" for name in plots)
     return f"""# Decay-model evaluation
 
 {setup}
 
-Forecasts roll each model forward from every user's calibration state by sampling ({next(iter(result.metrics.values()))["draws"]} draws per user),
+Forecasts roll each model forward from every user's calibration state by sampling ({draws} draws per user),
 as the simulator does. Definitions: `winback.decay_model.evaluate`.
 
 {chr(10).join(table)}
@@ -101,7 +105,11 @@ def _plot_tracking(result: EvaluationResult) -> plt.Figure:
     for name, series in result.series.items():
         left.plot(periods, series.from_birth_weekly, label=name)
     left.axvline(result.calibration_end - 0.5, color="grey", ls="--")
-    left.set(title="Simulated from each user's birth period", xlabel="period", ylabel="purchases after birth period")
+    left.set(
+        title="Simulated from each user's birth period",
+        xlabel="period",
+        ylabel="purchases after birth period",
+    )
     holdout = periods[result.calibration_end :]
     right.plot(holdout, result.actual_weekly[result.calibration_end :], color="black", lw=2, label="actual")
     for name, series in result.series.items():
@@ -119,7 +127,10 @@ def _plot_by_x(result: EvaluationResult) -> plt.Figure:
     for name, metrics in result.metrics.items():
         axis.plot(x, [np.nan if v is None else v for v in metrics["by_x"]["model"]], "-o", label=name)
     axis.set_xticks(x, BUCKET_LABELS)
-    axis.set(title="Mean holdout purchases by calibration repeat purchases", xlabel="calibration repeat purchases (x)")
+    axis.set(
+        title="Mean holdout purchases by calibration repeat purchases",
+        xlabel="calibration repeat purchases (x)",
+    )
     axis.legend()
     return figure
 
@@ -132,10 +143,18 @@ def _plot_counts(result: EvaluationResult) -> plt.Figure:
     first = next(iter(result.metrics.values()))["count_shares"]["actual"]
     for i, name in enumerate(names):
         shares = first if name == "actual" else result.metrics[name]["count_shares"]["model"]
-        axis.bar(x + (i - len(names) / 2 + 0.5) * width, shares, width, label=name, color="black" if i == 0 else None)
+        axis.bar(
+            x + (i - len(names) / 2 + 0.5) * width,
+            shares,
+            width,
+            label=name,
+            color="black" if i == 0 else None,
+        )
     axis.set_xticks(x, BUCKET_LABELS)
     axis.set_yscale("log")
-    axis.set(title="Share of users by holdout purchases", xlabel="holdout purchases", ylabel="share of users (log)")
+    axis.set(
+        title="Share of users by holdout purchases", xlabel="holdout purchases", ylabel="share of users (log)"
+    )
     axis.legend()
     return figure
 
@@ -144,7 +163,9 @@ def _plot_interest(result: EvaluationResult) -> plt.Figure:
     n = len(result.interest_users)
     columns = min(3, n)
     rows = -(-n // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.4 * columns, 3.0 * rows), squeeze=False, sharey=True)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(4.4 * columns, 3.0 * rows), squeeze=False, sharey=True
+    )
     for i, user in enumerate(result.interest_users):
         axis = axes.flat[i]
         for name, series in result.series.items():

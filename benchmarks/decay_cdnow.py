@@ -1,0 +1,94 @@
+"""Decay models on CDNOW master: every model's holdout figures side by side, LSTM fit time and peak memory.
+
+Runs ``winback decay eval`` in a child process (so its peak RSS is measured alone), then prints a
+markdown table for benchmarks/RESULTS.md and checks the LSTM against BG/NBD on the issue's criteria.
+
+    python benchmarks/decay_cdnow.py --out runs/decay_cdnow
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from winback.decay_model.report import SCALAR_METRICS
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="cdnow")
+    parser.add_argument("--out", type=Path, default=Path("runs/decay_cdnow"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    command = [
+        sys.executable,
+        "-m",
+        "winback.cli",
+        "decay",
+        "eval",
+        "--data",
+        args.data,
+        "--out",
+        str(args.out),
+        "--threads",
+        str(args.threads),
+        "--seed",
+        str(args.seed),
+    ]
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    subprocess.run(command, check=True)
+    wall = time.perf_counter() - started
+    peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    metrics = json.loads((args.out / "metrics.json").read_text())
+    models, meta = metrics["models"], metrics["meta"]
+
+    names = list(models)
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"load before {load_before:.1f}"
+    )
+    print(f"command: {' '.join(command[1:])}")
+    print(
+        f"wall {wall:.0f}s (fit {meta['fit_seconds']}, eval {meta['eval_seconds']}s), "
+        f"peak RSS {peak_gib:.2f} GiB\n"
+    )
+    print("| metric | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for key, label in SCALAR_METRICS.items():
+        print(f"| {label} | " + " | ".join(f"{models[n][key]:.4g}" for n in names) + " |")
+    shares = " | ".join(f"{models[n]['count_shares']['model'][0]:.4f}" for n in names)
+    print(
+        f"| share with 0 holdout purchases (actual {models[names[0]]['count_shares']['actual'][0]:.4f}) "
+        f"| {shares} |"
+    )
+
+    if {"lstm", "bgnbd"} <= set(models):
+        lstm, bgnbd = models["lstm"], models["bgnbd"]
+        checks = {
+            "|holdout bias %|": abs(lstm["holdout_bias_pct"]) < abs(bgnbd["holdout_bias_pct"]),
+            "MAE": lstm["mae"] < bgnbd["mae"],
+            "weekly MAPE": lstm["weekly_mape"] < bgnbd["weekly_mape"],
+            "log score": lstm["log_score"] > bgnbd["log_score"],
+            "share with 0 within 0.02": abs(
+                lstm["count_shares"]["model"][0] - lstm["count_shares"]["actual"][0]
+            )
+            <= 0.02,
+        }
+        print(
+            "\nLSTM vs BG/NBD: "
+            + ", ".join(f"{k}: {'beats' if v else 'does not beat'}" for k, v in checks.items())
+        )
+
+
+if __name__ == "__main__":
+    main()

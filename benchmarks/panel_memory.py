@@ -9,7 +9,9 @@ Two steps, each its own process so that the measurement's peak RSS is clean:
 user ids prefixed by the chunk so they stay unique and the file stays sorted by user) and appends
 each chunk to one Parquet file as row groups, so it never holds more than one chunk. The browsing
 level is lowered from the default 3 views a week at full interest to ``--view-rate`` (1.0), which
-gives about 54 rows per user (54M rows at 1M users) instead of about 105.
+gives about 54 rows per user (54M rows at 1M users) instead of about 105. ``--shuffle`` permutes
+the rows within each chunk, so that the reader has to sort the whole log (a file not in
+``(user_id, timestamp)`` order).
 
 ``measure`` times ``read_event_log`` and ``build_panel`` separately in one process and reports the
 peak RSS (``ru_maxrss``) after each step, the RSS after import as a reference, rows per second, the
@@ -29,6 +31,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -53,6 +56,9 @@ def main() -> None:
     generate.add_argument("--chunk", type=int, default=100_000, help="users per generated chunk")
     generate.add_argument("--view-rate", type=float, default=1.0, help="SyntheticConfig.view_rate_mean")
     generate.add_argument("--weeks", type=int, default=78)
+    generate.add_argument(
+        "--shuffle", action="store_true", help="shuffle the rows within each chunk (an unsorted file)"
+    )
     generate.add_argument("--out", type=Path, default=Path("runs/panel_memory"))
     measure = commands.add_parser("measure", help="time read_event_log and build_panel on a log file")
     measure.add_argument("--log", type=Path, required=True)
@@ -69,7 +75,7 @@ def main() -> None:
 
 def run_generate(args: argparse.Namespace) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"events_{args.users}.parquet"
+    path = args.out / f"events_{args.users}{'_shuffled' if args.shuffle else ''}.parquet"
     n_chunks = -(-args.users // args.chunk)
     width = len(str(n_chunks - 1))
     started = time.perf_counter()
@@ -84,6 +90,8 @@ def run_generate(args: argparse.Namespace) -> None:
             events = generate_synthetic_log(config).log.events[list(CANONICAL_COLUMNS)]
             # A fixed-width prefix keeps ids unique across chunks and the file sorted by user.
             events["user_id"] = f"c{chunk:0{width}d}-" + events["user_id"]
+            if args.shuffle:
+                events = events.take(np.random.default_rng(chunk).permutation(len(events)))
             table = pa.Table.from_pandas(events, preserve_index=False).replace_schema_metadata(None)
             del events
             if writer is None:
@@ -107,6 +115,7 @@ def run_generate(args: argparse.Namespace) -> None:
                 "users": args.users,
                 "weeks": args.weeks,
                 "view_rate_mean": args.view_rate,
+                "shuffled": args.shuffle,
                 "rows": rows,
                 "row_groups": pq.ParquetFile(path).metadata.num_row_groups,
                 "file_bytes": size,

@@ -33,6 +33,7 @@ VARIANTS: dict[str, dict] = {
     "lstm without tenure": {"tenure": False},
     "lstm hidden 64": {"hidden_size": 64, "head_size": 64},
     "lstm batch 512": {"batch_size": 512},
+    "lstm patience 8": {"patience": 8, "max_epochs": 80},
 }
 COLUMNS = ("holdout_bias_pct", "mae", "weekly_mape", "log_score", "cum_error_pct_wk78")
 
@@ -42,6 +43,7 @@ def main() -> None:
     parser.add_argument("--fit-until", type=int, default=26)
     parser.add_argument("--draws", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names from VARIANTS")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -54,7 +56,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for name, model in models.items():
         started = time.perf_counter()
-        model.fit(calibration, until=args.fit_until, seed=0)
+        model.fit(calibration, until=args.fit_until, seed=args.seed)
         seconds = time.perf_counter() - started
         result = evaluate_models(
             {name: model}, calibration, calibration_end=args.fit_until, draws=args.draws, tracking_draws=2

@@ -66,6 +66,11 @@ class EvaluationResult:
     """(P,) actual purchases per period after each user's birth period."""
     interest_users: list[str] = field(default_factory=list)
     interest_purchases: np.ndarray | None = None
+    user_ids: np.ndarray | None = None
+    actual_holdout: np.ndarray | None = None
+    """(n,) actual holdout purchases per user."""
+    expected_holdout: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per model, (n,) expected holdout purchases per user (mean over draws)."""
 
 
 def simulate_forward(
@@ -149,6 +154,8 @@ def evaluate_models(
         actual_weekly=actual_after_birth,
         interest_users=[str(u) for u in panel.user_ids[shown]],
         interest_purchases=panel.purchases[shown].astype(np.float64),
+        user_ids=panel.user_ids,
+        actual_holdout=actual_user,
     )
     with progress_bar(enabled=progress) as bar:
         task = bar.add_task("evaluate", total=len(models) * 3)
@@ -172,6 +179,7 @@ def evaluate_models(
             _, interest = filter_history(model, shown_panel, start=shown_panel.first_period + 1, end=end)
             bar.update(task, advance=1)
             expected = conditional.totals.mean(axis=1)
+            result.expected_holdout[name] = expected
             model_weekly = conditional.per_period[calibration_end:]
             result.metrics[name] = {
                 "holdout_total": float(expected.sum()),

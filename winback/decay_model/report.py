@@ -1,4 +1,4 @@
-"""Write an evaluation as ``metrics.json``, PNG plots and a ``report.md`` that shows them."""
+"""Write an evaluation as metrics.json, user_forecasts.csv, PNG plots and a report.md showing them."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 from winback.decay_model.evaluate import MAX_BUCKET, EvaluationResult
 
@@ -29,9 +30,13 @@ BUCKET_LABELS = [str(k) for k in range(MAX_BUCKET)] + [f"{MAX_BUCKET}+"]
 
 
 def write_report(result: EvaluationResult, out: str | Path, meta: dict[str, Any]) -> Path:
-    """Write metrics.json, plots and report.md into ``out``; returns the report's path."""
+    """Write metrics.json, user_forecasts.csv, plots and report.md into ``out``; returns the report's path."""
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(
+        {"user_id": result.user_ids, "actual_holdout": result.actual_holdout}
+        | {f"expected_{name}": values for name, values in result.expected_holdout.items()}
+    ).to_csv(directory / "user_forecasts.csv", index=False)
     (directory / "metrics.json").write_text(
         json.dumps({"meta": meta, "models": result.metrics}, indent=2, sort_keys=True) + "\n"
     )

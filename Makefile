@@ -26,6 +26,8 @@ quickstart: $(VENV)/.installed
 	$(BIN)/winback decay eval --data cdnow --out $(OUT)
 
 test: $(VENV)/.installed-dev
+	$(BIN)/ruff check winback tests benchmarks
+	$(BIN)/ruff format --check winback tests benchmarks
 	$(BIN)/python -m pytest -q
 
 test-slow: $(VENV)/.installed-dev

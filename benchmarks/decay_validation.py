@@ -51,8 +51,12 @@ def main() -> None:
     calibration = panel.truncate(panel.spec.period_of(CALIBRATION_END))
     models: dict[str, DecayModel] = {"bgnbd": BGNBDModel()}
     models.update({name: LSTMDecayModel(LSTMConfig(**VARIANTS[name])) for name in args.variants.split(",")})
-    print(f"fit on weeks < {args.fit_until}, forecast weeks {args.fit_until}-{calibration.spec.n_periods - 1}")
-    print("| model | overrides | bias % | MAE | weekly MAPE % | log score | cum. error % | share 0 (actual) | fit s |")
+    last_week = calibration.spec.n_periods - 1
+    print(f"fit on weeks < {args.fit_until}, forecast weeks {args.fit_until}-{last_week}")
+    print(
+        "| model | overrides | bias % | MAE | weekly MAPE % | log score | cum. error % "
+        "| share 0 (actual) | fit s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, model in models.items():
         started = time.perf_counter()

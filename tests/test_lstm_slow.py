@@ -13,7 +13,7 @@ from winback.decay_model.lstm import LSTMDecayModel
 
 @pytest.mark.slow
 def test_lstm_recovers_randomized_contact_effects() -> None:
-    """Fitted on one randomized log, the LSTM's effect on the treated matches a fresh log's truth within 25%."""
+    """Fitted on one randomized log, its effect on the treated matches a fresh log's truth within 25%."""
     torch.set_num_threads(1)
     train = generate_synthetic_log(SyntheticConfig(n_users=6000, seed=10))
     test = generate_synthetic_log(SyntheticConfig(n_users=6000, seed=11))

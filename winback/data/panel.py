@@ -27,8 +27,6 @@ from winback.errors import DataError
 
 Period = Literal["week", "day"]
 PERIOD_DAYS: dict[str, int] = {"week": 7, "day": 1}
-COUNT_MAX = np.iinfo(np.uint16).max
-INTERVENTION_COUNT_MAX = np.iinfo(np.uint8).max
 
 
 @dataclass(frozen=True)
@@ -274,15 +272,9 @@ def build_panel(
     notes: list[str] = []
 
     event_code = _label_codes(events["event_type"], spec.event_types)
-    counts = np.zeros((n_users, n_periods, len(spec.event_types)), dtype=np.uint16)
-    for k, name in enumerate(spec.event_types):
-        per_cell = np.bincount(cell[event_code == k], minlength=n_cells)
-        saturated = int(np.count_nonzero(per_cell > COUNT_MAX))
-        if saturated:
-            notes.append(f"{saturated} user-periods had more than {COUNT_MAX} '{name}' events; capped")
-        np.minimum(per_cell, COUNT_MAX, out=per_cell)
-        counts[:, :, k] = per_cell.reshape(n_users, n_periods)
-        del per_cell
+    counts = _count_by_kind(
+        cell, event_code, spec.event_types, (n_users, n_periods), np.uint16, "events", notes
+    )
 
     purchase_rows = np.flatnonzero(event_code == spec.purchase_index)
     del event_code
@@ -297,15 +289,9 @@ def build_panel(
     np.maximum.at(last_purchase_day, purchase_cells, purchase_days)
 
     intervention_code = _label_codes(events["intervention"], spec.interventions)
-    interventions = np.zeros((n_users, n_periods, len(spec.interventions)), dtype=np.uint8)
-    for k, name in enumerate(spec.interventions):
-        per_cell = np.bincount(cell[intervention_code == k], minlength=n_cells)
-        saturated = int(np.count_nonzero(per_cell > INTERVENTION_COUNT_MAX))
-        if saturated:
-            notes.append(f"{saturated} user-periods had more than 255 '{name}' contacts; capped")
-        np.minimum(per_cell, INTERVENTION_COUNT_MAX, out=per_cell)
-        interventions[:, :, k] = per_cell.reshape(n_users, n_periods)
-        del per_cell
+    interventions = _count_by_kind(
+        cell, intervention_code, spec.interventions, (n_users, n_periods), np.uint8, "contacts", notes
+    )
     del intervention_code
 
     # Events are sorted by (user_id, timestamp), so a user's first row is its first occurrence.
@@ -327,6 +313,31 @@ def build_panel(
         last_purchase_day=last_purchase_day.reshape(n_users, n_periods),
         notes=tuple(notes),
     )
+
+
+def _count_by_kind(
+    cell: np.ndarray,
+    kind_code: np.ndarray,
+    kinds: tuple[str, ...],
+    shape: tuple[int, int],
+    dtype: type[np.unsignedinteger],
+    unit: str,
+    notes: list[str],
+) -> np.ndarray:
+    """(users, periods, kinds) rows per user-period cell and kind, saturating at ``dtype``'s maximum.
+
+    Saturated cells are counted in ``notes``, never dropped silently.
+    """
+    cap = int(np.iinfo(dtype).max)
+    out = np.zeros((*shape, len(kinds)), dtype=dtype)
+    for k, name in enumerate(kinds):
+        per_cell = np.bincount(cell[kind_code == k], minlength=shape[0] * shape[1])
+        saturated = int(np.count_nonzero(per_cell > cap))
+        if saturated:
+            notes.append(f"{saturated} user-periods had more than {cap} '{name}' {unit}; capped")
+        np.minimum(per_cell, cap, out=per_cell)
+        out[:, :, k] = per_cell.reshape(shape)
+    return out
 
 
 def _factorize_users(user_id: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -241,10 +241,10 @@ def _count_shares(totals: np.ndarray) -> list[float]:
 
 
 def _interest_users(panel: PeriodPanel, calibration_end: int, n: int) -> np.ndarray:
-    """A few users spanning light to heavy calibration buyers (deterministic choice)."""
+    """A few users from one-time to heavy calibration buyers: quantiles of x from the median up."""
     x = panel.rfm(calibration_end).x
     order = np.argsort(x, kind="stable")
-    return order[np.linspace(0, len(order) - 1, n).astype(int)]
+    return order[np.linspace(0.5 * (len(order) - 1), len(order) - 1, n).astype(int)]
 
 
 def estimate_contact_effects(model: DecayModel, panel: PeriodPanel) -> dict[str, dict[str, float]]:

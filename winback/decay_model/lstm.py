@@ -56,7 +56,11 @@ CALENDAR_MIN_PERIODS_DAYS = 2 * 364
 
 @dataclass(frozen=True)
 class LSTMConfig:
-    """Hyperparameters of :class:`LSTMDecayModel`; chosen a priori, not tuned on any holdout."""
+    """Hyperparameters of :class:`LSTMDecayModel`.
+
+    Defaults were chosen by validation inside the CDNOW calibration period
+    (``benchmarks/decay_validation.py``), never on a holdout.
+    """
 
     hidden_size: int = 32
     """LSTM hidden and cell size."""
@@ -94,6 +98,12 @@ class LSTMConfig:
         for name in ("hidden_size", "head_size", "batch_size", "max_epochs", "block_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"LSTMConfig.{name} = {getattr(self, name)} (allowed: >= 1)")
+        if not 0 <= self.weight_average_decay < 1:
+            raise ConfigError(
+                f"LSTMConfig.weight_average_decay = {self.weight_average_decay} (allowed: [0, 1))"
+            )
+        if not 0 < self.validation_share < 1:
+            raise ConfigError(f"LSTMConfig.validation_share = {self.validation_share} (allowed: (0, 1))")
 
 
 class _Network(nn.Module):
@@ -114,6 +124,7 @@ class _Network(nn.Module):
             "logit_active": out[..., :e],
             "log_mu": out[..., e : 2 * e].clamp(-8.0, 6.0),
             "log_theta": out[..., 2 * e : 3 * e].clamp(-4.0, 6.0),
+            # Offset so an untrained head starts near a typical log spend per purchase (~$20).
             "spend_mean": out[..., 3 * e] + 3.0,
             "spend_log_sd": out[..., 3 * e + 1].clamp(-4.0, 2.0),
         }

@@ -169,7 +169,7 @@ def _plot_interest(result: EvaluationResult) -> plt.Figure:
     columns = min(3, n)
     rows = -(-n // columns)
     figure, axes = plt.subplots(
-        rows, columns, figsize=(4.4 * columns, 3.0 * rows), squeeze=False, sharey=True
+        rows, columns, figsize=(4.4 * columns, 3.2 * rows), squeeze=False, layout="constrained"
     )
     for i, user in enumerate(result.interest_users):
         axis = axes.flat[i]
@@ -178,7 +178,7 @@ def _plot_interest(result: EvaluationResult) -> plt.Figure:
         bought = np.flatnonzero(result.interest_purchases[i] > 0)
         axis.plot(bought, np.zeros(len(bought)), "k|", ms=10, label="purchase")
         axis.axvline(result.calibration_end - 0.5, color="grey", ls="--")
-        axis.set(title=f"user {user}", xlabel="period")
+        axis.set(title=f"user {user}", xlabel="period", ylim=(0, None))
     axes.flat[0].set_ylabel("interest P(active next period)")
     axes.flat[0].legend(fontsize=7)
     for axis in list(axes.flat)[n:]:

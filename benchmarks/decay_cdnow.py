@@ -18,6 +18,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
+from winback.data.sources import load_panel_split
 from winback.decay_model.report import SCALAR_METRICS
 
 
@@ -73,6 +77,7 @@ def main() -> None:
     )
 
     if {"lstm", "bgnbd"} <= set(models):
+        print_mae_by_frequency(args.data, args.out, meta["calibration_periods"])
         lstm, bgnbd = models["lstm"], models["bgnbd"]
         checks = {
             "|holdout bias %|": abs(lstm["holdout_bias_pct"]) < abs(bgnbd["holdout_bias_pct"]),
@@ -87,6 +92,33 @@ def main() -> None:
         print(
             "\nLSTM vs BG/NBD: "
             + ", ".join(f"{k}: {'beats' if v else 'does not beat'}" for k, v in checks.items())
+        )
+
+
+def print_mae_by_frequency(data: str, out: Path, calibration_end: int) -> None:
+    """Per-user MAE of LSTM and BG/NBD within groups of calibration repeat purchases x."""
+    panel = load_panel_split(data).panel
+    panel = panel.select(panel.born_before(calibration_end))
+    forecasts = pd.read_csv(out / "user_forecasts.csv", dtype={"user_id": str})
+    if not (forecasts["user_id"].to_numpy() == panel.user_ids).all():
+        raise SystemExit("user_forecasts.csv does not match the panel's users")
+    x = np.minimum(panel.rfm(calibration_end).x, 7).astype(int)
+    actual = forecasts["actual_holdout"].to_numpy()
+    lstm_all, bgnbd_all = forecasts["expected_lstm"].to_numpy(), forecasts["expected_bgnbd"].to_numpy()
+    scaled = lstm_all * bgnbd_all.sum() / lstm_all.sum()
+    print(f"\nLSTM MAE with its forecasts scaled to BG/NBD's total: {np.abs(scaled - actual).mean():.4f}")
+    print(
+        "\n| x | users | actual mean | LSTM mean | BG/NBD mean | LSTM MAE | BG/NBD MAE "
+        "| LSTM sd | BG/NBD sd |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for k in range(8):
+        group = x == k
+        lstm, bgnbd = (forecasts[f"expected_{m}"].to_numpy()[group] for m in ("lstm", "bgnbd"))
+        print(
+            f"| {k if k < 7 else '7+'} | {group.sum():,} | {actual[group].mean():.3f} | {lstm.mean():.3f} | "
+            f"{bgnbd.mean():.3f} | {np.abs(lstm - actual[group]).mean():.4f} | "
+            f"{np.abs(bgnbd - actual[group]).mean():.4f} | {lstm.std():.3f} | {bgnbd.std():.3f} |"
         )
 
 

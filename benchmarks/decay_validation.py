@@ -25,12 +25,13 @@ VARIANTS: dict[str, dict] = {
     "lstm (default)": {},
     "lstm without BG/NBD inputs": {"bgnbd_inputs": False},
     "lstm without BG/NBD inputs or tenure": {"bgnbd_inputs": False, "tenure": False},
-    "lstm without BG/NBD inputs, tenure, recency/frequency": {
+    "lstm with activity and contact inputs only": {
         "bgnbd_inputs": False,
         "tenure": False,
         "recency_frequency": False,
     },
     "lstm without tenure": {"tenure": False},
+    "lstm without weight averaging": {"weight_average_decay": 0.0},
     "lstm hidden 64": {"hidden_size": 64, "head_size": 64},
     "lstm batch 512": {"batch_size": 512},
     "lstm patience 8": {"patience": 8, "max_epochs": 80},
@@ -44,13 +45,13 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names from VARIANTS")
+    parser.add_argument("--variants", default=";".join(VARIANTS), help="';'-separated names from VARIANTS")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     panel = load_cdnow_panel("cdnow")
     calibration = panel.truncate(panel.spec.period_of(CALIBRATION_END))
     models: dict[str, DecayModel] = {"bgnbd": BGNBDModel()}
-    models.update({name: LSTMDecayModel(LSTMConfig(**VARIANTS[name])) for name in args.variants.split(",")})
+    models.update({name: LSTMDecayModel(LSTMConfig(**VARIANTS[name])) for name in args.variants.split(";")})
     last_week = calibration.spec.n_periods - 1
     print(f"fit on weeks < {args.fit_until}, forecast weeks {args.fit_until}-{last_week}")
     print(

@@ -73,11 +73,6 @@ class LSTMConfig:
     recency_frequency: bool = True
     """Recency (periods since the last purchase, or birth) and frequency (purchases so far) inputs:
     the sufficient statistics of the classic models, so the LSTM need not count gaps."""
-    churn_state: bool = True
-    """A latent churned state: the head also gives the probability that a live user churns before
-    the next period; a churned user never buys again. Fitted by the exact forward recursion over
-    alive/churned, filtered in the state as P(alive), so forecasts concentrate on users whose
-    silence says they are still alive (as BG/NBD's absorbing dropout does)."""
     bgnbd_inputs: bool = True
     """Feed the BG/NBD posterior summaries (P(alive) and the log expected purchase rate, from a
     BG/NBD fitted on the same data and the user's x, t_x, T) as inputs: a structural prior on how
@@ -118,7 +113,7 @@ class _Network(nn.Module):
         self.head = nn.Sequential(
             nn.Linear(config.hidden_size + n_head_inputs, config.head_size),
             nn.ReLU(),
-            nn.Linear(config.head_size, 3 * n_event_types + 3),
+            nn.Linear(config.head_size, 3 * n_event_types + 2),
         )
         self.n_event_types = n_event_types
 
@@ -132,7 +127,6 @@ class _Network(nn.Module):
             # Offset so an untrained head starts near a typical log spend per purchase (~$20).
             "spend_mean": out[..., 3 * e] + 3.0,
             "spend_log_sd": out[..., 3 * e + 1].clamp(-4.0, 2.0),
-            "churn_logit": out[..., 3 * e + 2] - 4.0,
         }
 
 
@@ -148,8 +142,6 @@ class LSTMState(DecayState):
     """(n,) period of the last purchase (birth if none), for recency."""
     frequency: np.ndarray
     """(n,) purchases so far."""
-    p_alive: np.ndarray
-    """(n,) posterior probability that the user has not churned (1 without ``churn_state``)."""
 
 
 def _nb_log_pmf(k: torch.Tensor, log_mu: torch.Tensor, log_theta: torch.Tensor) -> torch.Tensor:
@@ -397,9 +389,6 @@ class LSTMDecayModel(DecayModel):
         counts, spend_per_purchase = counts[:, :max_len], spend_per_purchase[:, :max_len]
         has_target = counts[..., 0] >= 0
         log_lik = _hurdle_log_prob(counts.clamp(min=0), out["logit_active"], out["log_mu"], out["log_theta"])
-        if self.cfg.churn_state:
-            purchase_log_lik, _ = _filter_alive(out, counts[..., -1].clamp(min=0), has_target)
-            log_lik = torch.cat([log_lik[..., :-1], purchase_log_lik.unsqueeze(-1)], dim=-1)
         total = (log_lik.sum(-1) * has_target).sum()
         has_spend = spend_per_purchase > 0
         z = (spend_per_purchase.clamp(min=1e-6).log() - out["spend_mean"]) / out["spend_log_sd"].exp()
@@ -426,22 +415,14 @@ class LSTMDecayModel(DecayModel):
         until_array = check_born(panel, until)
         hidden = np.zeros((panel.n_users, self.cfg.hidden_size), dtype=np.float32)
         cell = np.zeros_like(hidden)
-        p_alive = np.ones(panel.n_users)
         for start in range(0, panel.n_users, self.cfg.block_size):
             block = np.arange(start, min(start + self.cfg.block_size, panel.n_users))
-            block_panel = panel.select(block)
-            inputs, head_inputs, lengths = self._sequences(block_panel, until_array[block])
+            inputs, _, lengths = self._sequences(panel.select(block), until_array[block])
             packed = nn.utils.rnn.pack_padded_sequence(
                 torch.from_numpy(inputs), torch.from_numpy(lengths), batch_first=True, enforce_sorted=False
             )
             _, (h, c) = network.lstm(packed)
             hidden[block], cell[block] = h[0].numpy(), c[0].numpy()
-            if self.cfg.churn_state:
-                steps, _ = network.lstm(torch.from_numpy(inputs))
-                out = network.heads(steps, torch.from_numpy(head_inputs))
-                counts = torch.from_numpy(_next_period_targets(block_panel, lengths)[0])
-                _, alive = _filter_alive(out, counts[..., -1].clamp(min=0), counts[..., 0] >= 0)
-                p_alive[block] = alive.numpy()
         periods = np.arange(panel.spec.n_periods)[None, :]
         seen = (periods < until_array[:, None]) & (periods >= panel.first_period[:, None])
         bought = seen & (panel.purchases > 0)
@@ -452,7 +433,6 @@ class LSTMDecayModel(DecayModel):
             first_period=panel.first_period.copy(),
             last_purchase=np.maximum(np.where(bought, periods, -1).max(axis=1), panel.first_period),
             frequency=(panel.purchases * seen).sum(axis=1).astype(np.float64),
-            p_alive=p_alive,
         )
 
     @torch.no_grad()
@@ -463,9 +443,6 @@ class LSTMDecayModel(DecayModel):
             contacts = no_contacts(len(state.period), spec)
         head_inputs = self._known_ahead(spec, state.period, state.first_period, contacts)
         out = network.heads(torch.from_numpy(state.hidden), torch.from_numpy(head_inputs))
-        if self.cfg.churn_state:
-            alive_next = torch.from_numpy(state.p_alive) * torch.sigmoid(-out["churn_logit"].double())
-            out["logit_active"] = _gate_purchases(out["logit_active"].double(), alive_next)
         params = {k: v.numpy() for k, v in out.items()}
         p_active = _sigmoid(params["logit_active"][:, -1])
         purchases = p_active * (1.0 + np.exp(params["log_mu"][:, -1]))
@@ -508,13 +485,6 @@ class LSTMDecayModel(DecayModel):
         if contacts is None:
             contacts = no_contacts(len(state.period), spec)
         bought = activity.purchases > 0
-        p_alive = state.p_alive
-        if self.cfg.churn_state:
-            head_inputs = self._known_ahead(spec, state.period, state.first_period, contacts)
-            out = network.heads(torch.from_numpy(state.hidden), torch.from_numpy(head_inputs))
-            alive_next = state.p_alive * _sigmoid(-out["churn_logit"].double().numpy())
-            still_silent = alive_next * _sigmoid(-out["logit_active"][:, -1].double().numpy())
-            p_alive = np.where(bought, 1.0, still_silent / (still_silent + 1.0 - alive_next))
         last_purchase = np.where(bought, state.period, state.last_purchase)
         frequency = state.frequency + activity.purchases
         inputs = self._step_features(
@@ -538,7 +508,6 @@ class LSTMDecayModel(DecayModel):
             cell=c[0].numpy(),
             last_purchase=last_purchase,
             frequency=frequency,
-            p_alive=p_alive,
         )
 
     # ------------------------------------------------------------------------------ serialisation
@@ -571,42 +540,6 @@ class LSTMDecayModel(DecayModel):
         self._require_fitted()
         assert self.network is not None
         return self.network
-
-
-def _gate_purchases(logit_active: torch.Tensor, p_alive: torch.Tensor) -> torch.Tensor:
-    """Logits with the purchase column's probability multiplied by ``p_alive`` (last axis: event types)."""
-    log_p = torch.log(p_alive.clamp(min=1e-300)) + nn.functional.logsigmoid(logit_active[..., -1])
-    log_p = log_p.clamp(max=-1e-12)
-    gated = log_p - torch.log(-torch.expm1(log_p))
-    return torch.cat([logit_active[..., :-1], gated.unsqueeze(-1).to(logit_active.dtype)], dim=-1)
-
-
-def _filter_alive(
-    out: dict[str, torch.Tensor], purchases: torch.Tensor, has_target: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward recursion over alive/churned along sequences (batch, steps), step ``j`` predicting ``j + 1``.
-
-    A user is alive at birth; before each target period a live user churns with probability
-    ``sigmoid(churn_logit)``; a churned user buys nothing; a live one follows the purchase hurdle.
-    Returns the log probability of each target's purchases given the past (0 where there is no
-    target) and P(alive) after the last target.
-    """
-    log_q = nn.functional.logsigmoid(out["logit_active"][..., -1])
-    log_not_q = nn.functional.logsigmoid(-out["logit_active"][..., -1])
-    log_nb = _nb_log_pmf((purchases - 1).clamp(min=0), out["log_mu"][..., -1], out["log_theta"][..., -1])
-    log_stay = nn.functional.logsigmoid(-out["churn_logit"])
-    log_alive = torch.zeros(purchases.shape[0], dtype=log_q.dtype)
-    log_probs = []
-    for j in range(purchases.shape[1]):
-        log_prior = log_alive + log_stay[:, j]
-        bought = purchases[:, j] > 0
-        log_silent_alive = log_prior + log_not_q[:, j]
-        log_silent = torch.logaddexp(log_silent_alive, torch.log(-torch.expm1(log_prior.clamp(max=-1e-12))))
-        log_prob = torch.where(bought, log_prior + log_q[:, j] + log_nb[:, j], log_silent)
-        updated = torch.where(bought, torch.zeros_like(log_alive), log_silent_alive - log_silent)
-        log_alive = torch.where(has_target[:, j], updated, log_alive)
-        log_probs.append(torch.where(has_target[:, j], log_prob, torch.zeros_like(log_prob)))
-    return torch.stack(log_probs, dim=1), log_alive.exp()
 
 
 @torch.no_grad()

@@ -7,6 +7,9 @@ import json
 import pytest
 
 from winback.cli import app
+from winback.data.io import write_event_log
+from winback.data.sources import load_panel_split
+from winback.data.synthetic import SyntheticConfig, generate_synthetic_log
 from winback.decay_model.artifact import load_model
 
 
@@ -53,3 +56,16 @@ def test_missing_data_file_exits_2(tmp_path, capsys) -> None:
     argv = ["decay", "fit", "--data", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "m")]
     assert run(argv) == 2
     assert "nope.csv" in capsys.readouterr().err
+
+
+def test_fit_on_a_file_lays_the_period_grid_on_the_split_date(tmp_path) -> None:
+    path = tmp_path / "events.csv"
+    write_event_log(generate_synthetic_log(SyntheticConfig(n_users=150, n_periods=20, seed=2)).log, path)
+    split = load_panel_split(
+        str(path), calibration_end="2021-03-03"
+    )  # a Wednesday; the log starts on a Monday
+    assert str(split.panel.spec.period_start(split.calibration_end)) == "2021-03-03"
+    assert split.panel.spec.origin <= "2021-01-04"
+    argv = ["decay", "fit", "--data", str(path), "--model", "exponential", "--out", str(tmp_path / "m")]
+    assert run([*argv, "--calibration-end", "2021-03-03"]) == 0
+    assert load_model(tmp_path / "m").spec == split.panel.spec

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,22 +165,28 @@ def test_tampered_weights_are_refused(tmp_path) -> None:
         load_model(directory)
 
 
-def test_edited_config_is_refused(tmp_path) -> None:
-    directory = save_model(fitted("recurrence"), tmp_path / "artifact")
-    config_file = directory / "model.json"
+def _saved_with_edited_json(model_name: str, directory: Path, edit: Callable[[dict], object]) -> Path:
+    """Save a fitted model, then rewrite its model.json through ``edit(body)``."""
+    saved = save_model(fitted(model_name), directory)
+    config_file = saved / "model.json"
     body = json.loads(config_file.read_text())
-    body["config"]["a"] = 0.5
+    edit(body)
     config_file.write_text(json.dumps(body))
+    return saved
+
+
+def test_edited_config_is_refused(tmp_path) -> None:
+    directory = _saved_with_edited_json(
+        "recurrence", tmp_path / "a", lambda body: body["config"].update(a=0.5)
+    )
     with pytest.raises(ArtifactError, match="content hash mismatch"):
         load_model(directory)
 
 
 def test_other_format_version_is_refused_with_the_versions(tmp_path) -> None:
-    directory = save_model(fitted("exponential"), tmp_path / "artifact")
-    config_file = directory / "model.json"
-    body = json.loads(config_file.read_text())
-    body["format_version"] = 99
-    config_file.write_text(json.dumps(body))
+    directory = _saved_with_edited_json(
+        "exponential", tmp_path / "a", lambda body: body.update(format_version=99)
+    )
     with pytest.raises(ArtifactError, match="format version 99 is not supported"):
         load_model(directory)
 

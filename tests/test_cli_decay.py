@@ -69,3 +69,23 @@ def test_fit_on_a_file_lays_the_period_grid_on_the_split_date(tmp_path) -> None:
     argv = ["decay", "fit", "--data", str(path), "--model", "exponential", "--out", str(tmp_path / "m")]
     assert run([*argv, "--calibration-end", "2021-03-03"]) == 0
     assert load_model(tmp_path / "m").spec == split.panel.spec
+
+
+def test_fit_resumes_the_lstm_from_its_checkpoint(tmp_path) -> None:
+    out = tmp_path / "lstm"
+    argv = [
+        "decay",
+        "fit",
+        "--data",
+        "cdnow-sample",
+        "--model",
+        "lstm",
+        "--out",
+        str(out),
+        "--hidden-size",
+        "4",
+    ]
+    assert run([*argv, "--max-epochs", "1", "--threads", "1"]) == 0
+    assert (out / "checkpoint" / "checkpoint.json").is_file()
+    assert run([*argv, "--max-epochs", "2", "--threads", "1", "--resume"]) == 0
+    assert [h["epoch"] for h in load_model(out).history] == [1, 2]

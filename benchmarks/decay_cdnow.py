@@ -96,7 +96,7 @@ def main() -> None:
 
 
 def print_mae_by_frequency(data: str, out: Path, calibration_end: int) -> None:
-    """Per-user MAE of LSTM and BG/NBD within groups of calibration repeat purchases x."""
+    """Per-user MAE of LSTM and BG/NBD within groups of calibration frequency x and of recency."""
     panel = load_panel_split(data).panel
     panel = panel.select(panel.born_before(calibration_end))
     forecasts = pd.read_csv(out / "user_forecasts.csv", dtype={"user_id": str})
@@ -119,6 +119,26 @@ def print_mae_by_frequency(data: str, out: Path, calibration_end: int) -> None:
             f"| {k if k < 7 else '7+'} | {group.sum():,} | {actual[group].mean():.3f} | {lstm.mean():.3f} | "
             f"{bgnbd.mean():.3f} | {np.abs(lstm - actual[group]).mean():.4f} | "
             f"{np.abs(bgnbd - actual[group]).mean():.4f} | {lstm.std():.3f} | {bgnbd.std():.3f} |"
+        )
+    rfm = panel.rfm(calibration_end)
+    silence = rfm.T - rfm.t_x
+    groups = {
+        "x = 0": rfm.x == 0,
+        "x >= 1, last purchase < 8 weeks before the cut-off": (rfm.x >= 1) & (silence < 8),
+        "x >= 1, silent 8-20 weeks": (rfm.x >= 1) & (silence >= 8) & (silence < 20),
+        "x >= 1, silent 20+ weeks": (rfm.x >= 1) & (silence >= 20),
+    }
+    print(
+        "\n| customers | users | share with 0 | actual mean | LSTM mean | BG/NBD mean "
+        "| LSTM MAE | BG/NBD MAE |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for label, group in groups.items():
+        lstm, bgnbd, truth = lstm_all[group], bgnbd_all[group], actual[group]
+        print(
+            f"| {label} | {group.sum():,} | {(truth == 0).mean():.3f} | {truth.mean():.3f} | "
+            f"{lstm.mean():.3f} | {bgnbd.mean():.3f} | {np.abs(lstm - truth).mean():.4f} | "
+            f"{np.abs(bgnbd - truth).mean():.4f} |"
         )
 
 

@@ -1,0 +1,1 @@
+"""The batched user simulator (no Gymnasium here; ``winback.envs`` adapts it)."""

@@ -116,7 +116,7 @@ def test_rolling_forward_matches_the_closed_form_holdout(panel: PeriodPanel) -> 
     rng = np.random.default_rng(7)
     total = np.zeros(len(state.x))
     for _ in range(39):
-        activity = fitted.sample(fitted.forecast(state), rng)
+        activity = fitted.sample(fitted.forecast(state), rng.random((len(state.x), 2)))
         total += activity.purchases
         state = fitted.advance(state, activity)
     per_draw = total.reshape(panel.n_users, draws).mean(axis=0)
@@ -165,8 +165,9 @@ def test_advance_puts_new_purchases_mid_period(model: BGNBDModel) -> None:
 
 def test_sample_and_log_prob_follow_the_pmf(model: BGNBDModel, panel: PeriodPanel) -> None:
     forecast = model.forecast(model.initial_state(panel, until=UNTIL).repeat(50))
-    first = model.sample(forecast, np.random.default_rng(3))
-    again = model.sample(forecast, np.random.default_rng(3))
+    uniforms = np.random.default_rng(3).random((len(forecast.p_active), model.uniforms_per_user()))
+    first = model.sample(forecast, uniforms)
+    again = model.sample(forecast, uniforms.copy())
     np.testing.assert_array_equal(first.counts, again.counts)
     np.testing.assert_array_equal(first.spend, again.spend)
     assert (first.counts[:, :-1] == 0).all()

@@ -20,6 +20,7 @@ from winback.decay_model.evaluate import simulate_forward
 from winback.decay_model.lstm import LSTMConfig, LSTMDecayModel
 from winback.decay_model.registry import MODELS
 from winback.errors import ArtifactError
+from winback.streams import RandomStreams, user_keys
 
 CALIBRATION_END = 39
 TINY_LSTM = LSTMConfig(hidden_size=8, head_size=8, max_epochs=2, batch_size=128)
@@ -39,6 +40,10 @@ def new_model(name: str) -> DecayModel:
 def fitted(name: str) -> DecayModel:
     torch.set_num_threads(1)
     return new_model(name).fit(small_panel(), until=CALIBRATION_END, seed=0)
+
+
+def uniforms_for(model: DecayModel, n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, model.uniforms_per_user()))
 
 
 @pytest.fixture(params=ALL_MODELS)
@@ -69,7 +74,7 @@ def test_log_prob_sums_to_one_over_counts(model: DecayModel) -> None:
 def test_samples_follow_the_forecast(model: DecayModel) -> None:
     state = model.initial_state(small_panel(), until=CALIBRATION_END).repeat(400)
     forecast = model.forecast(state)
-    activity = model.sample(forecast, np.random.default_rng(1))
+    activity = model.sample(forecast, uniforms_for(model, len(state.period), seed=1))
     assert activity.counts.shape == (len(state.period), len(small_panel().spec.event_types))
     assert activity.counts.dtype.kind == "i" and activity.counts.min() >= 0
     assert np.all(activity.spend >= 0) and np.all(activity.spend[activity.purchases == 0] == 0)
@@ -115,7 +120,7 @@ def _keep_finished(before, after):
 
 def test_advance_moves_one_period(model: DecayModel) -> None:
     state = model.initial_state(small_panel(), until=CALIBRATION_END)
-    activity = model.sample(model.forecast(state), np.random.default_rng(0))
+    activity = model.sample(model.forecast(state), uniforms_for(model, len(state.period), seed=0))
     assert np.all(model.advance(state, activity).period == state.period + 1)
 
 
@@ -137,7 +142,8 @@ def test_fit_and_rollout_are_deterministic_for_a_seed(name: str) -> None:
             m.initial_state(small_panel(), until=CALIBRATION_END),
             end=50,
             draws=3,
-            rng=np.random.default_rng(7),
+            streams=RandomStreams(7),
+            keys=user_keys(small_panel().user_ids),
         )
         for m in (first, second)
     ]

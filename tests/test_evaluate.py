@@ -13,6 +13,7 @@ from winback.data.synthetic import SyntheticConfig, generate_synthetic_log
 from winback.decay_model.evaluate import auc, estimate_contact_effects, evaluate_models, simulate_forward
 from winback.decay_model.heuristic import ExponentialDecayModel, RecurrenceDecayModel
 from winback.decay_model.report import write_report
+from winback.streams import RandomStreams, user_keys
 
 CALIBRATION_END = 39
 
@@ -33,7 +34,8 @@ def test_rollout_of_a_certain_buyer_counts_every_period() -> None:
     state = model.initial_state(panel, until=CALIBRATION_END)
     state.interest[:] = 1.0
     model.marks = type(model.marks)(extra_purchase_q=0.0, log_spend_mean=0.0, log_spend_sd=1e-6)
-    rollout = simulate_forward(model, state, end=45, draws=2, rng=np.random.default_rng(0))
+    keys = user_keys(panel.user_ids)
+    rollout = simulate_forward(model, state, end=45, draws=2, streams=RandomStreams(0), keys=keys)
     assert np.all(rollout.totals == 6)
     np.testing.assert_allclose(rollout.per_period[CALIBRATION_END:], 50.0)
     assert np.all(rollout.per_period[:CALIBRATION_END] == 0)
@@ -101,3 +103,20 @@ def test_contact_effects_recover_a_known_lift() -> None:
     for kind, lift in zip(panel.spec.interventions, _KnownLiftModel.lifts, strict=True):
         assert effects[kind]["user_periods"] > 100
         assert effects[kind]["effect"] == pytest.approx(lift)
+
+
+def test_rollouts_do_not_depend_on_the_batch() -> None:
+    """Common random numbers: block size and the other users in a batch change no user's draws."""
+    panel = load_cdnow_panel("cdnow-sample").select(np.arange(200))
+    model = RecurrenceDecayModel().fit(panel, until=CALIBRATION_END)
+    state, keys, streams = (
+        model.initial_state(panel, until=CALIBRATION_END),
+        user_keys(panel.user_ids),
+        RandomStreams(5),
+    )
+    whole = simulate_forward(model, state, end=60, draws=3, streams=streams, keys=keys)
+    blocked = simulate_forward(model, state, end=60, draws=3, streams=streams, keys=keys, rows_per_block=7)
+    np.testing.assert_array_equal(whole.totals, blocked.totals)
+    some = np.array([150, 3, 77])
+    alone = simulate_forward(model, state.take(some), end=60, draws=3, streams=streams, keys=keys[some])
+    np.testing.assert_array_equal(alone.totals, whole.totals[some])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from winback.simulator.streams import RandomStreams, user_keys
+from winback.streams import RandomStreams, user_keys
 
 
 def test_same_coordinates_same_numbers() -> None:

@@ -6,7 +6,10 @@ A decay model is a sequential, generative model of a user's per-period activity:
 2. ``initial_state(panel, until=...)`` summarises each user's history into a state;
 3. ``forecast(state, contacts)`` gives the next period's distribution (probability of being
    active, expected purchases and spend) given the contacts the user receives in that period;
-4. ``sample(forecast, rng)`` draws the period's activity from it;
+4. ``sample(forecast, uniforms)`` draws the period's activity from it, by inverse transforms of
+   ``uniforms_per_user()`` given uniforms per user: with uniforms from
+   :class:`winback.streams.RandomStreams` a user's draw depends only on that user's
+   coordinates (common random numbers across policies, independent of the batch);
 5. ``advance(state, activity, contacts)`` folds what happened into the state.
 
 Rolling 3-5 forward is how forecasts are made and how the simulator runs users. A user's
@@ -136,8 +139,12 @@ class DecayModel(ABC):
         """Next period's distribution given (n, C) contacts received in it (``None``: no contact)."""
 
     @abstractmethod
-    def sample(self, forecast: Forecast, rng: np.random.Generator) -> PeriodActivity:
-        """Draw one period's activity per user from ``forecast``."""
+    def uniforms_per_user(self) -> int:
+        """How many uniforms ``sample`` consumes per user and period."""
+
+    @abstractmethod
+    def sample(self, forecast: Forecast, uniforms: np.ndarray) -> PeriodActivity:
+        """Draw one period's activity per user from ``forecast``, given (n, uniforms_per_user()) uniforms."""
 
     @abstractmethod
     def log_prob(self, forecast: Forecast, purchases: np.ndarray) -> np.ndarray:

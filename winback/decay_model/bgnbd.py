@@ -205,15 +205,18 @@ class BGNBDModel(DecayModel):
             out[k] = weight[k - 1] * (a * survival + (b_post + (k - 1)) * out[k])
         return out
 
-    def sample(self, forecast: Forecast, rng: np.random.Generator) -> PeriodActivity:
-        """Counts by inverse CDF (one uniform per user), then spend from the fitted marks."""
+    def uniforms_per_user(self) -> int:
+        return 2
+
+    def sample(self, forecast: Forecast, uniforms: np.ndarray) -> PeriodActivity:
+        """Counts by inverse CDF (first uniform), then spend from the fitted marks (second)."""
         spec = self._require_fitted()
         pmf = forecast.params["pmf"]
-        uniform = rng.random(len(pmf))
-        purchases = np.minimum((np.cumsum(pmf, axis=1) < uniform[:, None]).sum(axis=1), self.max_count)
+        below = np.cumsum(pmf, axis=1) < uniforms[:, :1]
+        purchases = np.minimum(below.sum(axis=1), self.max_count)
         counts = np.zeros((len(pmf), len(spec.event_types)), dtype=np.int64)
         counts[:, -1] = purchases
-        return PeriodActivity(counts=counts, spend=self.marks.sample_spend(purchases, rng))
+        return PeriodActivity(counts=counts, spend=self.marks.sample_spend(purchases, uniforms[:, 1]))
 
     def log_prob(self, forecast: Forecast, purchases: np.ndarray) -> np.ndarray:
         """(n,) log pmf of the counts; counts of ``max_count`` or more use the last bucket."""

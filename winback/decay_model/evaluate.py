@@ -32,6 +32,7 @@ from scipy.stats import rankdata
 from winback.data.panel import PeriodPanel
 from winback.decay_model.base import DecayModel, DecayState, PeriodActivity
 from winback.progress import progress_bar
+from winback.streams import RandomStreams, draw_keys, user_keys
 
 MAX_BUCKET = 7
 """Counts of 7 or more share the last bucket of ``by_x`` and ``count_shares``."""
@@ -79,20 +80,28 @@ def simulate_forward(
     *,
     end: int,
     draws: int,
-    rng: np.random.Generator,
+    streams: RandomStreams,
+    keys: np.ndarray,
     rows_per_block: int = 16384,
 ) -> Rollout:
-    """Roll every user from their state's period to ``end`` (exclusive), ``draws`` times, with no contacts."""
+    """Roll every user from their state's period to ``end`` (exclusive), ``draws`` times, with no contacts.
+
+    Draw ``d`` of the user with key ``k`` in period ``t`` uses the uniforms of
+    ``(draw_keys(k, d), t)``, so results do not depend on ``rows_per_block`` or on the other users.
+    """
     n = len(state.period)
     totals = np.zeros((n, draws), dtype=np.int64)
     per_period = np.zeros(end, dtype=np.float64)
     users_per_block = max(1, rows_per_block // draws)
+    n_uniforms = model.uniforms_per_user()
     for start in range(0, n, users_per_block):
         block = np.arange(start, min(start + users_per_block, n))
         current = state.take(block).repeat(draws)
+        row_keys = draw_keys(keys[block], draws)
         block_totals = np.zeros(len(block) * draws, dtype=np.int64)
         while (live := current.period < end).any():
-            activity = model.sample(model.forecast(current), rng)
+            uniforms = streams.uniforms(row_keys, current.period, n_uniforms)
+            activity = model.sample(model.forecast(current), uniforms)
             purchases = np.where(live, activity.purchases, 0)
             block_totals += purchases
             np.add.at(per_period, current.period[live], purchases[live])
@@ -160,10 +169,15 @@ def evaluate_models(
     with progress_bar(enabled=progress) as bar:
         task = bar.add_task("evaluate", total=len(models) * 3)
         for name, model in models.items():
-            rng = np.random.default_rng(seed)
+            streams, keys = RandomStreams(seed), user_keys(panel.user_ids)
             bar.update(task, description=f"evaluate {name}: holdout forecast")
             conditional = simulate_forward(
-                model, model.initial_state(panel, until=calibration_end), end=end, draws=draws, rng=rng
+                model,
+                model.initial_state(panel, until=calibration_end),
+                end=end,
+                draws=draws,
+                streams=streams,
+                keys=keys,
             )
             bar.update(task, advance=1, description=f"evaluate {name}: from-birth simulation")
             from_birth = simulate_forward(
@@ -171,7 +185,8 @@ def evaluate_models(
                 model.initial_state(panel, until=panel.first_period + 1),
                 end=end,
                 draws=tracking_draws,
-                rng=rng,
+                streams=streams,
+                keys=keys,
             )
             bar.update(task, advance=1, description=f"evaluate {name}: one-step log score")
             log_probs, _ = filter_history(model, panel, start=calibration_end, end=end)

@@ -52,12 +52,15 @@ class ActiveProbabilityModel(DecayModel):
             expected_spend=purchases * self.marks.mean_spend_per_purchase,
         )
 
-    def sample(self, forecast: Forecast, rng: np.random.Generator) -> PeriodActivity:
+    def uniforms_per_user(self) -> int:
+        return 3
+
+    def sample(self, forecast: Forecast, uniforms: np.ndarray) -> PeriodActivity:
         spec = self._require_fitted()
-        purchases = self.marks.sample_counts(forecast.p_active, rng)
+        purchases = self.marks.sample_counts(forecast.p_active, uniforms[:, 0], uniforms[:, 1])
         counts = np.zeros((len(purchases), len(spec.event_types)), dtype=np.int64)
         counts[:, -1] = purchases
-        return PeriodActivity(counts=counts, spend=self.marks.sample_spend(purchases, rng))
+        return PeriodActivity(counts=counts, spend=self.marks.sample_spend(purchases, uniforms[:, 2]))
 
     def log_prob(self, forecast: Forecast, purchases: np.ndarray) -> np.ndarray:
         return self.marks.count_log_prob(forecast.p_active, purchases)

@@ -36,6 +36,8 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from scipy.special import ndtri
+from scipy.stats import nbinom
 from torch import nn
 
 from winback.data.panel import PanelSpec, PeriodPanel
@@ -454,15 +456,22 @@ class LSTMDecayModel(DecayModel):
             params=params,
         )
 
-    def sample(self, forecast: Forecast, rng: np.random.Generator) -> PeriodActivity:
+    def uniforms_per_user(self) -> int:
+        """Per event type one uniform for being active and one for the count, plus one for the spend."""
+        return 2 * len(self._require_fitted().event_types) + 1
+
+    def sample(self, forecast: Forecast, uniforms: np.ndarray) -> PeriodActivity:
         p = forecast.params
-        active = np.nonzero(rng.random(p["logit_active"].shape) < _sigmoid(p["logit_active"]))
+        n_types = p["logit_active"].shape[1]
+        active = np.nonzero(uniforms[:, :n_types] < _sigmoid(p["logit_active"]))
         mu, theta = np.exp(p["log_mu"][active]), np.exp(p["log_theta"][active])
         counts = np.zeros(p["logit_active"].shape, dtype=np.int64)
-        counts[active] = 1 + rng.poisson(rng.gamma(theta, mu / theta))
+        u_count = uniforms[:, n_types : 2 * n_types][active]
+        counts[active] = 1 + nbinom.ppf(u_count, theta, theta / (theta + mu)).astype(np.int64)
         buyers = np.flatnonzero(counts[:, -1])
         spend = np.zeros(len(counts))
-        per_purchase = np.exp(rng.normal(p["spend_mean"][buyers], np.exp(p["spend_log_sd"][buyers])))
+        z = ndtri(uniforms[buyers, 2 * n_types])
+        per_purchase = np.exp(p["spend_mean"][buyers] + np.exp(p["spend_log_sd"][buyers]) * z)
         spend[buyers] = counts[buyers, -1] * per_purchase
         return PeriodActivity(counts=counts, spend=spend)
 

@@ -2,7 +2,8 @@
 
 The baselines model *whether* a user is active in a period; given that, purchases follow
 ``1 + Geometric`` (``P(k | active) = (1 - q) q^(k-1)``) and spend per purchase is log-normal,
-both fitted by maximum likelihood on the calibration periods of every user.
+both fitted by maximum likelihood on the calibration periods of every user. When sampling, the
+purchases of one period share one price (one uniform per user-period keeps draws addressable).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.special import ndtri
 
 from winback.data.panel import PeriodPanel
 
@@ -54,17 +56,16 @@ class PurchaseMarks:
         positive = np.log(p) + np.log1p(-q) + np.where(k > 1, (k - 1) * np.log(max(q, 1e-300)), 0.0)
         return np.where(k > 0, positive, np.log1p(-p))
 
-    def sample_counts(self, p_active: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        active = rng.random(p_active.shape) < p_active
-        extra = rng.geometric(1.0 - self.extra_purchase_q, size=p_active.shape)
-        return np.where(active, extra, 0).astype(np.int64)
+    def sample_counts(self, p_active: np.ndarray, u_active: np.ndarray, u_count: np.ndarray) -> np.ndarray:
+        """Purchases by inverse transform: active if ``u_active < p_active``, then ``1 + Geometric``."""
+        q = self.extra_purchase_q
+        extra = np.floor(np.log(u_count) / np.log(q)) if q > 0 else np.zeros_like(u_count)
+        return np.where(u_active < p_active, 1 + extra, 0).astype(np.int64)
 
-    def sample_spend(self, purchases: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Spend of ``purchases`` purchases per user: a log-normal draw per purchase, summed."""
-        total = int(purchases.sum())
-        draws = np.exp(rng.normal(self.log_spend_mean, self.log_spend_sd, size=total))
-        owner = np.repeat(np.arange(len(purchases)), purchases)
-        return np.bincount(owner, weights=draws, minlength=len(purchases))
+    def sample_spend(self, purchases: np.ndarray, u_spend: np.ndarray) -> np.ndarray:
+        """Spend per user: ``purchases`` times one log-normal price per user-period."""
+        price = np.exp(self.log_spend_mean + self.log_spend_sd * ndtri(u_spend))
+        return purchases * price
 
     def to_json(self) -> dict[str, float]:
         return asdict(self)

@@ -49,6 +49,14 @@ def user_keys(user_ids: Iterable[str]) -> np.ndarray:
     )
 
 
+def draw_keys(keys: np.ndarray, draws: int) -> np.ndarray:
+    """Keys of ``draws`` independent copies of each user, user-major (user 0 draw 0, user 0 draw 1, ...)."""
+    with np.errstate(over="ignore"):
+        return _mix(
+            np.asarray(keys, dtype=np.uint64)[:, None] ^ _mix(np.arange(draws, dtype=np.uint64))
+        ).ravel()
+
+
 class RandomStreams:
     """Uniforms in (0, 1) addressed by (user key, period, slot) under one seed."""
 

@@ -1,1 +1,0 @@
-"""The batched user simulator (no Gymnasium here; ``winback.envs`` adapts it)."""

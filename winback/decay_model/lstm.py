@@ -205,8 +205,9 @@ class LSTMDecayModel(DecayModel):
     ) -> np.ndarray:
         """P(alive) and log E[rate | alive] of the BG/NBD prior at the end of ``period``, (..., 2).
 
-        Purchases are placed mid-period, so ``x = frequency - 1``, ``t_x = last_purchase - first`` and
-        ``T = period + 0.5 - first`` (in periods from the first purchase).
+        Purchases are placed mid-period and birth stands in for the first purchase (exact when, as in
+        CDNOW, users are born with a purchase), so ``x = frequency - 1``, ``t_x = last_purchase - first``
+        and ``T = period + 0.5 - first``, in periods.
         """
         assert self.prior is not None
         shape = np.broadcast_shapes(np.shape(period), np.shape(first), np.shape(frequency))

@@ -52,6 +52,7 @@ def test_weekly_panel_counts_every_event(log: EventLog) -> None:
     assert panel.interventions[0, 2, coupon] == 1 and panel.interventions[1, 2, care] == 1
     assert panel.interventions.sum() == 2
     np.testing.assert_array_equal(panel.first_period, [0, 1])
+    np.testing.assert_array_equal(panel.tenure(np.array([0, 2])), [[0, 2], [-1, 1]])
     np.testing.assert_array_equal(panel.first_day, [0, 1])
     np.testing.assert_array_equal(panel.first_purchase_period, [0, -1])
     np.testing.assert_array_equal(panel.first_purchase_day, [2, 0])

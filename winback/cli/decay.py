@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from winback.cli.data import MappingOption
 from winback.data.sources import PanelSplit, load_panel_split
 from winback.decay_model.artifact import load_model, save_model
 from winback.decay_model.base import DecayModel
@@ -28,10 +30,6 @@ DataOption = Annotated[
     str,
     typer.Option("--data", help="Built-in dataset (cdnow, cdnow-sample) or an event-log file (CSV/Parquet)."),
 ]
-MappingOption = Annotated[
-    str | None,
-    typer.Option(help="Column mapping for a file: a preset (retailrocket, rees46, taobao) or a TOML file."),
-]
 CalibrationOption = Annotated[
     str | None,
     typer.Option(help="First holdout date (on a period boundary). Default: the standard split, or mid-log."),
@@ -42,19 +40,14 @@ HiddenOption = Annotated[int | None, typer.Option(help="LSTM hidden size (defaul
 EpochsOption = Annotated[int | None, typer.Option(help="LSTM maximum epochs (default from LSTMConfig).")]
 
 
-def _split(data: str, mapping: str | None, calibration_end: str | None) -> PanelSplit:
-    return load_panel_split(data, mapping=mapping, calibration_end=calibration_end)
-
-
 def _new_model(name: str, hidden_size: int | None, max_epochs: int | None) -> DecayModel:
     if name not in MODELS:
         raise ConfigError(f"unknown model '{name}' (expected one of {sorted(MODELS)})")
     if name != LSTMDecayModel.name:
         return MODELS[name]()
     overrides = {"hidden_size": hidden_size, "head_size": hidden_size, "max_epochs": max_epochs}
-    defaults = LSTMConfig()
     return LSTMDecayModel(
-        LSTMConfig(**{**defaults.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
+        dataclasses.replace(LSTMConfig(), **{k: v for k, v in overrides.items() if v is not None})
     )
 
 
@@ -89,7 +82,7 @@ def fit(
     """Fit one decay model on the calibration periods and save it as an artifact."""
     if threads:
         torch.set_num_threads(threads)
-    split = _split(data, mapping, calibration_end)
+    split = load_panel_split(data, mapping=mapping, calibration_end=calibration_end)
     checkpoint = out / "checkpoint"
     if not resume and checkpoint.exists():
         shutil.rmtree(checkpoint)
@@ -125,7 +118,7 @@ def evaluate(
     """Fit every model on calibration, forecast the holdout, and write metrics, plots and a report."""
     if threads:
         torch.set_num_threads(threads)
-    split = _split(data, mapping, calibration_end)
+    split = load_panel_split(data, mapping=mapping, calibration_end=calibration_end)
     fitted: dict[str, DecayModel] = {}
     fit_seconds: dict[str, float] = {}
     for name in [m.strip() for m in models.split(",") if m.strip()]:

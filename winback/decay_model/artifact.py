@@ -87,11 +87,6 @@ def load_model(directory: str | Path) -> DecayModel:
     return MODELS[body["model"]].from_artifact(body["config"], load_file(str(weights_path)), spec)
 
 
-def model_content_hash(directory: str | Path) -> str:
-    """The content hash recorded in an artifact (identifies the fitted model, e.g. in policy cards)."""
-    return json.loads((Path(directory) / CONFIG_FILE).read_text())["content_sha256"]
-
-
 def _content_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 

@@ -318,6 +318,7 @@ class LSTMDecayModel(DecayModel):
             torch.from_numpy(targets_counts[1]),
             torch.from_numpy(lengths),
         )
+        n_train_targets = float(tensors[2][train_users].gt(-1).any(-1).sum())
         checkpoint = _Checkpoint(Path(checkpoint_dir)) if checkpoint_dir is not None else None
         start_epoch, best_loss, best_weights, stale = 0, math.inf, None, 0
         if checkpoint is not None and checkpoint.exists():
@@ -344,7 +345,6 @@ class LSTMDecayModel(DecayModel):
                     _update_average(averaged, network, self.cfg.weight_average_decay)
                     train_loss += loss.item()
                 val_loss = self._evaluate_loss(averaged, tensors, val_users)
-                n_train_targets = float(tensors[2][train_users].gt(-1).any(-1).sum())
                 self.history.append(
                     {"epoch": epoch + 1, "train_loss": train_loss / n_train_targets, "val_loss": val_loss}
                 )

@@ -85,6 +85,30 @@ def test_samples_follow_the_forecast(model: DecayModel) -> None:
     assert abs(mean - expected) < 6 * np.sqrt(max(activity.purchases.var(), 1e-9) / n)
 
 
+def test_zero_lift_leaves_the_forecast_unchanged(model: DecayModel) -> None:
+    forecast = model.forecast(model.initial_state(small_panel(), until=CALIBRATION_END))
+    lifted = model.lift(forecast, np.zeros(len(forecast.p_active)))
+    np.testing.assert_array_equal(lifted.p_active, forecast.p_active)
+    np.testing.assert_allclose(lifted.expected_purchases, forecast.expected_purchases)
+
+
+def test_lift_raises_the_odds_and_only_adds_buyers(model: DecayModel) -> None:
+    state = model.initial_state(small_panel(), until=CALIBRATION_END).repeat(200)
+    forecast = model.forecast(state)
+    n = len(forecast.p_active)
+    shift = np.random.default_rng(0).uniform(0.0, 2.0, n)
+    lifted = model.lift(forecast, shift)
+    odds = lambda p: p / (1 - p)  # noqa: E731
+    np.testing.assert_allclose(odds(lifted.p_active), odds(forecast.p_active) * np.exp(shift), rtol=1e-6)
+    total = sum(np.exp(model.log_prob(lifted, np.full(n, k))) for k in range(80))
+    np.testing.assert_allclose(total, 1.0, atol=1e-4)
+    uniforms = uniforms_for(model, n, seed=2)
+    before, after = model.sample(forecast, uniforms), model.sample(lifted, uniforms)
+    assert np.all(after.purchases[before.purchases > 0] > 0)
+    share, expected = (after.purchases > 0).mean(), lifted.p_active.mean()
+    assert abs(share - expected) < 5 * np.sqrt(expected / n)
+
+
 def test_state_rows_are_independent(model: DecayModel) -> None:
     state = model.initial_state(small_panel(), until=CALIBRATION_END)
     rows = np.array([5, 0, 17, 17])

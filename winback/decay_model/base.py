@@ -12,6 +12,9 @@ A decay model is a sequential, generative model of a user's per-period activity:
    coordinates (common random numbers across policies, independent of the batch);
 5. ``advance(state, activity, contacts)`` folds what happened into the state.
 
+Between 3 and 4, ``lift(forecast, logit_shift)`` raises the odds of buying: how the simulator
+applies an intervention effect that the model did not learn (its response priors).
+
 Rolling 3-5 forward is how forecasts are made and how the simulator runs users. A user's
 *interest* is ``forecast(state).p_active``: the probability of at least one purchase next period
 when nothing is sent. All arrays are batched over users (first axis); states are dataclasses of
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
 import numpy as np
+from scipy.special import expit, logit
 
 from winback.data.panel import PanelSpec, PeriodPanel
 
@@ -106,6 +110,21 @@ class Forecast(BatchArrays):
         return repeated
 
 
+_P_FLOOR = 1e-9
+"""Probabilities are kept this far from 0 and 1 before taking log-odds."""
+
+
+def scale_expectations(forecast: Forecast, p_active: np.ndarray, **params: np.ndarray) -> Forecast:
+    """A forecast with ``p_active`` and the expectations scaled by the change of P(any purchase)."""
+    ratio = p_active / np.maximum(forecast.p_active, _P_FLOOR)
+    return Forecast(
+        p_active=p_active,
+        expected_purchases=forecast.expected_purchases * ratio,
+        expected_spend=forecast.expected_spend * ratio,
+        params={**forecast.params, **params},
+    )
+
+
 def no_contacts(n_users: int, spec: PanelSpec) -> np.ndarray:
     """(n, C) zero contact counts."""
     return np.zeros((n_users, len(spec.interventions)), dtype=np.int64)
@@ -155,6 +174,25 @@ class DecayModel(ABC):
         self, state: DecayState, activity: PeriodActivity, contacts: np.ndarray | None = None
     ) -> DecayState:
         """The state after one period in which users did ``activity`` and received ``contacts``."""
+
+    def lift(self, forecast: Forecast, logit_shift: np.ndarray) -> Forecast:
+        """``forecast`` with the log-odds of any purchase raised by ``logit_shift`` (n,).
+
+        Given a purchase, counts and spend keep their distribution. Sampling stays monotone in the
+        purchase uniform, so under common random numbers a user who buys without a positive shift
+        also buys with it: the shift only adds buyers. Users with a zero shift are left untouched.
+        """
+        p_active = np.clip(forecast.p_active, _P_FLOOR, 1.0 - _P_FLOOR)
+        lifted = np.where(logit_shift == 0, forecast.p_active, expit(logit(p_active) + logit_shift))
+        return self._with_p_active(forecast, lifted)
+
+    @abstractmethod
+    def _with_p_active(self, forecast: Forecast, p_active: np.ndarray) -> Forecast:
+        """``forecast`` with P(any purchase) replaced by ``p_active``, the rest conditional on it kept."""
+
+    def learned_contacts(self) -> tuple[str, ...]:
+        """Contact kinds whose effect the model learned from its fitting data (none for the baselines)."""
+        return ()
 
     def interest(self, state: DecayState) -> np.ndarray:
         """(n,) probability of at least one purchase next period if nothing is sent."""

@@ -21,7 +21,14 @@ from scipy.optimize import minimize
 from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1
 
 from winback.data.panel import PanelSpec, PeriodPanel
-from winback.decay_model.base import DecayModel, DecayState, Forecast, PeriodActivity, check_born
+from winback.decay_model.base import (
+    DecayModel,
+    DecayState,
+    Forecast,
+    PeriodActivity,
+    check_born,
+    scale_expectations,
+)
 from winback.decay_model.marks import PurchaseMarks
 
 _CHUNK = 1 << 13
@@ -204,6 +211,12 @@ class BGNBDModel(DecayModel):
             survival += out[k]  # P(N >= k), summed from the tail up
             out[k] = weight[k - 1] * (a * survival + (b_post + (k - 1)) * out[k])
         return out
+
+    def _with_p_active(self, forecast: Forecast, p_active: np.ndarray) -> Forecast:
+        """Positive counts scaled by the change of P(any purchase), so their conditional pmf is kept."""
+        pmf = forecast.params["pmf"] * (p_active / np.maximum(forecast.p_active, 1e-300))[:, None]
+        pmf[:, 0] = 1.0 - p_active
+        return scale_expectations(forecast, p_active, pmf=pmf)
 
     def uniforms_per_user(self) -> int:
         return 2

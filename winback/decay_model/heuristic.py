@@ -28,6 +28,7 @@ from winback.decay_model.base import (
     Forecast,
     PeriodActivity,
     check_born,
+    scale_expectations,
 )
 from winback.decay_model.marks import PurchaseMarks
 
@@ -51,6 +52,9 @@ class ActiveProbabilityModel(DecayModel):
             expected_purchases=purchases,
             expected_spend=purchases * self.marks.mean_spend_per_purchase,
         )
+
+    def _with_p_active(self, forecast: Forecast, p_active: np.ndarray) -> Forecast:
+        return scale_expectations(forecast, p_active)
 
     def uniforms_per_user(self) -> int:
         return 3

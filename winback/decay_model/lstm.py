@@ -31,12 +31,12 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from scipy.special import ndtri
+from scipy.special import expit, logit, ndtri
 from scipy.stats import nbinom
 from torch import nn
 
@@ -48,12 +48,15 @@ from winback.decay_model.base import (
     PeriodActivity,
     check_born,
     no_contacts,
+    scale_expectations,
 )
 from winback.decay_model.bgnbd import BGNBDModel, BGNBDState
 from winback.errors import ConfigError
 from winback.progress import progress_bar
 
 CALENDAR_MIN_PERIODS_DAYS = 2 * 364
+MIN_LEARNED_CONTACTS = 100
+"""Contacts of a kind the fitting data must hold before the model's effect of that kind counts as learned."""
 
 
 @dataclass(frozen=True)
@@ -120,16 +123,64 @@ class _Network(nn.Module):
         self.n_event_types = n_event_types
 
     def heads(self, hidden: torch.Tensor, head_inputs: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = self.head(torch.cat([hidden, head_inputs], dim=-1))
-        e = self.n_event_types
-        return {
-            "logit_active": out[..., :e],
-            "log_mu": out[..., e : 2 * e].clamp(-8.0, 6.0),
-            "log_theta": out[..., 2 * e : 3 * e].clamp(-4.0, 6.0),
-            # Offset so an untrained head starts near a typical log spend per purchase (~$20).
-            "spend_mean": out[..., 3 * e] + 3.0,
-            "spend_log_sd": out[..., 3 * e + 1].clamp(-4.0, 2.0),
-        }
+        return _split_head(self.head(torch.cat([hidden, head_inputs], dim=-1)), self.n_event_types)
+
+
+_Array = TypeVar("_Array", torch.Tensor, np.ndarray)
+
+
+def _split_head(out: _Array, n_event_types: int) -> dict[str, _Array]:
+    """The named distribution parameters in the head's raw output (torch or numpy, same bounds)."""
+    e = n_event_types
+    return {
+        "logit_active": out[..., :e],
+        "log_mu": out[..., e : 2 * e].clip(-8.0, 6.0),
+        "log_theta": out[..., 2 * e : 3 * e].clip(-4.0, 6.0),
+        # Offset so an untrained head starts near a typical log spend per purchase (~$20).
+        "spend_mean": out[..., 3 * e] + 3.0,
+        "spend_log_sd": out[..., 3 * e + 1].clip(-4.0, 2.0),
+    }
+
+
+class _Kernel:
+    """The fitted network as numpy arrays, for one-period inference (``forecast`` and ``advance``).
+
+    A period of the simulator is one LSTM cell step and one head evaluation for a batch of users.
+    Written with numpy rather than torch because torch's per-call overhead dominates small batches
+    (~40 us per cell call against ~16 us here at one user) and numpy's BLAS is at least as fast for
+    blocks of a thousand users (``benchmarks/RESULTS.md``, simulator speed).
+    """
+
+    def __init__(self, network: _Network) -> None:
+        weights = {k: v.detach().numpy().astype(np.float32) for k, v in network.state_dict().items()}
+        self.hidden_size = network.lstm.hidden_size
+        self.n_event_types = network.n_event_types
+        self.lstm_weight = np.ascontiguousarray(
+            np.concatenate([weights["lstm.weight_ih_l0"], weights["lstm.weight_hh_l0"]], axis=1).T
+        )
+        self.lstm_bias = weights["lstm.bias_ih_l0"] + weights["lstm.bias_hh_l0"]
+        self.head_weight_1 = np.ascontiguousarray(weights["head.0.weight"].T)
+        self.head_bias_1 = weights["head.0.bias"]
+        self.head_weight_2 = np.ascontiguousarray(weights["head.2.weight"].T)
+        self.head_bias_2 = weights["head.2.bias"]
+
+    def step(self, inputs: np.ndarray, hidden: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One LSTM cell step (gate order i, f, g, o as in ``torch.nn.LSTM``)."""
+        h = self.hidden_size
+        gates = np.concatenate([inputs, hidden], axis=1) @ self.lstm_weight
+        gates += self.lstm_bias
+        sigmoid = expit(gates[:, np.r_[0 : 2 * h, 3 * h : 4 * h]])
+        new_cell = sigmoid[:, h : 2 * h] * cell
+        new_cell += sigmoid[:, :h] * np.tanh(gates[:, 2 * h : 3 * h])
+        return sigmoid[:, 2 * h :] * np.tanh(new_cell), new_cell
+
+    def heads(self, hidden: np.ndarray, head_inputs: np.ndarray) -> dict[str, np.ndarray]:
+        layer = np.concatenate([hidden, head_inputs], axis=1) @ self.head_weight_1
+        layer += self.head_bias_1
+        np.maximum(layer, 0.0, out=layer)
+        out = layer @ self.head_weight_2
+        out += self.head_bias_2
+        return _split_head(out, self.n_event_types)
 
 
 @dataclass
@@ -178,8 +229,11 @@ class LSTMDecayModel(DecayModel):
         self.cfg = config or LSTMConfig()
         self.calendar = bool(self.cfg.calendar)
         self.network: _Network | None = None
+        self.kernel: _Kernel | None = None
         self.prior: BGNBDModel | None = None
         self.history: list[dict[str, float]] = []
+        self.contact_counts: dict[str, int] = {}
+        """Contacts of each kind in the fitting data."""
 
     # ----------------------------------------------------------------------------------- features
     def _n_inputs(self, spec: PanelSpec) -> tuple[int, int]:
@@ -298,6 +352,8 @@ class LSTMDecayModel(DecayModel):
         if self.cfg.calendar is None:
             self.calendar = until * panel.spec.period_days >= CALENDAR_MIN_PERIODS_DAYS
         self.spec = panel.spec
+        contacts = panel.interventions[:, :until].sum(axis=(0, 1), dtype=np.int64)
+        self.contact_counts = dict(zip(panel.spec.interventions, map(int, contacts), strict=True))
         if self.cfg.bgnbd_inputs:
             self.prior = BGNBDModel().fit(panel, until=until)
         until_array = np.full(panel.n_users, until, dtype=np.int64)
@@ -369,7 +425,7 @@ class LSTMDecayModel(DecayModel):
         if best_weights is not None:
             network.load_state_dict(best_weights)
         network.eval()
-        self.network = network
+        self.network, self.kernel = network, _Kernel(network)
         return self
 
     def _build_network(self, spec: PanelSpec, generator: torch.Generator) -> _Network:
@@ -438,16 +494,14 @@ class LSTMDecayModel(DecayModel):
             frequency=(panel.purchases * seen).sum(axis=1).astype(np.float64),
         )
 
-    @torch.no_grad()
     def forecast(self, state: LSTMState, contacts: np.ndarray | None = None) -> Forecast:
         spec = self._require_fitted()
-        network = self._require_network()
+        kernel = self._require_kernel()
         if contacts is None:
             contacts = no_contacts(len(state.period), spec)
         head_inputs = self._known_ahead(spec, state.period, state.first_period, contacts)
-        out = network.heads(torch.from_numpy(state.hidden), torch.from_numpy(head_inputs))
-        params = {k: v.numpy() for k, v in out.items()}
-        p_active = _sigmoid(params["logit_active"][:, -1])
+        params = kernel.heads(state.hidden, head_inputs)
+        p_active = expit(params["logit_active"][:, -1])
         purchases = p_active * (1.0 + np.exp(params["log_mu"][:, -1]))
         spend_per_purchase = np.exp(params["spend_mean"] + np.exp(params["spend_log_sd"]) ** 2 / 2)
         return Forecast(
@@ -457,6 +511,14 @@ class LSTMDecayModel(DecayModel):
             params=params,
         )
 
+    def _with_p_active(self, forecast: Forecast, p_active: np.ndarray) -> Forecast:
+        logit_active = forecast.params["logit_active"].copy()
+        logit_active[:, -1] = logit(p_active)
+        return scale_expectations(forecast, p_active, logit_active=logit_active)
+
+    def learned_contacts(self) -> tuple[str, ...]:
+        return tuple(kind for kind, n in self.contact_counts.items() if n >= MIN_LEARNED_CONTACTS)
+
     def uniforms_per_user(self) -> int:
         """Per event type one uniform for being active and one for the count, plus one for the spend."""
         return 2 * len(self._require_fitted().event_types) + 1
@@ -464,7 +526,7 @@ class LSTMDecayModel(DecayModel):
     def sample(self, forecast: Forecast, uniforms: np.ndarray) -> PeriodActivity:
         p = forecast.params
         n_types = p["logit_active"].shape[1]
-        active = np.nonzero(uniforms[:, :n_types] < _sigmoid(p["logit_active"]))
+        active = np.nonzero(uniforms[:, :n_types] < expit(p["logit_active"]))
         mu, theta = np.exp(p["log_mu"][active]), np.exp(p["log_theta"][active])
         counts = np.zeros(p["logit_active"].shape, dtype=np.int64)
         u_count = uniforms[:, n_types : 2 * n_types][active]
@@ -486,12 +548,11 @@ class LSTMDecayModel(DecayModel):
         )
         return log_prob.numpy()
 
-    @torch.no_grad()
     def advance(
         self, state: LSTMState, activity: PeriodActivity, contacts: np.ndarray | None = None
     ) -> LSTMState:
         spec = self._require_fitted()
-        network = self._require_network()
+        kernel = self._require_kernel()
         if contacts is None:
             contacts = no_contacts(len(state.period), spec)
         bought = activity.purchases > 0
@@ -507,15 +568,12 @@ class LSTMDecayModel(DecayModel):
             last_purchase,
             frequency,
         )
-        _, (h, c) = network.lstm(
-            torch.from_numpy(inputs)[:, None, :],
-            (torch.from_numpy(state.hidden)[None], torch.from_numpy(state.cell)[None]),
-        )
+        hidden, cell = kernel.step(inputs, state.hidden, state.cell)
         return dataclasses.replace(
             state,
             period=state.period + 1,
-            hidden=h[0].numpy(),
-            cell=c[0].numpy(),
+            hidden=hidden,
+            cell=cell,
             last_purchase=last_purchase,
             frequency=frequency,
         )
@@ -527,6 +585,7 @@ class LSTMDecayModel(DecayModel):
             "calendar": self.calendar,
             "history": self.history,
             "bgnbd_prior": None if self.prior is None else self.prior.config(),
+            "contact_counts": self.contact_counts,
         }
 
     def tensors(self) -> dict[str, np.ndarray]:
@@ -537,13 +596,14 @@ class LSTMDecayModel(DecayModel):
         model = cls(LSTMConfig(**config["lstm"]))
         model.calendar = bool(config["calendar"])
         model.history = list(config["history"])
+        model.contact_counts = {str(k): int(v) for k, v in config["contact_counts"].items()}
         model.spec = spec
         if config["bgnbd_prior"] is not None:
             model.prior = BGNBDModel.from_artifact(config["bgnbd_prior"], {}, spec)
         network = model._build_network(spec, torch.Generator().manual_seed(0))
         network.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()})
         network.eval()
-        model.network = network
+        model.network, model.kernel = network, _Kernel(network)
         return model
 
     def _require_network(self) -> _Network:
@@ -551,15 +611,16 @@ class LSTMDecayModel(DecayModel):
         assert self.network is not None
         return self.network
 
+    def _require_kernel(self) -> _Kernel:
+        self._require_fitted()
+        assert self.kernel is not None
+        return self.kernel
+
 
 @torch.no_grad()
 def _update_average(averaged: nn.Module, network: nn.Module, decay: float) -> None:
     for kept, current in zip(averaged.parameters(), network.parameters(), strict=True):
         kept.lerp_(current, 1.0 - decay)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 def _next_period_targets(panel: PeriodPanel, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
@@ -36,24 +37,59 @@ from winback.data.panel import PanelSpec, PeriodPanel
 
 @dataclass
 class BatchArrays:
-    """A dataclass whose array fields all share the user axis first; supports take and repeat."""
+    """A dataclass whose array fields (and nested ``BatchArrays``) share the user axis first.
 
-    def take(self, users: np.ndarray) -> Self:
-        """The rows of ``users`` (index array or boolean mask)."""
-        return dataclasses.replace(self, **{name: value[users] for name, value in self._arrays().items()})
+    Supports ``take``, ``repeat`` and in-place ``assign`` of a block of rows, without knowing the fields.
+    """
+
+    def take(self, users: np.ndarray | slice) -> Self:
+        """The rows ``users`` (index array, boolean mask, or a slice: views, not copies)."""
+        return dataclasses.replace(
+            self, **{name: _take(value, users) for name, value in self._arrays().items()}
+        )
 
     def repeat(self, times: int) -> Self:
         """Each user repeated ``times`` times in a row (user 0 draw 0, user 0 draw 1, ...)."""
         return dataclasses.replace(
-            self, **{name: np.repeat(value, times, axis=0) for name, value in self._arrays().items()}
+            self, **{name: _repeat(value, times) for name, value in self._arrays().items()}
         )
 
-    def _arrays(self) -> dict[str, np.ndarray]:
+    def assign(self, rows: slice | np.ndarray, values: Self) -> None:
+        """Overwrite the rows ``rows`` in place with ``values`` (same fields, ``len(rows)`` users)."""
+        for name, value in self._arrays().items():
+            if isinstance(value, BatchArrays):
+                value.assign(rows, getattr(values, name))
+            else:
+                value[rows] = getattr(values, name)
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[Self]) -> Self:
+        """The users of ``parts`` one after another (same class and fields)."""
+        first = parts[0]
+        return dataclasses.replace(
+            first,
+            **{
+                name: type(value).concatenate([getattr(p, name) for p in parts])
+                if isinstance(value, BatchArrays)
+                else np.concatenate([getattr(p, name) for p in parts])
+                for name, value in first._arrays().items()
+            },
+        )
+
+    def _arrays(self) -> dict[str, Any]:
         return {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if isinstance(getattr(self, f.name), np.ndarray)
+            if isinstance(getattr(self, f.name), np.ndarray | BatchArrays)
         }
+
+
+def _take(value: np.ndarray | BatchArrays, users: np.ndarray | slice) -> np.ndarray | BatchArrays:
+    return value.take(users) if isinstance(value, BatchArrays) else value[users]
+
+
+def _repeat(value: np.ndarray | BatchArrays, times: int) -> np.ndarray | BatchArrays:
+    return value.repeat(times) if isinstance(value, BatchArrays) else np.repeat(value, times, axis=0)
 
 
 @dataclass
@@ -99,7 +135,7 @@ class Forecast(BatchArrays):
     params: dict[str, np.ndarray] = field(default_factory=dict)
     """Model-specific distribution parameters, (n, ...) arrays, used by ``sample`` and ``log_prob``."""
 
-    def take(self, users: np.ndarray) -> Self:
+    def take(self, users: np.ndarray | slice) -> Self:
         taken = super().take(users)
         taken.params = {k: v[users] for k, v in self.params.items()}
         return taken
@@ -108,6 +144,17 @@ class Forecast(BatchArrays):
         repeated = super().repeat(times)
         repeated.params = {k: np.repeat(v, times, axis=0) for k, v in self.params.items()}
         return repeated
+
+    def assign(self, rows: slice | np.ndarray, values: Self) -> None:
+        super().assign(rows, values)
+        for k, v in self.params.items():
+            v[rows] = values.params[k]
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[Self]) -> Self:
+        joined = super().concatenate(parts)
+        joined.params = {k: np.concatenate([p.params[k] for p in parts]) for k in parts[0].params}
+        return joined
 
 
 _P_FLOOR = 1e-9

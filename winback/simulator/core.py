@@ -1,0 +1,235 @@
+"""The batched user simulator: N users live one period per ``step(actions)``.
+
+A period of one user, in order (RecSim's composition, batched over users):
+
+1. the action is *delivered* unless it is refused: no contact after an opt-out, no coupon while one
+   of the same kind is valid (refused actions cost nothing and count as ``none``);
+2. a delivered contact adds its log-odds lift (:mod:`winback.simulator.response`), scaled down by
+   fatigue, to the lifts still in force from earlier contacts;
+3. the decay model forecasts the period (with the contacts whose effect it learned, if any), the
+   summed lift raises the odds of buying, and the period's activity is drawn from the user's own
+   random stream (:class:`winback.streams.RandomStreams`): the same user meets the same luck under
+   every policy, so a contact only adds buyers who would not have bought anyway;
+4. rewards: margin on spend, minus discounts paid while a coupon is valid (on every purchase, those
+   the user would have made anyway included), minus contact costs (:mod:`winback.simulator.rewards`);
+5. fatigue grows and the user may opt out; the activity, intervention-caused purchases included, is
+   fed back to the decay model, so a win-back rekindles future interest through the learned dynamics;
+6. lifts fade, coupons expire, fatigue decays, and the decay model forecasts the next period.
+
+Users are processed in blocks of ``block_size`` (about a thousand users keeps the LSTM's working set
+in cache, see ``shared/PERF.md``), each with one batched decay-model forward pass. The state is
+changed in place; copy it first to replay a population under another policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from winback.decay_model.base import BatchArrays, DecayModel, DecayState, Forecast, PeriodActivity
+from winback.errors import ConfigError
+from winback.simulator.response import ResponseConfig, ResponseTables, contact_lift, opt_out_probability
+from winback.simulator.rewards import RewardComponents, RewardConfig, reward_components
+from winback.simulator.state import SimState
+from winback.streams import RandomStreams
+
+SINCE_CAP = 52
+"""Periods-since-contact saturate here (a year of weeks); the cap also means never."""
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    response: ResponseConfig = field(default_factory=ResponseConfig)
+    """How users respond to contacts, with the documented priors."""
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    """Margin on spend."""
+    block_size: int = 1024
+    """Users per batched decay-model pass."""
+
+    def __post_init__(self) -> None:
+        if self.block_size < 1:
+            raise ConfigError(f"SimulatorConfig.block_size = {self.block_size} (allowed: >= 1)")
+
+
+@dataclass
+class StepOutcome(BatchArrays):
+    """What happened to each user in one period."""
+
+    activity: PeriodActivity
+    """Events per type and spend (intervention-caused purchases included)."""
+    reward: RewardComponents
+    """Reward parts; ``reward.total`` is the reward."""
+    delivered: np.ndarray
+    """(n,) int64 action actually delivered (0 when ``none`` was chosen or the contact was refused)."""
+    refused: np.ndarray
+    """(n,) bool: a contact was chosen but not delivered (opted out, or its coupon still valid)."""
+    opted_out: np.ndarray
+    """(n,) bool: the user opted out in this period."""
+
+
+class Simulator:
+    """Steps a population of users under a decay model and the response priors (module docstring)."""
+
+    def __init__(self, model: DecayModel, config: SimulatorConfig | None = None, *, seed: int = 0) -> None:
+        self.model = model
+        self.config = config or SimulatorConfig()
+        self.streams = RandomStreams(seed)
+        self.tables = ResponseTables.from_config(self.config.response)
+        spec = model._require_fitted()
+        self.n_model_uniforms = model.uniforms_per_user()
+        self.learned = self._learned_kinds(model)
+        self._model_contact_index = np.array(
+            [spec.interventions.index(k) if k in self.learned else -1 for k in self.kinds], dtype=np.int64
+        )
+        self._uses_prior = np.array([k not in self.learned for k in self.kinds])
+        self._is_coupon = self.tables.validity > 0
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return self.config.response.kinds
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """Action names, ``none`` first: action ``i > 0`` sends a contact of kind ``kinds[i - 1]``."""
+        return self.config.response.actions
+
+    def _learned_kinds(self, model: DecayModel) -> frozenset[str]:
+        learned = set(model.learned_contacts()) & set(self.kinds)
+        effects = self.config.response.effects
+        if effects == "prior":
+            return frozenset()
+        if effects == "learned" and (missing := [k for k in self.kinds if k not in learned]):
+            raise ConfigError(
+                f"ResponseConfig.effects = 'learned', but the decay model learned no effect of {missing} "
+                f"(learned: {sorted(learned) or 'none'}); use effects = 'auto' or 'prior', or fit the "
+                "model on a log with these contacts"
+            )
+        return frozenset(learned)
+
+    # ------------------------------------------------------------------------------- population
+    def start(
+        self,
+        decay: DecayState,
+        keys: np.ndarray,
+        *,
+        birth: np.ndarray,
+        recency: np.ndarray,
+        frequency: np.ndarray,
+        spend_total: np.ndarray,
+        fatigue: np.ndarray | None = None,
+        since_contact: np.ndarray | None = None,
+        valid_left: np.ndarray | None = None,
+    ) -> SimState:
+        """A population from decay-model states and each user's history summary (no contact by default)."""
+        n, n_kinds = len(keys), len(self.kinds)
+        return SimState(
+            keys=np.asarray(keys, dtype=np.uint64),
+            decay=decay,
+            forecast=self._forecast_blocks(decay),
+            birth=np.asarray(birth, dtype=np.int64),
+            recency=np.asarray(recency, dtype=np.int64),
+            frequency=np.asarray(frequency, dtype=np.int64),
+            spend_total=np.asarray(spend_total, dtype=np.float64),
+            fatigue=np.zeros(n) if fatigue is None else np.asarray(fatigue, dtype=np.float64),
+            opted_out=np.zeros(n, dtype=bool),
+            lift=np.zeros((n, n_kinds)),
+            valid_left=np.zeros((n, n_kinds), dtype=np.int64) if valid_left is None else valid_left,
+            since_contact=(
+                np.full((n, n_kinds), SINCE_CAP, dtype=np.int64) if since_contact is None else since_contact
+            ),
+        )
+
+    def _forecast_blocks(self, decay: DecayState) -> Forecast:
+        n, size = len(decay.period), self.config.block_size
+        return Forecast.concatenate(
+            [self.model.forecast(decay.take(slice(i, i + size))) for i in range(0, max(n, 1), size)]
+        )
+
+    # ------------------------------------------------------------------------------------ views
+    def interest(self, state: SimState) -> np.ndarray:
+        """(n,) P(buying in the coming period) if nothing new is sent, lifts still in force included."""
+        shift = state.lift.sum(axis=1)
+        return self.model.lift(state.forecast, shift).p_active if shift.any() else state.forecast.p_active
+
+    def action_masks(self, state: SimState) -> np.ndarray:
+        """(n, A) bool: the actions that would be delivered (``none`` always is)."""
+        masks = np.ones((state.n_users, len(self.actions)), dtype=bool)
+        masks[:, 1:] = ~state.opted_out[:, None] & ~(self._is_coupon[None, :] & (state.valid_left > 0))
+        return masks
+
+    # ------------------------------------------------------------------------------------- step
+    def step(self, state: SimState, actions: np.ndarray) -> StepOutcome:
+        """Advance every user one period under ``actions`` ((n,) ints into :attr:`actions`), in place."""
+        actions = np.asarray(actions)
+        if actions.shape != (state.n_users,):
+            raise ValueError(f"actions has shape {actions.shape}, expected ({state.n_users},)")
+        if actions.size and (actions.min() < 0 or actions.max() >= len(self.actions)):
+            raise ValueError(f"actions must be in [0, {len(self.actions)}) ({', '.join(self.actions)})")
+        size = self.config.block_size
+        outcomes = [
+            self._step_block(state.take(slice(i, i + size)), actions[i : i + size])
+            for i in range(0, state.n_users, size)
+        ]
+        return outcomes[0] if len(outcomes) == 1 else StepOutcome.concatenate(outcomes)
+
+    def _step_block(self, s: SimState, actions: np.ndarray) -> StepOutcome:
+        """One period for a block of users; ``s`` holds views into the population, changed in place."""
+        tables, n = self.tables, s.n_users
+        # 1. delivery
+        delivered = np.where(self.action_masks(s)[np.arange(n), actions], actions, 0)
+        contacted = np.flatnonzero(delivered)
+        kind = delivered[contacted] - 1
+        # 2. lifts of prior-driven contacts; coupons become valid
+        is_new = s.tenure[contacted] < self.config.response.new_user_periods
+        fresh = contact_lift(tables, kind, is_new, s.fatigue[contacted]) * self._uses_prior[kind]
+        s.lift[contacted, kind] += fresh
+        s.valid_left[contacted, kind] = np.maximum(s.valid_left[contacted, kind], tables.validity[kind])
+        # 3. forecast with learned contacts, lift, draw
+        model_contacts = self._model_contacts(n, contacted, kind)
+        forecast = s.forecast if model_contacts is None else self.model.forecast(s.decay, model_contacts)
+        shift = s.lift.sum(axis=1)
+        if shift.any():
+            forecast = self.model.lift(forecast, shift)
+        uniforms = self.streams.uniforms(s.keys, s.period, self.n_model_uniforms + 1)
+        activity = self.model.sample(forecast, uniforms[:, : self.n_model_uniforms])
+        # 4. rewards
+        discount_rate = (s.valid_left > 0) @ tables.discount
+        contact_cost = np.zeros(n)
+        contact_cost[contacted] = tables.cost[kind]
+        reward = reward_components(activity.spend, discount_rate, contact_cost, self.config.reward)
+        # 5. fatigue, opt-outs, history, decay state
+        s.fatigue[contacted] += tables.fatigue[kind]
+        leaving = uniforms[contacted, -1] < opt_out_probability(tables, kind, s.fatigue[contacted])
+        opted_out = np.zeros(n, dtype=bool)
+        opted_out[contacted[leaving]] = True
+        s.opted_out |= opted_out
+        bought = activity.purchases > 0
+        s.recency[:] = np.where(bought, 1, s.recency + 1)
+        s.frequency += activity.purchases
+        s.spend_total += activity.spend
+        np.minimum(s.since_contact + 1, SINCE_CAP, out=s.since_contact)
+        s.since_contact[contacted, kind] = 1
+        s.decay.assign(slice(None), self.model.advance(s.decay, activity, model_contacts))
+        # 6. fades, expiries, next forecast
+        still_valid = s.valid_left > 1
+        s.lift *= np.where(still_valid, 1.0, tables.fade[None, :])
+        np.maximum(s.valid_left - 1, 0, out=s.valid_left)
+        s.fatigue *= tables.fatigue_decay
+        s.forecast.assign(slice(None), self.model.forecast(s.decay))
+        return StepOutcome(
+            activity=activity,
+            reward=reward,
+            delivered=delivered,
+            refused=(actions > 0) & (delivered == 0),
+            opted_out=opted_out,
+        )
+
+    def _model_contacts(self, n: int, contacted: np.ndarray, kind: np.ndarray) -> np.ndarray | None:
+        """(n, C) contacts of learned kinds in the decay model's layout, ``None`` when there are none."""
+        learned = ~self._uses_prior[kind]
+        if not learned.any():
+            return None
+        contacts = np.zeros((n, len(self.model._require_fitted().interventions)), dtype=np.int64)
+        contacts[contacted[learned], self._model_contact_index[kind[learned]]] = 1
+        return contacts

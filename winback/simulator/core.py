@@ -152,15 +152,24 @@ class Simulator:
         shift = state.lift.sum(axis=1)
         return self.model.lift(state.forecast, shift).p_active if shift.any() else state.forecast.p_active
 
-    def action_masks(self, state: SimState) -> np.ndarray:
-        """(n, A) bool: the actions that would be delivered (``none`` always is)."""
+    def action_masks(self, state: SimState, min_gap: int = 0) -> np.ndarray:
+        """(n, A) bool: the actions that would be delivered (``none`` always is).
+
+        A contact is refused after an opt-out, while a coupon of its kind is valid, and, with a
+        frequency cap ``min_gap``, until ``min_gap`` periods have passed since the last contact of any kind.
+        """
         masks = np.ones((state.n_users, len(self.actions)), dtype=bool)
         masks[:, 1:] = ~state.opted_out[:, None] & ~(self._is_coupon[None, :] & (state.valid_left > 0))
+        if min_gap > 0:
+            masks[:, 1:] &= (state.since_contact.min(axis=1) >= min_gap)[:, None]
         return masks
 
     # ------------------------------------------------------------------------------------- step
-    def step(self, state: SimState, actions: np.ndarray) -> StepOutcome:
-        """Advance every user one period under ``actions`` ((n,) ints into :attr:`actions`), in place."""
+    def step(self, state: SimState, actions: np.ndarray, *, min_gap: int = 0) -> StepOutcome:
+        """Advance every user one period under ``actions`` ((n,) ints into :attr:`actions`), in place.
+
+        Actions outside :meth:`action_masks` (with the frequency cap ``min_gap``) are refused.
+        """
         actions = np.asarray(actions)
         if actions.shape != (state.n_users,):
             raise ValueError(f"actions has shape {actions.shape}, expected ({state.n_users},)")
@@ -168,16 +177,16 @@ class Simulator:
             raise ValueError(f"actions must be in [0, {len(self.actions)}) ({', '.join(self.actions)})")
         size = self.config.block_size
         outcomes = [
-            self._step_block(state.take(slice(i, i + size)), actions[i : i + size])
+            self._step_block(state.take(slice(i, i + size)), actions[i : i + size], min_gap)
             for i in range(0, state.n_users, size)
         ]
         return outcomes[0] if len(outcomes) == 1 else StepOutcome.concatenate(outcomes)
 
-    def _step_block(self, s: SimState, actions: np.ndarray) -> StepOutcome:
+    def _step_block(self, s: SimState, actions: np.ndarray, min_gap: int) -> StepOutcome:
         """One period for a block of users; ``s`` holds views into the population, changed in place."""
         tables, n = self.tables, s.n_users
         # 1. delivery
-        delivered = np.where(self.action_masks(s)[np.arange(n), actions], actions, 0)
+        delivered = np.where(self.action_masks(s, min_gap)[np.arange(n), actions], actions, 0)
         contacted = np.flatnonzero(delivered)
         kind = delivered[contacted] - 1
         # 2. lifts of prior-driven contacts; coupons become valid

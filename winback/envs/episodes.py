@@ -1,0 +1,99 @@
+"""Episodes of single users drawn from a population, N at a time: the core every environment adapts.
+
+An episode follows one user of the population *pool* from where the pool stands. At reset, a slot's
+generator draws which user and a 63-bit *luck* that, mixed with the user's key, keys the episode's
+random stream: the same seed gives the same user with the same luck, whichever environment runs it
+(single, SB3 vectorised or Gymnasium vectorised) and whichever other slots run beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from winback.errors import ConfigError
+from winback.simulator.core import Simulator, StepOutcome
+from winback.simulator.features import feature_bounds, feature_names, observe
+from winback.simulator.state import SimState
+from winback.streams import draw_keys
+
+DEFAULT_HORIZON = 52
+"""Periods per episode: a year of weeks."""
+
+
+@dataclass(frozen=True)
+class EpisodeConfig:
+    horizon: int = DEFAULT_HORIZON
+    """Periods per episode (the vectorised environments truncate here; the single-user one is
+    truncated by the ``TimeLimit`` wrapper registered with the same value)."""
+    min_contact_gap: int = 0
+    """Frequency cap: a contact is masked (and refused) until this many periods have passed since
+    the last contact of any kind (0: no cap)."""
+
+    def __post_init__(self) -> None:
+        if self.horizon < 1:
+            raise ConfigError(f"EpisodeConfig.horizon = {self.horizon} (allowed: >= 1)")
+        if self.min_contact_gap < 0:
+            raise ConfigError(f"EpisodeConfig.min_contact_gap = {self.min_contact_gap} (allowed: >= 0)")
+
+
+def draw_user(pool: SimState, rng: np.random.Generator) -> SimState:
+    """A copy of one user of ``pool`` chosen by ``rng``, with an episode stream keyed by a drawn luck."""
+    index = np.array([rng.integers(pool.n_users)])
+    luck = np.uint64(rng.integers(2**63))
+    user = pool.take(index)
+    user.keys = draw_keys(pool.keys[index] ^ luck, 1)
+    return user
+
+
+class EpisodeBatch:
+    """N episodes stepping together through one batched simulator call."""
+
+    def __init__(self, simulator: Simulator, pool: SimState, n: int, config: EpisodeConfig) -> None:
+        if pool.n_users == 0:
+            raise ConfigError("the environment's population is empty")
+        self.simulator, self.pool, self.config = simulator, pool, config
+        self.state = pool.take(np.zeros(n, dtype=np.int64))
+        self.elapsed = np.zeros(n, dtype=np.int64)
+        self.names = feature_names(simulator)
+        self.low, self.high = feature_bounds(simulator)
+
+    @property
+    def n(self) -> int:
+        return self.state.n_users
+
+    def start(self, slot: int, rng: np.random.Generator) -> None:
+        """Begin a new episode in ``slot`` with a user drawn by ``rng``."""
+        self.state.assign(slice(slot, slot + 1), draw_user(self.pool, rng))
+        self.elapsed[slot] = 0
+
+    def step(self, actions: np.ndarray) -> StepOutcome:
+        outcome = self.simulator.step(self.state, actions, min_gap=self.config.min_contact_gap)
+        self.elapsed += 1
+        return outcome
+
+    def observe(self) -> np.ndarray:
+        """(N, F) float32 observations."""
+        return observe(self.simulator, self.state)
+
+    def action_masks(self) -> np.ndarray:
+        """(N, A) bool valid actions."""
+        return self.simulator.action_masks(self.state, self.config.min_contact_gap)
+
+    def truncated(self) -> np.ndarray:
+        return self.elapsed >= self.config.horizon
+
+
+def step_info(outcome: StepOutcome, actions: tuple[str, ...], row: int) -> dict[str, float | str | bool]:
+    """One user's ``info`` for a step: the reward components and what happened."""
+    return {
+        "margin": float(outcome.reward.margin[row]),
+        "discount": float(outcome.reward.discount[row]),
+        "contact_cost": float(outcome.reward.contact_cost[row]),
+        "purchases": int(outcome.activity.purchases[row]),
+        "spend": float(outcome.activity.spend[row]),
+        "delivered": actions[int(outcome.delivered[row])],
+        "refused": bool(outcome.refused[row]),
+        "opted_out": bool(outcome.opted_out[row]),
+    }

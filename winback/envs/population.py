@@ -1,0 +1,101 @@
+"""N users stepping together as one stable-baselines3 ``VecEnv`` over the batched simulator."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
+
+from winback.envs.defaults import default_population, default_simulator
+from winback.envs.episodes import EpisodeBatch, EpisodeConfig, step_info
+from winback.simulator.core import Simulator
+from winback.simulator.state import SimState
+
+
+class PopulationVecEnv(VecEnv):
+    """``num_envs`` :class:`~winback.envs.activation.ActivationEnv` episodes in one batched step.
+
+    Equivalent to ``DummyVecEnv`` of ``num_envs`` ``gymnasium.make("winback/Activation-v0")``: with
+    the same seeds, every slot follows the same user through the same trajectory (tested), but one
+    simulator call steps them all. SB3 conventions: 4-tuples, auto-reset after the ``horizon``
+    with the last observation in ``info["terminal_observation"]`` and ``info["TimeLimit.truncated"]``,
+    seeds from :meth:`seed` used at the next :meth:`reset` (slot ``i`` gets ``seed + i``).
+    ``env_method("action_masks")`` returns each slot's mask, as sb3-contrib's ``MaskablePPO`` expects.
+    """
+
+    def __init__(
+        self,
+        num_envs: int = 64,
+        simulator: Simulator | None = None,
+        population: SimState | None = None,
+        config: EpisodeConfig | None = None,
+    ) -> None:
+        self.simulator = simulator or default_simulator()
+        pool = population if population is not None else default_population()
+        self.episodes = EpisodeBatch(self.simulator, pool, num_envs, config or EpisodeConfig())
+        observation_space = spaces.Box(self.episodes.low, self.episodes.high, dtype=np.float32)
+        self.render_mode = None
+        super().__init__(num_envs, observation_space, spaces.Discrete(len(self.simulator.actions)))
+        self._rngs: list[np.random.Generator | None] = [None] * num_envs
+        self._actions = np.zeros(num_envs, dtype=np.int64)
+
+    def reset(self) -> VecEnvObs:
+        for slot in range(self.num_envs):
+            self._start(slot, self._seeds[slot])
+        self._reset_seeds()
+        self._reset_options()
+        return self.episodes.observe()
+
+    def _start(self, slot: int, seed: int | None = None) -> None:
+        rng = self._rngs[slot]
+        if seed is not None or rng is None:
+            rng = self._rngs[slot] = gym.utils.seeding.np_random(seed)[0]
+        self.episodes.start(slot, rng)
+        self.reset_infos[slot] = {}
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        outcome = self.episodes.step(self._actions)
+        observations = self.episodes.observe()
+        rewards = outcome.reward.total.astype(np.float32)
+        dones = self.episodes.truncated()
+        actions = self.simulator.actions
+        infos: list[dict[str, Any]] = [step_info(outcome, actions, i) for i in range(self.num_envs)]
+        for slot in np.flatnonzero(dones):
+            infos[slot]["terminal_observation"] = observations[slot].copy()
+            infos[slot]["TimeLimit.truncated"] = True
+            self._start(slot)
+            observations[slot] = self.episodes.observe()[slot]
+        return observations, rewards, dones, infos
+
+    def action_masks(self) -> np.ndarray:
+        """(num_envs, A) bool valid actions of every slot."""
+        return self.episodes.action_masks()
+
+    def close(self) -> None:
+        pass
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        value = getattr(self, attr_name)
+        return [value for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        if indices is not None and len(list(self._get_indices(indices))) != self.num_envs:
+            raise ValueError("PopulationVecEnv slots share their attributes: set them for all slots")
+        setattr(self, attr_name, value)
+
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+    ) -> list[Any]:
+        """Calls a batched method (e.g. ``action_masks``) once and splits its result per slot."""
+        result: Sequence[Any] = getattr(self, method_name)(*method_args, **method_kwargs)
+        return [result[i] for i in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]

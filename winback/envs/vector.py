@@ -1,0 +1,89 @@
+"""The Gymnasium vector entry point of ``winback/Activation-v0`` over the batched simulator."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from winback.envs.defaults import default_population, default_simulator
+from winback.envs.episodes import DEFAULT_HORIZON, EpisodeBatch, EpisodeConfig
+from winback.simulator.core import Simulator
+from winback.simulator.state import SimState
+
+
+class ActivationVectorEnv(VectorEnv):
+    """``num_envs`` activation episodes in one batched step, with Gymnasium's next-step autoreset.
+
+    ``gymnasium.make_vec("winback/Activation-v0", num_envs=N)`` builds it. Returns 5-tuples; an
+    episode is truncated after ``max_episode_steps`` (52), and the step after that resets the slot
+    (its action is ignored, reward 0), as ``AutoresetMode.NEXT_STEP`` prescribes. ``infos`` holds the
+    reward components as arrays. ``reset(seed=s)`` seeds slot ``i`` with ``s + i``, so slot ``i``
+    follows the same trajectory as ``ActivationEnv`` reset with ``s + i``.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        simulator: Simulator | None = None,
+        population: SimState | None = None,
+        min_contact_gap: int = 0,
+        max_episode_steps: int = DEFAULT_HORIZON,
+    ) -> None:
+        self.simulator = simulator or default_simulator()
+        pool = population if population is not None else default_population()
+        config = EpisodeConfig(horizon=max_episode_steps, min_contact_gap=min_contact_gap)
+        self.episodes = EpisodeBatch(self.simulator, pool, num_envs, config)
+        self.num_envs = num_envs
+        self.single_observation_space = spaces.Box(self.episodes.low, self.episodes.high, dtype=np.float32)
+        self.single_action_space = spaces.Discrete(len(self.simulator.actions))
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self._rngs: list[np.random.Generator] = []
+        self._autoreset = np.zeros(num_envs, dtype=bool)
+
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        if isinstance(seed, list):
+            seeds = seed
+        else:
+            seeds = [None if seed is None else seed + i for i in range(self.num_envs)]
+        if len(seeds) != self.num_envs:
+            raise ValueError(f"reset got {len(seeds)} seeds for {self.num_envs} environments")
+        self._rngs = [gym.utils.seeding.np_random(s)[0] for s in seeds]
+        for slot in range(self.num_envs):
+            self.episodes.start(slot, self._rngs[slot])
+        self._autoreset[:] = False
+        return self.episodes.observe(), {}
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if not self._rngs:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        restarting = self._autoreset.copy()
+        outcome = self.episodes.step(np.where(restarting, 0, np.asarray(actions, dtype=np.int64)))
+        for slot in np.flatnonzero(restarting):
+            self.episodes.start(slot, self._rngs[slot])
+        parts = outcome.reward
+        rewards, margin, discount, contact_cost = (
+            np.where(restarting, 0.0, x)
+            for x in (parts.total, parts.margin, parts.discount, parts.contact_cost)
+        )
+        truncated = self.episodes.truncated()
+        self._autoreset = truncated.copy()
+        infos = {"margin": margin, "discount": discount, "contact_cost": contact_cost}
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        return self.episodes.observe(), rewards, terminated, truncated, infos
+
+    def action_masks(self) -> np.ndarray:
+        """(num_envs, A) bool valid actions of every slot."""
+        return self.episodes.action_masks()

@@ -1,0 +1,143 @@
+"""Environment throughput against references measured in the same run.
+
+    python benchmarks/env_speed.py --out runs/env_speed            # full (a few minutes)
+    python benchmarks/env_speed.py --out runs/env_speed --quick    # smoke
+
+1. Single-environment ``step()`` calls per second of ``gymnasium.make("winback/Activation-v0")``
+   (packaged CDNOW model, default wrappers) against ``gymnasium.make("CartPole-v1")``, both with
+   random actions and resets at episode end. Issue target: at least 20,000 steps/s.
+2. SB3 PPO with ``PopulationVecEnv(64)`` against ``DummyVecEnv`` of 64 ``ActivationEnv`` (the same
+   episodes, see ``tests/test_envs.py``): rollout collection (env steps plus policy inference,
+   ``collect_rollouts``) and end-to-end training (``learn``) env-steps per second. PPO settings for
+   both: ``n_steps=64`` (4,096 steps per rollout), ``batch_size=1024``, ``n_epochs=4`` (a large
+   minibatch, ``shared/PERF.md``). Issue targets: at least 5x rollout and 2x training throughput.
+
+One torch thread (``--threads``) so the figures do not depend on what else runs; the load average
+at start and end is reported. Writes ``env_speed.json`` and ``env_speed.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+
+import winback.envs
+from winback.envs.defaults import default_population
+from winback.envs.population import PopulationVecEnv
+
+N_ENVS = 64
+
+
+def single_env_rate(make: Callable[[], gym.Env], seconds: float, seed: int) -> float:
+    env = make()
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    actions = [env.action_space.sample() for _ in range(4096)]
+    steps, started = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        for action in actions[:256]:
+            _, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                env.reset()
+        steps += 256
+    return steps / elapsed
+
+
+class _NoOp(BaseCallback):
+    def _on_step(self) -> bool:
+        return True
+
+
+def ppo_rates(env: VecEnv, rollouts: int, seed: int) -> dict[str, float]:
+    """Env-steps per second of rollout collection alone and of ``learn`` (collection + updates)."""
+    env.seed(seed)
+    model = PPO("MlpPolicy", env, n_steps=64, batch_size=1024, n_epochs=4, seed=seed, device="cpu")
+    steps_per_rollout = model.n_steps * env.num_envs
+    _, callback = model._setup_learn(steps_per_rollout * rollouts, _NoOp())
+    callback.on_training_start(locals(), globals())
+    started = time.perf_counter()
+    for _ in range(rollouts):
+        model.collect_rollouts(env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)
+    collect = steps_per_rollout * rollouts / (time.perf_counter() - started)
+    started = time.perf_counter()
+    model.learn(steps_per_rollout * rollouts, reset_num_timesteps=True)
+    train = steps_per_rollout * rollouts / (time.perf_counter() - started)
+    return {"rollout_steps_per_s": collect, "train_steps_per_s": train}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/env_speed"))
+    parser.add_argument("--quick", action="store_true", help="short measurements (smoke test)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    seconds, rollouts = (1.0, 1) if args.quick else (10.0, 6)
+    load_start = os.getloadavg()
+    default_population()  # load the packaged model and CDNOW once, outside the timings
+
+    activation = single_env_rate(lambda: gym.make(winback.envs.ACTIVATION_ID), seconds, args.seed)
+    cartpole = single_env_rate(lambda: gym.make("CartPole-v1"), seconds, args.seed)
+    batched = ppo_rates(PopulationVecEnv(N_ENVS), rollouts, args.seed)
+    dummy = ppo_rates(
+        DummyVecEnv([lambda: gym.make(winback.envs.ACTIVATION_ID) for _ in range(N_ENVS)]),
+        rollouts,
+        args.seed,
+    )
+    results = {
+        "single_env_steps_per_s": {"activation": activation, "cartpole": cartpole},
+        "ppo_population_vec_env": batched,
+        "ppo_dummy_vec_env": dummy,
+        "ratios": {
+            "activation_over_cartpole": activation / cartpole,
+            "rollout_population_over_dummy": batched["rollout_steps_per_s"] / dummy["rollout_steps_per_s"],
+            "train_population_over_dummy": batched["train_steps_per_s"] / dummy["train_steps_per_s"],
+        },
+        "threads": args.threads,
+        "quick": args.quick,
+        "load_average": {"start": load_start, "end": os.getloadavg()},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "env_speed.json").write_text(json.dumps(results, indent=2))
+    table = _markdown(results)
+    (args.out / "env_speed.md").write_text(table)
+    print(table)
+
+
+def _markdown(r: dict) -> str:
+    single, ratios = r["single_env_steps_per_s"], r["ratios"]
+    b, d = r["ppo_population_vec_env"], r["ppo_dummy_vec_env"]
+    return "\n".join(
+        [
+            "| measurement | winback | reference | ratio | target |",
+            "|---|---:|---:|---:|---|",
+            f"| single env steps/s (vs CartPole-v1) | {single['activation']:,.0f} "
+            f"| {single['cartpole']:,.0f} | {ratios['activation_over_cartpole']:.3f} | >= 20,000 steps/s |",
+            f"| PPO rollout env-steps/s, N={N_ENVS} (PopulationVecEnv vs DummyVecEnv) "
+            f"| {b['rollout_steps_per_s']:,.0f} | {d['rollout_steps_per_s']:,.0f} "
+            f"| {ratios['rollout_population_over_dummy']:.1f}x | >= 5x |",
+            f"| PPO training env-steps/s, N={N_ENVS} | {b['train_steps_per_s']:,.0f} "
+            f"| {d['train_steps_per_s']:,.0f} | {ratios['train_population_over_dummy']:.1f}x | >= 2x |",
+            "",
+            f"threads {r['threads']}, load average at start "
+            f"{np.round(r['load_average']['start'], 2).tolist()}, "
+            f"at end {np.round(r['load_average']['end'], 2).tolist()}",
+            "",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -17,7 +17,7 @@ from winback.decay_model.evaluate import simulate_forward
 from winback.decay_model.lstm import LSTMConfig, LSTMDecayModel
 from winback.decay_model.registry import MODELS
 from winback.errors import ConfigError
-from winback.simulator.core import SINCE_CAP, Simulator, SimulatorConfig
+from winback.simulator.core import Simulator, SimulatorConfig
 from winback.simulator.features import feature_bounds, feature_names, observe
 from winback.simulator.population import new_users, replicate, warm_start
 from winback.simulator.response import (
@@ -28,7 +28,7 @@ from winback.simulator.response import (
     default_contacts,
 )
 from winback.simulator.rewards import RewardConfig, reward_components
-from winback.simulator.state import SimState
+from winback.simulator.state import SINCE_CAP, SimState
 from winback.streams import RandomStreams
 
 CALIBRATION_END = 39
@@ -94,6 +94,29 @@ def test_a_user_meets_the_same_luck_alone_in_any_block_or_batch() -> None:
         alone = state.take(np.array([user])).copy()
         single = [simulator.step(alone, actions[user : user + 1]).reward.total[0] for _ in range(6)]
         np.testing.assert_allclose(single, batched[:, user], rtol=1e-6)
+
+
+def test_compiled_step_reproduces_the_composed_step() -> None:
+    """The fused LSTM step (winback.simulator.fused) against the composition of the model's methods."""
+    response = dataclasses.replace(ResponseConfig(), opt_out_per_fatigue=0.05)
+    compiled, state = population(block_size=256, response=response, seed=3)
+    composed, reference = population(block_size=256, response=response, seed=3, compiled_max_users=0)
+    assert compiled._fused is not None and composed._fused is None
+    actions = np.random.default_rng(5).integers(0, 4, (12, state.n_users))
+    for period_actions in actions:
+        got, expected = compiled.step(state, period_actions), composed.step(reference, period_actions)
+        np.testing.assert_array_equal(got.activity.counts, expected.activity.counts)
+        np.testing.assert_array_equal(got.delivered, expected.delivered)
+        np.testing.assert_array_equal(got.opted_out, expected.opted_out)
+        for name in ("margin", "discount", "contact_cost"):
+            np.testing.assert_allclose(getattr(got.reward, name), getattr(expected.reward, name), rtol=1e-6)
+    for name in ("recency", "frequency", "opted_out", "valid_left", "since_contact", "period"):
+        np.testing.assert_array_equal(getattr(state, name), getattr(reference, name))
+    for name in ("fatigue", "lift", "spend_total"):
+        np.testing.assert_allclose(getattr(state, name), getattr(reference, name), rtol=1e-6)
+    np.testing.assert_allclose(state.decay.hidden, reference.decay.hidden, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(state.forecast.p_active, reference.forecast.p_active, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(observe(compiled, state), observe(composed, reference), rtol=1e-4, atol=1e-6)
 
 
 def test_contacts_only_add_buyers_and_raise_purchases() -> None:
@@ -184,9 +207,11 @@ def test_caused_purchases_are_fed_back_to_the_decay_model() -> None:
     before = state.copy()
     outcome = simulator.step(state, np.full(state.n_users, PUSH))
     expected = simulator.model.advance(before.decay, outcome.activity)
-    np.testing.assert_allclose(state.decay.hidden, expected.hidden, rtol=1e-6)
+    np.testing.assert_allclose(state.decay.hidden, expected.hidden, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(state.frequency, before.frequency + outcome.activity.purchases)
-    np.testing.assert_allclose(state.forecast.p_active, simulator.model.forecast(expected).p_active)
+    np.testing.assert_allclose(
+        state.forecast.p_active, simulator.model.forecast(expected).p_active, rtol=1e-5
+    )
 
 
 def test_warm_start_matches_the_real_users_at_the_cut_off() -> None:

@@ -66,6 +66,11 @@ class RandomStreams:
         self.seed = seed
         self._seed_word = _mix(np.array([seed], dtype=np.uint64))
 
+    @property
+    def seed_word(self) -> np.uint64:
+        """The mixed seed every key is combined with first (for compiled re-implementations)."""
+        return self._seed_word[0]
+
     def uniforms(self, keys: np.ndarray, period: int | np.ndarray, n_slots: int) -> np.ndarray:
         """(n, n_slots) uniforms for users ``keys`` (uint64) in ``period`` (common or per user)."""
         if not 0 < n_slots <= _MAX_SLOTS:

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from winback.errors import ConfigError
-from winback.simulator.core import Simulator, StepOutcome
+from winback.simulator.core import Simulator
 from winback.simulator.features import feature_bounds, feature_names, observe
+from winback.simulator.outcome import StepOutcome
 from winback.simulator.state import SimState
 from winback.streams import draw_keys
 

@@ -27,15 +27,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from winback.decay_model.base import BatchArrays, DecayModel, DecayState, Forecast, PeriodActivity
+from winback.decay_model.base import DecayModel, DecayState, Forecast
 from winback.errors import ConfigError
+from winback.simulator.fused import FusedLSTMStep
+from winback.simulator.outcome import StepOutcome
 from winback.simulator.response import ResponseConfig, ResponseTables, contact_lift, opt_out_probability
-from winback.simulator.rewards import RewardComponents, RewardConfig, reward_components
-from winback.simulator.state import SimState
+from winback.simulator.rewards import RewardConfig, reward_components
+from winback.simulator.state import SINCE_CAP, SimState
 from winback.streams import RandomStreams
-
-SINCE_CAP = 52
-"""Periods-since-contact saturate here (a year of weeks); the cap also means never."""
 
 
 @dataclass(frozen=True)
@@ -46,26 +45,20 @@ class SimulatorConfig:
     """Margin on spend."""
     block_size: int = 1024
     """Users per batched decay-model pass."""
+    compiled_max_users: int = 256
+    """Blocks of at most this many users run through the compiled step of
+    :mod:`winback.simulator.fused` when the model allows it (an LSTM without calendar inputs, every
+    contact driven by the priors): per-call overhead dominates small blocks (a single-user
+    environment). Larger blocks compose the decay model's numpy methods, whose vectorised math is
+    faster per user. 0 always composes (the reference the compiled step is tested against)."""
 
     def __post_init__(self) -> None:
         if self.block_size < 1:
             raise ConfigError(f"SimulatorConfig.block_size = {self.block_size} (allowed: >= 1)")
-
-
-@dataclass
-class StepOutcome(BatchArrays):
-    """What happened to each user in one period."""
-
-    activity: PeriodActivity
-    """Events per type and spend (intervention-caused purchases included)."""
-    reward: RewardComponents
-    """Reward parts; ``reward.total`` is the reward."""
-    delivered: np.ndarray
-    """(n,) int64 action actually delivered (0 when ``none`` was chosen or the contact was refused)."""
-    refused: np.ndarray
-    """(n,) bool: a contact was chosen but not delivered (opted out, or its coupon still valid)."""
-    opted_out: np.ndarray
-    """(n,) bool: the user opted out in this period."""
+        if self.compiled_max_users < 0:
+            raise ConfigError(
+                f"SimulatorConfig.compiled_max_users = {self.compiled_max_users} (allowed: >= 0)"
+            )
 
 
 class Simulator:
@@ -83,7 +76,20 @@ class Simulator:
             [spec.interventions.index(k) if k in self.learned else -1 for k in self.kinds], dtype=np.int64
         )
         self._uses_prior = np.array([k not in self.learned for k in self.kinds])
-        self._is_coupon = self.tables.validity > 0
+        self.is_coupon = self.tables.validity > 0
+        """(K,) bool: which contact kinds are coupon-like (have a validity)."""
+        self._fused = (
+            FusedLSTMStep(
+                model,
+                self.tables,
+                self._uses_prior,
+                self.config.reward,
+                self.config.response.new_user_periods,
+                self.streams.seed_word,
+            )
+            if self.config.compiled_max_users > 0 and FusedLSTMStep.supports(model, self._uses_prior)
+            else None
+        )
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -159,7 +165,7 @@ class Simulator:
         frequency cap ``min_gap``, until ``min_gap`` periods have passed since the last contact of any kind.
         """
         masks = np.ones((state.n_users, len(self.actions)), dtype=bool)
-        masks[:, 1:] = ~state.opted_out[:, None] & ~(self._is_coupon[None, :] & (state.valid_left > 0))
+        masks[:, 1:] = ~state.opted_out[:, None] & ~(self.is_coupon[None, :] & (state.valid_left > 0))
         if min_gap > 0:
             masks[:, 1:] &= (state.since_contact.min(axis=1) >= min_gap)[:, None]
         return masks
@@ -170,12 +176,14 @@ class Simulator:
 
         Actions outside :meth:`action_masks` (with the frequency cap ``min_gap``) are refused.
         """
-        actions = np.asarray(actions)
+        actions = np.asarray(actions, dtype=np.int64)
         if actions.shape != (state.n_users,):
             raise ValueError(f"actions has shape {actions.shape}, expected ({state.n_users},)")
-        if actions.size and (actions.min() < 0 or actions.max() >= len(self.actions)):
+        if (actions.view(np.uint64) >= len(self.actions)).any():  # negatives wrap to huge
             raise ValueError(f"actions must be in [0, {len(self.actions)}) ({', '.join(self.actions)})")
         size = self.config.block_size
+        if state.n_users <= size:
+            return self._step_block(state, actions, min_gap)
         outcomes = [
             self._step_block(state.take(slice(i, i + size)), actions[i : i + size], min_gap)
             for i in range(0, state.n_users, size)
@@ -185,6 +193,8 @@ class Simulator:
     def _step_block(self, s: SimState, actions: np.ndarray, min_gap: int) -> StepOutcome:
         """One period for a block of users; ``s`` holds views into the population, changed in place."""
         tables, n = self.tables, s.n_users
+        if self._fused is not None and n <= self.config.compiled_max_users:
+            return self._fused.step(s, actions, min_gap)
         # 1. delivery
         delivered = np.where(self.action_masks(s, min_gap)[np.arange(n), actions], actions, 0)
         contacted = np.flatnonzero(delivered)

@@ -24,13 +24,18 @@ Values beyond a range are clipped to it, so observations always lie in the decla
 
 from __future__ import annotations
 
+import math
+from functools import cache
+
+import numba as nb
 import numpy as np
 
-from winback.simulator.core import SINCE_CAP, Simulator
-from winback.simulator.state import SimState
+from winback.simulator.core import Simulator
+from winback.simulator.state import SINCE_CAP, SimState
 
 LOG_MAX = 10.0
 FATIGUE_MAX = 100.0
+_P_FLOOR = 1e-9
 
 
 def feature_names(simulator: Simulator) -> tuple[str, ...]:
@@ -49,8 +54,9 @@ def feature_names(simulator: Simulator) -> tuple[str, ...]:
     )
 
 
+@cache
 def feature_bounds(simulator: Simulator) -> tuple[np.ndarray, np.ndarray]:
-    """(low, high) float32 arrays of the feature box."""
+    """(low, high) float32 arrays of the feature box (shared: do not modify)."""
     names = feature_names(simulator)
     high = np.array(
         [LOG_MAX if n.startswith("log_") else FATIGUE_MAX if n == "fatigue" else 1.0 for n in names],
@@ -61,19 +67,51 @@ def feature_bounds(simulator: Simulator) -> tuple[np.ndarray, np.ndarray]:
 
 def observe(simulator: Simulator, state: SimState) -> np.ndarray:
     """(n, F) float32 features of every user (see the module docstring)."""
-    coupons = simulator.tables.validity > 0
-    columns = [
-        simulator.interest(state),
-        np.log1p(state.recency),
-        np.log1p(state.frequency),
-        np.log1p(state.monetary),
-        np.log1p(state.tenure),
-        state.tenure < simulator.config.response.new_user_periods,
-        state.fatigue,
-        state.opted_out,
-    ]
-    features = np.column_stack(
-        [*columns, state.valid_left[:, coupons] > 0, state.since_contact / SINCE_CAP]
-    ).astype(np.float32)
     low, high = feature_bounds(simulator)
-    return np.clip(features, low, high, out=features)
+    out = np.empty((state.n_users, len(low)), dtype=np.float32)
+    _features(
+        state.forecast.p_active, state.lift, state.recency, state.frequency, state.spend_total,
+        state.period, state.birth, state.fatigue, state.opted_out, state.valid_left, state.since_contact,
+        simulator.is_coupon, simulator.config.response.new_user_periods, low, high, out,
+    )  # fmt: skip
+    return out
+
+
+@nb.njit(cache=True)
+def _features(
+    p_active, lift, recency, frequency, spend_total, period, birth, fatigue, opted_out, valid_left,
+    since_contact, is_coupon, new_user_periods, low, high, out,
+):  # fmt: skip
+    """Fills ``out`` (n, F); one compiled loop, since a single-user environment calls it every step."""
+    n, n_kinds = lift.shape
+    for i in range(n):
+        p, shift = float(p_active[i]), 0.0
+        for k in range(n_kinds):
+            shift += lift[i, k]
+        if shift != 0.0:  # as DecayModel.lift
+            clipped = min(max(p, _P_FLOOR), 1.0 - _P_FLOOR)
+            p = 1.0 / (1.0 + math.exp(-(math.log(clipped / (1.0 - clipped)) + shift)))
+        tenure = period[i] - birth[i]
+        row = (
+            p,
+            math.log1p(recency[i]),
+            math.log1p(frequency[i]),
+            math.log1p(spend_total[i] / max(frequency[i], 1)),
+            math.log1p(tenure),
+            1.0 if tenure < new_user_periods else 0.0,
+            fatigue[i],
+            1.0 if opted_out[i] else 0.0,
+        )
+        column = 0
+        for value in row:
+            out[i, column] = value
+            column += 1
+        for k in range(n_kinds):
+            if is_coupon[k]:
+                out[i, column] = 1.0 if valid_left[i, k] > 0 else 0.0
+                column += 1
+        for k in range(n_kinds):
+            out[i, column] = since_contact[i, k] / SINCE_CAP
+            column += 1
+        for j in range(column):
+            out[i, j] = min(max(out[i, j], low[j]), high[j])

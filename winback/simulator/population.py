@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from winback.data.panel import PeriodPanel
-from winback.simulator.core import SINCE_CAP, Simulator
-from winback.simulator.state import SimState
+from winback.simulator.core import Simulator
+from winback.simulator.state import SINCE_CAP, SimState
 from winback.streams import draw_keys, user_keys
 
 

@@ -8,6 +8,9 @@ import numpy as np
 
 from winback.decay_model.base import BatchArrays, DecayState, Forecast
 
+SINCE_CAP = 52
+"""Periods-since-contact saturate here (a year of weeks); the cap also means never."""
+
 
 @dataclass
 class SimState(BatchArrays):

@@ -9,7 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from winback.envs.defaults import default_population, default_simulator
-from winback.envs.episodes import EpisodeBatch, EpisodeConfig, step_info
+from winback.envs.episodes import EpisodeBatch, EpisodeConfig, step_infos
 from winback.simulator.core import Simulator
 from winback.simulator.state import SimState
 
@@ -82,12 +82,13 @@ class ActivationEnv(gym.Env[np.ndarray, np.int64]):
         self.action_space = spaces.Discrete(len(self.simulator.actions))
         self.observation_space = spaces.Box(self.episodes.low, self.episodes.high, dtype=np.float32)
         self._started = False
+        self._slot = np.zeros(1, dtype=np.int64)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        self.episodes.start(0, self.np_random)
+        self.episodes.start(self._slot, [self.np_random])
         self._started = True
         return self.episodes.observe()[0], {}
 
@@ -96,7 +97,8 @@ class ActivationEnv(gym.Env[np.ndarray, np.int64]):
             raise gym.error.ResetNeeded("call reset() before step()")
         outcome = self.episodes.step(np.array([action], dtype=np.int64))
         reward = float(outcome.reward.total[0])
-        return self.episodes.observe()[0], reward, False, False, step_info(outcome, self.simulator.actions, 0)
+        info = step_infos(outcome, self.simulator.actions)[0]
+        return self.episodes.observe()[0], reward, False, False, info
 
     def action_masks(self) -> np.ndarray:
         """(A,) bool: the actions that would be delivered now."""

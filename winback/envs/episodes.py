@@ -39,13 +39,12 @@ class EpisodeConfig:
             raise ConfigError(f"EpisodeConfig.min_contact_gap = {self.min_contact_gap} (allowed: >= 0)")
 
 
-def draw_user(pool: SimState, rng: np.random.Generator) -> SimState:
-    """A copy of one user of ``pool`` chosen by ``rng``, with an episode stream keyed by a drawn luck."""
-    index = np.array([rng.integers(pool.n_users)])
-    luck = np.uint64(rng.integers(2**63))
-    user = pool.take(index)
-    user.keys = draw_keys(pool.keys[index] ^ luck, 1)
-    return user
+def draw_users(pool: SimState, rngs: list[np.random.Generator]) -> SimState:
+    """Copies of one user of ``pool`` per generator, each with an episode stream keyed by a drawn luck."""
+    draws = np.array([(rng.integers(pool.n_users), rng.integers(2**63)) for rng in rngs], dtype=np.int64)
+    users = pool.take(draws[:, 0])
+    users.keys = draw_keys(pool.keys[draws[:, 0]] ^ draws[:, 1].astype(np.uint64), 1)
+    return users
 
 
 class EpisodeBatch:
@@ -64,10 +63,10 @@ class EpisodeBatch:
     def n(self) -> int:
         return self.state.n_users
 
-    def start(self, slot: int, rng: np.random.Generator) -> None:
-        """Begin a new episode in ``slot`` with a user drawn by ``rng``."""
-        self.state.assign(slice(slot, slot + 1), draw_user(self.pool, rng))
-        self.elapsed[slot] = 0
+    def start(self, slots: np.ndarray, rngs: list[np.random.Generator]) -> None:
+        """Begin new episodes in ``slots`` with users drawn by the slots' generators ``rngs``."""
+        self.state.assign(slots, draw_users(self.pool, rngs))
+        self.elapsed[slots] = 0
 
     def step(self, actions: np.ndarray) -> StepOutcome:
         outcome = self.simulator.step(self.state, actions, min_gap=self.config.min_contact_gap)
@@ -86,15 +85,30 @@ class EpisodeBatch:
         return self.elapsed >= self.config.horizon
 
 
-def step_info(outcome: StepOutcome, actions: tuple[str, ...], row: int) -> dict[str, float | str | bool]:
-    """One user's ``info`` for a step: the reward components and what happened."""
-    return {
-        "margin": float(outcome.reward.margin[row]),
-        "discount": float(outcome.reward.discount[row]),
-        "contact_cost": float(outcome.reward.contact_cost[row]),
-        "purchases": int(outcome.activity.purchases[row]),
-        "spend": float(outcome.activity.spend[row]),
-        "delivered": actions[int(outcome.delivered[row])],
-        "refused": bool(outcome.refused[row]),
-        "opted_out": bool(outcome.opted_out[row]),
-    }
+def step_infos(outcome: StepOutcome, actions: tuple[str, ...]) -> list[dict[str, float | str | bool]]:
+    """Each user's ``info`` for a step: the reward components and what happened."""
+    reward = outcome.reward
+    columns = zip(
+        reward.margin.tolist(),
+        reward.discount.tolist(),
+        reward.contact_cost.tolist(),
+        outcome.activity.purchases.tolist(),
+        outcome.activity.spend.tolist(),
+        outcome.delivered.tolist(),
+        outcome.refused.tolist(),
+        outcome.opted_out.tolist(),
+        strict=True,
+    )
+    return [
+        {
+            "margin": margin,
+            "discount": discount,
+            "contact_cost": cost,
+            "purchases": purchases,
+            "spend": spend,
+            "delivered": actions[delivered],
+            "refused": refused,
+            "opted_out": opted_out,
+        }
+        for margin, discount, cost, purchases, spend, delivered, refused, opted_out in columns
+    ]

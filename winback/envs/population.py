@@ -11,7 +11,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from winback.envs.defaults import default_population, default_simulator
-from winback.envs.episodes import EpisodeBatch, EpisodeConfig, step_info
+from winback.envs.episodes import EpisodeBatch, EpisodeConfig, step_infos
 from winback.simulator.core import Simulator
 from winback.simulator.state import SimState
 
@@ -44,18 +44,18 @@ class PopulationVecEnv(VecEnv):
         self._actions = np.zeros(num_envs, dtype=np.int64)
 
     def reset(self) -> VecEnvObs:
-        for slot in range(self.num_envs):
-            self._start(slot, self._seeds[slot])
+        self._start(np.arange(self.num_envs), self._seeds)
         self._reset_seeds()
         self._reset_options()
         return self.episodes.observe()
 
-    def _start(self, slot: int, seed: int | None = None) -> None:
-        rng = self._rngs[slot]
-        if seed is not None or rng is None:
-            rng = self._rngs[slot] = gym.utils.seeding.np_random(seed)[0]
-        self.episodes.start(slot, rng)
-        self.reset_infos[slot] = {}
+    def _start(self, slots: np.ndarray, seeds: Sequence[int | None]) -> None:
+        """New episodes in ``slots``; a slot's generator is (re)seeded when its seed is given."""
+        for slot, seed in zip(slots, seeds, strict=True):
+            if seed is not None or self._rngs[slot] is None:
+                self._rngs[slot] = gym.utils.seeding.np_random(seed)[0]
+            self.reset_infos[slot] = {}
+        self.episodes.start(slots, [self._rngs[slot] for slot in slots])
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
@@ -65,13 +65,14 @@ class PopulationVecEnv(VecEnv):
         observations = self.episodes.observe()
         rewards = outcome.reward.total.astype(np.float32)
         dones = self.episodes.truncated()
-        actions = self.simulator.actions
-        infos: list[dict[str, Any]] = [step_info(outcome, actions, i) for i in range(self.num_envs)]
-        for slot in np.flatnonzero(dones):
-            infos[slot]["terminal_observation"] = observations[slot].copy()
-            infos[slot]["TimeLimit.truncated"] = True
-            self._start(slot)
-            observations[slot] = self.episodes.observe()[slot]
+        infos: list[dict[str, Any]] = step_infos(outcome, self.simulator.actions)
+        if dones.any():
+            done = np.flatnonzero(dones)
+            for slot in done:
+                infos[slot]["terminal_observation"] = observations[slot].copy()
+                infos[slot]["TimeLimit.truncated"] = True
+            self._start(done, [None] * len(done))
+            observations[done] = self.episodes.observe()[done]
         return observations, rewards, dones, infos
 
     def action_masks(self) -> np.ndarray:

@@ -59,8 +59,7 @@ class ActivationVectorEnv(VectorEnv):
         if len(seeds) != self.num_envs:
             raise ValueError(f"reset got {len(seeds)} seeds for {self.num_envs} environments")
         self._rngs = [gym.utils.seeding.np_random(s)[0] for s in seeds]
-        for slot in range(self.num_envs):
-            self.episodes.start(slot, self._rngs[slot])
+        self.episodes.start(np.arange(self.num_envs), self._rngs)
         self._autoreset[:] = False
         return self.episodes.observe(), {}
 
@@ -71,8 +70,9 @@ class ActivationVectorEnv(VectorEnv):
             raise gym.error.ResetNeeded("call reset() before step()")
         restarting = self._autoreset.copy()
         outcome = self.episodes.step(np.where(restarting, 0, np.asarray(actions, dtype=np.int64)))
-        for slot in np.flatnonzero(restarting):
-            self.episodes.start(slot, self._rngs[slot])
+        if restarting.any():
+            slots = np.flatnonzero(restarting)
+            self.episodes.start(slots, [self._rngs[slot] for slot in slots])
         parts = outcome.reward
         rewards, margin, discount, contact_cost = (
             np.where(restarting, 0.0, x)

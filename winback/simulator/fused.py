@@ -483,16 +483,16 @@ class FusedLSTMStep:
         return isinstance(model, LSTMDecayModel) and not model.calendar and bool(np.all(uses_prior))
 
     def step(self, s: SimState, actions: np.ndarray, min_gap: int) -> StepOutcome:
-        """One period for a block of users, in place (as ``Simulator._step_block``)."""
+        """One period for a block of users, in place (as ``Simulator._step_block``); ``actions`` int64."""
         n, decay, forecast = s.n_users, s.decay, s.forecast
-        n_types = forecast.params["logit_active"].shape[1]
-        counts = np.empty((n, n_types), dtype=np.int64)
-        spend, margin, discount, cost = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
-        delivered = np.empty(n, dtype=np.int64)
-        refused, left = np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.bool_)
         p = forecast.params
+        n_types = p["logit_active"].shape[1]
+        counts = np.empty((n, n_types), dtype=np.int64)
+        delivered = np.empty(n, dtype=np.int64)
+        spend, margin, discount, cost = np.empty((4, n))
+        refused, left = np.empty((2, n), dtype=np.bool_)
         _fused_step(
-            np.ascontiguousarray(actions, dtype=np.int64), int(min_gap), self.seed_word, s.keys,
+            actions, int(min_gap), self.seed_word, s.keys,
             decay.period, decay.hidden, decay.cell, decay.first_period, decay.last_purchase,
             decay.frequency, p["logit_active"], p["log_mu"], p["log_theta"], p["spend_mean"],
             p["spend_log_sd"], forecast.p_active, forecast.expected_purchases, forecast.expected_spend,

@@ -100,7 +100,7 @@ def test_compiled_step_reproduces_the_composed_step() -> None:
     """The fused LSTM step (winback.simulator.fused) against the composition of the model's methods."""
     response = dataclasses.replace(ResponseConfig(), opt_out_per_fatigue=0.05)
     compiled, state = population(block_size=256, response=response, seed=3)
-    composed, reference = population(block_size=256, response=response, seed=3, compiled_max_users=0)
+    composed, reference = population(block_size=256, response=response, seed=3, compiled=False)
     assert compiled._fused is not None and composed._fused is None
     actions = np.random.default_rng(5).integers(0, 4, (12, state.n_users))
     for period_actions in actions:

@@ -45,20 +45,14 @@ class SimulatorConfig:
     """Margin on spend."""
     block_size: int = 1024
     """Users per batched decay-model pass."""
-    compiled_max_users: int = 256
-    """Blocks of at most this many users run through the compiled step of
-    :mod:`winback.simulator.fused` when the model allows it (an LSTM without calendar inputs, every
-    contact driven by the priors): per-call overhead dominates small blocks (a single-user
-    environment). Larger blocks compose the decay model's numpy methods, whose vectorised math is
-    faster per user. 0 always composes (the reference the compiled step is tested against)."""
+    compiled: bool = True
+    """Step blocks through :mod:`winback.simulator.fused` when the model allows it (an LSTM without
+    calendar inputs, every contact driven by the priors); ``False`` always composes the decay
+    model's methods (the reference the compiled step is tested against)."""
 
     def __post_init__(self) -> None:
         if self.block_size < 1:
             raise ConfigError(f"SimulatorConfig.block_size = {self.block_size} (allowed: >= 1)")
-        if self.compiled_max_users < 0:
-            raise ConfigError(
-                f"SimulatorConfig.compiled_max_users = {self.compiled_max_users} (allowed: >= 0)"
-            )
 
 
 class Simulator:
@@ -87,7 +81,7 @@ class Simulator:
                 self.config.response.new_user_periods,
                 self.streams.seed_word,
             )
-            if self.config.compiled_max_users > 0 and FusedLSTMStep.supports(model, self._uses_prior)
+            if self.config.compiled and FusedLSTMStep.supports(model, self._uses_prior)
             else None
         )
 
@@ -193,7 +187,7 @@ class Simulator:
     def _step_block(self, s: SimState, actions: np.ndarray, min_gap: int) -> StepOutcome:
         """One period for a block of users; ``s`` holds views into the population, changed in place."""
         tables, n = self.tables, s.n_users
-        if self._fused is not None and n <= self.config.compiled_max_users:
+        if self._fused is not None:
             return self._fused.step(s, actions, min_gap)
         # 1. delivery
         delivered = np.where(self.action_masks(s, min_gap)[np.arange(n), actions], actions, 0)

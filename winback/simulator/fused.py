@@ -8,13 +8,13 @@ scalar work, and two BLAS products (the LSTM gates, the output head) for the blo
 same state in place and reproduces the composed step, draw for draw (``tests/test_simulator.py``
 compares them), so every environment and batch size follows the same trajectories.
 
-Used for blocks of up to ``SimulatorConfig.compiled_max_users`` users, where per-call overhead
-dominates; for larger blocks numpy's vectorised transcendental functions beat these scalar loops,
-and the composed step is faster per user. Activations use a rational tanh (within 4e-7 of libm),
-so a user's trajectory is the same in either step up to float rounding. Covered: LSTM models
-without calendar inputs, every contact kind driven by the response priors (``Simulator`` composes
-otherwise). Written by hand, with numba (added for it), because the composed step is the
-reference and no library in the stack compiles such a loop.
+Small blocks (a single-user environment) run the whole period in one compiled call, the LSTM's
+activations as a rational tanh (within 4e-7 of libm) that the compiler vectorises. Blocks of
+``TORCH_CELL_MIN_USERS`` or more run the per-user work compiled and the LSTM cell through torch's
+fused cell, faster per user at that size. A user's trajectory is the same either way up to float
+rounding. Covered: LSTM models without calendar inputs, every contact kind driven by the response
+priors (``Simulator`` composes otherwise). Written by hand, with numba (added for it), because the
+composed step is the reference and no library in the stack compiles such a loop.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import math
 
 import numba as nb
 import numpy as np
+import torch
 
 from winback.decay_model.base import PeriodActivity
 from winback.decay_model.lstm import LSTMDecayModel
@@ -37,6 +38,9 @@ _MIX_2 = np.uint64(0x94D049BB133111EB)
 _UNIT = 1.0 / float(1 << 53)
 _P_FLOOR = np.float32(1e-9)
 _NB_STEPS = 64
+TORCH_CELL_MIN_USERS = 128
+"""Blocks of at least this many users run the LSTM cell through torch's fused cell (vectorised
+activations); smaller ones through the compiled loop (no per-call overhead)."""
 
 # Columns of the per-kind table.
 _LIFT_NEW, _LIFT_ESTABLISHED, _FADE, _COST, _FATIGUE, _OPT_OUT, _DISCOUNT, _VALIDITY = range(8)
@@ -96,9 +100,9 @@ def _tanh32(x: np.float32) -> np.float32:
 
 
 @nb.njit(cache=True, fastmath=True)
-def _lstm_cell(gates, bias, hidden, cell, head_inputs):  # fmt: skip
-    """The LSTM cell update from its gate pre-activations (i, f, g, o), in place; copies ``hidden``
-    into the first columns of ``head_inputs``. ``sigmoid(x) = (1 + tanh(x / 2)) / 2``."""
+def _lstm_cell(gates, bias, hidden, cell):  # fmt: skip
+    """The LSTM cell update from its gate pre-activations (i, f, g, o), in place.
+    ``sigmoid(x) = (1 + tanh(x / 2)) / 2``."""
     half = np.float32(0.5)
     size = hidden.shape[1]
     for i in range(hidden.shape[0]):
@@ -109,7 +113,6 @@ def _lstm_cell(gates, bias, hidden, cell, head_inputs):  # fmt: skip
             out = half + half * _tanh32(half * (gates[i, 3 * size + h] + bias[3 * size + h]))
             cell[i, h] = forget * cell[i, h] + gate_in * candidate
             hidden[i, h] = out * _tanh32(cell[i, h])
-            head_inputs[i, h] = hidden[i, h]
 
 
 @nb.njit(cache=True)
@@ -258,22 +261,25 @@ def _nb_quantile(u: float, mu: float, theta: float) -> int:
 
 
 @nb.njit(cache=True)
-def _fused_step(
+def _period(
     actions, min_gap, seed_word, keys, period, hidden, cell, first, last_purchase, model_frequency,
     logit_active, log_mu, log_theta, spend_mean, spend_log_sd, p_active, expected_purchases,
     expected_spend, birth, recency, frequency, spend_total, fatigue, opted_out, lift, valid_left,
-    since_contact, lstm_weight, lstm_bias, head_weight_1, head_bias_1, head_weight_2, head_bias_2,
-    kinds, uses_prior, params, n_model_contacts, counts, spend, margin, discount, contact_cost,
-    delivered, refused, left,
+    since_contact, kinds, uses_prior, params, n_model_contacts, counts, spend, margin, discount,
+    contact_cost, delivered, refused, left, z, tail,
 ):  # fmt: skip
+    """Steps 1-6 of a period for every user: everything but the LSTM cell and the head.
+
+    Writes the period's outcomes, the LSTM inputs ``z`` (n, inputs + hidden: the hidden state is
+    copied after the inputs) and the head's known-ahead inputs ``tail`` of the next period; ``cell``
+    and the forecast's expectations are left to ``_cell`` and ``_head``.
+    """
     n, n_types = logit_active.shape
     n_kinds = lift.shape[1]
     size = hidden.shape[1]
     n_slots = 2 * n_types + 2
     tenure_on, recency_on, bgnbd_on = params[_TENURE] > 0, params[_RECENCY_FREQUENCY] > 0, params[_BGNBD] > 0
-    n_known = n_model_contacts + (1 if tenure_on else 0)
-    n_inputs = n_types + 2 + n_known + (2 if recency_on else 0) + (2 if bgnbd_on else 0)
-    z = np.zeros((n, n_inputs + size), dtype=np.float32)
+    n_inputs = z.shape[1] - size
     u = np.empty(n_slots)
     for i in range(n):
         # 1. delivery and lifts
@@ -393,16 +399,26 @@ def _fused_step(
                 lift[i, k] *= kinds[k, _FADE]
             valid_left[i, k] = max(valid_left[i, k] - 1, 0)
         fatigue[i] *= params[_FATIGUE_DECAY]
-    # 7. the LSTM cell (gate order i, f, g, o) and the head on the next period
-    gates = z @ lstm_weight
-    n_head = size + n_known
-    y = np.zeros((n, n_head), dtype=np.float32)
-    _lstm_cell(gates, lstm_bias, hidden, cell, y)
-    for i in range(n):
+        # 7. the next period's known-ahead head inputs: no contact (zeros), tenure
         period[i] += 1
         if tenure_on:
-            y[i, size + n_model_contacts] = np.float32(math.log1p(np.float32(max(period[i] - first[i], 0))))
-    layer = y @ head_weight_1
+            tail[i, n_model_contacts] = np.float32(math.log1p(np.float32(max(period[i] - first[i], 0))))
+
+
+@nb.njit(cache=True)
+def _cell(z, lstm_weight, lstm_bias, hidden, cell):  # fmt: skip
+    """The LSTM cell on ``z`` = [inputs, hidden] (small blocks: one call, vectorised activations)."""
+    _lstm_cell(z @ lstm_weight, lstm_bias, hidden, cell)
+
+
+@nb.njit(cache=True)
+def _head(
+    hidden, tail, head_weight_1, head_bias_1, head_weight_2, head_bias_2, logit_active, log_mu,
+    log_theta, spend_mean, spend_log_sd, p_active, expected_purchases, expected_spend,
+):  # fmt: skip
+    """The output head on the new hidden state: the next period's forecast, in place."""
+    n, n_types = logit_active.shape
+    layer = np.concatenate((hidden, tail), axis=1) @ head_weight_1
     for i in range(n):
         for j in range(layer.shape[1]):
             layer[i, j] = max(layer[i, j] + head_bias_1[j], np.float32(0.0))
@@ -420,6 +436,30 @@ def _fused_step(
         expected_purchases[i] = p * (np.float32(1.0) + np.float32(math.exp(log_mu[i, n_types - 1])))
         per_purchase = math.exp(spend_mean[i] + np.float32(math.exp(spend_log_sd[i])) ** 2 / 2)
         expected_spend[i] = expected_purchases[i] * per_purchase
+
+
+@nb.njit(cache=True)
+def _small_block(
+    actions, min_gap, seed_word, keys, period, hidden, cell, first, last_purchase, model_frequency,
+    logit_active, log_mu, log_theta, spend_mean, spend_log_sd, p_active, expected_purchases,
+    expected_spend, birth, recency, frequency, spend_total, fatigue, opted_out, lift, valid_left,
+    since_contact, lstm_weight, lstm_bias, head_weight_1, head_bias_1, head_weight_2, head_bias_2,
+    kinds, uses_prior, params, n_model_contacts, counts, spend, margin, discount, contact_cost,
+    delivered, refused, left, z, tail,
+):  # fmt: skip
+    """A whole period in one call: per-call overhead is what small blocks (one user) pay for."""
+    _period(
+        actions, min_gap, seed_word, keys, period, hidden, cell, first, last_purchase, model_frequency,
+        logit_active, log_mu, log_theta, spend_mean, spend_log_sd, p_active, expected_purchases,
+        expected_spend, birth, recency, frequency, spend_total, fatigue, opted_out, lift, valid_left,
+        since_contact, kinds, uses_prior, params, n_model_contacts, counts, spend, margin, discount,
+        contact_cost, delivered, refused, left, z, tail,
+    )  # fmt: skip
+    _cell(z, lstm_weight, lstm_bias, hidden, cell)
+    _head(
+        hidden, tail, head_weight_1, head_bias_1, head_weight_2, head_bias_2, logit_active, log_mu,
+        log_theta, spend_mean, spend_log_sd, p_active, expected_purchases, expected_spend,
+    )  # fmt: skip
 
 
 def _scipy_nb_quantile(u: float, mu: float, theta: float) -> int:
@@ -476,7 +516,14 @@ class FusedLSTMStep:
             ]
         )
         self.n_model_contacts = len(spec.interventions)
+        self.n_inputs, self.n_known = model._n_inputs(spec)
+        self.hidden_size = model.cfg.hidden_size
         self.seed_word = np.uint64(seed_word)
+        lstm = model._require_network().lstm
+        self.torch_cell = torch.nn.LSTMCell(lstm.input_size, lstm.hidden_size)
+        with torch.no_grad():
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(self.torch_cell, name).copy_(getattr(lstm, f"{name}_l0"))
 
     @staticmethod
     def supports(model: object, uses_prior: np.ndarray) -> bool:
@@ -491,15 +538,31 @@ class FusedLSTMStep:
         delivered = np.empty(n, dtype=np.int64)
         spend, margin, discount, cost = np.empty((4, n))
         refused, left = np.empty((2, n), dtype=np.bool_)
-        _fused_step(
-            actions, int(min_gap), self.seed_word, s.keys,
-            decay.period, decay.hidden, decay.cell, decay.first_period, decay.last_purchase,
-            decay.frequency, p["logit_active"], p["log_mu"], p["log_theta"], p["spend_mean"],
-            p["spend_log_sd"], forecast.p_active, forecast.expected_purchases, forecast.expected_spend,
-            s.birth, s.recency, s.frequency, s.spend_total, s.fatigue, s.opted_out, s.lift, s.valid_left,
-            s.since_contact, *self.weights, self.kinds, self.uses_prior, self.params, self.n_model_contacts,
-            counts, spend, margin, discount, cost, delivered, refused, left,
+        z = np.zeros((n, self.n_inputs + self.hidden_size), dtype=np.float32)
+        tail = np.zeros((n, self.n_known), dtype=np.float32)
+        forecast_arrays = (
+            p["logit_active"], p["log_mu"], p["log_theta"], p["spend_mean"], p["spend_log_sd"],
+            forecast.p_active, forecast.expected_purchases, forecast.expected_spend,
         )  # fmt: skip
+        state = (
+            actions, int(min_gap), self.seed_word, s.keys, decay.period, decay.hidden, decay.cell,
+            decay.first_period, decay.last_purchase, decay.frequency, *forecast_arrays, s.birth,
+            s.recency, s.frequency, s.spend_total, s.fatigue, s.opted_out, s.lift, s.valid_left,
+            s.since_contact,
+        )  # fmt: skip
+        constants = (self.kinds, self.uses_prior, self.params, self.n_model_contacts)
+        outputs = (counts, spend, margin, discount, cost, delivered, refused, left, z, tail)
+        if n < TORCH_CELL_MIN_USERS:
+            _small_block(*state, *self.weights, *constants, *outputs)
+        else:
+            _period(*state, *constants, *outputs)
+            with torch.no_grad():
+                hidden, cell = self.torch_cell(
+                    torch.from_numpy(z[:, : self.n_inputs]),
+                    (torch.from_numpy(decay.hidden), torch.from_numpy(decay.cell)),
+                )
+            decay.hidden[...], decay.cell[...] = hidden.numpy(), cell.numpy()
+            _head(decay.hidden, tail, *self.weights[2:], *forecast_arrays)
         return StepOutcome(
             activity=PeriodActivity(counts=counts, spend=spend),
             reward=RewardComponents(margin=margin, discount=discount, contact_cost=cost),

@@ -44,6 +44,8 @@ def single_env_rate(make: Callable[[], gym.Env], seconds: float, seed: int) -> f
     env.reset(seed=seed)
     env.action_space.seed(seed)
     actions = [env.action_space.sample() for _ in range(4096)]
+    for action in actions[:256]:  # warm-up: compiled code is built (or loaded) on first use
+        env.step(action)
     steps, started = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - started) < seconds:
         for action in actions[:256]:
@@ -66,6 +68,7 @@ def ppo_rates(env: VecEnv, rollouts: int, seed: int) -> dict[str, float]:
     steps_per_rollout = model.n_steps * env.num_envs
     _, callback = model._setup_learn(steps_per_rollout * rollouts, _NoOp())
     callback.on_training_start(locals(), globals())
+    model.collect_rollouts(env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)  # warm-up
     started = time.perf_counter()
     for _ in range(rollouts):
         model.collect_rollouts(env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)

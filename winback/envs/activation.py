@@ -96,8 +96,8 @@ class ActivationEnv(gym.Env[np.ndarray, np.int64]):
         if not self._started:
             raise gym.error.ResetNeeded("call reset() before step()")
         outcome = self.episodes.step(np.array([action], dtype=np.int64))
-        reward = float(outcome.reward.total[0])
         info = step_infos(outcome, self.simulator.actions)[0]
+        reward = info["margin"] - info["discount"] - info["contact_cost"]
         return self.episodes.observe()[0], reward, False, False, info
 
     def action_masks(self) -> np.ndarray:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numba as nb
 import numpy as np
 
 from winback.decay_model.base import DecayModel, DecayState, Forecast
@@ -55,12 +56,24 @@ class SimulatorConfig:
             raise ConfigError(f"SimulatorConfig.block_size = {self.block_size} (allowed: >= 1)")
 
 
+@nb.njit(cache=True)
+def _outside(actions: np.ndarray, n_actions: int) -> bool:
+    """Whether any action is outside ``[0, n_actions)`` (compiled: checked on every step)."""
+    for action in actions:
+        if action < 0 or action >= n_actions:
+            return True
+    return False
+
+
 class Simulator:
     """Steps a population of users under a decay model and the response priors (module docstring)."""
 
     def __init__(self, model: DecayModel, config: SimulatorConfig | None = None, *, seed: int = 0) -> None:
         self.model = model
         self.config = config or SimulatorConfig()
+        self.kinds: tuple[str, ...] = self.config.response.kinds
+        self.actions: tuple[str, ...] = self.config.response.actions
+        """Action names, ``none`` first: action ``i > 0`` sends a contact of kind ``kinds[i - 1]``."""
         self.streams = RandomStreams(seed)
         self.tables = ResponseTables.from_config(self.config.response)
         spec = model._require_fitted()
@@ -84,15 +97,6 @@ class Simulator:
             if self.config.compiled and FusedLSTMStep.supports(model, self._uses_prior)
             else None
         )
-
-    @property
-    def kinds(self) -> tuple[str, ...]:
-        return self.config.response.kinds
-
-    @property
-    def actions(self) -> tuple[str, ...]:
-        """Action names, ``none`` first: action ``i > 0`` sends a contact of kind ``kinds[i - 1]``."""
-        return self.config.response.actions
 
     def _learned_kinds(self, model: DecayModel) -> frozenset[str]:
         learned = set(model.learned_contacts()) & set(self.kinds)
@@ -173,7 +177,7 @@ class Simulator:
         actions = np.asarray(actions, dtype=np.int64)
         if actions.shape != (state.n_users,):
             raise ValueError(f"actions has shape {actions.shape}, expected ({state.n_users},)")
-        if (actions.view(np.uint64) >= len(self.actions)).any():  # negatives wrap to huge
+        if _outside(actions, len(self.actions)):
             raise ValueError(f"actions must be in [0, {len(self.actions)}) ({', '.join(self.actions)})")
         size = self.config.block_size
         if state.n_users <= size:

@@ -516,6 +516,7 @@ class FusedLSTMStep:
             ]
         )
         self.n_model_contacts = len(spec.interventions)
+        self.constants = (self.kinds, self.uses_prior, self.params, self.n_model_contacts)
         self.n_inputs, self.n_known = model._n_inputs(spec)
         self.hidden_size = model.cfg.hidden_size
         self.seed_word = np.uint64(seed_word)
@@ -550,12 +551,11 @@ class FusedLSTMStep:
             s.recency, s.frequency, s.spend_total, s.fatigue, s.opted_out, s.lift, s.valid_left,
             s.since_contact,
         )  # fmt: skip
-        constants = (self.kinds, self.uses_prior, self.params, self.n_model_contacts)
         outputs = (counts, spend, margin, discount, cost, delivered, refused, left, z, tail)
         if n < TORCH_CELL_MIN_USERS:
-            _small_block(*state, *self.weights, *constants, *outputs)
+            _small_block(*state, *self.weights, *self.constants, *outputs)
         else:
-            _period(*state, *constants, *outputs)
+            _period(*state, *self.constants, *outputs)
             with torch.no_grad():
                 hidden, cell = self.torch_cell(
                     torch.from_numpy(z[:, : self.n_inputs]),

@@ -417,20 +417,34 @@ def _head(
     log_theta, spend_mean, spend_log_sd, p_active, expected_purchases, expected_spend,
 ):  # fmt: skip
     """The output head on the new hidden state: the next period's forecast, in place."""
-    n, n_types = logit_active.shape
     layer = np.concatenate((hidden, tail), axis=1) @ head_weight_1
-    for i in range(n):
+    for i in range(layer.shape[0]):
         for j in range(layer.shape[1]):
             layer[i, j] = max(layer[i, j] + head_bias_1[j], np.float32(0.0))
     raw = layer @ head_weight_2
+    for i in range(raw.shape[0]):
+        for j in range(raw.shape[1]):
+            raw[i, j] += head_bias_2[j]
+    _forecast(
+        raw, logit_active, log_mu, log_theta, spend_mean, spend_log_sd, p_active, expected_purchases,
+        expected_spend,
+    )  # fmt: skip
+
+
+@nb.njit(cache=True)
+def _forecast(
+    raw, logit_active, log_mu, log_theta, spend_mean, spend_log_sd, p_active, expected_purchases,
+    expected_spend,
+):  # fmt: skip
+    """The forecast's parameters and expectations from the head's output ``raw`` (as ``_split_head``)."""
+    n, n_types = logit_active.shape
     for i in range(n):
         for e in range(n_types):
-            logit_active[i, e] = raw[i, e] + head_bias_2[e]
-            log_mu[i, e] = min(max(raw[i, n_types + e] + head_bias_2[n_types + e], -8.0), 6.0)
-            log_theta[i, e] = min(max(raw[i, 2 * n_types + e] + head_bias_2[2 * n_types + e], -4.0), 6.0)
-        spend_mean[i] = raw[i, 3 * n_types] + head_bias_2[3 * n_types] + np.float32(3.0)
-        sd = raw[i, 3 * n_types + 1] + head_bias_2[3 * n_types + 1]
-        spend_log_sd[i] = min(max(sd, np.float32(-4.0)), np.float32(2.0))
+            logit_active[i, e] = raw[i, e]
+            log_mu[i, e] = min(max(raw[i, n_types + e], -8.0), 6.0)
+            log_theta[i, e] = min(max(raw[i, 2 * n_types + e], -4.0), 6.0)
+        spend_mean[i] = raw[i, 3 * n_types] + np.float32(3.0)
+        spend_log_sd[i] = min(max(raw[i, 3 * n_types + 1], np.float32(-4.0)), np.float32(2.0))
         p = _sigmoid32(logit_active[i, n_types - 1])
         p_active[i] = p
         expected_purchases[i] = p * (np.float32(1.0) + np.float32(math.exp(log_mu[i, n_types - 1])))
@@ -520,7 +534,9 @@ class FusedLSTMStep:
         self.n_inputs, self.n_known = model._n_inputs(spec)
         self.hidden_size = model.cfg.hidden_size
         self.seed_word = np.uint64(seed_word)
-        lstm = model._require_network().lstm
+        network = model._require_network()
+        self.torch_head = network.head
+        lstm = network.lstm
         self.torch_cell = torch.nn.LSTMCell(lstm.input_size, lstm.hidden_size)
         with torch.no_grad():
             for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
@@ -556,13 +572,16 @@ class FusedLSTMStep:
             _small_block(*state, *self.weights, *self.constants, *outputs)
         else:
             _period(*state, *self.constants, *outputs)
+            # torch for every matrix product of a large block: alternating torch's thread pool
+            # with numpy's BLAS pool stalls both when they spin on two cores (benchmarks/RESULTS.md).
             with torch.no_grad():
                 hidden, cell = self.torch_cell(
                     torch.from_numpy(z[:, : self.n_inputs]),
                     (torch.from_numpy(decay.hidden), torch.from_numpy(decay.cell)),
                 )
+                raw = self.torch_head(torch.cat([hidden, torch.from_numpy(tail)], dim=1))
             decay.hidden[...], decay.cell[...] = hidden.numpy(), cell.numpy()
-            _head(decay.hidden, tail, *self.weights[2:], *forecast_arrays)
+            _forecast(raw.numpy(), *forecast_arrays)
         return StepOutcome(
             activity=PeriodActivity(counts=counts, spend=spend),
             reward=RewardComponents(margin=margin, discount=discount, contact_cost=cost),

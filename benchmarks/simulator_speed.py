@@ -32,7 +32,7 @@ reaches at least 50% of the raw cell's best throughput; 1M users fit in 2 GiB.
 Writes ``report.md``, ``speed.json`` and ``throughput.png`` to ``--out``.
 
     python benchmarks/simulator_speed.py --out runs/simulator_speed
-    python benchmarks/simulator_speed.py --quick --out runs/simulator_speed_quick   # smoke test, ~1 min
+    python benchmarks/simulator_speed.py --quick --out runs/simulator_speed_quick   # smoke test, ~2.5 min
 """
 
 from __future__ import annotations

@@ -147,8 +147,10 @@ class _Kernel:
 
     A period of the simulator is one LSTM cell step and one head evaluation for a batch of users.
     Written with numpy rather than torch because torch's per-call overhead dominates small batches
-    (~40 us per cell call against ~16 us here at one user) and numpy's BLAS is at least as fast for
-    blocks of a thousand users (``benchmarks/RESULTS.md``, simulator speed).
+    (~40 us per cell call against ~16 us here at one user). With one thread it matches torch's cell
+    at a thousand users (1.06M vs 1.02M users/s); with two it runs at half of it (1.08M vs 2.12M,
+    ``benchmarks/RESULTS.md``, simulator speed), and its BLAS threads are not governed by
+    ``torch.set_num_threads``.
     """
 
     def __init__(self, network: _Network) -> None:

@@ -31,10 +31,8 @@ from winback.simulator.outcome import StepOutcome
 from winback.simulator.response import ResponseTables
 from winback.simulator.rewards import RewardComponents, RewardConfig
 from winback.simulator.state import SINCE_CAP, SimState
+from winback.streams import _mix as streams_mix
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX_2 = np.uint64(0x94D049BB133111EB)
 _UNIT = 1.0 / float(1 << 53)
 _P_FLOOR = np.float32(1e-9)
 _NB_STEPS = 64
@@ -61,15 +59,8 @@ _LIFT_NEW, _LIFT_ESTABLISHED, _FADE, _COST, _FATIGUE, _OPT_OUT, _DISCOUNT, _VALI
 ) = range(12)
 
 
-@nb.njit(cache=True, inline="always")
-def _mix(z: np.uint64) -> np.uint64:
-    z = z + _GOLDEN
-    z ^= z >> np.uint64(30)
-    z *= _MIX_1
-    z ^= z >> np.uint64(27)
-    z *= _MIX_2
-    z ^= z >> np.uint64(31)
-    return z
+_mix = nb.njit(cache=True, inline="always")(streams_mix)
+"""``winback.streams``' SplitMix64 finaliser, compiled for one word."""
 
 
 @nb.njit(cache=True, inline="always")

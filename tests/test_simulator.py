@@ -150,6 +150,25 @@ def test_segments_respond_as_documented() -> None:
     np.testing.assert_allclose(tired, established * np.exp(-1.0))
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_repeated_contacts_of_a_kind_refresh_their_lift_instead_of_stacking(compiled: bool) -> None:
+    response = dataclasses.replace(ResponseConfig(), fatigue_scale=1e9)  # no fatigue discount
+    simulator, state = population(response=response, compiled=compiled)
+    n, tables, fade = state.n_users, simulator.tables, simulator.tables.fade[CARE - 1]
+
+    def fresh_care_lift() -> np.ndarray:
+        is_new = state.tenure < response.new_user_periods
+        return np.where(is_new, tables.lift_new[CARE - 1], tables.lift_established[CARE - 1])
+
+    for _ in range(2):  # the second message refreshes the lift to the fresh one, then it fades once
+        fresh = fresh_care_lift()
+        delivered = simulator.step(state, np.full(n, CARE)).delivered == CARE
+        assert delivered.mean() > 0.9
+        np.testing.assert_allclose(state.lift[delivered, CARE - 1], fresh[delivered] * fade, rtol=1e-6)
+    simulator.step(state, np.full(n, PUSH))  # another kind adds
+    assert np.all(state.lift[~state.opted_out].min(axis=0)[[PUSH - 1, CARE - 1]] > 0)
+
+
 def test_coupon_pays_its_discount_on_every_purchase_while_valid() -> None:
     simulator, state = population(block_size=128)
     n = state.n_users

@@ -4,8 +4,9 @@ A period of one user, in order (RecSim's composition, batched over users):
 
 1. the action is *delivered* unless it is refused: no contact after an opt-out, no coupon while one
    of the same kind is valid (refused actions cost nothing and count as ``none``);
-2. a delivered contact adds its log-odds lift (:mod:`winback.simulator.response`), scaled down by
-   fatigue, to the lifts still in force from earlier contacts;
+2. a delivered contact sets its kind's log-odds lift (:mod:`winback.simulator.response`), scaled
+   down by fatigue, to the larger of the fresh lift and the one still in force (repeats of a kind
+   saturate, kinds add);
 3. the decay model forecasts the period (with the contacts whose effect it learned, if any), the
    summed lift raises the odds of buying, and the period's activity is drawn from the user's own
    random stream (:class:`winback.streams.RandomStreams`): the same user meets the same luck under
@@ -200,7 +201,7 @@ class Simulator:
         # 2. lifts of prior-driven contacts; coupons become valid
         is_new = s.tenure[contacted] < self.config.response.new_user_periods
         fresh = contact_lift(tables, kind, is_new, s.fatigue[contacted]) * self._uses_prior[kind]
-        s.lift[contacted, kind] += fresh
+        s.lift[contacted, kind] = np.maximum(s.lift[contacted, kind], fresh)
         s.valid_left[contacted, kind] = np.maximum(s.valid_left[contacted, kind], tables.validity[kind])
         # 3. forecast with learned contacts, lift, draw
         model_contacts = self._model_contacts(n, contacted, kind)

@@ -291,7 +291,7 @@ def _period(
             is_new = period[i] - birth[i] < params[_NEW_USER_PERIODS]
             base = kinds[kind, _LIFT_NEW] if is_new else kinds[kind, _LIFT_ESTABLISHED]
             if uses_prior[kind]:
-                lift[i, kind] += base * math.exp(-fatigue[i] / params[_FATIGUE_SCALE])
+                lift[i, kind] = max(lift[i, kind], base * math.exp(-fatigue[i] / params[_FATIGUE_SCALE]))
             valid_left[i, kind] = max(valid_left[i, kind], int(kinds[kind, _VALIDITY]))
         # 2. the period's draws: lifted purchase odds, counts, spend
         user_word = _mix(seed_word ^ keys[i])

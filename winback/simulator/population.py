@@ -69,6 +69,21 @@ def replicate(state: SimState, copies: int) -> SimState:
     return replicated
 
 
+def split_users(state: SimState, held_out_share: float, *, salt: int = 0) -> tuple[SimState, SimState]:
+    """(kept, held out): each user is held out when a hash of its stream key (and ``salt``) falls
+    below ``held_out_share``, so the split depends on nothing but the users and is the same in every
+    run; splits with different salts are independent."""
+    with np.errstate(over="ignore"):
+        salted = state.keys ^ _SPLIT_SALT ^ np.uint64(salt)
+        unit = (draw_keys(salted, 1) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    held_out = unit < held_out_share
+    return state.take(np.flatnonzero(~held_out)), state.take(np.flatnonzero(held_out))
+
+
+_SPLIT_SALT = np.uint64(0x5EED_0F_5B11_7C0D)
+"""Mixed into keys before the split hash, so it is independent of the simulation's own draws."""
+
+
 def _contact_history(
     simulator: Simulator, panel: PeriodPanel, until: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -18,6 +18,9 @@ parameter; the defaults and their sources:
   stronger Hillstrom arm (1.015) for as long as they are valid (``validity = 2`` weeks, Hillstrom's
   window), with a 15% discount paid on *every* purchase while valid, including purchases the user
   would have made anyway (couponing sure buyers loses money).
+- **Repeats saturate**: a contact of a kind whose lift is still in force refreshes that lift to the
+  larger of the two instead of adding to it (a weekly e-mail does not multiply the odds week after
+  week); lifts of different kinds add.
 - **Care messages** mainly slow the decay of interest: a small lift that fades slowly
   (``half_life = 6`` weeks), so its absolute effect is largest for users whose interest is sliding
   (mid-range ``p``), and it costs little.

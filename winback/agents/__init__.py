@@ -1,0 +1,1 @@
+"""Policies: trained agents, the baselines teams use today, and the oracle reference."""

@@ -1,0 +1,1 @@
+"""The benchmark harness: policies x scenarios x seeds on held-out users, with paired statistics."""

@@ -1,0 +1,151 @@
+"""Run a policy over a population for a scenario's horizon and record what every user was worth.
+
+Every policy of a comparison runs on copies of the same users under simulators with the same seed,
+so each user meets the same luck under every policy (common random numbers,
+:mod:`winback.streams`): differences between policies are paired by user and seed.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from winback.agents.base import DecisionContext, Policy
+from winback.scenarios.scenario import Scenario
+from winback.simulator.core import Simulator
+from winback.simulator.features import feature_names, observe
+from winback.simulator.state import SimState
+
+ACTIVE_WINDOW = 13
+"""A user counts as active while their last purchase is at most this many periods old (a quarter)."""
+INTEREST_BINS = np.array([0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 1.0])
+"""Bin edges of interest in the action map."""
+RECENCY_BINS = np.array([1, 2, 4, 8, 13, 26, 52, np.iinfo(np.int64).max])
+"""Bin edges of recency (periods) in the action map; the last bin is a year or more."""
+
+USER_METRICS = (
+    "net_value",
+    "revenue",
+    "margin",
+    "discounts",
+    "contact_costs",
+    "contacts",
+    "opted_out",
+    "active_at_end",
+)
+"""Per-user metrics over the horizon; ``net_value`` (margin - discounts - contact costs) is primary."""
+
+
+@dataclass
+class PolicyRun:
+    """One policy on one scenario over several seeds, the same users in every seed."""
+
+    policy: str
+    category: str
+    """``agent`` (trained), ``baseline`` (deployable rules and experiments) or ``reference`` (the oracle)."""
+    seeds: np.ndarray
+    """(S,) simulator seeds."""
+    metrics: dict[str, np.ndarray]
+    """Each of :data:`USER_METRICS` and ``contacts_<kind>``: (S, U) per seed and user."""
+    retention: np.ndarray
+    """(S, T) share of users active (:data:`ACTIVE_WINDOW`) after each period."""
+    interest: np.ndarray
+    """(S, T) mean interest at the start of each period."""
+    action_map: np.ndarray
+    """(A, I, R) how often each action was chosen, by interest bin (:data:`INTEREST_BINS`) and
+    recency bin (:data:`RECENCY_BINS`), over seeds, users and periods."""
+    seconds: float
+    """Wall time of the runs."""
+
+
+def policy_seed(policy: str, seed: int) -> np.random.Generator:
+    """The generator a policy draws from in a seed's run (differs by policy name, fixed by both)."""
+    return np.random.default_rng([seed, zlib.crc32(policy.encode())])
+
+
+def run_policy(
+    policy: Policy,
+    scenario: Scenario,
+    users: SimState,
+    seeds: list[int],
+    *,
+    category: str = "baseline",
+    name: str | None = None,
+    simulators: dict[int, Simulator] | None = None,
+) -> PolicyRun:
+    """``policy`` over copies of ``users`` for the scenario's horizon, once per seed."""
+    name = name or policy.name
+    started = time.perf_counter()
+    runs = [
+        _run_seed(
+            policy, scenario, users, seed, name, (simulators or {}).get(seed) or scenario.simulator_for(seed)
+        )
+        for seed in seeds
+    ]
+    metrics = {key: np.stack([r[0][key] for r in runs]) for key in runs[0][0]}
+    return PolicyRun(
+        policy=name,
+        category=category,
+        seeds=np.asarray(seeds, dtype=np.int64),
+        metrics=metrics,
+        retention=np.stack([r[1] for r in runs]),
+        interest=np.stack([r[2] for r in runs]),
+        action_map=np.sum([r[3] for r in runs], axis=0),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _run_seed(
+    policy: Policy, scenario: Scenario, users: SimState, seed: int, name: str, simulator: Simulator
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    state, horizon, gap = users.copy(), scenario.horizon, scenario.min_contact_gap
+    n, kinds = state.n_users, simulator.kinds
+    policy.reset(
+        DecisionContext(
+            feature_names=feature_names(simulator),
+            actions=simulator.actions,
+            n_users=n,
+            rng=policy_seed(name, seed),
+            horizon=horizon,
+            simulator=simulator,
+            state=state,
+            min_gap=gap,
+        )
+    )
+    totals = {key: np.zeros(n) for key in ("margin", "discounts", "contact_costs", "revenue")}
+    contacts = np.zeros((n, len(kinds)))
+    retention, interest = np.zeros(horizon), np.zeros(horizon)
+    action_map = np.zeros((len(simulator.actions), len(INTEREST_BINS) - 1, len(RECENCY_BINS) - 1))
+    for t in range(horizon):
+        observations = observe(simulator, state)
+        masks = simulator.action_masks(state, gap)
+        actions = np.asarray(policy.act(observations, masks), dtype=np.int64)
+        user_interest = observations[:, 0]
+        interest[t] = user_interest.mean()
+        i_bin = np.clip(
+            np.searchsorted(INTEREST_BINS, user_interest, side="right") - 1, 0, len(INTEREST_BINS) - 2
+        )
+        r_bin = np.searchsorted(RECENCY_BINS, state.recency, side="right") - 1
+        np.add.at(action_map, (actions, i_bin, r_bin), 1)
+        outcome = simulator.step(state, actions, min_gap=gap)
+        policy.update(outcome.reward.total)
+        reward = outcome.reward
+        totals["margin"] += reward.margin
+        totals["discounts"] += reward.discount
+        totals["contact_costs"] += reward.contact_cost
+        totals["revenue"] += outcome.activity.spend
+        contacted = np.flatnonzero(outcome.delivered)
+        np.add.at(contacts, (contacted, outcome.delivered[contacted] - 1), 1)
+        retention[t] = (state.recency <= ACTIVE_WINDOW).mean()
+    metrics = {
+        "net_value": totals["margin"] - totals["discounts"] - totals["contact_costs"],
+        **totals,
+        "contacts": contacts.sum(axis=1),
+        "opted_out": state.opted_out.astype(np.float64),
+        "active_at_end": (state.recency <= ACTIVE_WINDOW).astype(np.float64),
+        **{f"contacts_{kind}": contacts[:, k] for k, kind in enumerate(kinds)},
+    }
+    return metrics, retention, interest, action_map

@@ -1,0 +1,1 @@
+"""Scenarios: the world a policy is trained and benchmarked in (population, horizon, economics)."""

@@ -1,0 +1,67 @@
+"""The benchmark end to end: a quick run is complete and deterministic; bad input exits with code 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from winback.benchmarks.suite import ALL_POLICIES, BenchConfig, run_benchmark
+from winback.cli import app
+from winback.errors import ConfigError
+
+TINY = BenchConfig(seeds=2, tuning_seeds=1, tuning_users=120, eval_users=150, quick=True)
+
+
+def test_a_quick_benchmark_is_complete_and_the_same_for_the_same_seeds(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    first = run_benchmark(TINY, tmp_path / "a", progress=False)
+    run_benchmark(TINY, tmp_path / "b", progress=False)
+    assert {run.policy for run in first.runs} == set(ALL_POLICIES)
+    for name in ("leaderboard.md", "results.csv", "results.json", "tuning.json", "bench.json"):
+        assert (tmp_path / "a" / name).is_file()
+    for name in ("net_value.png", "retention.png", "interest.png", "action_map.png"):
+        assert (tmp_path / "a" / name).stat().st_size > 10_000
+    rows = json.loads((tmp_path / "a" / "results.json").read_text())
+    again = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert _without_times(rows) == _without_times(again)
+    assert (tmp_path / "a" / "tuning.json").read_text() == (tmp_path / "b" / "tuning.json").read_text()
+    by_name = {run.policy: run for run in first.runs}
+    assert by_name["oracle"].metrics["net_value"].mean() > by_name["no_contact"].metrics["net_value"].mean()
+    random, rule = (
+        by_name["random"],
+        max(
+            (by_name[r] for r in ("fixed_cadence", "recency_rule", "interest_threshold")),
+            key=lambda run: run.metrics["net_value"].mean(),
+        ),
+    )
+    assert random.metrics["contacts"].mean() == pytest.approx(rule.metrics["contacts"].mean(), rel=0.25)
+
+
+def _without_times(results: dict) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in results["policies"]]
+
+
+def test_bad_benchmark_settings_are_refused() -> None:
+    with pytest.raises(ConfigError, match="unknown policies"):
+        BenchConfig(policies=("no_contact", "magic"))
+    with pytest.raises(ConfigError, match="seeds"):
+        BenchConfig(seeds=0)
+    with pytest.raises(ConfigError, match="random"):
+        run_benchmark(BenchConfig(policies=("random",), **_tiny()), Path("unused"), progress=False)
+
+
+def _tiny() -> dict:
+    return {"seeds": 1, "tuning_seeds": 1, "tuning_users": 50, "eval_users": 50, "quick": True}
+
+
+def test_the_cli_exits_with_code_2_on_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        app(["bench", "--out", str(tmp_path), "--policies", "no_contact,magic", "--quick"])
+    assert exit_info.value.code == 2
+    assert "magic" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        app(["bench", "--out", str(tmp_path), "--scenario", "mars", "--quick"])
+    assert exit_info.value.code == 2

@@ -1,0 +1,76 @@
+"""The oracle: an upper reference that looks ahead in the true simulator from each user's true state.
+
+Each period, for every valid action, the oracle simulates the next ``lookahead`` periods of each
+user (that action now, nothing after) from a copy of the live state (the true decay-model state,
+lifts, fatigue and coupons, which no deployed policy observes in full) and picks the action with the
+largest net value over that window.
+
+By default (``clairvoyant=True``) the look-ahead replays the run's own random numbers (common random
+numbers): the oracle sees exactly which contacts tip which users into buying, which no policy can
+know. With ``clairvoyant=False`` it is a *planner* instead: it knows the model but not the luck, and
+averages ``samples`` futures drawn from its own streams, with the same sampled luck for every action
+so that the comparison between actions is not noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from winback.agents.base import DecisionContext, Policy
+from winback.errors import ConfigError
+from winback.simulator.state import SimState
+from winback.streams import draw_keys
+
+
+@dataclass
+class Oracle(Policy):
+    lookahead: int = 4
+    """Periods each action is judged over (the action's period included, capped at the horizon)."""
+    clairvoyant: bool = True
+    """Replay the run's own luck (``False``: average sampled futures)."""
+    samples: int = 8
+    """Simulated futures averaged per action when not clairvoyant."""
+    name: str = "oracle"
+
+    def __post_init__(self) -> None:
+        if self.lookahead < 1 or self.samples < 1:
+            raise ConfigError(
+                f"Oracle lookahead = {self.lookahead}, samples = {self.samples} (allowed: >= 1)"
+            )
+
+    def reset(self, context: DecisionContext) -> None:
+        if context.simulator is None or context.state is None:
+            raise ConfigError("the oracle needs the simulator and the live state (run it in the harness)")
+        super().reset(context)
+        self.period = 0
+        self._salt = np.uint64(context.rng.integers(2**63))
+
+    def _futures(self, state: SimState) -> SimState:
+        """Copies of every user (user-major) to simulate from, with the luck they will meet."""
+        if self.clairvoyant:
+            return state.copy()
+        copies = state.repeat(self.samples)
+        copies.keys = draw_keys(state.keys ^ self._salt, self.samples)
+        return copies
+
+    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        simulator, state, gap = self.context.simulator, self.context.state, self.context.min_gap
+        assert simulator is not None and state is not None  # checked in reset
+        window = min(self.lookahead, self.context.horizon - self.period)
+        self.period += 1
+        copies = 1 if self.clairvoyant else self.samples
+        values = np.full(masks.shape, -np.inf)
+        for action in range(masks.shape[1]):
+            valid = masks[:, action]
+            if not valid.any():
+                continue
+            future = self._futures(state)
+            first = np.repeat(np.where(valid, action, 0), copies)
+            value = simulator.step(future, first, min_gap=gap).reward.total
+            idle = np.zeros(future.n_users, dtype=np.int64)
+            for _ in range(window - 1):
+                value += simulator.step(future, idle, min_gap=gap).reward.total
+            values[valid, action] = value.reshape(-1, copies).mean(axis=1)[valid]
+        return np.argmax(values, axis=1).astype(np.int64)  # ties go to the lowest action: none first

@@ -1,0 +1,208 @@
+"""The benchmark: tuned baselines, trained agents and the oracle on held-out users, paired by seed and user.
+
+1. Each baseline family is tuned by grid search on training users under training seeds
+   (:mod:`winback.agents.tuning`); the A/B test's candidates are the tuned rules and every fixed
+   single action.
+2. Every policy then runs on the scenario's evaluation users (disjoint from training and validation
+   users) under the evaluation seeds, with common random numbers: each user meets the same luck
+   under every policy.
+3. ``random`` sends contacts at the rates of the best agent (or, without agents, of the best rule):
+   the same number of contacts of each kind, sent to nobody in particular.
+4. The report (:mod:`winback.benchmarks.report`) gives means with 95% bootstrap CIs and paired
+   differences against the best baseline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from winback.agents.base import Policy
+from winback.agents.baselines import CARE, COUPON, PUSH, FixedCadence, NoContact, RandomContact
+from winback.agents.experiments import ABTestThenRollout, UpliftTargeting
+from winback.agents.oracle import Oracle
+from winback.agents.sb3 import SB3Policy
+from winback.agents.tuning import FAMILIES, Family, TuningResult, tune
+from winback.benchmarks.report import write_report
+from winback.benchmarks.rollout import PolicyRun, run_policy
+from winback.errors import ConfigError
+from winback.scenarios.scenario import Scenario, load_scenario
+from winback.simulator.core import Simulator
+from winback.simulator.state import SimState
+
+RULES = ("fixed_cadence", "recency_rule", "interest_threshold")
+BASELINES = ("no_contact", *RULES, "ab_test", "uplift", "random")
+REFERENCES = ("oracle",)
+ALL_POLICIES = (*BASELINES, *REFERENCES)
+TUNING_SEED_OFFSET = 10_000
+"""Tuning seeds start here, far from the evaluation seeds."""
+
+EXPERIMENT_GRIDS: dict[str, tuple[dict[str, list[Any]], dict[str, list[Any]]]] = {
+    "ab_test": ({"window": [4, 8, 13], "test_share": [0.1, 0.2, 0.4]}, {"window": [4], "test_share": [0.2]}),
+    "uplift": ({"window": [4, 8], "gap": [2, 4, 8]}, {"window": [4], "gap": [4]}),
+}
+"""(grid, quick grid) of the experiment-driven baselines."""
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    scenario: str = "default"
+    policies: tuple[str, ...] = ALL_POLICIES
+    """Baselines and references to run (see :data:`ALL_POLICIES`)."""
+    agents: tuple[Path, ...] = ()
+    """Training run directories (``winback train --out``) whose best checkpoint runs as an agent."""
+    seeds: int = 5
+    """Evaluation seeds ``0 .. seeds - 1``."""
+    tuning_seeds: int = 2
+    """Training seeds the baselines are tuned under."""
+    tuning_users: int = 4000
+    """Training users the baselines are tuned on (a fixed sample; 0: all)."""
+    eval_users: int = 0
+    """Evaluation users (a fixed sample; 0: all)."""
+    oracle_lookahead: int = 4
+    quick: bool = False
+    """Coarse grids (for tests and smoke runs)."""
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.policies) - set(ALL_POLICIES))
+        if unknown:
+            raise ConfigError(f"unknown policies {unknown} (known: {', '.join(ALL_POLICIES)}, or 'all')")
+        for field in ("seeds", "tuning_seeds"):
+            if getattr(self, field) < 1:
+                raise ConfigError(f"BenchConfig.{field} = {getattr(self, field)} (allowed: >= 1)")
+        for field in ("tuning_users", "eval_users"):
+            if getattr(self, field) < 0:
+                raise ConfigError(f"BenchConfig.{field} = {getattr(self, field)} (allowed: >= 0)")
+
+
+@dataclass
+class BenchResult:
+    runs: list[PolicyRun]
+    tuning: dict[str, TuningResult]
+    report: Path
+
+
+def sample_users(users: SimState, n: int, seed: int) -> SimState:
+    """A fixed sample of ``n`` users (all when ``n`` is 0 or at least their number), in their order."""
+    if n == 0 or n >= users.n_users:
+        return users
+    return users.take(np.sort(np.random.default_rng(seed).choice(users.n_users, n, replace=False)))
+
+
+class _Simulators(dict[int, Simulator]):
+    """One simulator per seed, built on first use."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        super().__init__()
+        self.scenario = scenario
+
+    def __missing__(self, seed: int) -> Simulator:
+        self[seed] = self.scenario.simulator_for(seed)
+        return self[seed]
+
+
+def run_benchmark(config: BenchConfig, out_dir: Path, *, progress: bool = True) -> BenchResult:
+    scenario = load_scenario(config.scenario)
+    simulators = _Simulators(scenario)
+    eval_seeds = list(range(config.seeds))
+    tuning_seeds = [TUNING_SEED_OFFSET + i for i in range(config.tuning_seeds)]
+    eval_users = sample_users(scenario.eval_users(), config.eval_users, seed=0)
+    tuning_users = sample_users(scenario.train_users(), config.tuning_users, seed=1)
+
+    def search(family: str, spec: Family) -> TuningResult:
+        grid = spec.quick_grid if config.quick else spec.grid
+        return tune(
+            family, spec.make, grid, scenario, tuning_users, tuning_seeds,
+            simulators=simulators, progress=progress,
+        )  # fmt: skip
+
+    tuning: dict[str, TuningResult] = {}
+    needs_rules = {"ab_test", *RULES} & set(config.policies)
+    for family in RULES:
+        if family in needs_rules:
+            tuning[family] = search(family, FAMILIES[family])
+    policies: dict[str, Policy] = {}
+    if "no_contact" in config.policies:
+        policies["no_contact"] = NoContact()
+    for family in RULES:
+        if family in config.policies:
+            policies[family] = tuning[family].policy(FAMILIES[family].make, family)
+    if "ab_test" in config.policies:
+        candidates = {f: tuning[f].policy(FAMILIES[f].make, f) for f in RULES}
+        candidates |= {
+            f"always_{kind}": FixedCadence(kind, 1, name=f"always_{kind}") for kind in (PUSH, COUPON, CARE)
+        }
+        grid, quick_grid = EXPERIMENT_GRIDS["ab_test"]
+        tuning["ab_test"] = search(
+            "ab_test", Family(partial(ABTestThenRollout, candidates), grid, quick_grid)
+        )
+        policies["ab_test"] = tuning["ab_test"].policy(partial(ABTestThenRollout, candidates), "ab_test")
+    if "uplift" in config.policies:
+        grid, quick_grid = EXPERIMENT_GRIDS["uplift"]
+        tuning["uplift"] = search("uplift", Family(UpliftTargeting, grid, quick_grid))
+        policies["uplift"] = tuning["uplift"].policy(UpliftTargeting, "uplift")
+
+    def evaluate(policy: Policy, name: str, category: str) -> PolicyRun:
+        return run_policy(
+            policy, scenario, eval_users, eval_seeds, name=name, category=category, simulators=simulators
+        )
+
+    runs = [evaluate(policy, name, "baseline") for name, policy in policies.items()]
+    agent_runs = [evaluate(agent, agent.name, "agent") for agent in _agents(config.agents)]
+    runs += agent_runs
+    notes = [
+        f"Evaluation: {eval_users.n_users} held-out users x seeds {eval_seeds}; baselines tuned on "
+        f"{tuning_users.n_users} training users x seeds {tuning_seeds}"
+        + (" (quick grids)." if config.quick else "."),
+        *(f"Tuned {family}: {result.best.params}" for family, result in tuning.items()),
+    ]
+    if "random" in config.policies:
+        reference = _best(agent_runs) or _best([r for r in runs if r.policy in RULES])
+        if reference is None:
+            raise ConfigError("'random' matches the contact rates of an agent or a rule: run one of them too")
+        kinds = simulators[eval_seeds[0]].kinds
+        contacts = {kind: float(reference.metrics[f"contacts_{kind}"].mean()) for kind in kinds}
+        runs.append(evaluate(RandomContact.matched(contacts, scenario.horizon), "random", "baseline"))
+        notes.append(f"random sends contacts at the rates of {reference.policy}.")
+    if "oracle" in config.policies:
+        runs.append(evaluate(Oracle(lookahead=config.oracle_lookahead), "oracle", "reference"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "tuning.json").write_text(json.dumps(_tuning_dict(tuning), indent=2) + "\n")
+    (out_dir / "bench.json").write_text(json.dumps(_config_dict(config), indent=2) + "\n")
+    report = write_report(
+        runs,
+        out_dir,
+        title=f"winback benchmark: scenario '{scenario.name}'",
+        actions=simulators[eval_seeds[0]].actions,
+        notes=notes,
+    )
+    return BenchResult(runs, tuning, report)
+
+
+def _agents(run_dirs: Sequence[Path]) -> list[SB3Policy]:
+    return [SB3Policy.load(run_dir, which="best") for run_dir in run_dirs]
+
+
+def _best(runs: Sequence[PolicyRun]) -> PolicyRun | None:
+    return max(runs, key=lambda r: float(r.metrics["net_value"].mean()), default=None)
+
+
+def _tuning_dict(tuning: dict[str, TuningResult]) -> dict[str, Any]:
+    return {
+        family: {
+            "best": dataclasses.asdict(result.best),
+            "trials": [dataclasses.asdict(trial) for trial in result.trials],
+        }
+        for family, result in tuning.items()
+    }
+
+
+def _config_dict(config: BenchConfig) -> dict[str, Any]:
+    return {**dataclasses.asdict(config), "agents": [str(a) for a in config.agents]}

@@ -1,0 +1,39 @@
+"""``winback bench``: tuned baselines, trained agents and the oracle on held-out users."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from winback.benchmarks.suite import ALL_POLICIES, BenchConfig, run_benchmark
+
+QUICK = {"seeds": 2, "tuning_seeds": 1, "tuning_users": 300, "eval_users": 300, "quick": True}
+"""What ``--quick`` sets: a smoke run of the whole benchmark in seconds."""
+
+
+def bench(
+    out: Annotated[Path, typer.Option(help="Report directory (created).")],
+    policies: Annotated[
+        str,
+        typer.Option(help=f"Comma-separated baselines and references, or 'all' ({', '.join(ALL_POLICIES)})."),
+    ] = "all",
+    agent: Annotated[
+        list[Path] | None, typer.Option(help="A training run directory (winback train --out); repeatable.")
+    ] = None,
+    scenario: Annotated[str, typer.Option(help="Scenario name.")] = "default",
+    seeds: Annotated[int, typer.Option(help="Evaluation seeds.")] = 5,
+    eval_users: Annotated[int, typer.Option(help="Evaluation users (a fixed sample; 0: all).")] = 0,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Few users, seeds and coarse grids (a smoke run).")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Run the policies on the scenario's evaluation users and write the leaderboard and plots to OUT."""
+    chosen = ALL_POLICIES if policies == "all" else tuple(p.strip() for p in policies.split(",") if p.strip())
+    settings = {"seeds": seeds, "eval_users": eval_users} | (QUICK if quick else {})
+    config = BenchConfig(scenario=scenario, policies=chosen, agents=tuple(agent or ()), **settings)
+    result = run_benchmark(config, out, progress=progress)
+    typer.echo(result.report.read_text())
+    typer.echo(f"report: {result.report}")

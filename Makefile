@@ -7,6 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 OUT ?= runs/quickstart
+TIMESTEPS ?= 300000
 
 .PHONY: quickstart test test-slow lint clean
 
@@ -22,8 +23,12 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) -e '.[dev]'
 	touch $@
 
+# The pipeline end to end on CDNOW: decay models, an agent trained on the packaged model's
+# simulator, then the benchmark against the tuned baselines (prints the leaderboard).
 quickstart: $(VENV)/.installed
-	$(BIN)/winback decay eval --data cdnow --out $(OUT)
+	$(BIN)/winback decay eval --data cdnow --out $(OUT)/decay
+	$(BIN)/winback train --algo maskable_ppo --timesteps $(TIMESTEPS) --out $(OUT)/agent
+	$(BIN)/winback bench --policies all --agent $(OUT)/agent --seeds 5 --out $(OUT)/bench
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check winback tests benchmarks

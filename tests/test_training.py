@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from sb3_contrib.common.maskable.utils import get_action_masks, is_masking_supported
 from stable_baselines3.common.vec_env import VecNormalize
 
 from winback.agents.base import DecisionContext
@@ -129,7 +130,9 @@ def test_unmasked_actions_are_sb3s_deterministic_predictions(trained, scenario) 
     np.testing.assert_array_equal(fresh(trained.policy, 100).act(observations, masks), predicted)
 
 
-def test_normalization_json_applies_the_statistics_as_vec_normalize_does(scenario, tmp_path) -> None:
+def test_normalization_json_applies_the_statistics_as_vec_normalize_does_and_masks_pass_it(
+    scenario, tmp_path
+) -> None:
     env = VecNormalize(
         PopulationVecEnv(8, simulator=scenario.simulator_for(0), population=scenario.train_users()), gamma=0.9
     )
@@ -145,6 +148,8 @@ def test_normalization_json_applies_the_statistics_as_vec_normalize_does(scenari
     restored = VecNormalize(PopulationVecEnv(8, population=scenario.train_users()))
     loaded.restore(restored)
     np.testing.assert_array_equal(restored.normalize_obs(raw), env.normalize_obs(raw))
+    assert is_masking_supported(env)  # what MaskablePPO collects rollouts with, through the wrapper
+    np.testing.assert_array_equal(get_action_masks(env), env.venv.action_masks())
 
 
 def test_resume_continues_to_the_new_total_and_refuses_a_changed_config(tmp_path) -> None:

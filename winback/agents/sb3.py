@@ -105,7 +105,7 @@ class SB3Policy(Policy):
 
     Scores are the policy's action logits (PPO, A2C, MaskablePPO, RecurrentPPO) or the Q-values
     (DQN), with masked actions at ``-inf``. A recurrent policy keeps one LSTM state per user from
-    :meth:`reset` on: each call of :meth:`scores` (or :meth:`act`) is one period of the batch.
+    :meth:`reset` on: each call of :meth:`scores` (or :meth:`act`) is the next period of the same users.
     """
 
     def __init__(
@@ -113,7 +113,6 @@ class SB3Policy(Policy):
     ) -> None:
         self.model, self.normalization, self.name = model, normalization, name
         self._lstm_states: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._episode_starts = torch.ones(0)
 
     @classmethod
     def load(cls, run_dir: str | Path, which: Literal["best", "final"] = "best") -> SB3Policy:
@@ -156,14 +155,17 @@ class SB3Policy(Policy):
     def _recurrent_logits(self, obs: torch.Tensor) -> torch.Tensor:
         """Logits of one period, carrying each user's LSTM state to the next call."""
         n = obs.shape[0]
-        if self._lstm_states is None or self._lstm_states[0].shape[1] != n:
+        if self._lstm_states is None:
             layers, _, hidden = self.model.policy.lstm_hidden_state_shape
             self._lstm_states = (torch.zeros(layers, n, hidden), torch.zeros(layers, n, hidden))
-            self._episode_starts = torch.ones(n)
+        elif self._lstm_states[0].shape[1] != n:
+            raise ValueError(
+                f"a batch of {n} users continues one of {self._lstm_states[0].shape[1]}: reset first"
+            )
+        # Zero states are already those of an episode start: no episode restarts within a batch.
         distribution, self._lstm_states = self.model.policy.get_distribution(
-            obs, self._lstm_states, self._episode_starts
+            obs, self._lstm_states, torch.zeros(n)
         )
-        self._episode_starts = torch.zeros(n)
         return distribution.distribution.logits
 
     def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:

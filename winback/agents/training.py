@@ -69,15 +69,16 @@ class TrainConfig:
     n_envs: int = 64
     """Users stepping together in the vectorised environment."""
     learning_rate: float = 3e-4
-    """Adam step size (constant)."""
+    """Adam step size (constant; 1e-4 learns too slowly in 300k timesteps, 1e-3 ends lower)."""
     n_steps: int = 128
     """On-policy rollout length per environment slot (PPO family, A2C)."""
     batch_size: int = 256
     """Minibatch size (PPO family: must divide ``n_steps * n_envs``; DQN: replay sample size)."""
     n_epochs: int = 10
-    """Passes over each rollout (PPO family)."""
-    gamma: float = 0.99
-    """Discount factor; also discounts the returns reward normalisation scales by."""
+    """Passes over each rollout (PPO family; 4 learns less per timestep)."""
+    gamma: float = 0.999
+    """Discount factor; also discounts the returns reward normalisation scales by. Contacts pay back over
+    months (a care message's lift fades over six weeks, a win-back rekindles interest): discount little."""
     gae_lambda: float = 0.95
     """GAE bias-variance trade-off (PPO family, A2C)."""
     clip_range: float = 0.2
@@ -109,7 +110,8 @@ class TrainConfig:
     normalize_observations: bool = True
     """Standardise observations with running statistics (saved as JSON with every model)."""
     normalize_rewards: bool = True
-    """Scale rewards by the running std of discounted returns (training only; validation is in dollars)."""
+    """Scale rewards by the running std of discounted returns (training only; validation is in dollars).
+    The hyperparameter that matters most: without it, PPO learns far less (see :func:`_make_env`)."""
     eval_every: int = 20_000
     """Timesteps between validation evaluations (also one before training and one at the end)."""
     eval_users: int = 0
@@ -337,6 +339,8 @@ def _make_env(config: TrainConfig, scenario: Scenario) -> VecNormalize:
     # Reward normalisation (on by default): a period's reward is a rare purchase worth a few dollars
     # (std ~3.5 for a mean ~0.3) and returns run to tens of dollars, so unscaled value targets are far
     # from the unit scale the value loss, its coefficient and the shared learning rate are tuned for.
+    # Measured at 300k timesteps (MaskablePPO, seed 0): validation net value per user 22.1 with and
+    # 20.2 without it at gamma 0.99; 24.1 with and 16.8 without at gamma 0.999.
     # It changes only what the learner sees: validation and benchmarks measure dollars.
     return VecNormalize(
         env, norm_obs=config.normalize_observations, norm_reward=config.normalize_rewards, gamma=config.gamma

@@ -8,7 +8,10 @@
    under every policy.
 3. ``random`` sends contacts at the rates of the best agent (or, without agents, of the best rule):
    the same number of contacts of each kind, sent to nobody in particular.
-4. The report (:mod:`winback.benchmarks.report`) gives means with 95% bootstrap CIs and paired
+4. Two references that no deployable policy is: the ``oracle`` replays each user's own luck in the
+   true simulator (it knows which contacts will tip whom), the ``planner`` plans in the true
+   simulator from each user's true state but with sampled luck (:mod:`winback.agents.oracle`).
+5. The report (:mod:`winback.benchmarks.report`) gives means with 95% bootstrap CIs and paired
    differences against the best baseline.
 """
 
@@ -39,7 +42,7 @@ from winback.simulator.state import SimState
 
 RULES = ("fixed_cadence", "recency_rule", "interest_threshold")
 BASELINES = ("no_contact", *RULES, "ab_test", "uplift", "random")
-REFERENCES = ("oracle",)
+REFERENCES = ("oracle", "planner")
 ALL_POLICIES = (*BASELINES, *REFERENCES)
 TUNING_SEED_OFFSET = 10_000
 """Tuning seeds start here, far from the evaluation seeds."""
@@ -67,6 +70,9 @@ class BenchConfig:
     eval_users: int = 0
     """Evaluation users (a fixed sample; 0: all)."""
     oracle_lookahead: int = 4
+    """Periods the oracle and the planner look ahead."""
+    planner_samples: int = 8
+    """Futures the planner averages per action."""
     quick: bool = False
     """Coarse grids (for tests and smoke runs)."""
 
@@ -173,6 +179,9 @@ def run_benchmark(config: BenchConfig, out_dir: Path, *, progress: bool = True) 
         notes.append(f"random sends contacts at the rates of {reference.policy}.")
     if "oracle" in config.policies:
         runs.append(evaluate(Oracle(lookahead=config.oracle_lookahead), "oracle", "reference"))
+    if "planner" in config.policies:
+        planner = Oracle(lookahead=config.oracle_lookahead, clairvoyant=False, samples=config.planner_samples)
+        runs.append(evaluate(planner, "planner", "reference"))
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "tuning.json").write_text(json.dumps(_tuning_dict(tuning), indent=2) + "\n")
     (out_dir / "bench.json").write_text(json.dumps(_config_dict(config), indent=2) + "\n")

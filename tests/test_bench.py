@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from winback.agents.training import TrainConfig, train
 from winback.benchmarks.suite import ALL_POLICIES, BenchConfig, run_benchmark
 from winback.cli import app
 from winback.errors import ConfigError
@@ -65,3 +67,23 @@ def test_the_cli_exits_with_code_2_on_bad_input(tmp_path: Path, capsys: pytest.C
     with pytest.raises(SystemExit) as exit_info:
         app(["bench", "--out", str(tmp_path), "--scenario", "mars", "--quick"])
     assert exit_info.value.code == 2
+
+
+def test_trained_agents_run_in_the_benchmark_under_their_algorithm_names(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    tiny = TrainConfig(
+        total_timesteps=256, n_envs=16, n_steps=16, batch_size=64, n_epochs=1, net_arch=(8,),
+        eval_every=256, eval_users=20, checkpoint_every=256,
+    )  # fmt: skip
+    runs = [tmp_path / "first", tmp_path / "second"]
+    for seed, out in enumerate(runs):
+        train(dataclasses.replace(tiny, seed=seed), out, progress=False)
+    config = BenchConfig(policies=("no_contact", "random"), agents=tuple(runs), **_tiny())
+    result = run_benchmark(config, tmp_path / "bench", progress=False)
+    names = {run.policy: run.category for run in result.runs}
+    assert names == {
+        "no_contact": "baseline",
+        "random": "baseline",
+        "maskable_ppo@first": "agent",
+        "maskable_ppo@second": "agent",
+    }

@@ -169,6 +169,22 @@ def test_repeated_contacts_of_a_kind_refresh_their_lift_instead_of_stacking(comp
     assert np.all(state.lift[~state.opted_out].min(axis=0)[[PUSH - 1, CARE - 1]] > 0)
 
 
+def test_expected_reward_is_the_mean_of_the_realised_reward() -> None:
+    simulator, state = population(block_size=4096)
+    run(simulator, state, np.random.default_rng(0).integers(0, 4, state.n_users), 2)  # lifts, coupons
+    copies = 2000
+    users = replicate(state.take(np.arange(0, 400, 40)), copies)
+    actions = np.tile(np.arange(10) % 4, (copies, 1)).T.ravel()  # user-major, as replicate
+    expected = simulator.expected_reward(users, actions)
+    realised = simulator.step(users, actions).reward
+    for part in ("margin", "discount", "contact_cost", "total"):
+        mean = getattr(realised, part).reshape(10, copies).mean(axis=1)
+        error = getattr(realised, part).reshape(10, copies).std(axis=1) / np.sqrt(copies)
+        predicted = getattr(expected, part).reshape(10, copies)
+        np.testing.assert_allclose(predicted, np.broadcast_to(predicted[:, :1], predicted.shape))
+        assert np.all(np.abs(mean - predicted[:, 0]) <= 4 * error + 1e-9), part
+
+
 def test_coupon_pays_its_discount_on_every_purchase_while_valid() -> None:
     simulator, state = population(block_size=128)
     n = state.n_users

@@ -109,6 +109,10 @@ class TrainConfig:
     """Final epsilon of DQN's epsilon-greedy exploration."""
     normalize_observations: bool = True
     """Standardise observations with running statistics (saved as JSON with every model)."""
+    reward: str = "realised"
+    """What the agent learns from: ``expected`` (each period's net value in expectation over its
+    draws, :meth:`~winback.simulator.core.Simulator.expected_reward`: the same objective with the
+    purchase-draw noise removed) or ``realised`` (the drawn net value). Validation is realised."""
     normalize_rewards: bool = True
     """Scale rewards by the running std of discounted returns (training only; validation is in dollars).
     The hyperparameter that matters most: without it, PPO learns far less (see :func:`_make_env`)."""
@@ -156,6 +160,7 @@ class TrainConfig:
             "eval_users": (self.eval_users >= 0, ">= 0 (0: all)"),
             "checkpoint_every": (self.checkpoint_every >= 1, ">= 1"),
             "torch_threads": (self.torch_threads >= 1, ">= 1"),
+            "reward": (self.reward in ("expected", "realised"), "'expected' or 'realised'"),
         }
         for name, (ok, allowed) in checks.items():
             if not ok:
@@ -333,7 +338,7 @@ def _make_env(config: TrainConfig, scenario: Scenario) -> VecNormalize:
         config.n_envs,
         simulator=scenario.simulator_for(config.seed),
         population=scenario.train_users(),
-        config=scenario.episode,
+        config=dataclasses.replace(scenario.episode, reward=config.reward),
     )
     env.seed(config.seed)
     # Reward normalisation (on by default): a period's reward is a rare purchase worth a few dollars

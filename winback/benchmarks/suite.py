@@ -196,7 +196,15 @@ def run_benchmark(config: BenchConfig, out_dir: Path, *, progress: bool = True) 
 
 
 def _agents(run_dirs: Sequence[Path]) -> list[SB3Policy]:
-    return [SB3Policy.load(run_dir, which="best") for run_dir in run_dirs]
+    """Each run's best model, named by its algorithm (and run directory when algorithms repeat)."""
+    agents = [SB3Policy.load(run_dir, which="best") for run_dir in run_dirs]
+    algos = [agent.name for agent in agents]
+    for agent, run_dir in zip(agents, run_dirs, strict=True):
+        if algos.count(agent.name) > 1:
+            agent.name = f"{agent.name}@{Path(run_dir).name}"
+    if len({agent.name for agent in agents}) < len(agents):
+        raise ConfigError(f"agent runs {[str(d) for d in run_dirs]} repeat an algorithm and a directory name")
+    return agents
 
 
 def _best(runs: Sequence[PolicyRun]) -> PolicyRun | None:

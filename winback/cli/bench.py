@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import torch
 import typer
+from threadpoolctl import threadpool_limits
 
 from winback.benchmarks.suite import ALL_POLICIES, BenchConfig, run_benchmark
+from winback.errors import ConfigError
 
 QUICK = {"seeds": 2, "tuning_seeds": 1, "tuning_users": 300, "eval_users": 300, "quick": True}
 """What ``--quick`` sets: a smoke run of the whole benchmark in seconds."""
@@ -28,12 +31,21 @@ def bench(
     quick: Annotated[
         bool, typer.Option("--quick", help="Few users, seeds and coarse grids (a smoke run).")
     ] = False,
+    threads: Annotated[int, typer.Option(help="Threads for torch and the gradient-boosting models.")] = 1,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Run the policies on the scenario's evaluation users and write the leaderboard and plots to OUT."""
+    """Run the policies on the scenario's evaluation users and write the leaderboard and plots to OUT.
+
+    One thread by default: the simulator's batches are too small for a second thread to pay, and
+    a busy second core makes multi-threaded torch spin (``shared/PERF.md``).
+    """
     chosen = ALL_POLICIES if policies == "all" else tuple(p.strip() for p in policies.split(",") if p.strip())
     settings = {"seeds": seeds, "eval_users": eval_users} | (QUICK if quick else {})
     config = BenchConfig(scenario=scenario, policies=chosen, agents=tuple(agent or ()), **settings)
-    result = run_benchmark(config, out, progress=progress)
+    if threads < 1:
+        raise ConfigError(f"--threads = {threads} (allowed: >= 1)")
+    torch.set_num_threads(threads)
+    with threadpool_limits(threads):
+        result = run_benchmark(config, out, progress=progress)
     typer.echo(result.report.read_text())
     typer.echo(f"report: {result.report}")

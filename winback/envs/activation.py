@@ -95,10 +95,9 @@ class ActivationEnv(gym.Env[np.ndarray, np.int64]):
     def step(self, action: np.int64 | int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self._started:
             raise gym.error.ResetNeeded("call reset() before step()")
-        outcome = self.episodes.step(np.array([action], dtype=np.int64))
+        outcome, reward = self.episodes.step(np.array([action], dtype=np.int64))
         info = step_infos(outcome, self.simulator.actions)[0]
-        reward = info["margin"] - info["discount"] - info["contact_cost"]
-        return self.episodes.observe()[0], reward, False, False, info
+        return self.episodes.observe()[0], float(reward[0]), False, False, info
 
     def action_masks(self) -> np.ndarray:
         """(A,) bool: the actions that would be delivered now."""

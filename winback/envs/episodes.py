@@ -9,6 +9,7 @@ random stream: the same seed gives the same user with the same luck, whichever e
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -31,12 +32,18 @@ class EpisodeConfig:
     min_contact_gap: int = 0
     """Frequency cap: a contact is masked (and refused) until this many periods have passed since
     the last contact of any kind (0: no cap)."""
+    reward: Literal["realised", "expected"] = "realised"
+    """The reward returned: the period's realised net value, or its expectation over the period's
+    draws (:meth:`Simulator.expected_reward`: the same expected return, far less noise to learn
+    from). ``info`` always carries the realised parts."""
 
     def __post_init__(self) -> None:
         if self.horizon < 1:
             raise ConfigError(f"EpisodeConfig.horizon = {self.horizon} (allowed: >= 1)")
         if self.min_contact_gap < 0:
             raise ConfigError(f"EpisodeConfig.min_contact_gap = {self.min_contact_gap} (allowed: >= 0)")
+        if self.reward not in ("realised", "expected"):
+            raise ConfigError(f"EpisodeConfig.reward = {self.reward!r} (allowed: 'realised', 'expected')")
 
 
 def draw_users(pool: SimState, rngs: list[np.random.Generator]) -> SimState:
@@ -68,10 +75,17 @@ class EpisodeBatch:
         self.state.assign(slots, draw_users(self.pool, rngs))
         self.elapsed[slots] = 0
 
-    def step(self, actions: np.ndarray) -> StepOutcome:
-        outcome = self.simulator.step(self.state, actions, min_gap=self.config.min_contact_gap)
+    def step(self, actions: np.ndarray) -> tuple[StepOutcome, np.ndarray]:
+        """The period's outcome and the (N,) float64 rewards of :attr:`EpisodeConfig.reward`."""
+        gap = self.config.min_contact_gap
+        expected = (
+            self.simulator.expected_reward(self.state, actions, min_gap=gap).total
+            if self.config.reward == "expected"
+            else None
+        )
+        outcome = self.simulator.step(self.state, actions, min_gap=gap)
         self.elapsed += 1
-        return outcome
+        return outcome, outcome.reward.total if expected is None else expected
 
     def observe(self) -> np.ndarray:
         """(N, F) float32 observations."""

@@ -25,6 +25,8 @@ class PopulationVecEnv(VecEnv):
     with the last observation in ``info["terminal_observation"]`` and ``info["TimeLimit.truncated"]``,
     seeds from :meth:`seed` used at the next :meth:`reset` (slot ``i`` gets ``seed + i``).
     ``env_method("action_masks")`` returns each slot's mask, as sb3-contrib's ``MaskablePPO`` expects.
+    With ``EpisodeConfig(reward="expected")`` the rewards are each period's expected net value (a
+    low-noise training signal); ``info`` keeps the realised parts.
     """
 
     def __init__(
@@ -61,9 +63,8 @@ class PopulationVecEnv(VecEnv):
         self._actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
 
     def step_wait(self) -> VecEnvStepReturn:
-        outcome = self.episodes.step(self._actions)
+        outcome, rewards = self.episodes.step(self._actions)
         observations = self.episodes.observe()
-        rewards = outcome.reward.total.astype(np.float32)
         dones = self.episodes.truncated()
         infos: list[dict[str, Any]] = step_infos(outcome, self.simulator.actions)
         if dones.any():
@@ -73,7 +74,7 @@ class PopulationVecEnv(VecEnv):
                 infos[slot]["TimeLimit.truncated"] = True
             self._start(done, [None] * len(done))
             observations[done] = self.episodes.observe()[done]
-        return observations, rewards, dones, infos
+        return observations, rewards.astype(np.float32), dones, infos
 
     def action_masks(self) -> np.ndarray:
         """(num_envs, A) bool valid actions of every slot."""

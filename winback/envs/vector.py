@@ -69,14 +69,13 @@ class ActivationVectorEnv(VectorEnv):
         if not self._rngs:
             raise gym.error.ResetNeeded("call reset() before step()")
         restarting = self._autoreset.copy()
-        outcome = self.episodes.step(np.where(restarting, 0, np.asarray(actions, dtype=np.int64)))
+        outcome, reward = self.episodes.step(np.where(restarting, 0, np.asarray(actions, dtype=np.int64)))
         if restarting.any():
             slots = np.flatnonzero(restarting)
             self.episodes.start(slots, [self._rngs[slot] for slot in slots])
         parts = outcome.reward
         rewards, margin, discount, contact_cost = (
-            np.where(restarting, 0.0, x)
-            for x in (parts.total, parts.margin, parts.discount, parts.contact_cost)
+            np.where(restarting, 0.0, x) for x in (reward, parts.margin, parts.discount, parts.contact_cost)
         )
         truncated = self.episodes.truncated()
         self._autoreset = truncated.copy()

@@ -34,7 +34,7 @@ from winback.errors import ConfigError
 from winback.simulator.fused import FusedLSTMStep
 from winback.simulator.outcome import StepOutcome
 from winback.simulator.response import ResponseConfig, ResponseTables, contact_lift, opt_out_probability
-from winback.simulator.rewards import RewardConfig, reward_components
+from winback.simulator.rewards import RewardComponents, RewardConfig, reward_components
 from winback.simulator.state import SINCE_CAP, SimState
 from winback.streams import RandomStreams
 
@@ -168,6 +168,39 @@ class Simulator:
         if min_gap > 0:
             masks[:, 1:] &= (state.since_contact.min(axis=1) >= min_gap)[:, None]
         return masks
+
+    def expected_reward(self, state: SimState, actions: np.ndarray, *, min_gap: int = 0) -> RewardComponents:
+        """Each user's reward for ``actions`` in the coming period, in expectation over its draws.
+
+        Call before :meth:`step` with the same actions: the delivered contacts' lifts are applied
+        as ``step`` applies them, and margin and discounts are taken on the lifted expected spend.
+        A low-variance training signal with the realised reward's expectation (the realised reward
+        is what benchmarks measure); it needs every contact kind driven by the priors.
+        """
+        if self.learned:
+            raise ConfigError(
+                "expected rewards need prior-driven contacts; the decay model learned "
+                f"{sorted(self.learned)} (use ResponseConfig.effects = 'prior', or the realised reward)"
+            )
+        tables, n = self.tables, state.n_users
+        delivered = np.where(self.action_masks(state, min_gap)[np.arange(n), actions], actions, 0)
+        contacted = np.flatnonzero(delivered)
+        kind = delivered[contacted] - 1
+        lift = state.lift.copy()
+        is_new = state.tenure[contacted] < self.config.response.new_user_periods
+        fresh = contact_lift(tables, kind, is_new, state.fatigue[contacted])
+        lift[contacted, kind] = np.maximum(lift[contacted, kind], fresh)
+        valid = state.valid_left > 0
+        valid[contacted, kind] |= tables.validity[kind] > 0
+        shift = lift.sum(axis=1)
+        spend = (
+            self.model.lift(state.forecast, shift).expected_spend
+            if shift.any()
+            else state.forecast.expected_spend
+        )
+        contact_cost = np.zeros(n)
+        contact_cost[contacted] = tables.cost[kind]
+        return reward_components(spend, valid @ tables.discount, contact_cost, self.config.reward)
 
     # ------------------------------------------------------------------------------------- step
     def step(self, state: SimState, actions: np.ndarray, *, min_gap: int = 0) -> StepOutcome:

@@ -9,7 +9,7 @@ import torch
 import typer
 from threadpoolctl import threadpool_limits
 
-from winback.benchmarks.suite import ALL_POLICIES, BenchConfig, run_benchmark
+from winback.benchmarks.suite import ALL_POLICIES, KNOWN_POLICIES, BenchConfig, run_benchmark
 from winback.errors import ConfigError
 
 QUICK = {"seeds": 2, "tuning_seeds": 1, "tuning_users": 300, "eval_users": 300, "quick": True}
@@ -20,7 +20,7 @@ def bench(
     out: Annotated[Path, typer.Option(help="Report directory (created).")],
     policies: Annotated[
         str,
-        typer.Option(help=f"Comma-separated baselines and references, or 'all' ({', '.join(ALL_POLICIES)})."),
+        typer.Option(help=f"Comma-separated, from {', '.join(KNOWN_POLICIES)}; 'all': all but the planner."),
     ] = "all",
     agent: Annotated[
         list[Path] | None, typer.Option(help="A training run directory (winback train --out); repeatable.")

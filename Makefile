@@ -26,6 +26,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 # The pipeline end to end on CDNOW: decay models, an agent trained on the packaged model's
 # simulator, then the benchmark against the tuned baselines (prints the leaderboard).
 quickstart: $(VENV)/.installed
+	rm -rf $(OUT)  # rebuilt from scratch on every run
 	$(BIN)/winback decay eval --data cdnow --out $(OUT)/decay
 	$(BIN)/winback train --algo maskable_ppo --timesteps $(TIMESTEPS) --out $(OUT)/agent
 	$(BIN)/winback bench --policies all --agent $(OUT)/agent --seeds 5 --out $(OUT)/bench

@@ -107,7 +107,7 @@ def sample_users(users: SimState, n: int, seed: int) -> SimState:
     return users.take(np.sort(np.random.default_rng(seed).choice(users.n_users, n, replace=False)))
 
 
-class _Simulators(dict[int, Simulator]):
+class SimulatorsBySeed(dict[int, Simulator]):
     """One simulator per seed, built on first use."""
 
     def __init__(self, scenario: Scenario) -> None:
@@ -121,7 +121,7 @@ class _Simulators(dict[int, Simulator]):
 
 def run_benchmark(config: BenchConfig, out_dir: Path, *, progress: bool = True) -> BenchResult:
     scenario = load_scenario(config.scenario)
-    simulators = _Simulators(scenario)
+    simulators = SimulatorsBySeed(scenario)
     eval_seeds = list(range(config.seeds))
     tuning_seeds = [TUNING_SEED_OFFSET + i for i in range(config.tuning_seeds)]
     eval_users = sample_users(scenario.eval_users(), config.eval_users, seed=0)

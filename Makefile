@@ -29,7 +29,7 @@ quickstart: $(VENV)/.installed
 	rm -rf $(OUT)  # rebuilt from scratch on every run
 	$(BIN)/winback decay eval --data cdnow --out $(OUT)/decay
 	$(BIN)/winback train --algo maskable_ppo --timesteps $(TIMESTEPS) --out $(OUT)/agent
-	$(BIN)/winback bench --policies all --agent $(OUT)/agent --seeds 5 --out $(OUT)/bench
+	$(BIN)/winback bench --policies all --agent $(OUT)/agent --seeds 5 --tuning-seeds 1 --out $(OUT)/bench
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check winback tests benchmarks

@@ -61,7 +61,7 @@ class TrainConfig:
     algo: str = "maskable_ppo"
     """Algorithm: ppo, a2c, dqn, maskable_ppo (never samples a masked action) or recurrent_ppo (LSTM)."""
     scenario: str = "default"
-    """Built-in scenario whose training users the agent learns on."""
+    """Scenario whose training users the agent learns on: a built-in name or the path of a TOML file."""
     total_timesteps: int = 300_000
     """User-periods to train on (on-policy algorithms round up to whole rollouts)."""
     seed: int = 0
@@ -131,7 +131,11 @@ class TrainConfig:
         rollout = self.n_steps * self.n_envs
         checks: dict[str, tuple[bool, str]] = {
             "algo": (self.algo in ALGORITHMS, f"one of {', '.join(ALGORITHMS)}"),
-            "scenario": (self.scenario in BUILT_IN, f"one of {', '.join(sorted(BUILT_IN))}"),
+            "scenario": (
+                self.scenario in BUILT_IN
+                or (self.scenario.endswith(".toml") and Path(self.scenario).is_file()),
+                f"one of {', '.join(BUILT_IN)}, or the path of an existing .toml file",
+            ),
             "total_timesteps": (self.total_timesteps >= 1, ">= 1"),
             "n_envs": (self.n_envs >= 1, ">= 1"),
             "learning_rate": (0 < self.learning_rate < math.inf, "(0, inf)"),

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import typer
 
-from winback.cli import bench, data, decay, train
+from winback.cli import bench, data, decay, scenarios, train
 from winback.errors import WinbackError
 
 EXIT_BAD_INPUT = 2
@@ -21,6 +21,7 @@ cli = typer.Typer(
 )
 cli.add_typer(data.app, name="data", help="Validate and summarise event logs.")
 cli.add_typer(decay.app, name="decay", help="Fit and evaluate interest-decay models.")
+cli.add_typer(scenarios.app, name="scenarios", help="List and show scenarios.")
 cli.command("train")(train.train)
 cli.command("bench")(bench.bench)
 

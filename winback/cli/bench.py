@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_limits
 from winback.benchmarks.suite import ALL_POLICIES, KNOWN_POLICIES, BenchConfig, run_benchmark
 from winback.errors import ConfigError
 
+DEFAULTS = BenchConfig()
 QUICK = {"seeds": 2, "tuning_seeds": 1, "tuning_users": 300, "eval_users": 300, "quick": True}
 """What ``--quick`` sets: a smoke run of the whole benchmark in seconds."""
 
@@ -25,9 +26,19 @@ def bench(
     agent: Annotated[
         list[Path] | None, typer.Option(help="A training run directory (winback train --out); repeatable.")
     ] = None,
-    scenario: Annotated[str, typer.Option(help="Scenario name.")] = "default",
-    seeds: Annotated[int, typer.Option(help="Evaluation seeds.")] = 5,
-    eval_users: Annotated[int, typer.Option(help="Evaluation users (a fixed sample; 0: all).")] = 0,
+    scenario: Annotated[
+        str, typer.Option(help="A built-in scenario name or a scenario TOML file.")
+    ] = DEFAULTS.scenario,
+    seeds: Annotated[int, typer.Option(help="Evaluation seeds.")] = DEFAULTS.seeds,
+    eval_users: Annotated[
+        int, typer.Option(help="Evaluation users (a fixed sample; 0: all).")
+    ] = DEFAULTS.eval_users,
+    tuning_seeds: Annotated[
+        int, typer.Option(help="Training seeds the baselines are tuned under.")
+    ] = DEFAULTS.tuning_seeds,
+    tuning_users: Annotated[
+        int, typer.Option(help="Training users the baselines are tuned on (0: all).")
+    ] = DEFAULTS.tuning_users,
     quick: Annotated[
         bool, typer.Option("--quick", help="Few users, seeds and coarse grids (a smoke run).")
     ] = False,
@@ -40,7 +51,12 @@ def bench(
     a busy second core makes multi-threaded torch spin (``shared/PERF.md``).
     """
     chosen = ALL_POLICIES if policies == "all" else tuple(p.strip() for p in policies.split(",") if p.strip())
-    settings = {"seeds": seeds, "eval_users": eval_users} | (QUICK if quick else {})
+    settings = {
+        "seeds": seeds,
+        "eval_users": eval_users,
+        "tuning_seeds": tuning_seeds,
+        "tuning_users": tuning_users,
+    } | (QUICK if quick else {})
     config = BenchConfig(scenario=scenario, policies=chosen, agents=tuple(agent or ()), **settings)
     if threads < 1:
         raise ConfigError(f"--threads = {threads} (allowed: >= 1)")

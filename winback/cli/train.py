@@ -20,7 +20,9 @@ console = Console()
 def train(
     out: Annotated[Path, typer.Option(help="Run directory (created; with --resume, the run to continue).")],
     algo: Annotated[str | None, typer.Option(help=f"Algorithm: {', '.join(ALGORITHMS)}.")] = None,
-    scenario: Annotated[str | None, typer.Option(help=f"Scenario: {', '.join(sorted(BUILT_IN))}.")] = None,
+    scenario: Annotated[
+        str | None, typer.Option(help=f"Scenario: {', '.join(sorted(BUILT_IN))}, or a scenario TOML file.")
+    ] = None,
     timesteps: Annotated[int | None, typer.Option(help="Total timesteps (user-periods) to train to.")] = None,
     config: Annotated[
         Path | None, typer.Option(help="TOML file of TrainConfig fields (the other options override it).")

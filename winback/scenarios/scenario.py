@@ -1,5 +1,10 @@
 """A scenario names everything a policy is trained and judged under: the population and its split,
-the horizon, the frequency cap and the simulator's response and reward parameters.
+the decay model, the horizon, the frequency cap, the simulator's response and reward parameters, and
+the operational limits and demand shocks of the what-if engine.
+
+Scenarios are TOML files (the schema: :mod:`winback.scenarios.schema`), read with ``tomllib`` and
+checked key by key; the built-in ones are ``winback/scenarios/builtin/*.toml``, and a user's file works
+wherever a built-in name does (:func:`load_scenario`).
 
 Users are split three ways by hashes of their stream keys
 (:func:`winback.simulator.population.split_users`), the same split in every run: evaluation users
@@ -9,30 +14,45 @@ model selection during training; and training users, on which agents train and b
 
 from __future__ import annotations
 
-import math
+import tomllib
 from dataclasses import dataclass, field
-from functools import cache
+from importlib.resources import files
+from pathlib import Path
 
 from winback.decay_model.base import DecayModel
-from winback.envs.defaults import default_model, default_population
 from winback.envs.episodes import DEFAULT_HORIZON, EpisodeConfig
 from winback.errors import ConfigError
+from winback.scenarios.files import parse
+from winback.scenarios.population import cached_population, load_decay_model, split_population
+from winback.scenarios.schema import (
+    SCENARIO_RULES,
+    DemandShock,
+    ModelConfig,
+    Operations,
+    PopulationConfig,
+    check_fields,
+)
 from winback.simulator.core import Simulator, SimulatorConfig
-from winback.simulator.population import split_users
 from winback.simulator.state import SimState
 
 DEFAULT_EVAL_SHARE = 0.2
 """Share of the population held out for evaluation."""
 DEFAULT_VALIDATION_SHARE = 0.1
 """Share of the remaining users held out for validation during training."""
+BUILTIN_DIR = Path(str(files("winback.scenarios") / "builtin"))
+"""Folder of the built-in scenario files."""
 
 
 @dataclass(frozen=True)
 class Scenario:
+    """One scenario; the top-level keys of a scenario file are its scalar fields, the tables the rest."""
+
     name: str
+    """Short name (in a file: the file's name without ``.toml`` unless set)."""
     description: str
+    """What the scenario is about, in a sentence."""
     horizon: int = DEFAULT_HORIZON
-    """Periods each user is followed (an episode; a benchmark run)."""
+    """Periods (weeks) each user is followed (an episode; a benchmark run)."""
     min_contact_gap: int = 0
     """Frequency cap: periods that must pass after any contact before the next (0: none)."""
     eval_share: float = DEFAULT_EVAL_SHARE
@@ -40,22 +60,42 @@ class Scenario:
     validation_share: float = DEFAULT_VALIDATION_SHARE
     """Share of the other users held out from training to select checkpoints on."""
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
-    """Response priors, fatigue, costs and margin."""
+    """Response priors, fatigue, costs and margin (``[contacts.<kind>]``, ``[fatigue]``, ``[economics]``)."""
+    population_config: PopulationConfig = field(default_factory=PopulationConfig)
+    """The users the scenario starts with (``[population]``)."""
+    model_config: ModelConfig = field(default_factory=ModelConfig)
+    """The decay model (``[model]``)."""
+    operations: Operations = field(default_factory=Operations)
+    """Budget, capacity and delivery limits (``[operations]``; consumed by the what-if engine, later)."""
+    shocks: tuple[DemandShock, ...] = ()
+    """Demand shocks over the horizon (``[[shocks]]``; consumed by the what-if engine, later)."""
 
     def __post_init__(self) -> None:
-        EpisodeConfig(self.horizon, self.min_contact_gap)  # validates both
-        for name in ("eval_share", "validation_share"):
-            share = getattr(self, name)
-            if not 0 < share < 1 or math.isnan(share):
-                raise ConfigError(f"Scenario.{name} = {share} (allowed: (0, 1))")
+        check_fields(self, SCENARIO_RULES, "")
+        for i, shock in enumerate(self.shocks):
+            if shock.start >= self.horizon:
+                raise ConfigError(
+                    f"shocks[{i}].start = {shock.start} (allowed: before the horizon = {self.horizon})"
+                )
+            if not shock.start < shock.end <= self.horizon:
+                raise ConfigError(
+                    f"shocks[{i}].end = {shock.end} (allowed: after start = {shock.start}, "
+                    f"at most the horizon = {self.horizon})"
+                )
+        kinds = self.simulator.response.kinds
+        for kind in self.operations.delivery_delay:
+            if kind not in kinds:
+                raise ConfigError(
+                    f"operations.delivery_delay.{kind}: not a contact kind (kinds: {', '.join(kinds)})"
+                )
 
     @property
     def episode(self) -> EpisodeConfig:
         return EpisodeConfig(self.horizon, self.min_contact_gap)
 
     def model(self) -> DecayModel:
-        """The decay model users live by (the packaged CDNOW LSTM)."""
-        return default_model()
+        """The decay model users live by (``[model]``; packaged: the CDNOW LSTM)."""
+        return load_decay_model(self.model_config)
 
     def simulator_for(self, seed: int) -> Simulator:
         """The scenario's simulator whose random streams are keyed by ``seed``."""
@@ -63,38 +103,64 @@ class Scenario:
 
     def population(self) -> SimState:
         """Every user, where they stand when the scenario starts (shared: copy before stepping)."""
-        return default_population()
+        return cached_population(self.population_config, self.model_config)
 
     def train_users(self) -> SimState:
         """The users agents train on and baselines are tuned on (shared: copy before stepping)."""
-        return _split_default_population(self.eval_share, self.validation_share)[0]
+        return self._split()[0]
 
     def validation_users(self) -> SimState:
         """The users training evaluates checkpoints on (shared: copy before stepping)."""
-        return _split_default_population(self.eval_share, self.validation_share)[1]
+        return self._split()[1]
 
     def eval_users(self) -> SimState:
         """The held-out users benchmarks run on (shared: copy before stepping)."""
-        return _split_default_population(self.eval_share, self.validation_share)[2]
+        return self._split()[2]
+
+    def _split(self) -> tuple[SimState, SimState, SimState]:
+        config, model = self.population_config, self.model_config
+        return split_population(config, model, self.eval_share, self.validation_share)
 
 
-@cache
-def _split_default_population(eval_share: float, validation_share: float) -> tuple[SimState, ...]:
-    rest, evaluation = split_users(default_population(), eval_share)
-    train, validation = split_users(rest, validation_share, salt=1)
-    return train, validation, evaluation
+def loads(text: str, *, source: str = "<string>", folder: str | Path = ".") -> Scenario:
+    """The scenario in TOML ``text``; errors name ``source``, relative paths are resolved against ``folder``,
+    and the name defaults to the stem of ``source``."""
+    try:
+        document = tomllib.loads(text)
+    except ValueError as err:  # a TOMLDecodeError, or an integer of more than 4300 digits
+        raise ConfigError(f"{source}: not valid TOML ({err})") from err
+    except RecursionError as err:
+        raise ConfigError(f"{source}: not valid TOML (nested too deeply)") from err
+    try:
+        return Scenario(**parse(document, folder=Path(folder), name=Path(source).stem))
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from err
+
+
+def read_scenario(path: str | Path) -> Scenario:
+    """The scenario in a TOML file."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the scenario ({err.strerror})") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    return loads(text, source=str(path), folder=Path(path).parent)
 
 
 BUILT_IN: dict[str, Scenario] = {
-    "default": Scenario(
-        name="default",
-        description="CDNOW's customers warm-started at week 39, 52 weeks, the documented response priors.",
-    ),
+    path.stem: read_scenario(path)
+    for path in sorted(BUILTIN_DIR.glob("*.toml"), key=lambda path: (path.stem != "default", path.stem))
 }
+"""The built-in scenarios by name, ``default`` first."""
 
 
-def load_scenario(name: str) -> Scenario:
-    """A built-in scenario by name."""
-    if name not in BUILT_IN:
-        raise ConfigError(f"unknown scenario '{name}' (built-in: {', '.join(sorted(BUILT_IN))})")
-    return BUILT_IN[name]
+def load_scenario(name: str | Path) -> Scenario:
+    """A built-in scenario by name, or the scenario in a ``.toml`` file."""
+    if str(name) in BUILT_IN:
+        return BUILT_IN[str(name)]
+    if Path(name).suffix == ".toml":
+        return read_scenario(name)
+    raise ConfigError(
+        f"unknown scenario '{name}' (built-in: {', '.join(BUILT_IN)}; or the path of a .toml file)"
+    )

@@ -1,0 +1,249 @@
+"""The sections of a scenario file as validated, frozen dataclasses, and the rules their values obey.
+
+Every scalar of a scenario file is checked against a :class:`Rule` (its type and allowed range) under
+its dotted key, so a message names the key and what it may be. The economic, response and fatigue
+sections map onto the simulator's own configs (:class:`~winback.simulator.response.ContactResponse`,
+:class:`~winback.simulator.response.ResponseConfig`, :class:`~winback.simulator.rewards.RewardConfig`),
+whose docstrings document their fields; the other sections are the dataclasses below.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from winback.errors import ConfigError
+from winback.simulator.response import default_contacts
+
+INT_MAX = 2**63 - 1
+"""Largest integer a scenario may hold (integers end up in int64 arrays)."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a scalar must be: a string (optionally one of ``choices``), or an integer or a finite
+    number in the range from ``low`` to ``high`` (ends excluded when ``open_low`` / ``open_high``)."""
+
+    kind: type
+    low: float = -math.inf
+    high: float = math.inf
+    open_low: bool = False
+    open_high: bool = False
+    choices: tuple[str, ...] = ()
+
+    def check(self, key: str, value: Any) -> Any:
+        """``value`` (an integer given for a number as a float), or a ConfigError naming ``key``."""
+        if not self._accepts(value):
+            raise ConfigError(f"{key} = {shown(value)} (allowed: {self.allowed})")
+        return float(value) if self.kind is float else value
+
+    @property
+    def allowed(self) -> str:
+        if self.kind is str:
+            return " or ".join(map(repr, self.choices)) if self.choices else "a string"
+        if self.kind is int:
+            high = "2^63 - 1" if self.high == math.inf else f"{self.high:g}"
+            return f"an integer in [{self.low:g}, {high}]"
+        if self.low == -math.inf and self.high == math.inf:
+            return "a finite number"
+        if self.high == math.inf:
+            return f"a number {'>' if self.open_low else '>='} {self.low:g}"
+        left, right = "(" if self.open_low else "[", ")" if self.open_high else "]"
+        return f"a number in {left}{self.low:g}, {self.high:g}{right}"
+
+    def _accepts(self, value: Any) -> bool:
+        if self.kind is str:
+            return isinstance(value, str) and (not self.choices or value in self.choices)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.kind is int:
+            return isinstance(value, int) and self.low <= value <= min(self.high, INT_MAX)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond the float range
+            return False
+        above = self.low < number if self.open_low else self.low <= number
+        below = number < self.high if self.open_high else number <= self.high
+        return math.isfinite(number) and above and below
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` for a message, cut to 80 characters."""
+    try:
+        text = repr(value)
+    except ValueError:  # holds an integer of more than 4300 digits
+        return "<a value too long to show>"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_fields(config: Any, rules: dict[str, Rule], section: str) -> None:
+    """Check the fields of ``config`` named in ``rules``; messages name ``section.field``."""
+    for name, rule in rules.items():
+        rule.check(f"{section}.{name}" if section else name, getattr(config, name))
+
+
+SCENARIO_RULES: dict[str, Rule] = {
+    "name": Rule(str),
+    "description": Rule(str),
+    "horizon": Rule(int, 1),
+    "min_contact_gap": Rule(int, 0),
+    "eval_share": Rule(float, 0, 1, open_low=True, open_high=True),
+    "validation_share": Rule(float, 0, 1, open_low=True, open_high=True),
+}
+"""Top-level keys of a scenario file: the scalar fields of ``Scenario``."""
+CONTACT_RULES: dict[str, Rule] = {
+    "lift_new": Rule(float),
+    "lift_established": Rule(float),
+    "half_life": Rule(float, 0),
+    "cost": Rule(float, 0),
+    "fatigue": Rule(float, 0),
+    "opt_out": Rule(float, 0, 1),
+    "discount": Rule(float, 0, 1),
+    "validity": Rule(int, 0),
+}
+"""Keys of a ``[contacts.<kind>]`` table: the fields of ``ContactResponse``."""
+FATIGUE_KEYS: dict[str, str] = {
+    "half_life": "fatigue_half_life",
+    "scale": "fatigue_scale",
+    "opt_out_per_fatigue": "opt_out_per_fatigue",
+}
+"""Keys of ``[fatigue]`` and the ``ResponseConfig`` fields they set."""
+FATIGUE_RULES: dict[str, Rule] = {
+    "half_life": Rule(float, 0, open_low=True),
+    "scale": Rule(float, 0, open_low=True),
+    "opt_out_per_fatigue": Rule(float, 0, 1),
+}
+ECONOMICS_RULES: dict[str, Rule] = {"margin": Rule(float, 0, 1)}
+"""Keys of ``[economics]``: the fields of ``RewardConfig``."""
+
+SOURCES: dict[str, int] = {"cdnow": 23_570, "cdnow-sample": 2_357}
+"""Built-in data a population can come from, with their numbers of users (every CDNOW customer first
+bought in January-March 1997, so all of them are in the population at week 39)."""
+DELAY_RULE = Rule(int, 0)
+"""Values of ``[operations.delivery_delay]``."""
+PACKAGED = "packaged"
+"""``[model] artifact`` value naming the packaged decay model (``winback/assets/cdnow-lstm``)."""
+
+
+@dataclass(frozen=True)
+class PopulationConfig:
+    """``[population]``: the users a scenario starts with.
+
+    Real users are warm-started at the end of CDNOW's calibration (week 39) from their history.
+    """
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        "source": Rule(str, choices=tuple(SOURCES)),
+        "size": Rule(int, 0),
+        "new_user_share": Rule(float, 0, 1),
+        "seed": Rule(int, 0),
+    }
+
+    source: str = "cdnow"
+    """Built-in data the users come from: ``cdnow`` (23,570 users) or ``cdnow-sample`` (2,357)."""
+    size: int = 0
+    """Users in the population (0: every user of the source; otherwise a sample drawn by a generator
+    seeded with ``seed``, the same in every run)."""
+    new_user_share: float = 0.0
+    """Share of the population replaced by brand-new users, right after their birth period
+    (:func:`winback.simulator.population.new_users`, seeded with ``seed``). Their births are
+    resampled from the source, so they live on the calendar of early 1997: the packaged model has
+    no calendar inputs, so only their age matters."""
+    seed: int = 0
+    """Seed of the sample, of which users are replaced and of the new users."""
+
+    def __post_init__(self) -> None:
+        check_fields(self, self.RULES, "population")
+        if self.size > SOURCES[self.source]:
+            raise ConfigError(
+                f"population.size = {self.size} (allowed: 0 for every user, or up to the "
+                f"{SOURCES[self.source]} users of {self.source})"
+            )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """``[model]``: the decay model users live by."""
+
+    RULES: ClassVar[dict[str, Rule]] = {"artifact": Rule(str)}
+
+    artifact: str = PACKAGED
+    """``packaged`` (the CDNOW LSTM shipped in ``winback/assets/cdnow-lstm``) or the directory of a
+    decay-model artifact saved by ``winback decay fit`` (in a file, relative to the file's folder)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self, self.RULES, "model")
+        if self.artifact != PACKAGED and not _is_file(Path(self.artifact) / "model.json"):
+            raise ConfigError(
+                f"model.artifact = {self.artifact!r} (allowed: {PACKAGED!r} or a decay-model artifact "
+                "directory, with a model.json)"
+            )
+
+
+@dataclass(frozen=True)
+class Operations:
+    """``[operations]``: limits of the team that delivers contacts.
+
+    Parsed and validated now, consumed by the what-if engine in a later change: today's simulator
+    delivers every contact at once, without budget or capacity limits.
+    """
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        "coupon_budget_per_period": Rule(int, 0),
+        "care_capacity": Rule(int, 0),
+        "care_service_time": Rule(float, 0, open_low=True),
+        "care_deadline": Rule(int, 0),
+    }
+
+    coupon_budget_per_period: int = 0
+    """Coupons that may be sent per period (0: unlimited)."""
+    care_capacity: int = 0
+    """Care agents writing care messages (0: unlimited)."""
+    care_service_time: float = 0.01
+    """Periods of one agent's time per care message (0.01 of a week: about 24 minutes of a 40-hour week)."""
+    care_deadline: int = 0
+    """Periods a care message may wait for an agent after the period it is sent in before it is
+    dropped (0: written in the period it is sent, or dropped)."""
+    delivery_delay: dict[str, int] = field(default_factory=lambda: dict.fromkeys(default_contacts(), 0))
+    """Periods between sending a contact of each kind and its delivery (0: the period it is sent; a
+    kind left out: 0)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self, self.RULES, "operations")
+        for kind, delay in self.delivery_delay.items():
+            DELAY_RULE.check(f"operations.delivery_delay.{kind}", delay)
+
+
+@dataclass(frozen=True)
+class DemandShock:
+    """One ``[[shocks]]`` table: a demand shock (say a holiday peak) multiplying the odds of buying.
+
+    Parsed and validated now, consumed by the what-if engine in a later change. Overlapping shocks
+    multiply. ``start < end <= horizon`` is checked by the scenario.
+    """
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        "start": Rule(int, 0),
+        "end": Rule(int, 1),
+        "multiplier": Rule(float, 0, open_low=True),
+    }
+
+    start: int
+    """First period of the horizon the shock applies to (0: the scenario's first period)."""
+    end: int
+    """Period the shock ends before (exclusive)."""
+    multiplier: float
+    """Factor on the odds of buying in periods ``[start, end)`` (1.5: the odds rise by half)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self, self.RULES, "shock")
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; False for paths the system refuses (too long, NUL bytes)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False

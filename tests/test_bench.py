@@ -6,13 +6,17 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from winback.agents.oracle import Oracle
 from winback.agents.training import TrainConfig, train
+from winback.benchmarks.rollout import run_policy
 from winback.benchmarks.suite import KNOWN_POLICIES, BenchConfig, run_benchmark
 from winback.cli import app
 from winback.errors import ConfigError
+from winback.scenarios.scenario import load_scenario
 
 TINY = BenchConfig(
     policies=KNOWN_POLICIES, seeds=2, tuning_seeds=1, tuning_users=120, eval_users=150, quick=True
@@ -89,3 +93,18 @@ def test_trained_agents_run_in_the_benchmark_under_their_algorithm_names(tmp_pat
         "maskable_ppo@first": "agent",
         "maskable_ppo@second": "agent",
     }
+
+
+def test_a_holiday_shock_changes_only_the_weeks_it_covers() -> None:
+    torch.set_num_threads(1)
+    holiday = load_scenario("holiday_peak")
+    np.testing.assert_allclose(holiday.demand_shift, [np.log(1.5) if 8 <= t < 13 else 0.0 for t in range(52)])
+    users = holiday.eval_users().take(np.arange(400))
+    default = dataclasses.replace(load_scenario("default"), horizon=14)
+    peak = dataclasses.replace(holiday, horizon=14)
+    runs = {s.name: run_policy(Oracle(lookahead=2), s, users, [0], name="oracle") for s in (default, peak)}
+    plain, shocked = runs["default"], runs["holiday_peak"]
+    # Identical until the oracle's 2-week look-ahead reaches week 8 (it acts on it in week 7).
+    np.testing.assert_array_equal(plain.interest[:, :8], shocked.interest[:, :8])
+    assert not np.array_equal(plain.interest[:, 8], shocked.interest[:, 8])
+    assert shocked.metrics["revenue"].sum() > plain.metrics["revenue"].sum()

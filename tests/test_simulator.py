@@ -103,8 +103,10 @@ def test_compiled_step_reproduces_the_composed_step() -> None:
     composed, reference = population(block_size=256, response=response, seed=3, compiled=False)
     assert compiled._fused is not None and composed._fused is None
     actions = np.random.default_rng(5).integers(0, 4, (12, state.n_users))
-    for period_actions in actions:
-        got, expected = compiled.step(state, period_actions), composed.step(reference, period_actions)
+    shifts = np.random.default_rng(6).normal(0, 0.5, (12, state.n_users)) * (np.arange(12) % 2)[:, None]
+    for period_actions, shift in zip(actions, shifts, strict=True):
+        got = compiled.step(state, period_actions, demand_shift=shift)
+        expected = composed.step(reference, period_actions, demand_shift=shift)
         np.testing.assert_array_equal(got.activity.counts, expected.activity.counts)
         np.testing.assert_array_equal(got.delivered, expected.delivered)
         np.testing.assert_array_equal(got.opted_out, expected.opted_out)
@@ -117,6 +119,25 @@ def test_compiled_step_reproduces_the_composed_step() -> None:
     np.testing.assert_allclose(state.decay.hidden, reference.decay.hidden, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(state.forecast.p_active, reference.forecast.p_active, rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(observe(compiled, state), observe(composed, reference), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_demand_shock_only_adds_buyers_and_none_changes_nothing(compiled: bool) -> None:
+    simulator, state = population(block_size=128, compiled=compiled)
+    n, actions = state.n_users, np.zeros(state.n_users, dtype=np.int64)
+    plain, zero, peak = state.copy(), state.copy(), state.copy()
+    for _ in range(3):
+        a = simulator.step(plain, actions)
+        b = simulator.step(zero, actions, demand_shift=np.zeros(n))
+        c = simulator.step(peak, actions, demand_shift=np.full(n, np.log(3.0)))
+        np.testing.assert_array_equal(a.activity.counts, b.activity.counts)
+    first = simulator.step(state.copy(), actions)
+    boosted = simulator.step(state.copy(), actions, demand_shift=np.full(n, np.log(3.0)))
+    bought, boosted_bought = first.activity.purchases > 0, boosted.activity.purchases > 0
+    assert np.all(boosted_bought[bought]) and boosted_bought.sum() > bought.sum()
+    assert c.activity.purchases.sum() > a.activity.purchases.sum()
+    with pytest.raises(ValueError, match="demand_shift"):
+        simulator.step(state, actions, demand_shift=np.zeros(n + 1))
 
 
 def test_contacts_only_add_buyers_and_raise_purchases() -> None:

@@ -36,6 +36,8 @@ class DecisionContext:
     state: SimState | None = None
     min_gap: int = 0
     """The frequency cap the simulator enforces."""
+    demand_shift: tuple[float, ...] = ()
+    """The scenario's demand shift by period (:attr:`Scenario.demand_shift`), for look-ahead."""
 
 
 class Policy(ABC):

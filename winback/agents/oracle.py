@@ -58,9 +58,15 @@ class Oracle(Policy):
     def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
         simulator, state, gap = self.context.simulator, self.context.state, self.context.min_gap
         assert simulator is not None and state is not None  # checked in reset
-        window = min(self.lookahead, self.context.horizon - self.period)
+        now = self.period
+        window = min(self.lookahead, self.context.horizon - now)
         self.period += 1
         copies = 1 if self.clairvoyant else self.samples
+        table = self.context.demand_shift
+        shifts = [
+            np.full(state.n_users * copies, table[t] if t < len(table) else 0.0)
+            for t in range(now, now + window)
+        ]
         values = np.full(masks.shape, -np.inf)
         for action in range(masks.shape[1]):
             valid = masks[:, action]
@@ -68,9 +74,9 @@ class Oracle(Policy):
                 continue
             future = self._futures(state)
             first = np.repeat(np.where(valid, action, 0), copies)
-            value = simulator.step(future, first, min_gap=gap).reward.total
+            value = simulator.step(future, first, min_gap=gap, demand_shift=shifts[0]).reward.total
             idle = np.zeros(future.n_users, dtype=np.int64)
-            for _ in range(window - 1):
-                value += simulator.step(future, idle, min_gap=gap).reward.total
+            for shift in shifts[1:]:
+                value += simulator.step(future, idle, min_gap=gap, demand_shift=shift).reward.total
             values[valid, action] = value.reshape(-1, copies).mean(axis=1)[valid]
         return np.argmax(values, axis=1).astype(np.int64)  # ties go to the lowest action: none first

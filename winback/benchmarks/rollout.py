@@ -61,6 +61,12 @@ class PolicyRun:
     """Wall time of the runs."""
 
 
+def demand_shift(scenario: Scenario, period: int, n_users: int) -> np.ndarray | None:
+    """The scenario's demand shift in ``period`` of the horizon for every user (``None``: no shock)."""
+    table = scenario.demand_shift
+    return np.full(n_users, table[period]) if period < len(table) and table[period] != 0 else None
+
+
 def policy_seed(policy: str, seed: int) -> np.random.Generator:
     """The generator a policy draws from in a seed's run (differs by policy name, fixed by both)."""
     return np.random.default_rng([seed, zlib.crc32(policy.encode())])
@@ -113,6 +119,7 @@ def _run_seed(
             simulator=simulator,
             state=state,
             min_gap=gap,
+            demand_shift=scenario.demand_shift,
         )
     )
     totals = {key: np.zeros(n) for key in ("margin", "discounts", "contact_costs", "revenue")}
@@ -130,7 +137,7 @@ def _run_seed(
         )
         r_bin = np.searchsorted(RECENCY_BINS, state.recency, side="right") - 1
         np.add.at(action_map, (actions, i_bin, r_bin), 1)
-        outcome = simulator.step(state, actions, min_gap=gap)
+        outcome = simulator.step(state, actions, min_gap=gap, demand_shift=demand_shift(scenario, t, n))
         policy.update(outcome.reward.total)
         reward = outcome.reward
         totals["margin"] += reward.margin

@@ -8,6 +8,7 @@ random stream: the same seed gives the same user with the same luck, whichever e
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +33,9 @@ class EpisodeConfig:
     min_contact_gap: int = 0
     """Frequency cap: a contact is masked (and refused) until this many periods have passed since
     the last contact of any kind (0: no cap)."""
+    demand_shift: tuple[float, ...] = ()
+    """Log-odds shift of every user's demand in each period of the episode (a holiday peak:
+    ``log(multiplier)`` of the odds); periods past the tuple's end have none."""
     reward: Literal["realised", "expected"] = "realised"
     """The reward returned: the period's realised net value, or its expectation over the period's
     draws (:meth:`Simulator.expected_reward`: the same expected return, far less noise to learn
@@ -42,6 +46,8 @@ class EpisodeConfig:
             raise ConfigError(f"EpisodeConfig.horizon = {self.horizon} (allowed: >= 1)")
         if self.min_contact_gap < 0:
             raise ConfigError(f"EpisodeConfig.min_contact_gap = {self.min_contact_gap} (allowed: >= 0)")
+        if not all(math.isfinite(x) for x in self.demand_shift):
+            raise ConfigError(f"EpisodeConfig.demand_shift = {self.demand_shift} (allowed: finite numbers)")
         if self.reward not in ("realised", "expected"):
             raise ConfigError(f"EpisodeConfig.reward = {self.reward!r} (allowed: 'realised', 'expected')")
 
@@ -77,13 +83,14 @@ class EpisodeBatch:
 
     def step(self, actions: np.ndarray) -> tuple[StepOutcome, np.ndarray]:
         """The period's outcome and the (N,) float64 rewards of :attr:`EpisodeConfig.reward`."""
-        gap = self.config.min_contact_gap
+        gap, table = self.config.min_contact_gap, self.config.demand_shift
+        shift = np.array([table[t] if t < len(table) else 0.0 for t in self.elapsed]) if table else None
         expected = (
-            self.simulator.expected_reward(self.state, actions, min_gap=gap).total
+            self.simulator.expected_reward(self.state, actions, min_gap=gap, demand_shift=shift).total
             if self.config.reward == "expected"
             else None
         )
-        outcome = self.simulator.step(self.state, actions, min_gap=gap)
+        outcome = self.simulator.step(self.state, actions, min_gap=gap, demand_shift=shift)
         self.elapsed += 1
         return outcome, outcome.reward.total if expected is None else expected
 

@@ -1,6 +1,6 @@
 """A scenario names everything a policy is trained and judged under: the population and its split,
-the decay model, the horizon, the frequency cap, the simulator's response and reward parameters, and
-the operational limits and demand shocks of the what-if engine.
+the decay model, the horizon, the frequency cap, the simulator's response and reward parameters,
+demand shocks, and the operational limits of the what-if engine.
 
 Scenarios are TOML files (the schema: :mod:`winback.scenarios.schema`), read with ``tomllib`` and
 checked key by key; the built-in ones are ``winback/scenarios/builtin/*.toml``, and a user's file works
@@ -14,6 +14,7 @@ model selection during training; and training users, on which agents train and b
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -68,7 +69,7 @@ class Scenario:
     operations: Operations = field(default_factory=Operations)
     """Budget, capacity and delivery limits (``[operations]``; consumed by the what-if engine, later)."""
     shocks: tuple[DemandShock, ...] = ()
-    """Demand shocks over the horizon (``[[shocks]]``; consumed by the what-if engine, later)."""
+    """Demand shocks over the horizon (``[[shocks]]``), applied by the simulator in every run."""
 
     def __post_init__(self) -> None:
         check_fields(self, SCENARIO_RULES, "")
@@ -91,7 +92,18 @@ class Scenario:
 
     @property
     def episode(self) -> EpisodeConfig:
-        return EpisodeConfig(self.horizon, self.min_contact_gap)
+        return EpisodeConfig(self.horizon, self.min_contact_gap, demand_shift=self.demand_shift)
+
+    @property
+    def demand_shift(self) -> tuple[float, ...]:
+        """Log-odds shift of demand in each period of the horizon: the shocks' ``log(multiplier)``
+        summed where they overlap (empty without shocks)."""
+        if not self.shocks:
+            return ()
+        return tuple(
+            sum(math.log(s.multiplier) for s in self.shocks if s.start <= t < s.end)
+            for t in range(self.horizon)
+        )
 
     def model(self) -> DecayModel:
         """The decay model users live by (``[model]``; packaged: the CDNOW LSTM)."""

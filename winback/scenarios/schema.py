@@ -220,7 +220,8 @@ class Operations:
 class DemandShock:
     """One ``[[shocks]]`` table: a demand shock (say a holiday peak) multiplying the odds of buying.
 
-    Parsed and validated now, consumed by the what-if engine in a later change. Overlapping shocks
+    The simulator adds ``log(multiplier)`` to every user's log-odds of buying in those periods
+    (:attr:`Scenario.demand_shift`), in environments and benchmarks alike. Overlapping shocks
     multiply. ``start < end <= horizon`` is checked by the scenario.
     """
 

@@ -57,6 +57,16 @@ class SimulatorConfig:
             raise ConfigError(f"SimulatorConfig.block_size = {self.block_size} (allowed: >= 1)")
 
 
+def _demand_shift(demand_shift: np.ndarray | None, n_users: int) -> np.ndarray:
+    """(n,) float64 log-odds shifts of demand (zeros when ``None``), checked."""
+    if demand_shift is None:
+        return np.zeros(n_users)
+    shift = np.asarray(demand_shift, dtype=np.float64)
+    if shift.shape != (n_users,) or not np.isfinite(shift).all():
+        raise ValueError(f"demand_shift must be ({n_users},) finite floats, got shape {shift.shape}")
+    return shift
+
+
 @nb.njit(cache=True)
 def _outside(actions: np.ndarray, n_actions: int) -> bool:
     """Whether any action is outside ``[0, n_actions)`` (compiled: checked on every step)."""
@@ -169,7 +179,14 @@ class Simulator:
             masks[:, 1:] &= (state.since_contact.min(axis=1) >= min_gap)[:, None]
         return masks
 
-    def expected_reward(self, state: SimState, actions: np.ndarray, *, min_gap: int = 0) -> RewardComponents:
+    def expected_reward(
+        self,
+        state: SimState,
+        actions: np.ndarray,
+        *,
+        min_gap: int = 0,
+        demand_shift: np.ndarray | None = None,
+    ) -> RewardComponents:
         """Each user's reward for ``actions`` in the coming period, in expectation over its draws.
 
         Call before :meth:`step` with the same actions: the delivered contacts' lifts are applied
@@ -192,7 +209,7 @@ class Simulator:
         lift[contacted, kind] = np.maximum(lift[contacted, kind], fresh)
         valid = state.valid_left > 0
         valid[contacted, kind] |= tables.validity[kind] > 0
-        shift = lift.sum(axis=1)
+        shift = lift.sum(axis=1) + _demand_shift(demand_shift, n)
         spend = (
             self.model.lift(state.forecast, shift).expected_spend
             if shift.any()
@@ -203,30 +220,44 @@ class Simulator:
         return reward_components(spend, valid @ tables.discount, contact_cost, self.config.reward)
 
     # ------------------------------------------------------------------------------------- step
-    def step(self, state: SimState, actions: np.ndarray, *, min_gap: int = 0) -> StepOutcome:
+    def step(
+        self,
+        state: SimState,
+        actions: np.ndarray,
+        *,
+        min_gap: int = 0,
+        demand_shift: np.ndarray | None = None,
+    ) -> StepOutcome:
         """Advance every user one period under ``actions`` ((n,) ints into :attr:`actions`), in place.
 
         Actions outside :meth:`action_masks` (with the frequency cap ``min_gap``) are refused.
+        ``demand_shift`` ((n,) float) is added to every user's log-odds of buying this period, as a
+        lift is: a demand shock such as a holiday peak (``log(multiplier)`` of the odds).
         """
         actions = np.asarray(actions, dtype=np.int64)
         if actions.shape != (state.n_users,):
             raise ValueError(f"actions has shape {actions.shape}, expected ({state.n_users},)")
+        demand_shift = _demand_shift(demand_shift, state.n_users)
         if _outside(actions, len(self.actions)):
             raise ValueError(f"actions must be in [0, {len(self.actions)}) ({', '.join(self.actions)})")
         size = self.config.block_size
         if state.n_users <= size:
-            return self._step_block(state, actions, min_gap)
+            return self._step_block(state, actions, min_gap, demand_shift)
         outcomes = [
-            self._step_block(state.take(slice(i, i + size)), actions[i : i + size], min_gap)
+            self._step_block(
+                state.take(slice(i, i + size)), actions[i : i + size], min_gap, demand_shift[i : i + size]
+            )
             for i in range(0, state.n_users, size)
         ]
         return outcomes[0] if len(outcomes) == 1 else StepOutcome.concatenate(outcomes)
 
-    def _step_block(self, s: SimState, actions: np.ndarray, min_gap: int) -> StepOutcome:
+    def _step_block(
+        self, s: SimState, actions: np.ndarray, min_gap: int, demand_shift: np.ndarray
+    ) -> StepOutcome:
         """One period for a block of users; ``s`` holds views into the population, changed in place."""
         tables, n = self.tables, s.n_users
         if self._fused is not None:
-            return self._fused.step(s, actions, min_gap)
+            return self._fused.step(s, actions, min_gap, demand_shift)
         # 1. delivery
         delivered = np.where(self.action_masks(s, min_gap)[np.arange(n), actions], actions, 0)
         contacted = np.flatnonzero(delivered)
@@ -239,7 +270,7 @@ class Simulator:
         # 3. forecast with learned contacts, lift, draw
         model_contacts = self._model_contacts(n, contacted, kind)
         forecast = s.forecast if model_contacts is None else self.model.forecast(s.decay, model_contacts)
-        shift = s.lift.sum(axis=1)
+        shift = s.lift.sum(axis=1) + demand_shift
         if shift.any():
             forecast = self.model.lift(forecast, shift)
         uniforms = self.streams.uniforms(s.keys, s.period, self.n_model_uniforms + 1)

@@ -253,7 +253,8 @@ def _nb_quantile(u: float, mu: float, theta: float) -> int:
 
 @nb.njit(cache=True)
 def _period(
-    actions, min_gap, seed_word, keys, period, hidden, cell, first, last_purchase, model_frequency,
+    actions, min_gap, demand_shift, seed_word, keys, period, hidden, cell, first, last_purchase,
+    model_frequency,
     logit_active, log_mu, log_theta, spend_mean, spend_log_sd, p_active, expected_purchases,
     expected_spend, birth, recency, frequency, spend_total, fatigue, opted_out, lift, valid_left,
     since_contact, kinds, uses_prior, params, n_model_contacts, counts, spend, margin, discount,
@@ -299,7 +300,7 @@ def _period(
         for slot in range(n_slots):
             bits = _mix(step_word ^ np.uint64(slot)) >> np.uint64(11)
             u[slot] = (float(bits) + 0.5) * _UNIT
-        shift = 0.0
+        shift = demand_shift[i]
         for k in range(n_kinds):
             shift += lift[i, k]
         purchases = 0
@@ -445,7 +446,8 @@ def _forecast(
 
 @nb.njit(cache=True)
 def _small_block(
-    actions, min_gap, seed_word, keys, period, hidden, cell, first, last_purchase, model_frequency,
+    actions, min_gap, demand_shift, seed_word, keys, period, hidden, cell, first, last_purchase,
+    model_frequency,
     logit_active, log_mu, log_theta, spend_mean, spend_log_sd, p_active, expected_purchases,
     expected_spend, birth, recency, frequency, spend_total, fatigue, opted_out, lift, valid_left,
     since_contact, lstm_weight, lstm_bias, head_weight_1, head_bias_1, head_weight_2, head_bias_2,
@@ -454,7 +456,8 @@ def _small_block(
 ):  # fmt: skip
     """A whole period in one call: per-call overhead is what small blocks (one user) pay for."""
     _period(
-        actions, min_gap, seed_word, keys, period, hidden, cell, first, last_purchase, model_frequency,
+        actions, min_gap, demand_shift, seed_word, keys, period, hidden, cell, first, last_purchase,
+    model_frequency,
         logit_active, log_mu, log_theta, spend_mean, spend_log_sd, p_active, expected_purchases,
         expected_spend, birth, recency, frequency, spend_total, fatigue, opted_out, lift, valid_left,
         since_contact, kinds, uses_prior, params, n_model_contacts, counts, spend, margin, discount,
@@ -537,8 +540,9 @@ class FusedLSTMStep:
     def supports(model: object, uses_prior: np.ndarray) -> bool:
         return isinstance(model, LSTMDecayModel) and not model.calendar and bool(np.all(uses_prior))
 
-    def step(self, s: SimState, actions: np.ndarray, min_gap: int) -> StepOutcome:
-        """One period for a block of users, in place (as ``Simulator._step_block``); ``actions`` int64."""
+    def step(self, s: SimState, actions: np.ndarray, min_gap: int, demand_shift: np.ndarray) -> StepOutcome:
+        """One period for a block of users, in place (as ``Simulator._step_block``); ``actions`` int64,
+        ``demand_shift`` (n,) float64."""
         n, decay, forecast = s.n_users, s.decay, s.forecast
         p = forecast.params
         n_types = p["logit_active"].shape[1]
@@ -553,7 +557,8 @@ class FusedLSTMStep:
             forecast.p_active, forecast.expected_purchases, forecast.expected_spend,
         )  # fmt: skip
         state = (
-            actions, int(min_gap), self.seed_word, s.keys, decay.period, decay.hidden, decay.cell,
+            actions, int(min_gap), demand_shift, self.seed_word, s.keys, decay.period, decay.hidden,
+            decay.cell,
             decay.first_period, decay.last_purchase, decay.frequency, *forecast_arrays, s.birth,
             s.recency, s.frequency, s.spend_total, s.fatigue, s.opted_out, s.lift, s.valid_left,
             s.since_contact,

@@ -57,10 +57,14 @@ class SimulatorConfig:
             raise ConfigError(f"SimulatorConfig.block_size = {self.block_size} (allowed: >= 1)")
 
 
+_NO_SHIFT = np.zeros(1024)
+"""Shared zeros for steps without a demand shift (only ever read)."""
+
+
 def _demand_shift(demand_shift: np.ndarray | None, n_users: int) -> np.ndarray:
-    """(n,) float64 log-odds shifts of demand (zeros when ``None``), checked."""
+    """(n,) float64 log-odds shifts of demand (shared zeros when ``None``), checked."""
     if demand_shift is None:
-        return np.zeros(n_users)
+        return _NO_SHIFT[:n_users] if n_users <= len(_NO_SHIFT) else np.zeros(n_users)
     shift = np.asarray(demand_shift, dtype=np.float64)
     if shift.shape != (n_users,) or not np.isfinite(shift).all():
         raise ValueError(f"demand_shift must be ({n_users},) finite floats, got shape {shift.shape}")

@@ -7,13 +7,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from winback.agents.oracle import Oracle
 from winback.agents.training import TrainConfig, train
 from winback.benchmarks.rollout import run_policy
-from winback.benchmarks.suite import KNOWN_POLICIES, BenchConfig, run_benchmark
+from winback.benchmarks.suite import KNOWN_POLICIES, BenchConfig, run_benchmark, run_scenarios
 from winback.cli import app
 from winback.errors import ConfigError
 from winback.scenarios.scenario import load_scenario
@@ -108,3 +109,16 @@ def test_a_holiday_shock_changes_only_the_weeks_it_covers() -> None:
     np.testing.assert_array_equal(plain.interest[:, :8], shocked.interest[:, :8])
     assert not np.array_equal(plain.interest[:, 8], shocked.interest[:, 8])
     assert shocked.metrics["revenue"].sum() > plain.metrics["revenue"].sum()
+
+
+def test_several_scenarios_give_one_table_by_scenario(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    config = BenchConfig(policies=("no_contact", "fixed_cadence"), **_tiny())
+    results, table = run_scenarios(config, ["default", "coupon_costly"], tmp_path, progress=False)
+    assert [r.report.parent.name for r in results] == ["default", "coupon_costly"]
+    rows = pd.read_csv(tmp_path / "scenarios.csv")
+    assert sorted(set(zip(rows["scenario"], rows["policy"], strict=True))) == [
+        (s, p) for s in ("coupon_costly", "default") for p in ("fixed_cadence", "no_contact")
+    ]
+    text = table.read_text()
+    assert "[`coupon_costly`](coupon_costly/leaderboard.md)" in text and "| `no_contact` |" in text

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from winback.agents.base import Policy
 from winback.agents.baselines import CARE, COUPON, PUSH, FixedCadence, NoContact, RandomContact
@@ -33,7 +34,7 @@ from winback.agents.experiments import ABTestThenRollout, UpliftTargeting
 from winback.agents.oracle import Oracle
 from winback.agents.sb3 import SB3Policy
 from winback.agents.tuning import FAMILIES, Family, TuningResult, tune
-from winback.benchmarks.report import write_report
+from winback.benchmarks.report import summarize, write_report
 from winback.benchmarks.rollout import PolicyRun, run_policy
 from winback.errors import ConfigError
 from winback.scenarios.scenario import Scenario, load_scenario
@@ -228,3 +229,57 @@ def _tuning_dict(tuning: dict[str, TuningResult]) -> dict[str, Any]:
 
 def _config_dict(config: BenchConfig) -> dict[str, Any]:
     return {**dataclasses.asdict(config), "agents": [str(a) for a in config.agents]}
+
+
+def run_scenarios(
+    config: BenchConfig, scenarios: Sequence[str], out_dir: Path, *, progress: bool = True
+) -> tuple[list[BenchResult], Path]:
+    """:func:`run_benchmark` for each scenario into ``out_dir/<scenario>/``, and one table of every
+    policy's net value per user by scenario (``scenarios.md``, ``scenarios.csv``)."""
+    results = []
+    for name in scenarios:
+        scenario = load_scenario(name)
+        results.append(
+            run_benchmark(
+                dataclasses.replace(config, scenario=name), out_dir / scenario.name, progress=progress
+            )
+        )
+    return results, write_scenario_table(results, [load_scenario(s).name for s in scenarios], out_dir)
+
+
+def write_scenario_table(results: Sequence[BenchResult], names: Sequence[str], out_dir: Path) -> Path:
+    """Net value per user [95% CI] of every policy (rows) in every scenario (columns)."""
+    tables = {name: summarize(result.runs) for name, result in zip(names, results, strict=True)}
+    policies = list(dict.fromkeys(p for table in tables.values() for p in table["policy"]))
+    cells: dict[str, dict[str, str]] = {p: {} for p in policies}
+    rows = []
+    for name, table in tables.items():
+        for row in table.to_dict("records"):
+            cells[row["policy"]][name] = (
+                f"{row['net_value']:.2f} [{row['net_value_low']:.2f}, {row['net_value_high']:.2f}]"
+            )
+            rows.append(
+                {
+                    "scenario": name,
+                    **{
+                        k: row[k]
+                        for k in ("policy", "category", "net_value", "net_value_low", "net_value_high")
+                    },
+                }
+            )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(out_dir / "scenarios.csv", index=False)
+    header = "| policy | " + " | ".join(f"[`{n}`]({n}/leaderboard.md)" for n in names) + " |"
+    lines = [
+        "# Net value per user by scenario",
+        "",
+        "Mean net value per user over each scenario's horizon on its held-out users, with 95% bootstrap "
+        "CIs over users; each scenario's leaderboard (paired differences, costs, plots) is linked.",
+        "",
+        header,
+        "|---|" + "---:|" * len(names),
+        *(f"| `{p}` | " + " | ".join(cells[p].get(n, "") for n in names) + " |" for p in policies),
+    ]
+    path = out_dir / "scenarios.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

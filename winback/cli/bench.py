@@ -9,7 +9,7 @@ import torch
 import typer
 from threadpoolctl import threadpool_limits
 
-from winback.benchmarks.suite import ALL_POLICIES, KNOWN_POLICIES, BenchConfig, run_benchmark
+from winback.benchmarks.suite import ALL_POLICIES, KNOWN_POLICIES, BenchConfig, run_benchmark, run_scenarios
 from winback.errors import ConfigError
 
 DEFAULTS = BenchConfig()
@@ -27,8 +27,11 @@ def bench(
         list[Path] | None, typer.Option(help="A training run directory (winback train --out); repeatable.")
     ] = None,
     scenario: Annotated[
-        str, typer.Option(help="A built-in scenario name or a scenario TOML file.")
-    ] = DEFAULTS.scenario,
+        list[str] | None,
+        typer.Option(
+            help="A built-in scenario name or a scenario TOML file; repeat for a table by scenario."
+        ),
+    ] = None,
     seeds: Annotated[int, typer.Option(help="Evaluation seeds.")] = DEFAULTS.seeds,
     eval_users: Annotated[
         int, typer.Option(help="Evaluation users (a fixed sample; 0: all).")
@@ -57,11 +60,15 @@ def bench(
         "tuning_seeds": tuning_seeds,
         "tuning_users": tuning_users,
     } | (QUICK if quick else {})
-    config = BenchConfig(scenario=scenario, policies=chosen, agents=tuple(agent or ()), **settings)
+    scenarios = scenario or [DEFAULTS.scenario]
+    config = BenchConfig(scenario=scenarios[0], policies=chosen, agents=tuple(agent or ()), **settings)
     if threads < 1:
         raise ConfigError(f"--threads = {threads} (allowed: >= 1)")
     torch.set_num_threads(threads)
     with threadpool_limits(threads):
-        result = run_benchmark(config, out, progress=progress)
-    typer.echo(result.report.read_text())
-    typer.echo(f"report: {result.report}")
+        if len(scenarios) == 1:
+            report = run_benchmark(config, out, progress=progress).report
+        else:
+            report = run_scenarios(config, scenarios, out, progress=progress)[1]
+    typer.echo(report.read_text())
+    typer.echo(f"report: {report}")

@@ -22,14 +22,14 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from winback.agents.base import Policy
-from winback.agents.baselines import FixedCadence, NoContact
+from winback.agents.baselines import NoContact
 from winback.agents.experiments import ABTestThenRollout
 from winback.agents.oracle import Oracle
 from winback.agents.sb3 import SB3Policy
 from winback.agents.tuning import FAMILIES
 from winback.benchmarks.rollout import PolicyRun, run_policy
 from winback.benchmarks.stats import mean_ci, paired_difference
-from winback.benchmarks.suite import RULES, SimulatorsBySeed, sample_users
+from winback.benchmarks.suite import RULES, SimulatorsBySeed, ab_candidates, sample_users
 from winback.progress import progress_bar
 from winback.scenarios.scenario import load_scenario
 
@@ -59,10 +59,7 @@ def measure(agent_dir: Path, bench_dir: Path, samples: int) -> str:
     users = sample_users(scenario.eval_users(), bench["eval_users"], seed=0)
     seeds = list(range(bench["seeds"]))
     rules = {family: FAMILIES[family].make(**tuned[family], name=family) for family in RULES}
-    candidates = dict(rules) | {
-        f"always_{k}": FixedCadence(k, 1, name=f"always_{k}")
-        for k in ("push_new_items", "coupon", "care_message")
-    }
+    candidates = ab_candidates(rules)
     agent = SB3Policy.load(agent_dir, which="best")
     best_rule = max(RULES, key=lambda family: tuning[family]["best"]["net_value"])
     policies: dict[str, Policy] = {

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from winback.agents.base import DecisionContext, Policy
+from winback.envs.episodes import shift_at
 from winback.errors import ConfigError
 from winback.simulator.state import SimState
 from winback.streams import draw_keys
@@ -62,11 +63,8 @@ class Oracle(Policy):
         window = min(self.lookahead, self.context.horizon - now)
         self.period += 1
         copies = 1 if self.clairvoyant else self.samples
-        table = self.context.demand_shift
-        shifts = [
-            np.full(state.n_users * copies, table[t] if t < len(table) else 0.0)
-            for t in range(now, now + window)
-        ]
+        table, n_futures = self.context.demand_shift, state.n_users * copies
+        shifts = [shift_at(table, np.full(n_futures, t)) for t in range(now, now + window)]
         values = np.full(masks.shape, -np.inf)
         for action in range(masks.shape[1]):
             valid = masks[:, action]

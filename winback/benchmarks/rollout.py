@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from winback.agents.base import DecisionContext, Policy
+from winback.envs.episodes import shift_at
 from winback.scenarios.scenario import Scenario
 from winback.simulator.core import Simulator
 from winback.simulator.features import feature_names, observe
@@ -59,12 +60,6 @@ class PolicyRun:
     recency bin (:data:`RECENCY_BINS`), over seeds, users and periods."""
     seconds: float
     """Wall time of the runs."""
-
-
-def demand_shift(scenario: Scenario, period: int, n_users: int) -> np.ndarray | None:
-    """The scenario's demand shift in ``period`` of the horizon for every user (``None``: no shock)."""
-    table = scenario.demand_shift
-    return np.full(n_users, table[period]) if period < len(table) and table[period] != 0 else None
 
 
 def policy_seed(policy: str, seed: int) -> np.random.Generator:
@@ -137,7 +132,8 @@ def _run_seed(
         )
         r_bin = np.searchsorted(RECENCY_BINS, state.recency, side="right") - 1
         np.add.at(action_map, (actions, i_bin, r_bin), 1)
-        outcome = simulator.step(state, actions, min_gap=gap, demand_shift=demand_shift(scenario, t, n))
+        shift = shift_at(scenario.demand_shift, np.full(n, t))
+        outcome = simulator.step(state, actions, min_gap=gap, demand_shift=shift)
         policy.update(outcome.reward.total)
         reward = outcome.reward
         totals["margin"] += reward.margin

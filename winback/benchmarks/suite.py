@@ -147,10 +147,7 @@ def run_benchmark(config: BenchConfig, out_dir: Path, *, progress: bool = True) 
         if family in config.policies:
             policies[family] = tuning[family].policy(FAMILIES[family].make, family)
     if "ab_test" in config.policies:
-        candidates = {f: tuning[f].policy(FAMILIES[f].make, f) for f in RULES}
-        candidates |= {
-            f"always_{kind}": FixedCadence(kind, 1, name=f"always_{kind}") for kind in (PUSH, COUPON, CARE)
-        }
+        candidates = ab_candidates({f: tuning[f].policy(FAMILIES[f].make, f) for f in RULES})
         grid, quick_grid = EXPERIMENT_GRIDS["ab_test"]
         tuning["ab_test"] = search(
             "ab_test", Family(partial(ABTestThenRollout, candidates), grid, quick_grid)
@@ -201,6 +198,13 @@ def run_benchmark(config: BenchConfig, out_dir: Path, *, progress: bool = True) 
     return BenchResult(runs, tuning, report)
 
 
+def ab_candidates(rules: dict[str, Policy]) -> dict[str, Policy]:
+    """The A/B test's arms: the tuned rules and every fixed single action."""
+    return rules | {
+        f"always_{kind}": FixedCadence(kind, 1, name=f"always_{kind}") for kind in (PUSH, COUPON, CARE)
+    }
+
+
 def _agents(run_dirs: Sequence[Path]) -> list[SB3Policy]:
     """Each run's best model, named by its algorithm (and run directory when algorithms repeat)."""
     agents = [SB3Policy.load(run_dir, which="best") for run_dir in run_dirs]
@@ -236,15 +240,12 @@ def run_scenarios(
 ) -> tuple[list[BenchResult], Path]:
     """:func:`run_benchmark` for each scenario into ``out_dir/<scenario>/``, and one table of every
     policy's net value per user by scenario (``scenarios.md``, ``scenarios.csv``)."""
-    results = []
-    for name in scenarios:
-        scenario = load_scenario(name)
-        results.append(
-            run_benchmark(
-                dataclasses.replace(config, scenario=name), out_dir / scenario.name, progress=progress
-            )
-        )
-    return results, write_scenario_table(results, [load_scenario(s).name for s in scenarios], out_dir)
+    names = [load_scenario(scenario).name for scenario in scenarios]
+    results = [
+        run_benchmark(dataclasses.replace(config, scenario=scenario), out_dir / name, progress=progress)
+        for scenario, name in zip(scenarios, names, strict=True)
+    ]
+    return results, write_scenario_table(results, names, out_dir)
 
 
 def write_scenario_table(results: Sequence[BenchResult], names: Sequence[str], out_dir: Path) -> Path:

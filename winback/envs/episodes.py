@@ -52,6 +52,14 @@ class EpisodeConfig:
             raise ConfigError(f"EpisodeConfig.reward = {self.reward!r} (allowed: 'realised', 'expected')")
 
 
+def shift_at(table: tuple[float, ...], periods: np.ndarray) -> np.ndarray | None:
+    """(n,) demand shifts of ``table`` (by period) at ``periods``; 0 past its end, ``None`` if all 0."""
+    if not any(table):
+        return None
+    extended = np.append(np.asarray(table, dtype=np.float64), 0.0)
+    return extended[np.minimum(periods, len(table))]
+
+
 def draw_users(pool: SimState, rngs: list[np.random.Generator]) -> SimState:
     """Copies of one user of ``pool`` per generator, each with an episode stream keyed by a drawn luck."""
     draws = np.array([(rng.integers(pool.n_users), rng.integers(2**63)) for rng in rngs], dtype=np.int64)
@@ -83,8 +91,8 @@ class EpisodeBatch:
 
     def step(self, actions: np.ndarray) -> tuple[StepOutcome, np.ndarray]:
         """The period's outcome and the (N,) float64 rewards of :attr:`EpisodeConfig.reward`."""
-        gap, table = self.config.min_contact_gap, self.config.demand_shift
-        shift = np.array([table[t] if t < len(table) else 0.0 for t in self.elapsed]) if table else None
+        gap = self.config.min_contact_gap
+        shift = shift_at(self.config.demand_shift, self.elapsed)
         expected = (
             self.simulator.expected_reward(self.state, actions, min_gap=gap, demand_shift=shift).total
             if self.config.reward == "expected"

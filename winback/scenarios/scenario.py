@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
 
@@ -94,7 +95,7 @@ class Scenario:
     def episode(self) -> EpisodeConfig:
         return EpisodeConfig(self.horizon, self.min_contact_gap, demand_shift=self.demand_shift)
 
-    @property
+    @cached_property
     def demand_shift(self) -> tuple[float, ...]:
         """Log-odds shift of demand in each period of the horizon: the shocks' ``log(multiplier)``
         summed where they overlap (empty without shocks)."""

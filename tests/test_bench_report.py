@@ -51,6 +51,7 @@ def make_run(policy: str, category: str, lift: float, *, users: int = USERS) -> 
         retention=own.random((SEEDS, PERIODS)),
         interest=own.random((SEEDS, PERIODS)),
         action_map=action_map,
+        operations={},
         seconds=lift + 1.0,
     )
 

@@ -17,8 +17,7 @@ import numpy as np
 
 from winback.agents.base import Features, Policy, allowed
 from winback.errors import ConfigError
-
-CARE, PUSH, COUPON = "care_message", "push_new_items", "coupon"
+from winback.simulator.response import CARE, COUPON, PUSH
 
 
 class NoContact(Policy):

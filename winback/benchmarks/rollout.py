@@ -3,6 +3,10 @@
 Every policy of a comparison runs on copies of the same users under simulators with the same seed,
 so each user meets the same luck under every policy (common random numbers,
 :mod:`winback.streams`): differences between policies are paired by user and seed.
+
+This is the what-if engine: the contacts a policy requests reach users through the scenario's
+operations (:mod:`winback.scenarios.operations`: coupon budget, care team, delivery delays, in
+simpy). Without limits, every allowed request is delivered in the period it was made.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import numpy as np
 
 from winback.agents.base import DecisionContext, Policy
 from winback.envs.episodes import shift_at
+from winback.scenarios.operations import OperationsDesk
 from winback.scenarios.scenario import Scenario
 from winback.simulator.core import Simulator
 from winback.simulator.features import feature_names, observe
@@ -58,6 +63,9 @@ class PolicyRun:
     action_map: np.ndarray
     """(A, I, R) how often each action was chosen, by interest bin (:data:`INTEREST_BINS`) and
     recency bin (:data:`RECENCY_BINS`), over seeds, users and periods."""
+    operations: dict[str, np.ndarray]
+    """What operations did (:meth:`~winback.scenarios.operations.OperationsLog.series`): (S, T, K)
+    contacts by kind or (S, T) per seed and period."""
     seconds: float
     """Wall time of the runs."""
 
@@ -65,6 +73,11 @@ class PolicyRun:
 def policy_seed(policy: str, seed: int) -> np.random.Generator:
     """The generator a policy draws from in a seed's run (differs by policy name, fixed by both)."""
     return np.random.default_rng([seed, zlib.crc32(policy.encode())])
+
+
+def operations_seed(seed: int) -> np.random.Generator:
+    """The generator ordering requests in operations in a seed's run (the same for every policy)."""
+    return np.random.default_rng([seed, zlib.crc32(b"operations")])
 
 
 def run_policy(
@@ -95,15 +108,17 @@ def run_policy(
         retention=np.stack([r[1] for r in runs]),
         interest=np.stack([r[2] for r in runs]),
         action_map=np.sum([r[3] for r in runs], axis=0),
+        operations={key: np.stack([r[4][key] for r in runs]) for key in runs[0][4]},
         seconds=time.perf_counter() - started,
     )
 
 
 def _run_seed(
     policy: Policy, scenario: Scenario, users: SimState, seed: int, name: str, simulator: Simulator
-) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     state, horizon, gap = users.copy(), scenario.horizon, scenario.min_contact_gap
     n, kinds = state.n_users, simulator.kinds
+    desk = OperationsDesk(scenario.operations, kinds, simulator.is_coupon, n, horizon, operations_seed(seed))
     policy.reset(
         DecisionContext(
             feature_names=feature_names(simulator),
@@ -125,6 +140,7 @@ def _run_seed(
         observations = observe(simulator, state)
         masks = simulator.action_masks(state, gap)
         actions = np.asarray(policy.act(observations, masks), dtype=np.int64)
+        desk.dispatch(t, actions, masks)
         user_interest = observations[:, 0]
         interest[t] = user_interest.mean()
         i_bin = np.clip(
@@ -133,7 +149,9 @@ def _run_seed(
         r_bin = np.searchsorted(RECENCY_BINS, state.recency, side="right") - 1
         np.add.at(action_map, (actions, i_bin, r_bin), 1)
         shift = shift_at(scenario.demand_shift, np.full(n, t))
-        outcome = simulator.step(state, actions, min_gap=gap, demand_shift=shift)
+        arriving = desk.deliveries(t)
+        outcome = simulator.step(state, arriving, min_gap=gap, demand_shift=shift)
+        desk.settle(t, arriving, outcome.delivered)
         policy.update(outcome.reward.total)
         reward = outcome.reward
         totals["margin"] += reward.margin
@@ -151,4 +169,4 @@ def _run_seed(
         "active_at_end": (state.recency <= ACTIVE_WINDOW).astype(np.float64),
         **{f"contacts_{kind}": contacts[:, k] for k, kind in enumerate(kinds)},
     }
-    return metrics, retention, interest, action_map
+    return metrics, retention, interest, action_map, desk.log.series()

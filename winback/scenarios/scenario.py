@@ -35,6 +35,7 @@ from winback.scenarios.schema import (
     check_fields,
 )
 from winback.simulator.core import Simulator, SimulatorConfig
+from winback.simulator.response import CARE
 from winback.simulator.state import SimState
 
 DEFAULT_EVAL_SHARE = 0.2
@@ -68,7 +69,8 @@ class Scenario:
     model_config: ModelConfig = field(default_factory=ModelConfig)
     """The decay model (``[model]``)."""
     operations: Operations = field(default_factory=Operations)
-    """Budget, capacity and delivery limits (``[operations]``; consumed by the what-if engine, later)."""
+    """Coupon budget, care team and delivery delays (``[operations]``), applied wherever a policy runs
+    on the scenario (:mod:`winback.scenarios.operations`); training environments leave them out."""
     shocks: tuple[DemandShock, ...] = ()
     """Demand shocks over the horizon (``[[shocks]]``), applied by the simulator in every run."""
 
@@ -85,6 +87,11 @@ class Scenario:
                     f"at most the horizon = {self.horizon})"
                 )
         kinds = self.simulator.response.kinds
+        if self.operations.care_capacity and CARE not in kinds:
+            raise ConfigError(
+                f"operations.care_capacity = {self.operations.care_capacity}: the care team writes "
+                f"'{CARE}' contacts, which this scenario has not (kinds: {', '.join(kinds)})"
+            )
         for kind in self.operations.delivery_delay:
             if kind not in kinds:
                 raise ConfigError(

@@ -184,11 +184,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class Operations:
-    """``[operations]``: limits of the team that delivers contacts.
-
-    Parsed and validated now, consumed by the what-if engine in a later change: today's simulator
-    delivers every contact at once, without budget or capacity limits.
-    """
+    """``[operations]``: limits of the team that delivers contacts (the what-if engine,
+    :mod:`winback.scenarios.operations`). The defaults are no limits and no delays."""
 
     RULES: ClassVar[dict[str, Rule]] = {
         "coupon_budget_per_period": Rule(int, 0),

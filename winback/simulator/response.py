@@ -94,13 +94,17 @@ class ContactResponse:
         return 0.5 ** (1.0 / self.half_life) if self.half_life > 0 else 0.0
 
 
+PUSH, COUPON, CARE = "push_new_items", "coupon", "care_message"
+"""The built-in contact kinds."""
+
+
 def default_contacts() -> dict[str, ContactResponse]:
     """The built-in contact kinds with their documented priors, in action order."""
     return {
-        "push_new_items": ContactResponse(
+        PUSH: ContactResponse(
             lift_new=1.015, lift_established=0.571, half_life=1.0, cost=0.02, fatigue=1.0, opt_out=0.002
         ),
-        "coupon": ContactResponse(
+        COUPON: ContactResponse(
             lift_new=1.015,
             lift_established=1.015,
             half_life=0.0,
@@ -110,7 +114,7 @@ def default_contacts() -> dict[str, ContactResponse]:
             discount=0.15,
             validity=2,
         ),
-        "care_message": ContactResponse(
+        CARE: ContactResponse(
             lift_new=0.286, lift_established=0.571, half_life=6.0, cost=0.03, fatigue=0.5, opt_out=0.002
         ),
     }

@@ -1,0 +1,189 @@
+"""The what-if engine's operations: equal to the Gymnasium environment without limits, and each limit
+doing what its scenario says."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import winback.envs
+from winback.agents.base import DecisionContext, Policy
+from winback.agents.baselines import FixedCadence
+from winback.benchmarks.rollout import PolicyRun, policy_seed, run_policy
+from winback.errors import ConfigError
+from winback.scenarios.operations import DROPS
+from winback.scenarios.scenario import Scenario, load_scenario
+from winback.scenarios.schema import Operations
+from winback.simulator.features import feature_names
+from winback.simulator.response import CARE, COUPON, PUSH
+
+HORIZON = 10
+SEED = 3
+
+
+@pytest.fixture(scope="module")
+def scenario() -> Scenario:
+    torch.set_num_threads(1)
+    return dataclasses.replace(load_scenario("default"), horizon=HORIZON)
+
+
+@pytest.fixture(scope="module")
+def users(scenario: Scenario) -> winback.simulator.state.SimState:
+    return scenario.eval_users().take(np.arange(300))
+
+
+@dataclass
+class Unmasked(Policy):
+    """Draws any action with the given probabilities, masks or not (masked requests are refused)."""
+
+    probabilities: tuple[float, ...] = (0.4, 0.2, 0.2, 0.2)
+    name: str = "unmasked"
+
+    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        return self.context.rng.choice(len(self.probabilities), len(observations), p=self.probabilities)
+
+
+@dataclass
+class Scripted(Policy):
+    """Requests ``script[t]`` for every user in period ``t`` (``none`` past its end)."""
+
+    script: tuple[int, ...]
+    name: str = "scripted"
+
+    def reset(self, context: DecisionContext) -> None:
+        super().reset(context)
+        self.period = 0
+
+    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        action = self.script[self.period] if self.period < len(self.script) else 0
+        self.period += 1
+        return np.full(len(observations), action, dtype=np.int64)
+
+
+def with_operations(scenario: Scenario, **limits: object) -> Scenario:
+    return dataclasses.replace(scenario, operations=Operations(**limits))  # type: ignore[arg-type]
+
+
+def check_accounting(run: PolicyRun) -> None:
+    """Every requested contact is served, dropped for one reason, or still in flight at the end."""
+    ops = run.operations
+    requested, served = ops["requested"].sum(axis=(1, 2)), ops["served"].sum(axis=(1, 2))
+    dropped = sum(ops[f"dropped_{reason}"].sum(axis=(1, 2)) for reason in DROPS)
+    np.testing.assert_array_equal(requested, served + dropped + ops["in_flight"][:, -1])
+    pushes = run.metrics["contacts_push_new_items"].sum(axis=1)
+    np.testing.assert_array_equal(ops["served"].sum(axis=1)[:, 0], pushes)
+
+
+def test_without_limits_the_engine_equals_the_gymnasium_env(
+    scenario: Scenario, users: winback.simulator.state.SimState
+) -> None:
+    simulator = scenario.simulator_for(SEED)
+    vector = gym.make_vec(
+        winback.envs.ACTIVATION_ID,
+        num_envs=64,
+        simulator=simulator,
+        population=users,
+        max_episode_steps=HORIZON,
+    )
+    observations, _ = vector.reset(seed=5)
+    start = vector.unwrapped.episodes.state.copy()
+    policy = Unmasked()
+    policy.reset(
+        DecisionContext(
+            feature_names(simulator), simulator.actions, 64, policy_seed(policy.name, SEED), HORIZON
+        )
+    )
+    rewards, contacts = np.zeros(64), np.zeros(64)
+    for _ in range(HORIZON):
+        masks = vector.unwrapped.action_masks()
+        actions = policy.act(observations, masks)
+        contacts += masks[np.arange(64), actions] & (actions > 0)
+        observations, reward, _, _, _ = vector.step(actions)
+        rewards += reward
+    run = run_policy(Unmasked(), scenario, start, [SEED])
+    # The same numbers, summed in another order (per part over periods, not per period).
+    np.testing.assert_allclose(run.metrics["net_value"][0], rewards, rtol=1e-13, atol=1e-13)
+    np.testing.assert_array_equal(run.metrics["contacts"][0], contacts)
+    assert run.operations["dropped_masked"].sum() > 0, "the policy asked for masked contacts"
+    assert run.operations["dropped_masked"].sum() == run.operations["requested"].sum() - contacts.sum()
+    check_accounting(run)
+
+
+def test_the_care_team_serves_what_its_capacity_allows_and_drops_past_the_deadline(
+    scenario: Scenario, users: winback.simulator.state.SimState
+) -> None:
+    # One agent, a quarter period per message, no waiting past the period: 4 messages a period.
+    limited = with_operations(scenario, care_capacity=1, care_service_time=0.25, care_deadline=0)
+    run = run_policy(FixedCadence(CARE, 1), limited, users, [SEED])
+    served_care = run.operations["served"][0, :, 2]
+    assert served_care.max() == 4 and served_care.min() >= 3  # a written message can still be refused
+    assert run.operations["dropped_deadline"][0, :, 2].sum() > 250 * HORIZON
+    assert run.operations["care_queue"].max() == 0, "nothing waits past its period"
+    check_accounting(run)
+    # With a deadline of two more periods, a queue builds up and messages are written late.
+    patient = with_operations(scenario, care_capacity=1, care_service_time=0.25, care_deadline=2)
+    late = run_policy(FixedCadence(CARE, 1), patient, users, [SEED])
+    assert late.operations["care_queue"][0].min() > 0
+    assert late.operations["served"][0, :, 2].max() == 4
+    check_accounting(late)
+
+
+def test_the_coupon_budget_caps_coupons_per_period(
+    scenario: Scenario, users: winback.simulator.state.SimState
+) -> None:
+    budgeted = with_operations(scenario, coupon_budget_per_period=7)
+    run = run_policy(FixedCadence(COUPON, 1), budgeted, users, [SEED])
+    ops = run.operations
+    assert ops["coupons_used"][0].max() == 7 and (ops["served"][0, :, 1] <= 7).all()
+    assert ops["dropped_budget"][0, 0, 1] == users.n_users - 7
+    arrived = ops["served"][0, :, 1] + ops["dropped_refused"][0, :, 1]
+    np.testing.assert_array_equal(ops["coupons_used"][0], arrived)
+    check_accounting(run)
+    unlimited = run_policy(FixedCadence(COUPON, 1), scenario, users, [SEED])
+    assert unlimited.metrics["contacts_coupon"].sum() > 5 * run.metrics["contacts_coupon"].sum()
+
+
+def test_delivery_delays_move_contacts_later_and_collisions_are_dropped(
+    scenario: Scenario, users: winback.simulator.state.SimState
+) -> None:
+    n = users.n_users
+    delayed = with_operations(scenario, delivery_delay={PUSH: 2})
+    # A push to everyone in period 0 arrives in period 2, where care sent in period 2 collides with it.
+    run = run_policy(Scripted((1, 0, 3)), delayed, users, [SEED])
+    ops = run.operations
+    assert ops["served"][0, :2].sum() == 0
+    assert ops["in_flight"][0, 0] == ops["in_flight"][0, 1] == n
+    assert ops["served"][0, 2, 0] + ops["dropped_refused"][0, 2, 0] == n
+    assert ops["dropped_collision"][0, 2, 2] == n, "the care message arrives after the push"
+    check_accounting(run)
+    direct = run_policy(Scripted((0, 0, 1)), scenario, users, [SEED])
+    np.testing.assert_array_equal(run.metrics["net_value"], direct.metrics["net_value"])
+
+
+def test_operations_are_deterministic_and_the_same_for_every_policy_name(
+    scenario: Scenario, users: winback.simulator.state.SimState
+) -> None:
+    limited = with_operations(scenario, care_capacity=1, care_service_time=0.1, care_deadline=1)
+    first = run_policy(FixedCadence(CARE, 2), limited, users, [SEED, SEED + 1])
+    again = run_policy(FixedCadence(CARE, 2, name="renamed"), limited, users, [SEED, SEED + 1])
+    for key, values in first.metrics.items():
+        np.testing.assert_array_equal(values, again.metrics[key], err_msg=key)
+    served = first.metrics["contacts_care_message"]
+    assert not np.array_equal(served[0] > 0, served[1] > 0), "who gets served depends on the seed"
+
+
+def test_the_care_team_needs_a_care_kind(scenario: Scenario) -> None:
+    response = dataclasses.replace(
+        scenario.simulator.response, contacts={PUSH: scenario.simulator.response.contacts[PUSH]}
+    )
+    with pytest.raises(ConfigError, match=r"operations\.care_capacity = 2: the care team writes"):
+        dataclasses.replace(
+            scenario,
+            operations=Operations(care_capacity=2, delivery_delay={}),
+            simulator=dataclasses.replace(scenario.simulator, response=response),
+        )

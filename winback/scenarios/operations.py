@@ -1,0 +1,222 @@
+"""The what-if engine's operations: the team between a policy's decisions and the users, in simpy.
+
+Time is measured in periods; period ``t`` runs from time ``t`` to ``t + 1``. The policy decides for
+every user at its start, the contacts it requests go through operations during it, and the
+simulator steps the population at its end with the contacts that reached users by then (a care
+message finished at the very end still goes out in the period). Around the batched simulator, a
+:class:`simpy.Environment` models:
+
+- the **coupon budget** (``coupon_budget_per_period``) as a :class:`simpy.Container` refilled at the
+  start of every period by a process; coupon-like contacts beyond what is left are dropped;
+- the **care team** (``care_capacity`` agents) as a :class:`simpy.Resource`: every care message is a
+  process that queues for an agent, holds one for ``care_service_time``, and is dropped when it
+  could not be finished by the end of period ``sent + care_deadline``;
+- **delivery delays** per channel (``delivery_delay``): a process per channel and period carries
+  the batch it was handed for that many periods.
+
+Requests meet users in a fixed random order (a generator seeded by the run), so which users a
+budget or a queue leaves out does not depend on how users are numbered. A user receives one contact
+per period: when a late contact arrives in a period that already holds one, the later arrival is
+dropped (a *collision*). The simulator may still refuse a contact when it arrives (the user opted
+out, a coupon of the kind is still valid, the frequency cap): the refusal is recorded too.
+
+With every limit off and no delays, every requested contact that the masks allow reaches its user
+in the period it was requested, so a run is the same as a direct step of the simulator (tested
+against the Gymnasium environment).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from winback.scenarios.schema import Operations
+from winback.simulator.response import CARE
+
+DROPS = ("masked", "budget", "deadline", "collision", "refused")
+"""Why a requested contact did not reach its user: masked when requested (the user could not
+receive it then), beyond the coupon budget, past the care team's deadline, a second contact for the
+user in its arrival period, refused by the simulator on arrival."""
+Process = Generator[simpy.Event, None, None]
+"""A simpy process function's generator."""
+_EPSILON = 1e-9
+"""Slack on simulated times (sums of service times) before they are cut into periods."""
+
+
+@dataclass
+class OperationsLog:
+    """What operations did in each period of one run (``T`` periods, ``K`` contact kinds)."""
+
+    requested: np.ndarray
+    """(T, K) contacts the policy requested, masked ones included."""
+    served: np.ndarray
+    """(T, K) contacts delivered to users (the simulator's ``delivered``)."""
+    dropped: dict[str, np.ndarray]
+    """Each of :data:`DROPS`: (T, K) contacts dropped for that reason, in the period they were dropped."""
+    care_queue: np.ndarray
+    """(T,) care messages waiting for an agent at the end of the period."""
+    coupons_used: np.ndarray
+    """(T,) coupons taken from the budget."""
+    in_flight: np.ndarray
+    """(T,) contacts accepted (past the masks and the budget) but neither delivered nor dropped at the
+    end of the period: waiting for or being written by the care team, or on their way."""
+
+    @classmethod
+    def empty(cls, horizon: int, n_kinds: int) -> OperationsLog:
+        return cls(
+            requested=np.zeros((horizon, n_kinds), dtype=np.int64),
+            served=np.zeros((horizon, n_kinds), dtype=np.int64),
+            dropped={reason: np.zeros((horizon, n_kinds), dtype=np.int64) for reason in DROPS},
+            care_queue=np.zeros(horizon, dtype=np.int64),
+            coupons_used=np.zeros(horizon, dtype=np.int64),
+            in_flight=np.zeros(horizon, dtype=np.int64),
+        )
+
+    def series(self) -> dict[str, np.ndarray]:
+        """Every series by name (``dropped_<reason>`` for the drops)."""
+        return {
+            "requested": self.requested,
+            "served": self.served,
+            **{f"dropped_{reason}": counts for reason, counts in self.dropped.items()},
+            "care_queue": self.care_queue,
+            "coupons_used": self.coupons_used,
+            "in_flight": self.in_flight,
+        }
+
+
+class OperationsDesk:
+    """Operations of one run over ``horizon`` periods: :meth:`dispatch` the period's requests at its
+    start, then :meth:`deliveries` (the contacts reaching users in it), then :meth:`settle` with what
+    the simulator delivered."""
+
+    def __init__(
+        self,
+        limits: Operations,
+        kinds: tuple[str, ...],
+        is_coupon: np.ndarray,
+        n_users: int,
+        horizon: int,
+        rng: np.random.Generator,
+    ) -> None:
+        self.limits, self.kinds, self.n_users, self.rng = limits, kinds, n_users, rng
+        self.is_coupon = np.asarray(is_coupon, dtype=bool)
+        self.delay = np.array([limits.delivery_delay.get(kind, 0) for kind in kinds], dtype=np.int64)
+        self.env = simpy.Environment()
+        self.log = OperationsLog.empty(horizon, len(kinds))
+        self.care = simpy.Resource(self.env, limits.care_capacity) if limits.care_capacity else None
+        self.care_kind = kinds.index(CARE) if CARE in kinds else -1
+        self.budget = None
+        if limits.coupon_budget_per_period:
+            self.budget = simpy.Container(self.env, capacity=limits.coupon_budget_per_period)
+            self.env.process(self._refill_budget())
+        self._arrivals: dict[int, list[tuple[np.ndarray, int]]] = {}
+        self._in_flight = 0
+
+    def dispatch(self, period: int, actions: np.ndarray, masks: np.ndarray) -> None:
+        """The policy's (n,) ``actions`` at the start of ``period``, with the (n, A) masks it saw."""
+        self._run_through(period)  # the budget's first fill
+        order = self.rng.permutation(self.n_users)
+        actions = np.asarray(actions, dtype=np.int64)[order]
+        allowed = masks[order, actions]
+        for k in range(len(self.kinds)):
+            chosen = actions == k + 1
+            self.log.requested[period, k] = int(chosen.sum())
+            self.log.dropped["masked"][period, k] = int((chosen & ~allowed).sum())
+            users = order[chosen & allowed]
+            if self.budget is not None and self.is_coupon[k]:
+                users = self._take_budget(period, k, users)
+            self._in_flight += len(users)
+            if k == self.care_kind and self.care is not None:
+                for user in users:
+                    self.env.process(self._write_care(int(user), period))
+            else:
+                self._send(users, k, period)
+
+    def deliveries(self, period: int) -> np.ndarray:
+        """(n,) actions reaching users in ``period`` (runs operations to the period's end)."""
+        self._run_through(period + 1)
+        actions = np.zeros(self.n_users, dtype=np.int64)
+        for users, k in self._arrivals.pop(period, []):
+            free = users[actions[users] == 0]
+            self.log.dropped["collision"][period, k] += len(users) - len(free)
+            actions[free] = k + 1
+            self._in_flight -= len(users)
+        return actions
+
+    def settle(self, period: int, sent: np.ndarray, delivered: np.ndarray) -> None:
+        """Record what the simulator did with the contacts ``sent`` in ``period``: ``delivered`` ones
+        were served, the others refused on arrival."""
+        for k in range(len(self.kinds)):
+            arrived = sent == k + 1
+            self.log.served[period, k] = int((delivered == k + 1).sum())
+            self.log.dropped["refused"][period, k] = int(arrived.sum()) - self.log.served[period, k]
+        self.log.care_queue[period] = len(self.care.queue) if self.care is not None else 0
+        self.log.in_flight[period] = self._in_flight
+
+    def _run_through(self, time: float) -> None:
+        """Process every event due at or before ``time``."""
+        while self.env.peek() <= time:
+            self.env.step()
+
+    # ------------------------------------------------------------------------------ processes
+    def _take_budget(self, period: int, k: int, users: np.ndarray) -> np.ndarray:
+        """The first of ``users`` the coupon budget left in the period covers (the rest are dropped)."""
+        assert self.budget is not None
+        granted = min(len(users), int(self.budget.level))
+        if granted:
+            self.budget.get(granted)
+        self.log.coupons_used[period] += granted
+        self.log.dropped["budget"][period, k] += len(users) - granted
+        return users[:granted]
+
+    def _refill_budget(self) -> Process:
+        assert self.budget is not None
+        while True:
+            if self.budget.level < self.budget.capacity:
+                yield self.budget.put(self.budget.capacity - self.budget.level)
+            yield self.env.timeout(1)
+
+    def _write_care(self, user: int, sent: int) -> Process:
+        """A care message waits for an agent and is written, then goes out in the period it was
+        finished in (a message finished at the very end of a period still makes it); it is dropped
+        when it could not be finished by the end of period ``sent + care_deadline``."""
+        assert self.care is not None
+        service = self.limits.care_service_time
+        latest_start = sent + 1 + self.limits.care_deadline - service
+        if latest_start < self.env.now - _EPSILON:  # too long to write even at once
+            self._drop()
+            return
+        with self.care.request() as request:
+            outcome = yield request | self.env.timeout(latest_start - self.env.now + _EPSILON)
+            if request not in outcome:
+                self._drop()
+                return
+            yield self.env.timeout(service)
+        self._send(np.array([user]), self.care_kind, max(sent, math.ceil(self.env.now - _EPSILON) - 1))
+
+    def _send(self, users: np.ndarray, k: int, period: int) -> None:
+        """Hand ``users``' contacts of kind ``k``, ready in ``period``, to the channel, which delivers
+        them after its delay."""
+        if len(users) == 0:
+            return
+        if self.delay[k] == 0:
+            self._arrive(users, k, period)
+        else:
+            self.env.process(self._carry(users, k, period, int(self.delay[k])))
+
+    def _carry(self, users: np.ndarray, k: int, period: int, delay: int) -> Process:
+        yield self.env.timeout(delay)
+        self._arrive(users, k, period + delay)
+
+    def _arrive(self, users: np.ndarray, k: int, period: int) -> None:
+        self._arrivals.setdefault(period, []).append((users, k))
+
+    def _drop(self) -> None:
+        """A care message past its deadline is dropped now."""
+        period = min(math.floor(self.env.now), len(self.log.care_queue) - 1)
+        self.log.dropped["deadline"][period, self.care_kind] += 1
+        self._in_flight -= 1

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import typer
 
-from winback.cli import bench, data, decay, scenarios, train
+from winback.cli import bench, data, decay, export, scenarios, train
 from winback.errors import WinbackError
 
 EXIT_BAD_INPUT = 2
@@ -24,6 +24,7 @@ cli.add_typer(decay.app, name="decay", help="Fit and evaluate interest-decay mod
 cli.add_typer(scenarios.app, name="scenarios", help="List and show scenarios.")
 cli.command("train")(train.train)
 cli.command("bench")(bench.bench)
+cli.command("export")(export.export)
 
 
 def app(argv: Sequence[str] | None = None) -> None:

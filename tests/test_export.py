@@ -1,0 +1,318 @@
+"""Exported policies (``winback.export``, ``winback export``): parity with torch, the card, refusals.
+
+One tiny MaskablePPO run is trained and exported once per module (through the CLI); parity is checked
+on 10,000 observations and decay states sampled from the simulator under random actions.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from winback.agents.base import DecisionContext
+from winback.agents.sb3 import SB3Policy
+from winback.agents.training import TrainConfig, train
+from winback.benchmarks.rollout import run_policy
+from winback.benchmarks.suite import sample_users
+from winback.cli import app
+from winback.decay_model.base import PeriodActivity
+from winback.decay_model.lstm import LSTMState
+from winback.errors import ArtifactError
+from winback.export import ExportedPolicy, load_policy_dir
+from winback.export.card import ARTIFACT_FILES, CARD_FILE, POLICY_FILE, STATE_FILE, scenario_hash
+from winback.export.graphs import POLICY_INPUTS, POLICY_OUTPUTS, PolicyGraph, export_onnx
+from winback.export.masks import masks_from_features
+from winback.export.runtime import inference_session
+from winback.export.state import UserStates, derived_features
+from winback.scenarios.scenario import load_scenario
+from winback.simulator.features import feature_bounds, feature_names, observe
+
+TINY = {
+    "total_timesteps": 512,
+    "n_envs": 16,
+    "n_steps": 16,
+    "batch_size": 64,
+    "n_epochs": 2,
+    "net_arch": (16, 16),
+    "lstm_hidden_size": 8,
+    "learning_starts": 64,
+    "buffer_size": 1_000,
+    "target_update_interval": 256,
+    "eval_every": 512,
+    "eval_users": 50,
+    "checkpoint_every": 512,
+}
+N_SAMPLES = 10_000
+GAP = 2
+"""A frequency cap for checking the mask rules (the default scenario has none)."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def scenario():
+    return load_scenario("default")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("mppo")
+    train(TrainConfig(algo="maskable_ppo", **TINY), out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def export_dir(run_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "artifact"
+    with pytest.raises(SystemExit) as exit_info:
+        app(["export", str(run_dir), "--out", str(out), "--seeds", "2", "--eval-users", "100"])
+    assert exit_info.value.code == 0
+    return out
+
+
+@dataclass
+class Samples:
+    """Users as the simulator saw them before a period, and what they did in it."""
+
+    observations: np.ndarray
+    masks: np.ndarray
+    gap_masks: np.ndarray
+    """Masks under the frequency cap :data:`GAP`."""
+    decay: list[LSTMState]
+    activity: list[PeriodActivity]
+
+
+@pytest.fixture(scope="module")
+def samples(scenario) -> Samples:
+    """At least 10,000 user-periods of evaluation users under uniformly random actions."""
+    simulator = scenario.simulator_for(3)
+    state, rng = scenario.eval_users().copy(), np.random.default_rng(3)
+    out = Samples([], [], [], [], [])
+    while sum(len(o) for o in out.observations) < N_SAMPLES:
+        out.observations.append(observe(simulator, state))
+        out.masks.append(simulator.action_masks(state))
+        out.gap_masks.append(simulator.action_masks(state, GAP))
+        out.decay.append(state.decay.take(np.arange(state.n_users)))
+        actions = rng.integers(0, len(simulator.actions), state.n_users)
+        out.activity.append(simulator.step(state, actions).activity)
+    return Samples(
+        np.concatenate(out.observations)[:N_SAMPLES],
+        np.concatenate(out.masks)[:N_SAMPLES],
+        np.concatenate(out.gap_masks)[:N_SAMPLES],
+        out.decay,
+        out.activity,
+    )
+
+
+def assert_same_scores(expected: np.ndarray, actual: np.ndarray) -> None:
+    masked = np.isneginf(expected)
+    np.testing.assert_array_equal(np.isneginf(actual), masked)
+    assert np.abs(actual[~masked] - expected[~masked]).max() <= 1e-5
+
+
+def test_policy_parity_on_10000_observations(run_dir, export_dir, samples) -> None:
+    torch_policy, exported = SB3Policy.load(run_dir), ExportedPolicy.load(export_dir)
+    assert samples.observations.shape[0] == N_SAMPLES and not samples.masks.all()
+    expected = torch_policy.scores(samples.observations, samples.masks)
+    actual, actions = exported.decide(samples.observations, samples.masks)
+    assert_same_scores(expected, actual)
+    np.testing.assert_array_equal(actions, torch_policy.act(samples.observations, samples.masks))
+    assert len(np.unique(actions)) > 1
+
+
+@pytest.mark.parametrize("algo", ["dqn", "ppo"])
+def test_policy_graph_parity_other_algorithms(algo, scenario, samples, tmp_path) -> None:
+    run = tmp_path / algo
+    policy = train(TrainConfig(algo=algo, **TINY), run, progress=False).policy
+    example = (torch.zeros((2, samples.observations.shape[1])), torch.ones((2, 4), dtype=torch.bool))
+    export_onnx(
+        PolicyGraph(policy.model, policy.normalization),
+        example,
+        POLICY_INPUTS,
+        POLICY_OUTPUTS,
+        run / "p.onnx",
+    )
+    scores, actions = inference_session((run / "p.onnx").read_bytes()).run(
+        None, {"observations": samples.observations, "masks": samples.masks}
+    )
+    assert_same_scores(policy.scores(samples.observations, samples.masks), scores)
+    np.testing.assert_array_equal(actions, policy.act(samples.observations, samples.masks))
+
+
+def test_recurrent_policies_are_refused(tmp_path) -> None:
+    policy = train(TrainConfig(algo="recurrent_ppo", **TINY), tmp_path, progress=False).policy
+    with pytest.raises(ArtifactError, match="recurrent_ppo"):
+        PolicyGraph(policy.model, policy.normalization)
+
+
+def test_state_update_parity_on_10000_states(scenario, export_dir, samples) -> None:
+    model, exported = scenario.model(), ExportedPolicy.load(export_dir)
+    rng = np.random.default_rng(4)
+    n_seen = 0
+    for decay, activity in zip(samples.decay, samples.activity, strict=True):
+        n = len(decay.period)
+        contacts = (rng.random((n, 3)) < 0.2).astype(np.int64)  # the model's inputs, whatever it learned
+        states = UserStates(
+            decay.hidden, decay.cell, decay.period, decay.first_period, decay.last_purchase,
+            decay.frequency, np.zeros(n),
+        )  # fmt: skip
+        following, interest = exported.state_update.step(states, activity.counts, activity.spend, contacts)
+        expected = model.advance(decay, activity, contacts)
+        assert np.abs(following.hidden - expected.hidden).max() <= 1e-5
+        # The cell state reaches |c| ~ 40, where float32 spacing is 4e-6: compared relative to max(1, |c|).
+        assert (np.abs(following.cell - expected.cell) / np.maximum(1.0, np.abs(expected.cell))).max() <= 1e-5
+        assert np.abs(interest - model.forecast(expected).p_active).max() <= 1e-5
+        np.testing.assert_array_equal(following.period, expected.period)
+        np.testing.assert_array_equal(following.last_purchase, expected.last_purchase)
+        np.testing.assert_array_equal(following.frequency, expected.frequency)
+        n_seen += n
+    assert n_seen >= N_SAMPLES
+
+
+def test_derived_features_match_the_simulator(scenario, export_dir) -> None:
+    """A period with no contact, fed through state_update.onnx, gives the simulator's own features."""
+    exported = ExportedPolicy.load(export_dir)
+    simulator = scenario.simulator_for(5)
+    state = sample_users(scenario.eval_users(), 500, seed=5).copy()
+    d = state.decay.take(np.arange(state.n_users))  # a copy: the step changes the state in place
+    spend = state.spend_total.copy()
+    before = UserStates(d.hidden, d.cell, d.period, d.first_period, d.last_purchase, d.frequency, spend)
+    activity = simulator.step(state, np.zeros(state.n_users, dtype=np.int64)).activity
+    following, interest = exported.state_update.step(
+        before, activity.counts, activity.spend, np.zeros((500, 3))
+    )
+    derived = derived_features(following, interest, simulator.config.response.new_user_periods)
+    observed = observe(simulator, state)
+    names = feature_names(simulator)
+    low, high = feature_bounds(simulator)
+    for name, values in derived.items():
+        j = names.index(name)
+        assert np.abs(np.clip(values, low[j], high[j]) - observed[:, j]).max() <= 1e-5, name
+
+
+def test_masks_from_features_follow_the_simulator(scenario, samples) -> None:
+    simulator = scenario.simulator_for(0)
+    names, actions = feature_names(simulator), simulator.actions
+    for gap, expected in ((0, samples.masks), (GAP, samples.gap_masks)):
+        np.testing.assert_array_equal(
+            masks_from_features(samples.observations, names, actions, gap), expected
+        )
+    assert not samples.gap_masks[:, 1:].all() and samples.gap_masks[:, 1:].any()
+
+
+def test_benchmark_figures_equal_the_trained_agents(scenario, run_dir, export_dir) -> None:
+    users = sample_users(scenario.eval_users(), 100, seed=0)
+    torch_run = run_policy(SB3Policy.load(run_dir), scenario, users, [0, 1])
+    onnx_run = run_policy(load_policy_dir(export_dir), scenario, users, [0, 1])
+    for key, values in torch_run.metrics.items():
+        np.testing.assert_array_equal(onnx_run.metrics[key], values, err_msg=key)
+    np.testing.assert_array_equal(onnx_run.action_map, torch_run.action_map)
+    card = json.loads((export_dir / CARD_FILE).read_text())
+    row = next(r for r in card["benchmark"]["results"] if r["category"] == "agent")
+    assert row["net_value"] == pytest.approx(torch_run.metrics["net_value"].mean(), rel=1e-12)
+    assert row["net_value_low"] < row["net_value"] < row["net_value_high"]
+
+
+def test_card_describes_the_artifact(scenario, export_dir) -> None:
+    assert sorted(p.name for p in export_dir.iterdir()) == sorted(ARTIFACT_FILES)  # nothing pickled
+    for name in (POLICY_FILE, STATE_FILE):
+        onnx.checker.check_model(onnx.load(export_dir / name))
+    card = json.loads((export_dir / CARD_FILE).read_text())
+    simulator = scenario.simulator_for(0)
+    low, high = feature_bounds(simulator)
+    features = card["observation"]["features"]
+    assert [f["name"] for f in features] == list(feature_names(simulator))
+    assert [f["high"] for f in features] == high.tolist() and [f["low"] for f in features] == low.tolist()
+    assert all(f["unit"] and f["computed"] for f in features)
+    assert card["actions"] == list(simulator.actions)
+    assert card["scenario"]["content_sha256"] == scenario_hash(scenario)
+    assert card["policy"]["masked_score"] == "-inf"
+    assert card["training"]["config"]["algo"] == "maskable_ppo"
+    assert {"schema_version", "winback_version", "created", "files", "decay_model"} <= set(card)
+
+
+def test_load_policy_dir_tells_runs_from_exports(run_dir, export_dir) -> None:
+    assert isinstance(load_policy_dir(export_dir), ExportedPolicy)
+    assert isinstance(load_policy_dir(run_dir), SB3Policy)
+
+
+def test_exported_policy_refuses_another_simulators_features(export_dir) -> None:
+    policy = ExportedPolicy.load(export_dir)
+    context = DecisionContext(
+        feature_names=("interest",),
+        actions=policy.actions,
+        n_users=1,
+        rng=np.random.default_rng(0),
+        horizon=1,
+    )
+    with pytest.raises(ArtifactError, match="reads features"):
+        policy.reset(context)
+
+
+def tampered(export_dir: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "copy"
+    shutil.copytree(export_dir, copy)
+    return copy
+
+
+def test_modified_onnx_bytes_are_refused(export_dir, tmp_path) -> None:
+    copy = tampered(export_dir, tmp_path)
+    data = bytearray((copy / POLICY_FILE).read_bytes())
+    data[-1] ^= 1
+    (copy / POLICY_FILE).write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=r"policy\.onnx: sha256 does not match"):
+        ExportedPolicy.load(copy)
+
+
+def test_missing_file_is_refused(export_dir, tmp_path) -> None:
+    copy = tampered(export_dir, tmp_path)
+    (copy / STATE_FILE).unlink()
+    with pytest.raises(ArtifactError, match=r"state_update\.onnx: missing"):
+        ExportedPolicy.load(copy)
+
+
+def test_unknown_schema_version_is_refused(export_dir, tmp_path) -> None:
+    copy = tampered(export_dir, tmp_path)
+    card = json.loads((copy / CARD_FILE).read_text())
+    card["schema_version"] = 99
+    (copy / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(ArtifactError, match="schema version 99 is not supported"):
+        ExportedPolicy.load(copy)
+
+
+def test_edited_card_is_refused(export_dir, tmp_path) -> None:
+    copy = tampered(export_dir, tmp_path)
+    card = json.loads((copy / CARD_FILE).read_text())
+    card["masks"]["min_contact_gap"] = 4
+    (copy / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(ArtifactError, match=r"policy_card\.json: content hash mismatch"):
+        ExportedPolicy.load(copy)
+
+
+def test_malformed_card_is_refused(export_dir, tmp_path) -> None:
+    copy = tampered(export_dir, tmp_path)
+    (copy / CARD_FILE).write_text('{"schema": ')
+    with pytest.raises(ArtifactError, match=r"policy_card\.json: not valid JSON"):
+        ExportedPolicy.load(copy)
+
+
+def test_cli_refuses_bad_input(run_dir, export_dir, tmp_path, capsys) -> None:
+    for argv, message in (
+        (["export", str(tmp_path), "--out", str(tmp_path / "x")], "not a training run"),
+        (["export", str(run_dir), "--out", str(export_dir)], "already holds an exported policy"),
+        (["export", str(run_dir), "--out", str(tmp_path / "y"), "--model", "last"], "--model"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            app(argv)
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err

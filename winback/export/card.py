@@ -1,0 +1,178 @@
+"""The policy card (``policy_card.json``): what an exported policy expects, does and was measured at.
+
+The card is plain JSON. It records the schema version, the winback version, the ordered observation
+features (name, range, unit and how each is computed from events), the actions and the mask rules,
+the inputs and outputs of both ONNX files, the decay model's and the scenario's content hashes, the
+training config, the benchmark figures with their confidence intervals, the sha256 of each ONNX
+file and the creation time. ``content_sha256`` is the sha256 of the card's other keys as canonical
+JSON (sorted keys), so an edited card is refused like an edited ONNX file (:func:`read_card`).
+
+Content hashes:
+
+- decay model: the ``content_sha256`` of its artifact's ``model.json``
+  (:mod:`winback.decay_model.artifact`), which covers its config, panel spec and the sha256 of its
+  weights; :func:`winback.decay_model.artifact.load_model` verifies it when the model is loaded;
+- scenario: the sha256 of ``json.dumps(dataclasses.asdict(scenario), sort_keys=True,
+  separators=(",", ":"))``, the resolved scenario (defaults filled in), whichever file it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import winback
+from winback.decay_model.artifact import CONFIG_FILE as DECAY_CONFIG_FILE
+from winback.envs.defaults import DEFAULT_MODEL
+from winback.errors import ArtifactError
+from winback.scenarios.scenario import Scenario
+from winback.scenarios.schema import PACKAGED
+from winback.simulator.core import Simulator
+from winback.simulator.features import feature_bounds, feature_names
+from winback.simulator.state import SINCE_CAP
+
+SCHEMA = "winback.policy_card"
+SCHEMA_VERSION = 1
+"""Bumped whenever a field's meaning or an ONNX file's inputs or outputs change."""
+CARD_FILE = "policy_card.json"
+POLICY_FILE = "policy.onnx"
+STATE_FILE = "state_update.onnx"
+ARTIFACT_FILES = (POLICY_FILE, STATE_FILE, CARD_FILE)
+"""Everything an export directory holds: two ONNX graphs and JSON, nothing pickled."""
+
+
+def describe_features(simulator: Simulator, period: str) -> list[dict[str, Any]]:
+    """The observation features in order, with range (from :func:`feature_bounds`), unit and computation.
+
+    ``period`` is the decay model's period (``week``). Raises if a feature has no description.
+    """
+    response = simulator.config.response
+    tables = simulator.tables
+    fatigue_per_kind = ", ".join(f"{k} {f:g}" for k, f in zip(simulator.kinds, tables.fatigue, strict=True))
+    docs: dict[str, tuple[str, str]] = {
+        "interest": (
+            "probability",
+            "P(at least one purchase in the coming period) with no new contact: the decay model's forecast "
+            "(state_update.onnx 'interest'), with the log-odds lift of earlier contacts still in force "
+            "added when the simulator's response priors apply",
+        ),
+        "log_recency": (
+            f"log1p({period}s)",
+            f"log1p of the {period}s since the last purchase, or birth if none, as of the coming {period} "
+            "(1: bought last period): period - last_purchase of the decay state",
+        ),
+        "log_frequency": ("log1p(purchases)", "log1p of the purchases since birth"),
+        "log_monetary": ("log1p(currency)", "log1p of the spend since birth / max(purchases since birth, 1)"),
+        "log_tenure": (f"log1p({period}s)", f"log1p of the {period}s since birth: period - first_period"),
+        "new_user": (
+            "flag",
+            f"1 while the tenure ({period}s since birth) is below {response.new_user_periods}, else 0",
+        ),
+        "fatigue": (
+            "fatigue",
+            f"each delivered contact adds its kind's fatigue ({fatigue_per_kind}); multiplied by "
+            f"{tables.fatigue_decay:.6g} every {period}",
+        ),
+        "opted_out": ("flag", "1 once the user accepts no more contacts (never reset)"),
+    }
+    for kind, validity in zip(simulator.kinds, tables.validity, strict=True):
+        docs[f"{kind}_valid"] = (
+            "flag",
+            f"1 while a delivered {kind} is still valid ({int(validity)} {period}s from delivery)",
+        )
+        docs[f"since_{kind}"] = (
+            f"{period}s / {SINCE_CAP}",
+            f"min({period}s since the last delivered {kind}, {SINCE_CAP}) / {SINCE_CAP}: 1/{SINCE_CAP} "
+            f"the {period} after a contact, 1 for {SINCE_CAP} or more, or never",
+        )
+    names = feature_names(simulator)
+    if missing := [name for name in names if name not in docs]:
+        raise ArtifactError(f"observation features without a description for the policy card: {missing}")
+    low, high = feature_bounds(simulator)
+    return [
+        {
+            "index": i,
+            "name": name,
+            "low": float(low[i]),
+            "high": float(high[i]),
+            "unit": docs[name][0],
+            "computed": docs[name][1],
+        }
+        for i, name in enumerate(names)
+    ]
+
+
+def scenario_hash(scenario: Scenario) -> str:
+    """sha256 of the resolved scenario as canonical JSON (module docstring)."""
+    text = json.dumps(dataclasses.asdict(scenario), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def decay_model_hash(scenario: Scenario) -> str:
+    """The ``content_sha256`` of the scenario's decay-model artifact (module docstring)."""
+    artifact = scenario.model_config.artifact
+    directory = DEFAULT_MODEL if artifact == PACKAGED else Path(artifact)
+    return str(json.loads((directory / DECAY_CONFIG_FILE).read_text())["content_sha256"])
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def content_hash(body: dict[str, Any]) -> str:
+    """sha256 of ``body`` as canonical JSON (sorted keys)."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def write_card(body: dict[str, Any], directory: Path) -> Path:
+    """The card with the sha256 of each ONNX file in ``directory`` and its own content hash."""
+    card = {
+        **body,
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "winback_version": winback.__version__,
+        "files": {name: {"sha256": sha256_file(directory / name)} for name in (POLICY_FILE, STATE_FILE)},
+    }
+    card["content_sha256"] = content_hash(card)
+    path = directory / CARD_FILE
+    path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_card(directory: str | Path) -> dict[str, Any]:
+    """The card of an export directory, once the schema, the card's hash and each file's sha256 check out.
+
+    Raises :class:`ArtifactError` naming the file for a missing file, malformed JSON, an unknown schema
+    or schema version, an edited card, or an ONNX file whose bytes are not those exported.
+    """
+    root = Path(directory)
+    path = root / CARD_FILE
+    if not root.is_dir():
+        raise ArtifactError(f"{root}: not a directory (expected an export directory from 'winback export')")
+    if not path.is_file():
+        raise ArtifactError(f"{path}: missing; {root} is not an exported policy")
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ArtifactError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(card, dict) or card.get("schema") != SCHEMA:
+        raise ArtifactError(f"{path}: not a winback policy card (schema != '{SCHEMA}')")
+    if card.get("schema_version") != SCHEMA_VERSION:
+        raise ArtifactError(
+            f"{path}: policy card schema version {card.get('schema_version')!r} is not supported by "
+            f"winback {winback.__version__} (expected {SCHEMA_VERSION}); export the policy again or use "
+            f"the winback version that wrote it ({card.get('winback_version')})"
+        )
+    claimed = card.pop("content_sha256", None)
+    if claimed != content_hash(card):
+        raise ArtifactError(f"{path}: content hash mismatch; the card was modified after it was written")
+    for name in (POLICY_FILE, STATE_FILE):
+        file = root / name
+        if not file.is_file():
+            raise ArtifactError(f"{file}: missing (listed in {CARD_FILE})")
+        if sha256_file(file) != card["files"][name]["sha256"]:
+            raise ArtifactError(f"{file}: sha256 does not match {CARD_FILE}; the file was modified")
+    return card

@@ -1,0 +1,246 @@
+"""The two exported computations as torch modules, and their export to ONNX.
+
+:class:`PolicyGraph` is a trained SB3 policy network with the observation normalisation folded in
+as constants: ``observations`` (n, F) float32 raw features and ``masks`` (n, A) bool in, ``scores``
+(n, A) float32 (``-inf`` where masked) and ``action`` (n,) int64 out.
+
+:class:`StateUpdateGraph` is one period of the LSTM decay model (:meth:`LSTMDecayModel.advance`
+followed by :meth:`LSTMDecayModel.forecast` with no contact): a user's stored state and the raw
+activity of the period that has just ended in, the next state and the interest of the coming period
+out. The input features (``log1p`` counts, tenure, recency, the BG/NBD posterior summaries, the
+calendar) are computed in the graph with the model's constants, so production needs only counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from sb3_contrib import RecurrentPPO
+from stable_baselines3 import DQN
+from stable_baselines3.common.base_class import BaseAlgorithm
+from torch import nn
+
+from winback.agents.sb3 import ObservationNormalization
+from winback.decay_model.lstm import LSTMDecayModel
+from winback.errors import ArtifactError
+
+BATCH = "batch"
+"""Name of the dynamic first axis of every input and output."""
+POLICY_INPUTS = ("observations", "masks")
+POLICY_OUTPUTS = ("scores", "action")
+STATE_INPUTS = (
+    "hidden",
+    "cell",
+    "period",
+    "first_period",
+    "last_purchase",
+    "frequency",
+    "counts",
+    "spend",
+    "contacts",
+)
+STATE_OUTPUTS = (
+    "next_hidden",
+    "next_cell",
+    "next_period",
+    "next_last_purchase",
+    "next_frequency",
+    "interest",
+)
+
+
+class PolicyGraph(nn.Module):
+    """``clip((obs - mean) / sqrt(var + eps))`` in float64 as SB3 computes it, the network, then masks.
+
+    Actor-critic policies score actions by their log-probabilities (log-softmax of the logits, as
+    ``Categorical`` normalises them); DQN by its Q-values.
+    """
+
+    def __init__(self, model: BaseAlgorithm, normalization: ObservationNormalization) -> None:
+        super().__init__()
+        policy = model.policy
+        if isinstance(model, RecurrentPPO):
+            raise ArtifactError(
+                "recurrent_ppo policies are not exported: their LSTM state per user would have to be "
+                "stored and passed with every decision; export a ppo, a2c, dqn or maskable_ppo run"
+            )
+        if isinstance(model, DQN):
+            self.layers = nn.Sequential(policy.q_net.features_extractor, policy.q_net.q_net)
+            self.log_softmax = False
+        else:
+            self.layers = nn.Sequential(
+                policy.pi_features_extractor, policy.mlp_extractor.policy_net, policy.action_net
+            )
+            self.log_softmax = True
+        self.normalize = normalization.enabled
+        self.clip = float(normalization.clip)
+        self.register_buffer("mean", torch.from_numpy(np.asarray(normalization.mean, dtype=np.float64)))
+        scale = np.sqrt(np.asarray(normalization.var, dtype=np.float64) + normalization.epsilon)
+        self.register_buffer("scale", torch.from_numpy(scale))
+
+    def forward(self, observations: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = observations
+        if self.normalize:
+            x = ((x.double() - self.mean) / self.scale).clamp(-self.clip, self.clip).float()
+        scores = self.layers(x)
+        if self.log_softmax:
+            scores = torch.log_softmax(scores, dim=-1)
+        scores = torch.where(masks, scores, torch.full_like(scores, -math.inf))
+        return scores, scores.argmax(dim=-1)
+
+
+class StateUpdateGraph(nn.Module):
+    """One period of an :class:`LSTMDecayModel` for a batch of users (module docstring)."""
+
+    def __init__(self, model: LSTMDecayModel) -> None:
+        super().__init__()
+        if not isinstance(model, LSTMDecayModel):
+            raise ArtifactError(
+                f"state_update.onnx exports the LSTM decay model only; the scenario's model is '{model.name}'"
+            )
+        spec = model._require_fitted()
+        network = model._require_network()
+        self.cfg, self.calendar = model.cfg, model.calendar
+        self.hidden_size = network.lstm.hidden_size
+        self.n_event_types = network.n_event_types
+        self.n_contacts = len(spec.interventions)
+        state = {k: v.detach().float() for k, v in network.state_dict().items()}
+        self.register_buffer(
+            "lstm_weight", torch.cat([state["lstm.weight_ih_l0"], state["lstm.weight_hh_l0"]], 1).T
+        )
+        self.register_buffer("lstm_bias", state["lstm.bias_ih_l0"] + state["lstm.bias_hh_l0"])
+        self.register_buffer("head_weight_1", state["head.0.weight"].T)
+        self.register_buffer("head_bias_1", state["head.0.bias"])
+        self.register_buffer("head_weight_2", state["head.2.weight"].T)
+        self.register_buffer("head_bias_2", state["head.2.bias"])
+        self.origin_doy = float(spec.origin_date.timetuple().tm_yday - 1)
+        self.period_days = float(spec.period_days)
+        if self.cfg.bgnbd_inputs:
+            assert model.prior is not None
+            prior = model.prior
+            self.r, self.alpha, self.a, self.b = prior.r, prior.alpha, prior.a, prior.b
+
+    def forward(
+        self,
+        hidden: torch.Tensor,
+        cell: torch.Tensor,
+        period: torch.Tensor,
+        first_period: torch.Tensor,
+        last_purchase: torch.Tensor,
+        frequency: torch.Tensor,
+        counts: torch.Tensor,
+        spend: torch.Tensor,
+        contacts: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        purchases = counts[:, -1]
+        last_purchase = torch.where(purchases > 0, period, last_purchase)
+        frequency = frequency + purchases.double()
+        parts = [
+            torch.log1p(counts.float()),
+            torch.log1p(spend.float())[:, None],
+            self._known_ahead(period, first_period, contacts),
+            (period == first_period).float()[:, None],
+        ]
+        if self.cfg.recency_frequency:
+            parts += [_log1p_periods(period - last_purchase), torch.log1p(frequency).float()[:, None]]
+        if self.cfg.bgnbd_inputs:
+            parts.append(self._bgnbd(period, first_period, last_purchase, frequency))
+        inputs = torch.cat(parts, dim=1)
+        gates = torch.cat([inputs, hidden], dim=1) @ self.lstm_weight + self.lstm_bias
+        h = self.hidden_size
+        next_cell = torch.sigmoid(gates[:, h : 2 * h]) * cell + torch.sigmoid(gates[:, :h]) * torch.tanh(
+            gates[:, 2 * h : 3 * h]
+        )
+        next_hidden = torch.sigmoid(gates[:, 3 * h :]) * torch.tanh(next_cell)
+        next_period = period + 1
+        head_inputs = self._known_ahead(next_period, first_period, torch.zeros_like(contacts))
+        layer = torch.relu(
+            torch.cat([next_hidden, head_inputs], dim=1) @ self.head_weight_1 + self.head_bias_1
+        )
+        out = layer @ self.head_weight_2 + self.head_bias_2
+        interest = torch.sigmoid(out[:, self.n_event_types - 1])
+        return next_hidden, next_cell, next_period, last_purchase, frequency, interest
+
+    def _known_ahead(
+        self, period: torch.Tensor, first_period: torch.Tensor, contacts: torch.Tensor
+    ) -> torch.Tensor:
+        """As ``LSTMDecayModel._known_ahead``: contacts, tenure, calendar of ``period``."""
+        parts = [torch.log1p(contacts.float())]
+        if self.cfg.tenure:
+            parts.append(_log1p_periods(period - first_period))
+        if self.calendar:
+            mid_day = period.double() * self.period_days + self.period_days / 2
+            phase = 2 * math.pi * (self.origin_doy + mid_day) / 365.25
+            parts.append(torch.stack([torch.sin(phase), torch.cos(phase)], dim=1).float())
+        return torch.cat(parts, dim=1)
+
+    def _bgnbd(
+        self,
+        period: torch.Tensor,
+        first_period: torch.Tensor,
+        last_purchase: torch.Tensor,
+        frequency: torch.Tensor,
+    ) -> torch.Tensor:
+        """P(alive) and log E[rate | alive] of the BG/NBD prior, as ``LSTMDecayModel._bgnbd_features``."""
+        x = (frequency - 1).clamp(min=0)
+        t_x = (last_purchase - first_period).double()
+        T = (period - first_period).double() + 0.5
+        log_odds = (
+            math.log(self.a)
+            - torch.log(self.b + x.clamp(min=1.0) - 1)
+            + (self.r + x) * (torch.log(self.alpha + T) - torch.log(self.alpha + t_x))
+        )
+        p_alive = torch.where(x > 0, torch.sigmoid(-log_odds), torch.ones_like(log_odds))
+        log_rate = torch.log(self.r + x) - torch.log(self.alpha + T)
+        return torch.stack([p_alive, log_rate], dim=1).float()
+
+
+def _log1p_periods(periods: torch.Tensor) -> torch.Tensor:
+    """``log1p`` of non-negative periods as (n, 1) float32 (``LSTMDecayModel._encode_time``)."""
+    return torch.log1p(periods.clamp(min=0).float())[:, None]
+
+
+def export_onnx(
+    module: nn.Module,
+    example: tuple[torch.Tensor, ...],
+    input_names: tuple[str, ...],
+    output_names: tuple[str, ...],
+    path: Path,
+) -> None:
+    """``module`` to an ONNX file with the dynamo exporter; the first axis of every input and output is
+    the dynamic ``batch`` axis. Weights are embedded (no external data file)."""
+    module = module.eval()
+    dynamic = tuple({0: torch.export.Dim.DYNAMIC} for _ in example)
+    exporter_log = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)  # "torchvision is not installed" notices
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            # torch.export's own use of a deprecated pytree API (torch 2.13).
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+            program = torch.onnx.export(
+                module,
+                example,
+                input_names=list(input_names),
+                output_names=list(output_names),
+                dynamic_shapes=dynamic,
+                dynamo=True,
+                optimize=True,
+                verbose=False,
+            )
+    finally:
+        exporter_log.setLevel(level)
+    proto = program.model_proto
+    batch_symbols = {value.type.tensor_type.shape.dim[0].dim_param for value in proto.graph.input} - {""}
+    for value in [*proto.graph.input, *proto.graph.output, *proto.graph.value_info]:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in batch_symbols:
+                dim.dim_param = BATCH
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save_model(proto, str(path))

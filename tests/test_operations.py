@@ -114,22 +114,35 @@ def test_without_limits_the_engine_equals_the_gymnasium_env(
     check_accounting(run)
 
 
-def test_the_care_team_serves_what_its_capacity_allows_and_drops_past_the_deadline(
-    scenario: Scenario, users: winback.simulator.state.SimState
+@pytest.mark.parametrize(
+    ("capacity", "service_time", "per_period"), [(1, 0.25, 4), (2, 0.02, 100), (1, 0.1, 10)]
+)
+def test_the_care_team_writes_capacity_over_service_time_messages_a_period(
+    scenario: Scenario,
+    users: winback.simulator.state.SimState,
+    capacity: int,
+    service_time: float,
+    per_period: int,
 ) -> None:
-    # One agent, a quarter period per message, no waiting past the period: 4 messages a period.
-    limited = with_operations(scenario, care_capacity=1, care_service_time=0.25, care_deadline=0)
+    # No waiting past the period a message is sent in: the rest are dropped at once.
+    limited = with_operations(scenario, care_capacity=capacity, care_service_time=service_time)
     run = run_policy(FixedCadence(CARE, 1), limited, users, [SEED])
-    served_care = run.operations["served"][0, :, 2]
-    assert served_care.max() == 4 and served_care.min() >= 3  # a written message can still be refused
-    assert run.operations["dropped_deadline"][0, :, 2].sum() > 250 * HORIZON
+    written = run.operations["served"][0, :, 2] + run.operations["dropped_refused"][0, :, 2]
+    np.testing.assert_array_equal(written, per_period)
+    assert run.operations["dropped_deadline"][0, 0, 2] == users.n_users - per_period
     assert run.operations["care_queue"].max() == 0, "nothing waits past its period"
     check_accounting(run)
-    # With a deadline of two more periods, a queue builds up and messages are written late.
+
+
+def test_care_messages_wait_until_their_deadline(
+    scenario: Scenario, users: winback.simulator.state.SimState
+) -> None:
     patient = with_operations(scenario, care_capacity=1, care_service_time=0.25, care_deadline=2)
     late = run_policy(FixedCadence(CARE, 1), patient, users, [SEED])
     assert late.operations["care_queue"][0].min() > 0
-    assert late.operations["served"][0, :, 2].max() == 4
+    written = late.operations["served"][0, :, 2] + late.operations["dropped_refused"][0, :, 2]
+    np.testing.assert_array_equal(written, 4)
+    assert late.operations["dropped_deadline"][0, :2].sum() == 0, "the first drops come after two periods"
     check_accounting(late)
 
 

@@ -215,10 +215,10 @@ def _markdown(
     columns: dict[str, Callable[[dict[str, Any]], str]] = {
         "policy": lambda r: f"`{r['policy']}`",
         "category": lambda r: r["category"],
-        "net value [95% CI]": lambda r: _interval(r, "net_value", "{:,.2f}"),
+        "net value [95% CI]": lambda r: interval(r, "net_value", "{:,.2f}"),
     }
     if best is not None:
-        columns[f"vs `{best.policy}` [95% CI]"] = lambda r: _interval(r, "vs_best_baseline", "{:+,.2f}")
+        columns[f"vs `{best.policy}` [95% CI]"] = lambda r: interval(r, "vs_best_baseline", "{:+,.2f}")
     if "share_of_oracle_gain" in table:
         columns["share of oracle gain"] = lambda r: _percent(r["share_of_oracle_gain"])
     for key in MEAN_METRICS:
@@ -259,7 +259,7 @@ def _markdown(
     return f"# {title}\n\n{description}\n\n" + "\n".join(lines) + f"\n\n{note_text}## Plots\n\n{figures}\n"
 
 
-def _interval(row: dict[str, Any], name: str, style: str) -> str:
+def interval(row: dict[str, Any], name: str, style: str) -> str:
     low, mean, high = (style.format(row[key]) for key in (f"{name}_low", name, f"{name}_high"))
     return f"{mean} [{low}, {high}]"
 
@@ -268,7 +268,7 @@ def _percent(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.1%}"
 
 
-def _colors(n: int) -> tuple:
+def palette(n: int) -> tuple:
     return colormaps["tab10" if n <= 10 else "tab20"].colors
 
 
@@ -296,7 +296,7 @@ def _plot_net_value(table: pd.DataFrame, no_contact: PolicyRun | None) -> Figure
 def _plot_curves(runs: Sequence[PolicyRun], attribute: str, ylabel: str) -> Figure:
     figure = Figure(figsize=(8, 4.5), layout="constrained")
     axis = figure.add_subplot()
-    for run, color in zip(runs, _colors(len(runs)), strict=False):
+    for run, color in zip(runs, palette(len(runs)), strict=False):
         curve = getattr(run, attribute).mean(axis=0)
         axis.plot(np.arange(len(curve)), curve, CATEGORY_LINES[run.category], color=color, label=run.policy)
     title = PLOTS[f"{attribute}.png"]
@@ -310,7 +310,7 @@ def _plot_action_maps(runs: Sequence[PolicyRun], actions: tuple[str, ...]) -> Fi
     rows = -(-len(runs) // columns)
     figure = Figure(figsize=(4.8 * columns, 3.8 * rows + 0.8), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False)
-    colormap = ListedColormap(_colors(len(actions))[: len(actions)])
+    colormap = ListedColormap(palette(len(actions))[: len(actions)])
     for axis, run in zip(axes.flat, runs, strict=False):
         decisions = run.action_map.sum(axis=0)
         top = np.ma.masked_where(decisions == 0, run.action_map.argmax(axis=0))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import typer
 
-from winback.cli import bench, data, decay, export, scenarios, train
+from winback.cli import bench, data, decay, export, scenarios, train, whatif
 from winback.errors import WinbackError
 
 EXIT_BAD_INPUT = 2
@@ -24,6 +24,7 @@ cli.add_typer(decay.app, name="decay", help="Fit and evaluate interest-decay mod
 cli.add_typer(scenarios.app, name="scenarios", help="List and show scenarios.")
 cli.command("train")(train.train)
 cli.command("bench")(bench.bench)
+cli.command("whatif")(whatif.whatif)
 cli.command("export")(export.export)
 
 

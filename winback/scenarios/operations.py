@@ -37,10 +37,14 @@ import simpy
 from winback.scenarios.schema import Operations
 from winback.simulator.response import CARE
 
-DROPS = ("masked", "budget", "deadline", "collision", "refused")
-"""Why a requested contact did not reach its user: masked when requested (the user could not
-receive it then), beyond the coupon budget, past the care team's deadline, a second contact for the
-user in its arrival period, refused by the simulator on arrival."""
+DROPS = {
+    "masked": "the user could not receive it when it was requested",
+    "budget": "beyond the coupon budget",
+    "deadline": "the care team could not write it in time",
+    "collision": "a second contact for the user in the period it arrived",
+    "refused": "refused by the simulator on arrival (opted out meanwhile, coupon still valid, frequency cap)",
+}
+"""Why a requested contact did not reach its user, in the order of its way to the user."""
 Process = Generator[simpy.Event, None, None]
 """A simpy process function's generator."""
 _EPSILON = 1e-9
@@ -114,6 +118,8 @@ class OperationsDesk:
             self.budget = simpy.Container(self.env, capacity=limits.coupon_budget_per_period)
             self.env.process(self._refill_budget())
         self._arrivals: dict[int, list[tuple[np.ndarray, int]]] = {}
+        self._delivered = -1
+        """The last period whose contacts went out."""
         self._in_flight = 0
 
     def dispatch(self, period: int, actions: np.ndarray, masks: np.ndarray) -> None:
@@ -138,7 +144,8 @@ class OperationsDesk:
 
     def deliveries(self, period: int) -> np.ndarray:
         """(n,) actions reaching users in ``period`` (runs operations to the period's end)."""
-        self._run_through(period + 1)
+        self._run_through(period + 1 + _EPSILON)
+        self._delivered = period
         actions = np.zeros(self.n_users, dtype=np.int64)
         for users, k in self._arrivals.pop(period, []):
             free = users[actions[users] == 0]
@@ -213,6 +220,8 @@ class OperationsDesk:
         self._arrive(users, k, period + delay)
 
     def _arrive(self, users: np.ndarray, k: int, period: int) -> None:
+        if period <= self._delivered:
+            raise RuntimeError(f"contacts arrived for period {period} after it was stepped")
         self._arrivals.setdefault(period, []).append((users, k))
 
     def _drop(self) -> None:

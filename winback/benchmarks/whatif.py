@@ -1,0 +1,199 @@
+"""The what-if report: the policies of a benchmark under a scenario's operations, side by side.
+
+``winback whatif`` runs the benchmark (:func:`~winback.benchmarks.suite.run_benchmark`: tuned
+baselines, agents and the oracle, through the scenario's operations) and adds ``whatif.md`` with
+net value and retention beside what operations did: contacts requested and served, why the others
+were dropped, the care team's queue and the coupon budget's use, as tables and PNGs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from winback.benchmarks.report import CATEGORY_LINES, LEVEL, interval, palette, summarize
+from winback.benchmarks.rollout import PolicyRun
+from winback.benchmarks.suite import BenchConfig, run_benchmark
+from winback.scenarios.operations import DROPS
+from winback.scenarios.scenario import Scenario, load_scenario
+from winback.scenarios.schema import Operations
+
+PLOTS = {
+    "contacts.png": "Contacts per period: requested (dashed) and served (solid)",
+    "care_queue.png": "Care messages waiting for an agent at the end of each period",
+    "budget.png": "Coupons taken from the budget per period",
+}
+
+
+def run_whatif(config: BenchConfig, out_dir: Path, *, progress: bool = True) -> Path:
+    """The benchmark of ``config`` into ``out_dir`` and its what-if report; returns ``whatif.md``."""
+    result = run_benchmark(config, out_dir, progress=progress)
+    return write_whatif_report(result.runs, load_scenario(config.scenario), out_dir)
+
+
+def operations_table(runs: Sequence[PolicyRun], kinds: Sequence[str]) -> pd.DataFrame:
+    """One row per policy and contact kind: contacts per period (mean over seeds and periods)
+    requested, served and dropped by reason, with the share served."""
+    rows = []
+    for run in runs:
+        ops = run.operations
+        for k, kind in enumerate(kinds):
+            requested = float(ops["requested"][:, :, k].mean())
+            row = {"policy": run.policy, "kind": kind, "requested": requested}
+            row["served"] = float(ops["served"][:, :, k].mean())
+            row |= {f"dropped_{reason}": float(ops[f"dropped_{reason}"][:, :, k].mean()) for reason in DROPS}
+            row["served_share"] = row["served"] / requested if requested else float("nan")
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_whatif_report(runs: Sequence[PolicyRun], scenario: Scenario, out_dir: Path) -> Path:
+    """Write ``whatif.md``, ``operations.csv`` and :data:`PLOTS` into ``out_dir`` (beside the
+    benchmark's leaderboard and plots); returns the path of ``whatif.md``."""
+    kinds = scenario.simulator.response.kinds
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = summarize(runs)
+    by_name = {run.policy: run for run in runs}
+    ordered = [by_name[name] for name in table["policy"]]
+    operations = operations_table(ordered, kinds)
+    operations.to_csv(out_dir / "operations.csv", index=False)
+    figures = {
+        "contacts.png": _plot_contacts(ordered, kinds),
+        "care_queue.png": _plot_series(ordered, "care_queue", "care_queue.png", "messages waiting"),
+        "budget.png": _plot_series(
+            ordered, "coupons_used", "budget.png", "coupons", scenario.operations.coupon_budget_per_period
+        ),
+    }
+    for name, figure in figures.items():
+        figure.savefig(out_dir / name, dpi=110)
+    path = out_dir / "whatif.md"
+    path.write_text(_markdown(scenario, table, ordered, operations))
+    return path
+
+
+def describe_operations(operations: Operations) -> list[str]:
+    """The limits in force, one line each (``no limits`` when there are none)."""
+    lines = []
+    if operations.coupon_budget_per_period:
+        lines.append(f"coupon budget: {operations.coupon_budget_per_period} coupons per period")
+    if operations.care_capacity:
+        per_period = operations.care_capacity / operations.care_service_time
+        lines.append(
+            f"care team: {operations.care_capacity} agents, {operations.care_service_time:g} periods per "
+            f"message (at most {per_period:.0f} messages per period), a message waits at most "
+            f"{operations.care_deadline} periods after the one it was sent in"
+        )
+    lines += [
+        f"delivery delay of {kind}: {delay} periods"
+        for kind, delay in operations.delivery_delay.items()
+        if delay
+    ]
+    return lines or ["no limits: every contact reaches its user in the period it is sent"]
+
+
+def _markdown(
+    scenario: Scenario, table: pd.DataFrame, runs: Sequence[PolicyRun], operations: pd.DataFrame
+) -> str:
+    seeds, users = runs[0].metrics["net_value"].shape
+    lines = [
+        f"# What if: scenario `{scenario.name}`",
+        "",
+        scenario.description,
+        "",
+        f"{users} held-out users x {seeds} seeds over {scenario.horizon} periods; the full benchmark "
+        "(paired differences, costs, action maps) is in [leaderboard.md](leaderboard.md).",
+        "",
+        "Operations:",
+        "",
+        *(f"- {line}" for line in describe_operations(scenario.operations)),
+        *(
+            f"- demand shock: odds of buying x{shock.multiplier:g} in periods {shock.start}-{shock.end - 1}"
+            for shock in scenario.shocks
+        ),
+        "",
+        "## Net value and retention",
+        "",
+        f"| policy | net value per user [{LEVEL:.0%} CI] | active at end | opted out | contacts per user |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in table.to_dict("records"):
+        lines.append(
+            f"| `{row['policy']}` | {interval(row, 'net_value', '{:.2f}')} | {row['active_at_end']:.1%} "
+            f"| {row['opted_out']:.1%} | {row['contacts']:.2f} |"
+        )
+    lines += [
+        "",
+        "![net value](net_value.png)",
+        "",
+        "![retention](retention.png)",
+        "",
+        "## Operations",
+        "",
+        "Contacts per period (mean over seeds and periods): requested by the policy, served (delivered "
+        "to users), and dropped: " + "; ".join(f"`{reason}`: {text}" for reason, text in DROPS.items()) + ".",
+        "",
+        "| policy | kind | requested | served | served share | "
+        + " | ".join(f"`{reason}`" for reason in DROPS)
+        + " |",
+        "|---|---|" + "---:|" * (3 + len(DROPS)),
+    ]
+    for row in operations.to_dict("records"):
+        if row["requested"] == 0:
+            continue
+        drops = " | ".join(f"{row[f'dropped_{reason}']:.1f}" for reason in DROPS)
+        lines.append(
+            f"| `{row['policy']}` | {row['kind']} | {row['requested']:.1f} | {row['served']:.1f} | "
+            f"{row['served_share']:.1%} | {drops} |"
+        )
+    lines += [
+        "",
+        "| policy | care queue, mean | care queue, max | coupons per period | in flight at the end |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        ops = run.operations
+        lines.append(
+            f"| `{run.policy}` | {ops['care_queue'].mean():.1f} | {ops['care_queue'].max()} | "
+            f"{ops['coupons_used'].mean():.1f} | {ops['in_flight'][:, -1].mean():.1f} |"
+        )
+    lines += ["", *(f"![{title}]({name})\n" for name, title in PLOTS.items())]
+    return "\n".join(lines)
+
+
+def _plot_contacts(runs: Sequence[PolicyRun], kinds: Sequence[str]) -> Figure:
+    figure = Figure(figsize=(5 * len(kinds), 4.2), layout="constrained")
+    axes = figure.subplots(1, len(kinds), squeeze=False)[0]
+    colors = palette(len(runs))
+    for axis, (k, kind) in zip(axes, enumerate(kinds), strict=True):
+        for run, color in zip(runs, colors, strict=False):
+            requested = run.operations["requested"][:, :, k].mean(axis=0)
+            served = run.operations["served"][:, :, k].mean(axis=0)
+            if not requested.any():
+                continue
+            periods = np.arange(len(served))
+            axis.plot(periods, served, "-", color=color, label=run.policy)
+            axis.plot(periods, requested, "--", color=color, lw=0.8)
+        axis.set(title=kind, xlabel="period", ylabel="contacts (mean over seeds)")
+        if axis.lines:
+            axis.legend(fontsize=7)
+    figure.suptitle(PLOTS["contacts.png"])
+    return figure
+
+
+def _plot_series(runs: Sequence[PolicyRun], key: str, plot: str, ylabel: str, limit: int = 0) -> Figure:
+    """The (S, T) operations series ``key`` of each run, averaged over seeds, with an optional limit line."""
+    figure = Figure(figsize=(8, 4.2), layout="constrained")
+    axis = figure.add_subplot()
+    for run, color in zip(runs, palette(len(runs)), strict=False):
+        curve = run.operations[key].mean(axis=0)
+        axis.plot(np.arange(len(curve)), curve, CATEGORY_LINES[run.category], color=color, label=run.policy)
+    if limit:
+        axis.axhline(limit, color="grey", ls=":", lw=1, label="budget")
+    axis.set(title=f"{PLOTS[plot]} (mean over seeds)", xlabel="period", ylabel=ylabel)
+    axis.legend(fontsize=8, ncols=2)
+    return figure

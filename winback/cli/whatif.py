@@ -1,0 +1,49 @@
+"""``winback whatif``: the policies under a scenario's operations, with what operations did."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from winback.benchmarks.whatif import run_whatif
+from winback.cli.bench import (
+    DEFAULTS,
+    Agents,
+    EvalUsers,
+    Out,
+    Policies,
+    Progress,
+    Quick,
+    Seeds,
+    Threads,
+    TuningSeeds,
+    TuningUsers,
+    bench_config,
+    thread_limit,
+)
+
+
+def whatif(
+    scenario: Annotated[str, typer.Argument(help="A built-in scenario name or a scenario TOML file.")],
+    out: Out,
+    policies: Policies = "all",
+    agent: Agents = None,
+    seeds: Seeds = DEFAULTS.seeds,
+    eval_users: EvalUsers = DEFAULTS.eval_users,
+    tuning_seeds: TuningSeeds = DEFAULTS.tuning_seeds,
+    tuning_users: TuningUsers = DEFAULTS.tuning_users,
+    quick: Quick = False,
+    threads: Threads = 1,
+    progress: Progress = True,
+) -> None:
+    """Run the policies through SCENARIO's operations (coupon budget, care team, delivery delays) and
+    write the what-if report (whatif.md, PNGs) beside the benchmark's leaderboard in OUT."""
+    config = bench_config(
+        scenario, policies, agent,
+        seeds=seeds, eval_users=eval_users, tuning_seeds=tuning_seeds, tuning_users=tuning_users, quick=quick,
+    )  # fmt: skip
+    with thread_limit(threads):
+        report = run_whatif(config, out, progress=progress)
+    typer.echo(report.read_text())
+    typer.echo(f"report: {report}")

@@ -27,7 +27,7 @@ from winback.decay_model.lstm import LSTMState
 from winback.errors import ArtifactError
 from winback.export import ExportedPolicy, load_policy_dir
 from winback.export.card import ARTIFACT_FILES, CARD_FILE, POLICY_FILE, STATE_FILE, scenario_hash
-from winback.export.graphs import POLICY_INPUTS, POLICY_OUTPUTS, PolicyGraph, export_onnx
+from winback.export.graphs import POLICY_INPUTS, POLICY_OUTPUTS, PolicyGraph, StateUpdateGraph, export_onnx
 from winback.export.masks import masks_from_features
 from winback.export.runtime import inference_session
 from winback.export.state import UserStates, derived_features
@@ -158,16 +158,17 @@ def test_recurrent_policies_are_refused(tmp_path) -> None:
 def test_state_update_parity_on_10000_states(scenario, export_dir, samples) -> None:
     model, exported = scenario.model(), ExportedPolicy.load(export_dir)
     rng = np.random.default_rng(4)
+    learned = np.isin(model.spec.interventions, list(scenario.simulator_for(0).learned)).astype(np.int64)
     n_seen = 0
     for decay, activity in zip(samples.decay, samples.activity, strict=True):
         n = len(decay.period)
-        contacts = (rng.random((n, 3)) < 0.2).astype(np.int64)  # the model's inputs, whatever it learned
+        contacts = (rng.random((n, 3)) < 0.2).astype(np.int64)
         states = UserStates(
             decay.hidden, decay.cell, decay.period, decay.first_period, decay.last_purchase,
             decay.frequency, np.zeros(n),
         )  # fmt: skip
         following, interest = exported.state_update.step(states, activity.counts, activity.spend, contacts)
-        expected = model.advance(decay, activity, contacts)
+        expected = model.advance(decay, activity, contacts * learned)  # as the simulator feeds contacts
         assert np.abs(following.hidden - expected.hidden).max() <= 1e-5
         # The cell state reaches |c| ~ 40, where float32 spacing is 4e-6: compared relative to max(1, |c|).
         assert (np.abs(following.cell - expected.cell) / np.maximum(1.0, np.abs(expected.cell))).max() <= 1e-5
@@ -316,3 +317,20 @@ def test_cli_refuses_bad_input(run_dir, export_dir, tmp_path, capsys) -> None:
             app(argv)
         assert exit_info.value.code == 2
         assert message in capsys.readouterr().err
+
+
+def test_state_update_graph_feeds_learned_contacts(scenario, samples) -> None:
+    """With every kind learned, the graph's contacts reach the LSTM as in ``LSTMDecayModel.advance``."""
+    model = scenario.model()
+    decay, activity = samples.decay[0], samples.activity[0]
+    contacts = (np.random.default_rng(6).random((len(decay.period), 3)) < 0.3).astype(np.int64)
+    graph = StateUpdateGraph(model, model.spec.interventions)
+    inputs = (
+        decay.hidden, decay.cell, decay.period, decay.first_period, decay.last_purchase, decay.frequency,
+        activity.counts, activity.spend, contacts,
+    )  # fmt: skip
+    with torch.no_grad():
+        hidden = graph(*(torch.from_numpy(np.asarray(x)) for x in inputs))[0].numpy()
+    expected = model.advance(decay, activity, contacts).hidden
+    assert np.abs(hidden - expected).max() <= 1e-5
+    assert np.abs(hidden - model.advance(decay, activity).hidden).max() > 1e-3

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import typer
 
-from winback.cli import bench, data, decay, export, scenarios, train, whatif
+from winback.cli import bench, data, decay, export, scenarios, serve, train, whatif
 from winback.errors import WinbackError
 
 EXIT_BAD_INPUT = 2
@@ -26,6 +26,7 @@ cli.command("train")(train.train)
 cli.command("bench")(bench.bench)
 cli.command("whatif")(whatif.whatif)
 cli.command("export")(export.export)
+cli.command("serve")(serve.serve)
 
 
 def app(argv: Sequence[str] | None = None) -> None:

@@ -96,7 +96,13 @@ def export_policy(
     example = (torch.zeros((2, n_features)), torch.ones((2, len(simulator.actions)), dtype=torch.bool))
     graph = PolicyGraph(agent.model, agent.normalization)
     export_onnx(graph, example, POLICY_INPUTS, POLICY_OUTPUTS, out / POLICY_FILE)
-    export_onnx(StateUpdateGraph(decay), _state_example(decay), STATE_INPUTS, STATE_OUTPUTS, out / STATE_FILE)
+    export_onnx(
+        StateUpdateGraph(decay, simulator.learned),
+        _state_example(decay),
+        STATE_INPUTS,
+        STATE_OUTPUTS,
+        out / STATE_FILE,
+    )
     body = _card_body(run, which, config, agent, scenario, simulator)
     policy = ExportedPolicy(body, (out / POLICY_FILE).read_bytes(), (out / STATE_FILE).read_bytes())
     body["benchmark"] = _benchmark(policy, scenario, seeds, eval_users)
@@ -176,6 +182,9 @@ def _card_body(
             "event_types": list(spec.event_types),
             "purchase_event": spec.purchase_event,
             "contact_kinds": list(spec.interventions),
+            "learned_contact_kinds": sorted(simulator.learned),
+            "contacts": "contacts of kinds not in learned_contact_kinds are ignored: their effect is the "
+            "simulator's prior lift, which the state does not carry (nor, then, the interest output)",
             "new_user_periods": simulator.config.response.new_user_periods,
             "inputs": {
                 "hidden, cell": "(batch, hidden_size) float32 LSTM state before the period",

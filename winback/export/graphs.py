@@ -7,8 +7,10 @@ as constants: ``observations`` (n, F) float32 raw features and ``masks`` (n, A) 
 :class:`StateUpdateGraph` is one period of the LSTM decay model (:meth:`LSTMDecayModel.advance`
 followed by :meth:`LSTMDecayModel.forecast` with no contact): a user's stored state and the raw
 activity of the period that has just ended in, the next state and the interest of the coming period
-out. The input features (``log1p`` counts, tenure, recency, the BG/NBD posterior summaries, the
-calendar) are computed in the graph with the model's constants, so production needs only counts.
+out. Contacts of kinds the scenario's simulator does not drive through the decay model (whose
+effect is a prior lift) are zeroed, as the simulator feeds them. The input features (``log1p``
+counts, tenure, recency, the BG/NBD posterior summaries, the calendar) are computed in the graph
+with the model's constants, so production needs only counts.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +101,7 @@ class PolicyGraph(nn.Module):
 class StateUpdateGraph(nn.Module):
     """One period of an :class:`LSTMDecayModel` for a batch of users (module docstring)."""
 
-    def __init__(self, model: LSTMDecayModel) -> None:
+    def __init__(self, model: LSTMDecayModel, learned_contacts: Collection[str]) -> None:
         super().__init__()
         if not isinstance(model, LSTMDecayModel):
             raise ArtifactError(
@@ -109,7 +112,9 @@ class StateUpdateGraph(nn.Module):
         self.cfg, self.calendar = model.cfg, model.calendar
         self.hidden_size = network.lstm.hidden_size
         self.n_event_types = network.n_event_types
-        self.n_contacts = len(spec.interventions)
+        # Contacts of kinds whose effect the simulator takes from its priors never reach the decay model.
+        learned = [kind in learned_contacts for kind in spec.interventions]
+        self.register_buffer("contact_mask", torch.tensor(learned, dtype=torch.int64))
         state = {k: v.detach().float() for k, v in network.state_dict().items()}
         self.register_buffer(
             "lstm_weight", torch.cat([state["lstm.weight_ih_l0"], state["lstm.weight_hh_l0"]], 1).T
@@ -139,6 +144,7 @@ class StateUpdateGraph(nn.Module):
         contacts: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
         purchases = counts[:, -1]
+        contacts = contacts * self.contact_mask
         last_purchase = torch.where(purchases > 0, period, last_purchase)
         frequency = frequency + purchases.double()
         parts = [

@@ -1,0 +1,244 @@
+"""The decision service (``winback.serve``, ``winback serve``) on a tiny exported run, through FastAPI's
+test client."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from winback.agents.training import TrainConfig, train
+from winback.benchmarks.suite import sample_users
+from winback.cli import app
+from winback.export import ExportedPolicy, export_policy
+from winback.export.card import CARD_FILE
+from winback.scenarios.scenario import load_scenario
+from winback.serve import create_app
+from winback.simulator.features import feature_names, observe
+
+with warnings.catch_warnings():
+    # starlette 1.10 asks for httpx2, which is not released on PyPI; httpx is what fastapi documents.
+    warnings.filterwarnings("ignore", message=".*httpx2.*")
+    from fastapi.testclient import TestClient
+
+TINY = {
+    "total_timesteps": 512,
+    "n_envs": 16,
+    "n_steps": 16,
+    "batch_size": 64,
+    "n_epochs": 2,
+    "net_arch": (16, 16),
+    "eval_every": 512,
+    "eval_users": 50,
+    "checkpoint_every": 512,
+}
+DERIVED = ("interest", "log_recency", "log_frequency", "log_monetary", "log_tenure", "new_user")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def scenario():
+    return load_scenario("default")
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("run")
+    train(TrainConfig(algo="maskable_ppo", **TINY), run, progress=False)
+    out = tmp_path_factory.mktemp("export") / "artifact"
+    export_policy(run, out, seeds=1, eval_users=50)
+    return out
+
+
+@pytest.fixture(scope="module")
+def client(export_dir) -> TestClient:
+    return TestClient(create_app(export_dir))
+
+
+@pytest.fixture(scope="module")
+def population(scenario):
+    """300 evaluation users after 3 periods of random actions (coupons valid, contacts recent), the
+    state they were in before the last period, what they did in it and the contacts they received."""
+    simulator = scenario.simulator_for(7)
+    state, rng = sample_users(scenario.eval_users(), 300, seed=7).copy(), np.random.default_rng(7)
+    for _ in range(3):
+        before = state.copy()
+        outcome = simulator.step(state, rng.integers(0, len(simulator.actions), state.n_users))
+    return simulator, before, state, outcome
+
+
+def feature_users(names: tuple[str, ...], observations: np.ndarray) -> list[dict]:
+    return [{"features": dict(zip(names, row.tolist(), strict=True))} for row in observations]
+
+
+def test_health_and_card(client, export_dir) -> None:
+    card = json.loads((export_dir / CARD_FILE).read_text())
+    health = client.get("/healthz")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert health.json()["policy_sha256"] == card["files"]["policy.onnx"]["sha256"]
+    assert client.get("/v1/card").json() == card
+
+
+def test_decide_features_matches_the_policy_and_the_simulators_masks(client, export_dir, population) -> None:
+    simulator, _, state, _ = population
+    names, observations = feature_names(simulator), observe(simulator, state)
+    masks = simulator.action_masks(state)
+    policy = ExportedPolicy.load(export_dir)
+    response = client.post("/v1/decide", json={"users": feature_users(names, observations)})
+    assert response.status_code == 200
+    answers = response.json()["users"]
+    scores, actions = policy.decide(observations, masks)
+    assert [a["action_index"] for a in answers] == actions.tolist()
+    assert [a["action"] for a in answers] == [simulator.actions[i] for i in actions]
+    assert [list(a["allowed"].values()) for a in answers] == masks.tolist()
+    for answer, row in zip(answers, scores, strict=True):
+        assert [s if s is not None else -math.inf for s in answer["scores"].values()] == row.tolist()
+    coupon_valid = observations[:, names.index("coupon_valid")] == 1
+    assert coupon_valid.any()
+    for answer, valid in zip(answers, coupon_valid, strict=True):
+        assert ("coupon_valid" in answer["masked_by"].get("coupon", [])) == valid
+
+
+def test_decide_batch_of_256(client, population) -> None:
+    simulator, _, state, _ = population
+    observations = observe(simulator, state)[np.arange(256) % state.n_users]
+    response = client.post(
+        "/v1/decide", json={"users": feature_users(feature_names(simulator), observations)}
+    )
+    assert response.status_code == 200 and len(response.json()["users"]) == 256
+
+
+def test_decide_from_stored_state_and_activity(client, population) -> None:
+    """State + the period's activity give the simulator's own features (interest where no prior lift
+    is in force) and the decision on them."""
+    simulator, before, after, outcome = population
+    names = feature_names(simulator)
+    observed = observe(simulator, after)
+    d, kinds = before.decay, simulator.kinds
+    users = []
+    for i in range(before.n_users):
+        contacts = {kind: int(outcome.delivered[i] == k + 1) for k, kind in enumerate(kinds)}
+        users.append(
+            {
+                "state": {
+                    "hidden": d.hidden[i].tolist(),
+                    "cell": d.cell[i].tolist(),
+                    "period": int(d.period[i]),
+                    "first_period": int(d.first_period[i]),
+                    "last_purchase": int(d.last_purchase[i]),
+                    "frequency": float(d.frequency[i]),
+                    "spend_total": float(before.spend_total[i]),
+                },
+                "activity": [
+                    {
+                        "counts": {"purchase": int(outcome.activity.counts[i, 0])},
+                        "spend": float(outcome.activity.spend[i]),
+                        "contacts": contacts,
+                    }
+                ],
+                "features": {n: float(observed[i, j]) for j, n in enumerate(names) if n not in DERIVED},
+            }
+        )
+    response = client.post("/v1/decide", json={"users": users})
+    assert response.status_code == 200
+    answers = response.json()["users"]
+    served = np.array([[a["features"][n] for n in names] for a in answers])
+    no_lift = after.lift.sum(axis=1) == 0
+    assert no_lift.any() and not no_lift.all()
+    for j, name in enumerate(names):
+        rows = no_lift if name == "interest" else slice(None)
+        assert np.abs(served[rows, j] - observed[rows, j]).max() <= 1e-5, name
+    assert [a["state"]["period"] for a in answers] == after.decay.period.tolist()
+    hidden = np.array([a["state"]["hidden"] for a in answers])
+    assert np.abs(hidden - after.decay.hidden).max() <= 1e-5
+    # A second period from the returned state continues where the first left off.
+    again = [{**user, "state": answer["state"]} for user, answer in zip(users[:3], answers, strict=False)]
+    assert [
+        a["state"]["period"] for a in client.post("/v1/decide", json={"users": again}).json()["users"]
+    ] == [p + 1 for p in after.decay.period[:3].tolist()]
+
+
+def valid_features(client) -> dict[str, float]:
+    return {f["name"]: f["low"] for f in client.get("/v1/card").json()["observation"]["features"]}
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "error"),
+    [
+        (lambda f: f.pop("interest"), "users.1.features.interest", "missing"),
+        (lambda f: f.update(fatigue="3"), "users.1.features.fatigue", "float_type"),
+        (lambda f: f.update(opted_out=True), "users.1.features.opted_out", "float_type"),
+        (lambda f: f.update(interest=1.5), "users.1.features.interest", "less_than_equal"),
+        (lambda f: f.update(log_recency=-1.0), "users.1.features.log_recency", "greater_than_equal"),
+        (lambda f: f.update(shoe_size=9.0), "users.1.features.shoe_size", "extra_forbidden"),
+    ],
+)
+def test_invalid_features_are_422_naming_the_field(client, change, field, error) -> None:
+    good, bad = valid_features(client), valid_features(client)
+    change(bad)
+    response = client.post("/v1/decide", json={"users": [{"features": good}, {"features": bad}]})
+    assert response.status_code == 422
+    assert [(d["field"], d["type"]) for d in response.json()["detail"]] == [(field, error)]
+
+
+def test_nan_is_422_naming_the_field(client) -> None:
+    body = json.dumps({"users": [{"features": valid_features(client)}]}).replace(
+        '"fatigue": 0.0', '"fatigue": NaN'
+    )
+    response = client.post("/v1/decide", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "users.0.features.fatigue"
+
+
+def test_invalid_state_and_activity_are_422(client) -> None:
+    contact = {k: v for k, v in valid_features(client).items() if k not in DERIVED}
+    state = {
+        "hidden": [0.0] * 3,
+        "cell": [0.0] * 32,
+        "period": 5,
+        "first_period": 6,
+        "last_purchase": 6,
+        "frequency": 0.0,
+        "spend_total": 0.0,
+    }
+    user = {"state": state, "activity": [{"counts": {}, "spend": -1.0}], "features": contact}
+    response = client.post("/v1/decide", json={"users": [user]})
+    assert response.status_code == 422
+    fields = {d["field"] for d in response.json()["detail"]}
+    assert fields == {
+        "users.0.state.hidden",
+        "users.0.activity.0.counts.purchase",
+        "users.0.activity.0.spend",
+    }
+    ordered = {
+        **user,
+        "state": {**state, "hidden": [0.0] * 32},
+        "activity": [{"counts": {"purchase": 0}, "spend": 0.0}],
+    }
+    response = client.post("/v1/decide", json={"users": [ordered]})
+    assert response.status_code == 422
+    [problem] = response.json()["detail"]
+    assert (
+        problem["field"] == "users.0.state"
+        and "first_period <= last_purchase <= period" in problem["message"]
+    )
+    assert client.post("/v1/decide", json={"users": []}).status_code == 422
+
+
+def test_serve_cli_refuses_a_tampered_artifact(export_dir, tmp_path, capsys) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / CARD_FILE).write_text("{}")
+    with pytest.raises(SystemExit) as exit_info:
+        app(["serve", str(broken), "--port", "8123"])
+    assert exit_info.value.code == 2
+    assert "not a winback policy card" in capsys.readouterr().err

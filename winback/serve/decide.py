@@ -1,0 +1,120 @@
+"""One decision for a batch of validated users: features (given, or from stored state and activity),
+masks by the card's rules, the exported policy's scores and actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from winback.export.masks import mask_rules
+from winback.export.policy import ExportedPolicy
+from winback.export.state import DERIVED_FEATURES, UserStates, derived_features
+
+
+class Decider:
+    """Answers ``POST /v1/decide`` requests (:mod:`winback.serve.schemas`) with an :class:`ExportedPolicy`."""
+
+    def __init__(self, policy: ExportedPolicy) -> None:
+        self.policy = policy
+        card = policy.card
+        features = card["observation"]["features"]
+        self.names = policy.feature_names
+        self.low = np.array([f["low"] for f in features], dtype=np.float32)
+        self.high = np.array([f["high"] for f in features], dtype=np.float32)
+        self.derived = [self.names.index(name) for name in DERIVED_FEATURES]
+        self.given = [j for j, name in enumerate(self.names) if name not in DERIVED_FEATURES]
+        state_card = card["state_update"]
+        self.event_types, self.contact_kinds = state_card["event_types"], state_card["contact_kinds"]
+        self.new_user_periods = int(state_card["new_user_periods"])
+
+    def decide(self, users: list[BaseModel]) -> list[dict[str, Any]]:
+        """One answer per user, in order: action, its index, scores, masks, and for users sent with
+        their activity the features used and the state to store."""
+        observations = np.empty((len(users), len(self.names)), dtype=np.float32)
+        with_activity = [i for i, user in enumerate(users) if hasattr(user, "state")]
+        states: dict[int, dict[str, Any]] = {}
+        for i, user in enumerate(users):
+            if not hasattr(user, "state"):
+                observations[i] = [getattr(user.features, name) for name in self.names]
+        if with_activity:
+            rows = self._from_activity([users[i] for i in with_activity])
+            observations[with_activity] = rows[0]
+            states = dict(zip(with_activity, rows[1].to_dicts(), strict=True))
+        rules = mask_rules(observations, self.names, self.policy.actions, self.policy.min_gap)
+        masks = np.ones((len(users), len(self.policy.actions)), dtype=bool)
+        for masked in rules.values():
+            masks &= ~masked
+        scores, actions = self.policy.decide(observations, masks)
+        return [
+            self._answer(i, observations, masks, scores, actions, rules, states.get(i))
+            for i in range(len(users))
+        ]
+
+    def _from_activity(self, users: list[Any]) -> tuple[np.ndarray, UserStates]:
+        """(n, F) features and the new stored states of users sent with state and activity."""
+        n = len(users)
+        stored = [user.state for user in users]
+        states = UserStates(
+            hidden=np.array([s.hidden for s in stored], dtype=np.float32),
+            cell=np.array([s.cell for s in stored], dtype=np.float32),
+            period=np.array([s.period for s in stored], dtype=np.int64),
+            first_period=np.array([s.first_period for s in stored], dtype=np.int64),
+            last_purchase=np.array([s.last_purchase for s in stored], dtype=np.int64),
+            frequency=np.array([s.frequency for s in stored], dtype=np.float64),
+            spend_total=np.array([s.spend_total for s in stored], dtype=np.float64),
+        )
+        interest = np.zeros(n, dtype=np.float32)
+        lengths = np.array([len(user.activity) for user in users])
+        for t in range(int(lengths.max())):
+            rows = np.flatnonzero(lengths > t)
+            periods = [users[i].activity[t] for i in rows]
+            counts = np.array([[getattr(p.counts, e) for e in self.event_types] for p in periods])
+            contacts = np.array([[getattr(p.contacts, k) for k in self.contact_kinds] for p in periods])
+            spend = np.array([p.spend for p in periods], dtype=np.float64)
+            following, interest[rows] = self.policy.state_update.step(
+                _take(states, rows), counts.reshape(len(rows), -1), spend, contacts.reshape(len(rows), -1)
+            )
+            for name in ("hidden", "cell", "period", "last_purchase", "frequency", "spend_total"):
+                getattr(states, name)[rows] = getattr(following, name)
+        observations = np.empty((n, len(self.names)), dtype=np.float32)
+        derived = derived_features(states, interest, self.new_user_periods)
+        for j, name in zip(self.derived, DERIVED_FEATURES, strict=True):
+            observations[:, j] = np.clip(derived[name], self.low[j], self.high[j])
+        for j in self.given:
+            observations[:, j] = [getattr(user.features, self.names[j]) for user in users]
+        return observations, states
+
+    def _answer(
+        self,
+        i: int,
+        observations: np.ndarray,
+        masks: np.ndarray,
+        scores: np.ndarray,
+        actions: np.ndarray,
+        rules: dict[str, np.ndarray],
+        state: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        names = self.policy.actions
+        answer: dict[str, Any] = {
+            "action": names[int(actions[i])],
+            "action_index": int(actions[i]),
+            "scores": {
+                a: (float(s) if np.isfinite(s) else None) for a, s in zip(names, scores[i], strict=True)
+            },
+            "allowed": {a: bool(m) for a, m in zip(names, masks[i], strict=True)},
+            "masked_by": {
+                a: [rule for rule, masked in rules.items() if masked[i, k]]
+                for k, a in enumerate(names)
+                if not masks[i, k]
+            },
+        }
+        if state is not None:
+            answer["features"] = dict(zip(self.names, observations[i].tolist(), strict=True))
+            answer["state"] = state
+        return answer
+
+
+def _take(states: UserStates, rows: np.ndarray) -> UserStates:
+    return UserStates(**{name: value[rows] for name, value in vars(states).items()})

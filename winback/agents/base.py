@@ -44,6 +44,10 @@ class Policy(ABC):
     """Chooses an action per user from observations ((n, F) float32) and masks ((n, A) bool)."""
 
     name: str = "policy"
+    separable: bool = True
+    """Whether each user's actions depend on that user alone: then a population split into shards
+    and run apart gets the same actions. Policies that learn from or draw across the whole batch
+    (experiments, random draws by position) are not."""
 
     def reset(self, context: DecisionContext) -> None:
         """A new batch of users starts (stateful policies clear their state here)."""

@@ -37,6 +37,8 @@ class RandomContact(Policy):
     to nobody in particular: the gap between the two is the value of choosing whom and when.
     """
 
+    separable = False
+
     rates: dict[str, float]
     name: str = "random"
 

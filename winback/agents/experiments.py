@@ -76,6 +76,8 @@ class ABTestThenRollout(Policy):
     with this policy's context and acts on its own arm's rows only.
     """
 
+    separable = False
+
     candidates: dict[str, Policy]
     """The arms to test, by name (``control`` is added)."""
     window: int = 8
@@ -165,6 +167,8 @@ class UpliftTargeting(Policy):
     predicted value if it beats the prediction for ``none`` (the predicted incremental margin exceeds
     what the contact costs), and nothing otherwise.
     """
+
+    separable = False
 
     window: int = 8
     """Periods the test runs (at least 1, less than the horizon); the value models' target window."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -124,39 +124,10 @@ def run_benchmark(config: BenchConfig, out_dir: Path, *, progress: bool = True) 
     scenario = load_scenario(config.scenario)
     simulators = SimulatorsBySeed(scenario)
     eval_seeds = list(range(config.seeds))
-    tuning_seeds = [TUNING_SEED_OFFSET + i for i in range(config.tuning_seeds)]
     eval_users = sample_users(scenario.eval_users(), config.eval_users, seed=0)
-    tuning_users = sample_users(scenario.train_users(), config.tuning_users, seed=1)
-
-    def search(family: str, spec: Family) -> TuningResult:
-        grid = spec.quick_grid if config.quick else spec.grid
-        return tune(
-            family, spec.make, grid, scenario, tuning_users, tuning_seeds,
-            simulators=simulators, progress=progress,
-        )  # fmt: skip
-
-    tuning: dict[str, TuningResult] = {}
-    needs_rules = {"ab_test", *RULES} & set(config.policies)
-    for family in RULES:
-        if family in needs_rules:
-            tuning[family] = search(family, FAMILIES[family])
-    policies: dict[str, Policy] = {}
-    if "no_contact" in config.policies:
-        policies["no_contact"] = NoContact()
-    for family in RULES:
-        if family in config.policies:
-            policies[family] = tuning[family].policy(FAMILIES[family].make, family)
-    if "ab_test" in config.policies:
-        candidates = ab_candidates({f: tuning[f].policy(FAMILIES[f].make, f) for f in RULES})
-        grid, quick_grid = EXPERIMENT_GRIDS["ab_test"]
-        tuning["ab_test"] = search(
-            "ab_test", Family(partial(ABTestThenRollout, candidates), grid, quick_grid)
-        )
-        policies["ab_test"] = tuning["ab_test"].policy(partial(ABTestThenRollout, candidates), "ab_test")
-    if "uplift" in config.policies:
-        grid, quick_grid = EXPERIMENT_GRIDS["uplift"]
-        tuning["uplift"] = search("uplift", Family(UpliftTargeting, grid, quick_grid))
-        policies["uplift"] = tuning["uplift"].policy(UpliftTargeting, "uplift")
+    tuning = tune_baselines(config, scenario, simulators, progress=progress)
+    params = {family: result.best.params for family, result in tuning.items()}
+    policies = make_policies([p for p in config.policies if p not in REFERENCES], params, config)
 
     def evaluate(policy: Policy, name: str, category: str) -> PolicyRun:
         return run_policy(
@@ -164,11 +135,12 @@ def run_benchmark(config: BenchConfig, out_dir: Path, *, progress: bool = True) 
         )
 
     runs = [evaluate(policy, name, "baseline") for name, policy in policies.items()]
-    agent_runs = [evaluate(agent, agent.name, "agent") for agent in _agents(config.agents)]
+    agent_runs = [evaluate(agent, agent.name, "agent") for agent in load_agents(config.agents)]
     runs += agent_runs
+    tuning_users = min(config.tuning_users or scenario.train_users().n_users, scenario.train_users().n_users)
     notes = [
         f"Evaluation: {eval_users.n_users} held-out users x seeds {eval_seeds}; baselines tuned on "
-        f"{tuning_users.n_users} training users x seeds {tuning_seeds}"
+        f"{tuning_users} training users x seeds {tuning_seeds(config)}"
         + (" (quick grids)." if config.quick else "."),
         *(f"Tuned {family}: {result.best.params}" for family, result in tuning.items()),
     ]
@@ -180,11 +152,8 @@ def run_benchmark(config: BenchConfig, out_dir: Path, *, progress: bool = True) 
         contacts = {kind: float(reference.metrics[f"contacts_{kind}"].mean()) for kind in kinds}
         runs.append(evaluate(RandomContact.matched(contacts, scenario.horizon), "random", "baseline"))
         notes.append(f"random sends contacts at the rates of {reference.policy}.")
-    if "oracle" in config.policies:
-        runs.append(evaluate(Oracle(lookahead=config.oracle_lookahead), "oracle", "reference"))
-    if "planner" in config.policies:
-        planner = Oracle(lookahead=config.oracle_lookahead, clairvoyant=False, samples=config.planner_samples)
-        runs.append(evaluate(planner, "planner", "reference"))
+    references = make_policies([p for p in config.policies if p in REFERENCES], params, config)
+    runs += [evaluate(policy, name, "reference") for name, policy in references.items()]
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "tuning.json").write_text(json.dumps(_tuning_dict(tuning), indent=2) + "\n")
     (out_dir / "bench.json").write_text(json.dumps(_config_dict(config), indent=2) + "\n")
@@ -198,6 +167,68 @@ def run_benchmark(config: BenchConfig, out_dir: Path, *, progress: bool = True) 
     return BenchResult(runs, tuning, report)
 
 
+def tuning_seeds(config: BenchConfig) -> list[int]:
+    return [TUNING_SEED_OFFSET + i for i in range(config.tuning_seeds)]
+
+
+def tune_baselines(
+    config: BenchConfig, scenario: Scenario, simulators: dict[int, Simulator], *, progress: bool = True
+) -> dict[str, TuningResult]:
+    """Grid searches of the parametrised baselines among ``config.policies`` (the rules too when the
+    A/B test needs them as candidates) on the scenario's training users and the tuning seeds."""
+    users = sample_users(scenario.train_users(), config.tuning_users, seed=1)
+
+    def search(family: str, spec: Family) -> TuningResult:
+        grid = spec.quick_grid if config.quick else spec.grid
+        return tune(
+            family, spec.make, grid, scenario, users, tuning_seeds(config),
+            simulators=simulators, progress=progress,
+        )  # fmt: skip
+
+    tuning: dict[str, TuningResult] = {}
+    for family in RULES:
+        if family in config.policies or "ab_test" in config.policies:
+            tuning[family] = search(family, FAMILIES[family])
+    params = {family: result.best.params for family, result in tuning.items()}
+    for family in EXPERIMENT_GRIDS:
+        if family in config.policies:
+            make = _experiment_maker(family, params)
+            tuning[family] = search(family, Family(make, *EXPERIMENT_GRIDS[family]))
+    return tuning
+
+
+def make_policies(
+    names: Sequence[str], params: Mapping[str, Mapping[str, Any]], config: BenchConfig
+) -> dict[str, Policy]:
+    """The policies ``names`` (``random`` aside: it copies another run's rates) with the tuned
+    ``params`` of each parametrised family, in the order of :data:`KNOWN_POLICIES`."""
+    policies: dict[str, Policy] = {}
+    for name in KNOWN_POLICIES:
+        if name not in names or name == "random":
+            continue
+        if name == "no_contact":
+            policies[name] = NoContact()
+        elif name in RULES:
+            policies[name] = FAMILIES[name].make(**params[name], name=name)
+        elif name in EXPERIMENT_GRIDS:
+            policies[name] = _experiment_maker(name, params)(**params[name], name=name)
+        elif name == "oracle":
+            policies[name] = Oracle(lookahead=config.oracle_lookahead)
+        else:
+            policies[name] = Oracle(
+                lookahead=config.oracle_lookahead, clairvoyant=False, samples=config.planner_samples
+            )
+    return policies
+
+
+def _experiment_maker(family: str, params: Mapping[str, Mapping[str, Any]]) -> Callable[..., Policy]:
+    """The constructor of an experiment-driven baseline; the A/B test's arms are the tuned rules."""
+    if family == "uplift":
+        return UpliftTargeting
+    rules = {rule: FAMILIES[rule].make(**params[rule], name=rule) for rule in RULES}
+    return partial(ABTestThenRollout, ab_candidates(rules))
+
+
 def ab_candidates(rules: dict[str, Policy]) -> dict[str, Policy]:
     """The A/B test's arms: the tuned rules and every fixed single action."""
     return rules | {
@@ -205,7 +236,7 @@ def ab_candidates(rules: dict[str, Policy]) -> dict[str, Policy]:
     }
 
 
-def _agents(run_dirs: Sequence[Path]) -> list[SB3Policy]:
+def load_agents(run_dirs: Sequence[Path]) -> list[SB3Policy]:
     """Each run's best model, named by its algorithm (and run directory when algorithms repeat)."""
     agents = [SB3Policy.load(run_dir, which="best") for run_dir in run_dirs]
     algos = [agent.name for agent in agents]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import typer
 
-from winback.cli import bench, data, decay, export, scenarios, serve, train, whatif
+from winback.cli import bench, data, decay, export, scenarios, serve, sweep, train, whatif
 from winback.errors import WinbackError
 
 EXIT_BAD_INPUT = 2
@@ -25,6 +25,7 @@ cli.add_typer(scenarios.app, name="scenarios", help="List and show scenarios.")
 cli.command("train")(train.train)
 cli.command("bench")(bench.bench)
 cli.command("whatif")(whatif.whatif)
+cli.command("sweep")(sweep.sweep)
 cli.command("export")(export.export)
 cli.command("serve")(serve.serve)
 

@@ -1,0 +1,85 @@
+"""Sweeps: grids checked key by key, sharding exact, and the Ray backend equal to the local one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from winback.benchmarks.suite import BenchConfig
+from winback.benchmarks.sweep import GridAxis, LocalBackend, RayBackend, SweepConfig, run_sweep
+from winback.cli import app
+from winback.errors import ConfigError
+from winback.scenarios.files import to_document
+from winback.scenarios.scenario import load_scenario
+
+TINY = {"seeds": 2, "tuning_seeds": 1, "tuning_users": 40, "eval_users": 90, "quick": True}
+DOCUMENT = to_document(load_scenario("default"))
+
+
+def config(
+    *grids: str, policies: tuple[str, ...] = ("no_contact", "fixed_cadence"), shard: int = 0
+) -> SweepConfig:
+    axes = tuple(GridAxis.parse(text, DOCUMENT) for text in grids)
+    return SweepConfig(BenchConfig(policies=policies, **TINY), axes, shard_users=shard)
+
+
+def test_grid_keys_and_values_are_checked() -> None:
+    axis = GridAxis.parse("coupon.discount=0.1, 0.2", DOCUMENT)
+    assert axis == GridAxis("contacts.coupon.discount", (0.1, 0.2))
+    assert GridAxis.parse("horizon=26,52", DOCUMENT).values == (26, 52)
+    for text, message in [
+        ("coupon.rebate=0.1", "contacts.coupon.rebate is not a value of the scenario"),
+        ("contacts=1", "contacts is not a value"),
+        ("coupon.discount", "expected KEY=V1,V2"),
+        ("coupon.discount=0.1,0.1", "repeated values"),
+        ("coupon.discount=abc", "'abc' is not a TOML value"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            GridAxis.parse(text, DOCUMENT)
+
+
+def test_an_impossible_cell_is_refused_before_any_task_runs(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"contacts\.coupon\.discount = 1\.5 \(allowed: a number in \[0, 1\]\)"
+    ):
+        run_sweep(config("coupon.discount=0.2,1.5"), LocalBackend(1, progress=False), tmp_path)
+
+
+def test_sharded_local_and_ray_sweeps_give_the_same_table(tmp_path: Path) -> None:
+    grid = ("coupon.discount=0.1,0.3", "fatigue.half_life=2,8")
+    local = run_sweep(config(*grid), LocalBackend(1, progress=False), tmp_path / "local")
+    sharded_config = config(*grid, shard=40)
+    sharded = run_sweep(sharded_config, LocalBackend(1, progress=False), tmp_path / "sharded")
+    assert sharded.tasks == {"tuning": 4, "evaluation": 4 * 2 * 3}
+    pd.testing.assert_frame_equal(local.table, sharded.table)
+    ray = RayBackend(2, progress=False)
+    try:
+        distributed = run_sweep(sharded_config, ray, tmp_path / "ray")
+    finally:
+        ray.close()
+    pd.testing.assert_frame_equal(local.table, distributed.table)
+    table = pd.read_csv(tmp_path / "ray" / "sweep.csv")
+    assert len(table) == 4 * 2 and set(table["best"]) <= {"no_contact", "fixed_cadence"}
+    for name in ("sweep.md", "sweep.json", "net_value.png", "best_policy.png"):
+        assert (tmp_path / "ray" / name).stat().st_size > 0
+    assert "`fatigue.half_life`" in (tmp_path / "ray" / "sweep.md").read_text()
+
+
+def test_policies_that_decide_across_users_are_not_sharded(tmp_path: Path) -> None:
+    axes = (GridAxis.parse("horizon=8", DOCUMENT),)
+    bench = BenchConfig(policies=("no_contact", "ab_test"), **TINY | {"tuning_users": 200})
+    sweep = SweepConfig(bench, axes, shard_users=30)
+    result = run_sweep(sweep, LocalBackend(1, progress=False), tmp_path)
+    assert result.tasks["evaluation"] == 2, "one task per seed"
+    assert "ab_test decide across users" in result.report.read_text()
+
+
+def test_the_cli_names_a_bad_grid_with_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        app(["sweep", "default", "--out", str(tmp_path), "--grid", "coupon.rebate=1", "--quick"])
+    assert exit_info.value.code == 2
+    assert "contacts.coupon.rebate" in capsys.readouterr().err

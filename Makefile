@@ -24,12 +24,16 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	touch $@
 
 # The pipeline end to end on CDNOW: decay models, an agent trained on the packaged model's
-# simulator, then the benchmark against the tuned baselines (prints the leaderboard).
+# simulator, the benchmark against the tuned baselines (prints the leaderboard), the agent exported
+# to ONNX, and the exported artifact run through the what-if engine with a small care team.
 quickstart: $(VENV)/.installed
 	rm -rf $(OUT)  # rebuilt from scratch on every run
 	$(BIN)/winback decay eval --data cdnow --out $(OUT)/decay
 	$(BIN)/winback train --algo maskable_ppo --timesteps $(TIMESTEPS) --out $(OUT)/agent
 	$(BIN)/winback bench --policies all --agent $(OUT)/agent --seeds 5 --tuning-seeds 1 --out $(OUT)/bench
+	$(BIN)/winback export $(OUT)/agent --out $(OUT)/export
+	$(BIN)/winback whatif care_team_limited --policies no_contact,fixed_cadence,interest_threshold \
+		--agent $(OUT)/export --seeds 2 --tuning-seeds 1 --out $(OUT)/whatif
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check winback tests benchmarks

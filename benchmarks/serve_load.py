@@ -33,7 +33,7 @@ import torch
 
 from winback.agents.training import TrainConfig, train
 from winback.benchmarks.suite import sample_users
-from winback.export import export_policy
+from winback.export.exporter import export_policy
 from winback.scenarios.scenario import load_scenario
 from winback.simulator.features import feature_names, observe
 

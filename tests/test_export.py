@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pandas as pd
 import pytest
 import torch
+from tiny import TRAINING
 
 from winback.agents.base import DecisionContext
 from winback.agents.sb3 import SB3Policy
@@ -34,21 +36,6 @@ from winback.export.state import UserStates, derived_features
 from winback.scenarios.scenario import load_scenario
 from winback.simulator.features import feature_bounds, feature_names, observe
 
-TINY = {
-    "total_timesteps": 512,
-    "n_envs": 16,
-    "n_steps": 16,
-    "batch_size": 64,
-    "n_epochs": 2,
-    "net_arch": (16, 16),
-    "lstm_hidden_size": 8,
-    "learning_starts": 64,
-    "buffer_size": 1_000,
-    "target_update_interval": 256,
-    "eval_every": 512,
-    "eval_users": 50,
-    "checkpoint_every": 512,
-}
 N_SAMPLES = 10_000
 GAP = 2
 """A frequency cap for checking the mask rules (the default scenario has none)."""
@@ -62,22 +49,6 @@ def one_thread() -> None:
 @pytest.fixture(scope="module")
 def scenario():
     return load_scenario("default")
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("mppo")
-    train(TrainConfig(algo="maskable_ppo", **TINY), out, progress=False)
-    return out
-
-
-@pytest.fixture(scope="module")
-def export_dir(run_dir, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("export") / "artifact"
-    with pytest.raises(SystemExit) as exit_info:
-        app(["export", str(run_dir), "--out", str(out), "--seeds", "2", "--eval-users", "100"])
-    assert exit_info.value.code == 0
-    return out
 
 
 @dataclass
@@ -120,8 +91,8 @@ def assert_same_scores(expected: np.ndarray, actual: np.ndarray) -> None:
     assert np.abs(actual[~masked] - expected[~masked]).max() <= 1e-5
 
 
-def test_policy_parity_on_10000_observations(run_dir, export_dir, samples) -> None:
-    torch_policy, exported = SB3Policy.load(run_dir), ExportedPolicy.load(export_dir)
+def test_policy_parity_on_10000_observations(tiny_run, tiny_export, samples) -> None:
+    torch_policy, exported = SB3Policy.load(tiny_run), ExportedPolicy.load(tiny_export)
     assert samples.observations.shape[0] == N_SAMPLES and not samples.masks.all()
     expected = torch_policy.scores(samples.observations, samples.masks)
     actual, actions = exported.decide(samples.observations, samples.masks)
@@ -133,7 +104,7 @@ def test_policy_parity_on_10000_observations(run_dir, export_dir, samples) -> No
 @pytest.mark.parametrize("algo", ["dqn", "ppo"])
 def test_policy_graph_parity_other_algorithms(algo, scenario, samples, tmp_path) -> None:
     run = tmp_path / algo
-    policy = train(TrainConfig(algo=algo, **TINY), run, progress=False).policy
+    policy = train(TrainConfig(algo=algo, **TRAINING), run, progress=False).policy
     example = (torch.zeros((2, samples.observations.shape[1])), torch.ones((2, 4), dtype=torch.bool))
     export_onnx(
         PolicyGraph(policy.model, policy.normalization),
@@ -150,13 +121,13 @@ def test_policy_graph_parity_other_algorithms(algo, scenario, samples, tmp_path)
 
 
 def test_recurrent_policies_are_refused(tmp_path) -> None:
-    policy = train(TrainConfig(algo="recurrent_ppo", **TINY), tmp_path, progress=False).policy
+    policy = train(TrainConfig(algo="recurrent_ppo", **TRAINING), tmp_path, progress=False).policy
     with pytest.raises(ArtifactError, match="recurrent_ppo"):
         PolicyGraph(policy.model, policy.normalization)
 
 
-def test_state_update_parity_on_10000_states(scenario, export_dir, samples) -> None:
-    model, exported = scenario.model(), ExportedPolicy.load(export_dir)
+def test_state_update_parity_on_10000_states(scenario, tiny_export, samples) -> None:
+    model, exported = scenario.model(), ExportedPolicy.load(tiny_export)
     rng = np.random.default_rng(4)
     learned = np.isin(model.spec.interventions, list(scenario.simulator_for(0).learned)).astype(np.int64)
     n_seen = 0
@@ -180,9 +151,9 @@ def test_state_update_parity_on_10000_states(scenario, export_dir, samples) -> N
     assert n_seen >= N_SAMPLES
 
 
-def test_derived_features_match_the_simulator(scenario, export_dir) -> None:
+def test_derived_features_match_the_simulator(scenario, tiny_export) -> None:
     """A period with no contact, fed through state_update.onnx, gives the simulator's own features."""
-    exported = ExportedPolicy.load(export_dir)
+    exported = ExportedPolicy.load(tiny_export)
     simulator = scenario.simulator_for(5)
     state = sample_users(scenario.eval_users(), 500, seed=5).copy()
     d = state.decay.take(np.arange(state.n_users))  # a copy: the step changes the state in place
@@ -211,24 +182,24 @@ def test_masks_from_features_follow_the_simulator(scenario, samples) -> None:
     assert not samples.gap_masks[:, 1:].all() and samples.gap_masks[:, 1:].any()
 
 
-def test_benchmark_figures_equal_the_trained_agents(scenario, run_dir, export_dir) -> None:
+def test_benchmark_figures_equal_the_trained_agents(scenario, tiny_run, tiny_export) -> None:
     users = sample_users(scenario.eval_users(), 100, seed=0)
-    torch_run = run_policy(SB3Policy.load(run_dir), scenario, users, [0, 1])
-    onnx_run = run_policy(load_policy_dir(export_dir), scenario, users, [0, 1])
+    torch_run = run_policy(SB3Policy.load(tiny_run), scenario, users, [0, 1])
+    onnx_run = run_policy(load_policy_dir(tiny_export), scenario, users, [0, 1])
     for key, values in torch_run.metrics.items():
         np.testing.assert_array_equal(onnx_run.metrics[key], values, err_msg=key)
     np.testing.assert_array_equal(onnx_run.action_map, torch_run.action_map)
-    card = json.loads((export_dir / CARD_FILE).read_text())
+    card = json.loads((tiny_export / CARD_FILE).read_text())
     row = next(r for r in card["benchmark"]["results"] if r["category"] == "agent")
     assert row["net_value"] == pytest.approx(torch_run.metrics["net_value"].mean(), rel=1e-12)
     assert row["net_value_low"] < row["net_value"] < row["net_value_high"]
 
 
-def test_card_describes_the_artifact(scenario, export_dir) -> None:
-    assert sorted(p.name for p in export_dir.iterdir()) == sorted(ARTIFACT_FILES)  # nothing pickled
+def test_card_describes_the_artifact(scenario, tiny_export) -> None:
+    assert sorted(p.name for p in tiny_export.iterdir()) == sorted(ARTIFACT_FILES)  # nothing pickled
     for name in (POLICY_FILE, STATE_FILE):
-        onnx.checker.check_model(onnx.load(export_dir / name))
-    card = json.loads((export_dir / CARD_FILE).read_text())
+        onnx.checker.check_model(onnx.load(tiny_export / name))
+    card = json.loads((tiny_export / CARD_FILE).read_text())
     simulator = scenario.simulator_for(0)
     low, high = feature_bounds(simulator)
     features = card["observation"]["features"]
@@ -242,13 +213,13 @@ def test_card_describes_the_artifact(scenario, export_dir) -> None:
     assert {"schema_version", "winback_version", "created", "files", "decay_model"} <= set(card)
 
 
-def test_load_policy_dir_tells_runs_from_exports(run_dir, export_dir) -> None:
-    assert isinstance(load_policy_dir(export_dir), ExportedPolicy)
-    assert isinstance(load_policy_dir(run_dir), SB3Policy)
+def test_load_policy_dir_tells_runs_from_exports(tiny_run, tiny_export) -> None:
+    assert isinstance(load_policy_dir(tiny_export), ExportedPolicy)
+    assert isinstance(load_policy_dir(tiny_run), SB3Policy)
 
 
-def test_exported_policy_refuses_another_simulators_features(export_dir) -> None:
-    policy = ExportedPolicy.load(export_dir)
+def test_exported_policy_refuses_another_simulators_features(tiny_export) -> None:
+    policy = ExportedPolicy.load(tiny_export)
     context = DecisionContext(
         feature_names=("interest",),
         actions=policy.actions,
@@ -260,14 +231,14 @@ def test_exported_policy_refuses_another_simulators_features(export_dir) -> None
         policy.reset(context)
 
 
-def tampered(export_dir: Path, tmp_path: Path) -> Path:
+def tampered(tiny_export: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "copy"
-    shutil.copytree(export_dir, copy)
+    shutil.copytree(tiny_export, copy)
     return copy
 
 
-def test_modified_onnx_bytes_are_refused(export_dir, tmp_path) -> None:
-    copy = tampered(export_dir, tmp_path)
+def test_modified_onnx_bytes_are_refused(tiny_export, tmp_path) -> None:
+    copy = tampered(tiny_export, tmp_path)
     data = bytearray((copy / POLICY_FILE).read_bytes())
     data[-1] ^= 1
     (copy / POLICY_FILE).write_bytes(bytes(data))
@@ -275,15 +246,15 @@ def test_modified_onnx_bytes_are_refused(export_dir, tmp_path) -> None:
         ExportedPolicy.load(copy)
 
 
-def test_missing_file_is_refused(export_dir, tmp_path) -> None:
-    copy = tampered(export_dir, tmp_path)
+def test_missing_file_is_refused(tiny_export, tmp_path) -> None:
+    copy = tampered(tiny_export, tmp_path)
     (copy / STATE_FILE).unlink()
     with pytest.raises(ArtifactError, match=r"state_update\.onnx: missing"):
         ExportedPolicy.load(copy)
 
 
-def test_unknown_schema_version_is_refused(export_dir, tmp_path) -> None:
-    copy = tampered(export_dir, tmp_path)
+def test_unknown_schema_version_is_refused(tiny_export, tmp_path) -> None:
+    copy = tampered(tiny_export, tmp_path)
     card = json.loads((copy / CARD_FILE).read_text())
     card["schema_version"] = 99
     (copy / CARD_FILE).write_text(json.dumps(card))
@@ -291,8 +262,8 @@ def test_unknown_schema_version_is_refused(export_dir, tmp_path) -> None:
         ExportedPolicy.load(copy)
 
 
-def test_edited_card_is_refused(export_dir, tmp_path) -> None:
-    copy = tampered(export_dir, tmp_path)
+def test_edited_card_is_refused(tiny_export, tmp_path) -> None:
+    copy = tampered(tiny_export, tmp_path)
     card = json.loads((copy / CARD_FILE).read_text())
     card["masks"]["min_contact_gap"] = 4
     (copy / CARD_FILE).write_text(json.dumps(card))
@@ -300,18 +271,18 @@ def test_edited_card_is_refused(export_dir, tmp_path) -> None:
         ExportedPolicy.load(copy)
 
 
-def test_malformed_card_is_refused(export_dir, tmp_path) -> None:
-    copy = tampered(export_dir, tmp_path)
+def test_malformed_card_is_refused(tiny_export, tmp_path) -> None:
+    copy = tampered(tiny_export, tmp_path)
     (copy / CARD_FILE).write_text('{"schema": ')
     with pytest.raises(ArtifactError, match=r"policy_card\.json: not valid JSON"):
         ExportedPolicy.load(copy)
 
 
-def test_cli_refuses_bad_input(run_dir, export_dir, tmp_path, capsys) -> None:
+def test_cli_refuses_bad_input(tiny_run, tiny_export, tmp_path, capsys) -> None:
     for argv, message in (
         (["export", str(tmp_path), "--out", str(tmp_path / "x")], "not a training run"),
-        (["export", str(run_dir), "--out", str(export_dir)], "already holds an exported policy"),
-        (["export", str(run_dir), "--out", str(tmp_path / "y"), "--model", "last"], "--model"),
+        (["export", str(tiny_run), "--out", str(tiny_export)], "already holds an exported policy"),
+        (["export", str(tiny_run), "--out", str(tmp_path / "y"), "--model", "last"], "--model"),
     ):
         with pytest.raises(SystemExit) as exit_info:
             app(argv)
@@ -334,3 +305,16 @@ def test_state_update_graph_feeds_learned_contacts(scenario, samples) -> None:
     expected = model.advance(decay, activity, contacts).hidden
     assert np.abs(hidden - expected).max() <= 1e-5
     assert np.abs(hidden - model.advance(decay, activity).hidden).max() > 1e-3
+
+
+def test_bench_and_whatif_run_the_exported_artifact(tiny_export, tmp_path) -> None:
+    args = ["--policies", "no_contact", "--agent", str(tiny_export), "--quick", "--no-progress"]
+    for command in (["bench", "--out", str(tmp_path / "bench")], ["whatif", "care_team_limited"]):
+        out = [] if command[0] == "bench" else ["--out", str(tmp_path / "whatif")]
+        with pytest.raises(SystemExit) as exit_info:
+            app([*command, *out, *args])
+        assert exit_info.value.code == 0
+    bench = pd.read_csv(tmp_path / "bench" / "results.csv").set_index("policy")
+    assert bench.loc["maskable_ppo-onnx", "category"] == "agent"
+    operations = pd.read_csv(tmp_path / "whatif" / "operations.csv")
+    assert set(operations["policy"]) == {"no_contact", "maskable_ppo-onnx"}

@@ -6,16 +6,14 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from winback.agents.training import TrainConfig, train
 from winback.benchmarks.suite import sample_users
 from winback.cli import app
-from winback.export import ExportedPolicy, export_policy
+from winback.export import ExportedPolicy
 from winback.export.card import CARD_FILE
 from winback.scenarios.scenario import load_scenario
 from winback.serve import create_app
@@ -26,17 +24,6 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx2.*")
     from fastapi.testclient import TestClient
 
-TINY = {
-    "total_timesteps": 512,
-    "n_envs": 16,
-    "n_steps": 16,
-    "batch_size": 64,
-    "n_epochs": 2,
-    "net_arch": (16, 16),
-    "eval_every": 512,
-    "eval_users": 50,
-    "checkpoint_every": 512,
-}
 DERIVED = ("interest", "log_recency", "log_frequency", "log_monetary", "log_tenure", "new_user")
 
 
@@ -51,17 +38,8 @@ def scenario():
 
 
 @pytest.fixture(scope="module")
-def export_dir(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("run")
-    train(TrainConfig(algo="maskable_ppo", **TINY), run, progress=False)
-    out = tmp_path_factory.mktemp("export") / "artifact"
-    export_policy(run, out, seeds=1, eval_users=50)
-    return out
-
-
-@pytest.fixture(scope="module")
-def client(export_dir) -> TestClient:
-    return TestClient(create_app(export_dir))
+def client(tiny_export) -> TestClient:
+    return TestClient(create_app(tiny_export))
 
 
 @pytest.fixture(scope="module")
@@ -80,19 +58,19 @@ def feature_users(names: tuple[str, ...], observations: np.ndarray) -> list[dict
     return [{"features": dict(zip(names, row.tolist(), strict=True))} for row in observations]
 
 
-def test_health_and_card(client, export_dir) -> None:
-    card = json.loads((export_dir / CARD_FILE).read_text())
+def test_health_and_card(client, tiny_export) -> None:
+    card = json.loads((tiny_export / CARD_FILE).read_text())
     health = client.get("/healthz")
     assert health.status_code == 200 and health.json()["status"] == "ok"
     assert health.json()["policy_sha256"] == card["files"]["policy.onnx"]["sha256"]
     assert client.get("/v1/card").json() == card
 
 
-def test_decide_features_matches_the_policy_and_the_simulators_masks(client, export_dir, population) -> None:
+def test_decide_features_matches_the_policy_and_the_simulators_masks(client, tiny_export, population) -> None:
     simulator, _, state, _ = population
     names, observations = feature_names(simulator), observe(simulator, state)
     masks = simulator.action_masks(state)
-    policy = ExportedPolicy.load(export_dir)
+    policy = ExportedPolicy.load(tiny_export)
     response = client.post("/v1/decide", json={"users": feature_users(names, observations)})
     assert response.status_code == 200
     answers = response.json()["users"]
@@ -234,7 +212,7 @@ def test_invalid_state_and_activity_are_422(client) -> None:
     assert client.post("/v1/decide", json={"users": []}).status_code == 422
 
 
-def test_serve_cli_refuses_a_tampered_artifact(export_dir, tmp_path, capsys) -> None:
+def test_serve_cli_refuses_a_tampered_artifact(tiny_export, tmp_path, capsys) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / CARD_FILE).write_text("{}")

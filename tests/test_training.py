@@ -15,6 +15,7 @@ import pytest
 import torch
 from sb3_contrib.common.maskable.utils import get_action_masks, is_masking_supported
 from stable_baselines3.common.vec_env import VecNormalize
+from tiny import TRAINING
 
 from winback.agents.base import DecisionContext
 from winback.agents.sb3 import ALGORITHMS, ObservationNormalization, SB3Policy
@@ -25,23 +26,6 @@ from winback.envs.population import PopulationVecEnv
 from winback.errors import ConfigError
 from winback.scenarios.scenario import load_scenario
 from winback.simulator.features import observe
-
-TINY = {
-    "total_timesteps": 512,
-    "n_envs": 16,
-    "n_steps": 16,
-    "batch_size": 64,
-    "n_epochs": 2,
-    "net_arch": (16, 16),
-    "lstm_hidden_size": 8,
-    "learning_starts": 64,
-    "buffer_size": 1_000,
-    "target_update_interval": 256,
-    "eval_every": 256,
-    "eval_users": 50,
-    "checkpoint_every": 256,
-}
-"""A budget that trains every algorithm in about a second."""
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -57,7 +41,7 @@ def scenario():
 @pytest.fixture(scope="module", params=list(ALGORITHMS))
 def trained(request, tmp_path_factory) -> TrainResult:
     out = tmp_path_factory.mktemp(request.param)
-    return train(TrainConfig(algo=request.param, **TINY), out, progress=False)
+    return train(TrainConfig(algo=request.param, **TRAINING), out, progress=False)
 
 
 def curve(out: Path) -> list[dict[str, str]]:
@@ -153,17 +137,18 @@ def test_normalization_json_applies_the_statistics_as_vec_normalize_does_and_mas
 
 
 def test_resume_continues_to_the_new_total_and_refuses_a_changed_config(tmp_path) -> None:
-    config = TrainConfig(algo="ppo", **{**TINY, "total_timesteps": 256})
+    config = TrainConfig(algo="ppo", **{**TRAINING, "total_timesteps": 256})
     train(config, tmp_path, progress=False)
     with pytest.raises(ConfigError, match="already holds a training run"):
         train(config, tmp_path, progress=False)
-    changed = TrainConfig(algo="ppo", **{**TINY, "total_timesteps": 768, "learning_rate": 1e-3, "seed": 4})
+    changes = {"total_timesteps": 768, "learning_rate": 1e-3, "seed": 4}
+    changed = TrainConfig(algo="ppo", **{**TRAINING, **changes})
     with pytest.raises(
         ConfigError, match=r"seed \(run: 0, given: 4\); learning_rate \(run: 0.0003, given: 0.001\)"
     ):
         train(changed, tmp_path, resume=True, progress=False)
     result = train(
-        TrainConfig(algo="ppo", **{**TINY, "total_timesteps": 768}), tmp_path, resume=True, progress=False
+        TrainConfig(algo="ppo", **{**TRAINING, "total_timesteps": 768}), tmp_path, resume=True, progress=False
     )
     assert result.timesteps == 768
     assert [int(row["timesteps"]) for row in curve(tmp_path)] == [0, 256, 512, 768]
@@ -175,7 +160,7 @@ def test_resume_continues_to_the_new_total_and_refuses_a_changed_config(tmp_path
 def test_the_same_seed_gives_the_same_learning_curve(tmp_path) -> None:
     values = []
     for name, seed in [("first", 0), ("again", 0), ("other", 1)]:
-        config = TrainConfig(algo="maskable_ppo", **{**TINY, "total_timesteps": 256, "seed": seed})
+        config = TrainConfig(algo="maskable_ppo", **{**TRAINING, "total_timesteps": 256, "seed": seed})
         train(config, tmp_path / name, progress=False)
         values.append([row["validation_net_value"] for row in curve(tmp_path / name)])
     assert values[0] == values[1] != values[2]
@@ -212,7 +197,7 @@ def run_cli(argv: list[str]) -> int:
 def test_cli_trains_a_run_and_rejects_bad_input_with_exit_code_2(tmp_path, capsys) -> None:
     config = tmp_path / "tiny.toml"
     config.write_text(
-        "\n".join(f"{key} = {json.dumps(list(v) if isinstance(v, tuple) else v)}" for key, v in TINY.items())
+        "\n".join(f"{k} = {json.dumps(list(v) if isinstance(v, tuple) else v)}" for k, v in TRAINING.items())
     )
     out = tmp_path / "run"
     argv = ["train", "--algo", "ppo", "--config", str(config), "--out", str(out), "--timesteps", "256"]

@@ -32,11 +32,11 @@ from winback.agents.base import Policy
 from winback.agents.baselines import CARE, COUPON, PUSH, FixedCadence, NoContact, RandomContact
 from winback.agents.experiments import ABTestThenRollout, UpliftTargeting
 from winback.agents.oracle import Oracle
-from winback.agents.sb3 import SB3Policy
 from winback.agents.tuning import FAMILIES, Family, TuningResult, tune
 from winback.benchmarks.report import summarize, write_report
 from winback.benchmarks.rollout import PolicyRun, run_policy
 from winback.errors import ConfigError
+from winback.export.policy import load_policy_dir
 from winback.scenarios.scenario import Scenario, load_scenario
 from winback.simulator.core import Simulator
 from winback.simulator.state import SimState
@@ -236,9 +236,10 @@ def ab_candidates(rules: dict[str, Policy]) -> dict[str, Policy]:
     }
 
 
-def load_agents(run_dirs: Sequence[Path]) -> list[SB3Policy]:
-    """Each run's best model, named by its algorithm (and run directory when algorithms repeat)."""
-    agents = [SB3Policy.load(run_dir, which="best") for run_dir in run_dirs]
+def load_agents(run_dirs: Sequence[Path]) -> list[Policy]:
+    """Each training run's best model or exported policy (:func:`~winback.export.load_policy_dir`),
+    named by its algorithm (and directory when algorithms repeat)."""
+    agents = [load_policy_dir(run_dir) for run_dir in run_dirs]
     algos = [agent.name for agent in agents]
     for agent, run_dir in zip(agents, run_dirs, strict=True):
         if algos.count(agent.name) > 1:

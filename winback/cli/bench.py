@@ -23,7 +23,10 @@ Policies = Annotated[
     str, typer.Option(help=f"Comma-separated, from {', '.join(KNOWN_POLICIES)}; 'all': all but the planner.")
 ]
 Agents = Annotated[
-    list[Path] | None, typer.Option(help="A training run directory (winback train --out); repeatable.")
+    list[Path] | None,
+    typer.Option(
+        help="A training run (winback train --out) or an export (winback export --out); repeatable."
+    ),
 ]
 Seeds = Annotated[int, typer.Option(help="Evaluation seeds.")]
 EvalUsers = Annotated[int, typer.Option(help="Evaluation users (a fixed sample; 0: all).")]

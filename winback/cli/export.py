@@ -9,7 +9,7 @@ import torch
 import typer
 
 from winback.errors import ConfigError
-from winback.export import export_policy
+from winback.export.exporter import export_policy
 
 
 def export(

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import winback
+from winback.checked_json import read_checked, sha256_file, with_hash
 from winback.decay_model.artifact import CONFIG_FILE as DECAY_CONFIG_FILE
 from winback.envs.defaults import DEFAULT_MODEL
 from winback.errors import ArtifactError
@@ -118,15 +119,6 @@ def decay_model_hash(scenario: Scenario) -> str:
     return str(json.loads((directory / DECAY_CONFIG_FILE).read_text())["content_sha256"])
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def content_hash(body: dict[str, Any]) -> str:
-    """sha256 of ``body`` as canonical JSON (sorted keys)."""
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
 def write_card(body: dict[str, Any], directory: Path) -> Path:
     """The card with the sha256 of each ONNX file in ``directory`` and its own content hash."""
     card = {
@@ -136,9 +128,8 @@ def write_card(body: dict[str, Any], directory: Path) -> Path:
         "winback_version": winback.__version__,
         "files": {name: {"sha256": sha256_file(directory / name)} for name in (POLICY_FILE, STATE_FILE)},
     }
-    card["content_sha256"] = content_hash(card)
     path = directory / CARD_FILE
-    path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    path.write_text(json.dumps(with_hash(card), indent=2, sort_keys=True) + "\n")
     return path
 
 
@@ -154,21 +145,13 @@ def read_card(directory: str | Path) -> dict[str, Any]:
         raise ArtifactError(f"{root}: not a directory (expected an export directory from 'winback export')")
     if not path.is_file():
         raise ArtifactError(f"{path}: missing; {root} is not an exported policy")
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ArtifactError(f"{path}: not valid JSON ({err})") from err
-    if not isinstance(card, dict) or card.get("schema") != SCHEMA:
-        raise ArtifactError(f"{path}: not a winback policy card (schema != '{SCHEMA}')")
-    if card.get("schema_version") != SCHEMA_VERSION:
-        raise ArtifactError(
-            f"{path}: policy card schema version {card.get('schema_version')!r} is not supported by "
-            f"winback {winback.__version__} (expected {SCHEMA_VERSION}); export the policy again or use "
-            f"the winback version that wrote it ({card.get('winback_version')})"
-        )
-    claimed = card.pop("content_sha256", None)
-    if claimed != content_hash(card):
-        raise ArtifactError(f"{path}: content hash mismatch; the card was modified after it was written")
+    card = read_checked(
+        path,
+        kind=("schema", SCHEMA),
+        version=("schema_version", SCHEMA_VERSION),
+        what="a winback policy card",
+        remedy="export the policy again",
+    )
     for name in (POLICY_FILE, STATE_FILE):
         file = root / name
         if not file.is_file():

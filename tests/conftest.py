@@ -1,0 +1,31 @@
+"""Fixtures shared by the test modules: a tiny training run and its export, made once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tiny import TRAINING
+
+from winback.agents.training import TrainConfig, train
+from winback.cli import app
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A MaskablePPO run on the default scenario with the :data:`tiny.TRAINING` budget."""
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("mppo")
+    train(TrainConfig(algo="maskable_ppo", **TRAINING), out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``winback export`` of :func:`tiny_run`; the card's figures: 100 evaluation users x seeds 0, 1."""
+    out = tmp_path_factory.mktemp("export") / "artifact"
+    with pytest.raises(SystemExit) as exit_info:
+        app(["export", str(tiny_run), "--out", str(out), "--seeds", "2", "--eval-users", "100"])
+    assert exit_info.value.code == 0
+    return out

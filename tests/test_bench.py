@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from winback.agents.baselines import NoContact
 from winback.agents.oracle import Oracle
 from winback.agents.training import TrainConfig, train
 from winback.benchmarks.rollout import run_policy
@@ -99,7 +100,9 @@ def test_trained_agents_run_in_the_benchmark_under_their_algorithm_names(tmp_pat
 def test_a_holiday_shock_changes_only_the_weeks_it_covers() -> None:
     torch.set_num_threads(1)
     holiday = load_scenario("holiday_peak")
-    np.testing.assert_allclose(holiday.demand_shift, [np.log(1.5) if 8 <= t < 13 else 0.0 for t in range(52)])
+    np.testing.assert_allclose(
+        holiday.demand.by_period, [np.log(1.5) if 8 <= t < 13 else 0.0 for t in range(52)]
+    )
     users = holiday.eval_users().take(np.arange(400))
     default = dataclasses.replace(load_scenario("default"), horizon=14)
     peak = dataclasses.replace(holiday, horizon=14)
@@ -109,6 +112,19 @@ def test_a_holiday_shock_changes_only_the_weeks_it_covers() -> None:
     np.testing.assert_array_equal(plain.interest[:, :8], shocked.interest[:, :8])
     assert not np.array_equal(plain.interest[:, 8], shocked.interest[:, 8])
     assert shocked.metrics["revenue"].sum() > plain.metrics["revenue"].sum()
+
+
+def test_faster_decay_costs_lapsing_users_only() -> None:
+    torch.set_num_threads(1)
+    users = load_scenario("default").eval_users().take(np.arange(400))
+    runs = {
+        name: run_policy(NoContact(), dataclasses.replace(load_scenario(name), horizon=8), users, [0])
+        for name in ("default", "faster_decay")
+    }
+    plain, faster = (runs[name].metrics["revenue"][0] for name in ("default", "faster_decay"))
+    assert faster.sum() < plain.sum() and (faster <= plain).all()
+    interest = runs["default"].interest[:, 0], runs["faster_decay"].interest[:, 0]
+    assert np.array_equal(*interest), "policies observe the learned interest, not the extra decay"
 
 
 def test_several_scenarios_give_one_table_by_scenario(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from winback.benchmarks.rollout import PolicyRun, policy_seed, run_policy
 from winback.errors import ConfigError
 from winback.scenarios.operations import DROPS
 from winback.scenarios.scenario import Scenario, load_scenario
-from winback.scenarios.schema import Operations
+from winback.scenarios.schema import Campaign, Operations
 from winback.simulator.features import feature_names
 from winback.simulator.response import CARE, COUPON, PUSH
 
@@ -200,3 +200,21 @@ def test_the_care_team_needs_a_care_kind(scenario: Scenario) -> None:
             operations=Operations(care_capacity=2, delivery_delay={}),
             simulator=dataclasses.replace(scenario.simulator, response=response),
         )
+
+
+def test_a_campaign_reaches_everyone_the_policy_leaves_alone(
+    scenario: Scenario, users: winback.simulator.state.SimState
+) -> None:
+    campaign = dataclasses.replace(scenario, campaigns=(Campaign(period=2, kind=PUSH),))
+    # The policy sends care to everyone in period 2 and coupons in period 1 (still valid in 2).
+    run = run_policy(Scripted((0, 2, 3)), campaign, users, [SEED])
+    ops = run.operations
+    assert ops["campaign"][0].sum() == 0, "the policy contacts everyone the campaign could reach"
+    alone = run_policy(Scripted((0, 2)), campaign, users, [SEED])
+    n_pushed = alone.operations["campaign"][0, 2, 0]
+    assert n_pushed == alone.operations["requested"][0, 2, 0] == alone.operations["served"][0, 2, 0]
+    # Everyone who did not opt out over the coupons of period 1 gets the push (a valid coupon does
+    # not mask other kinds).
+    before = run_policy(Scripted((0, 2)), dataclasses.replace(scenario, horizon=2), users, [SEED])
+    assert n_pushed == users.n_users - before.metrics["opted_out"][0].sum()
+    check_accounting(alone)

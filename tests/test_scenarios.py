@@ -27,6 +27,8 @@ from winback.scenarios.schema import (
     FATIGUE_RULES,
     SCENARIO_RULES,
     SOURCES,
+    Campaign,
+    DecayConfig,
     DemandShock,
     ModelConfig,
     Operations,
@@ -116,6 +118,12 @@ def test_overrides_reach_the_simulator() -> None:
     care = load_scenario("care_team_limited").operations
     assert (care.care_capacity, care.care_service_time, care.care_deadline) == (2, 0.02, 1)
     assert load_scenario("holiday_peak").shocks == (DemandShock(start=8, end=13, multiplier=1.5),)
+    assert load_scenario("holiday_peak").campaigns == (Campaign(period=8, kind="push_new_items"),)
+    faster = load_scenario("faster_decay").demand
+    assert faster.by_period == () and faster.per_lapsed_period == pytest.approx(np.log(0.95))
+    shift = faster.shift(np.zeros(4, dtype=np.int64), np.array([1, 2, 53, 400]))
+    np.testing.assert_allclose(shift, np.log(0.95) * np.array([0, 1, 52, 52]))
+    assert load_scenario("default").demand.shift(np.zeros(2, dtype=np.int64), np.array([1, 9])) is None
 
 
 @pytest.mark.parametrize("name", list(BUILT_IN))
@@ -176,6 +184,12 @@ BAD_FILES = [
     ("[[shocks]]\nstart = 1\nend = 2\nmultiplier = 0", ["shocks[0].multiplier = 0", "a number > 0"]),
     ("[[shocks]]\nstart = 1\nend = 2", ["shocks[0]: missing multiplier"]),
     ("[shocks]\nstart = 1", ["shocks = {'start': 1}", "[[shocks]]"]),
+    ('[[campaigns]]\nperiod = 52\nkind = "coupon"', ["campaigns[0].period = 52", "horizon = 52"]),
+    ('[[campaigns]]\nperiod = 3\nkind = "sms"', ["campaigns[0].kind = 'sms'", "push_new_items, coupon"]),
+    ("[[campaigns]]\nperiod = 3", ["campaigns[0]: missing kind"]),
+    ("[decay]\nlapse_odds_factor = 0", ["decay.lapse_odds_factor = 0", "a number in (0, 1]"]),
+    ("[decay]\nhalf_life = 2", ["unknown key decay.half_life"]),
+    ('[[campaigns]]\nperiod = 3\nkind = "coupon"\nshare = 0.5', ["unknown key campaigns[0].share"]),
     ('"odd.key" = 1', ['unknown key "odd.key"']),
     ("horizon = 0x" + "f" * 4000, ["horizon = <a value too long to show> (allowed: an integer"]),
     ('horizon = "' + "x" * 200 + '"', ["horizon = '" + "x" * 76 + "... (allowed: an integer"]),
@@ -219,6 +233,8 @@ SCHEMA_KEYS = [
     *PopulationConfig.RULES,
     *Operations.RULES,
     *DemandShock.RULES,
+    *Campaign.RULES,
+    *DecayConfig.RULES,
     "artifact",
     "margin",
     "delivery_delay",

@@ -9,10 +9,11 @@ followed (only policies that learn online, such as an A/B test, use them).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from winback.envs.episodes import Demand
 from winback.simulator.core import Simulator
 from winback.simulator.state import SINCE_CAP, SimState
 
@@ -36,8 +37,8 @@ class DecisionContext:
     state: SimState | None = None
     min_gap: int = 0
     """The frequency cap the simulator enforces."""
-    demand_shift: tuple[float, ...] = ()
-    """The scenario's demand shift by period (:attr:`Scenario.demand_shift`), for look-ahead."""
+    demand: Demand = field(default_factory=Demand)
+    """The scenario's shifts of demand (:attr:`Scenario.demand`): only the oracle looks at them."""
 
 
 class Policy(ABC):

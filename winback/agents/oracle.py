@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from winback.agents.base import DecisionContext, Policy
-from winback.envs.episodes import shift_at
 from winback.errors import ConfigError
 from winback.simulator.state import SimState
 from winback.streams import draw_keys
@@ -63,8 +62,7 @@ class Oracle(Policy):
         window = min(self.lookahead, self.context.horizon - now)
         self.period += 1
         copies = 1 if self.clairvoyant else self.samples
-        table, n_futures = self.context.demand_shift, state.n_users * copies
-        shifts = [shift_at(table, np.full(n_futures, t)) for t in range(now, now + window)]
+        demand, periods = self.context.demand, np.full(state.n_users * copies, now)
         values = np.full(masks.shape, -np.inf)
         for action in range(masks.shape[1]):
             valid = masks[:, action]
@@ -72,9 +70,11 @@ class Oracle(Policy):
                 continue
             future = self._futures(state)
             first = np.repeat(np.where(valid, action, 0), copies)
-            value = simulator.step(future, first, min_gap=gap, demand_shift=shifts[0]).reward.total
+            shift = demand.shift(periods, future.recency)
+            value = simulator.step(future, first, min_gap=gap, demand_shift=shift).reward.total
             idle = np.zeros(future.n_users, dtype=np.int64)
-            for shift in shifts[1:]:
+            for ahead in range(1, window):
+                shift = demand.shift(periods + ahead, future.recency)
                 value += simulator.step(future, idle, min_gap=gap, demand_shift=shift).reward.total
             values[valid, action] = value.reshape(-1, copies).mean(axis=1)[valid]
         return np.argmax(values, axis=1).astype(np.int64)  # ties go to the lowest action: none first

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from winback.agents.base import DecisionContext, Policy
-from winback.envs.episodes import shift_at
 from winback.scenarios.operations import OperationsDesk
 from winback.scenarios.scenario import Scenario
 from winback.simulator.core import Simulator
@@ -118,7 +117,9 @@ def _run_seed(
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     state, horizon, gap = users.copy(), scenario.horizon, scenario.min_contact_gap
     n, kinds = state.n_users, simulator.kinds
-    desk = OperationsDesk(scenario.operations, kinds, simulator.is_coupon, n, horizon, operations_seed(seed))
+    desk = OperationsDesk(
+        scenario.operations, kinds, simulator.is_coupon, n, horizon, operations_seed(seed), scenario.campaigns
+    )
     policy.reset(
         DecisionContext(
             feature_names=feature_names(simulator),
@@ -129,7 +130,7 @@ def _run_seed(
             simulator=simulator,
             state=state,
             min_gap=gap,
-            demand_shift=scenario.demand_shift,
+            demand=scenario.demand,
         )
     )
     totals = {key: np.zeros(n) for key in ("margin", "discounts", "contact_costs", "revenue")}
@@ -148,7 +149,7 @@ def _run_seed(
         )
         r_bin = np.searchsorted(RECENCY_BINS, state.recency, side="right") - 1
         np.add.at(action_map, (actions, i_bin, r_bin), 1)
-        shift = shift_at(scenario.demand_shift, np.full(n, t))
+        shift = scenario.demand.shift(np.full(n, t), state.recency)
         arriving = desk.deliveries(t)
         outcome = simulator.step(state, arriving, min_gap=gap, demand_shift=shift)
         desk.settle(t, arriving, outcome.delivered)

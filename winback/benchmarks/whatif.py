@@ -44,6 +44,7 @@ def operations_table(runs: Sequence[PolicyRun], kinds: Sequence[str]) -> pd.Data
         for k, kind in enumerate(kinds):
             requested = float(ops["requested"][:, :, k].mean())
             row = {"policy": run.policy, "kind": kind, "requested": requested}
+            row["from_campaigns"] = float(ops["campaign"][:, :, k].mean())
             row["served"] = float(ops["served"][:, :, k].mean())
             row |= {f"dropped_{reason}": float(ops[f"dropped_{reason}"][:, :, k].mean()) for reason in DROPS}
             row["served_share"] = row["served"] / requested if requested else float("nan")
@@ -115,6 +116,10 @@ def _markdown(
             f"- demand shock: odds of buying x{shock.multiplier:g} in periods {shock.start}-{shock.end - 1}"
             for shock in scenario.shocks
         ),
+        *(
+            f"- campaign: {campaign.kind} to every user the policy leaves alone in period {campaign.period}"
+            for campaign in scenario.campaigns
+        ),
         "",
         "## Net value and retention",
         "",
@@ -134,21 +139,23 @@ def _markdown(
         "",
         "## Operations",
         "",
-        "Contacts per period (mean over seeds and periods): requested by the policy, served (delivered "
-        "to users), and dropped: " + "; ".join(f"`{reason}`: {text}" for reason, text in DROPS.items()) + ".",
+        "Contacts per period (mean over seeds and periods): requested by the policy and campaigns (of "
+        "which by campaigns), served (delivered to users), and dropped: "
+        + "; ".join(f"`{reason}`: {text}" for reason, text in DROPS.items())
+        + ".",
         "",
-        "| policy | kind | requested | served | served share | "
+        "| policy | kind | requested | by campaigns | served | served share | "
         + " | ".join(f"`{reason}`" for reason in DROPS)
         + " |",
-        "|---|---|" + "---:|" * (3 + len(DROPS)),
+        "|---|---|" + "---:|" * (4 + len(DROPS)),
     ]
     for row in operations.to_dict("records"):
         if row["requested"] == 0:
             continue
         drops = " | ".join(f"{row[f'dropped_{reason}']:.1f}" for reason in DROPS)
         lines.append(
-            f"| `{row['policy']}` | {row['kind']} | {row['requested']:.1f} | {row['served']:.1f} | "
-            f"{row['served_share']:.1%} | {drops} |"
+            f"| `{row['policy']}` | {row['kind']} | {row['requested']:.1f} | {row['from_campaigns']:.1f} | "
+            f"{row['served']:.1f} | {row['served_share']:.1%} | {drops} |"
         )
     lines += [
         "",

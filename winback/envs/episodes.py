@@ -9,7 +9,7 @@ random stream: the same seed gives the same user with the same luck, whichever e
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -25,6 +25,40 @@ DEFAULT_HORIZON = 52
 """Periods per episode: a year of weeks."""
 
 
+LAPSE_CAP = 52
+"""Periods since the last purchase beyond which :attr:`Demand.per_lapsed_period` stops adding up."""
+
+
+@dataclass(frozen=True)
+class Demand:
+    """Shifts of every user's log-odds of buying that the decay model does not know about: the world
+    of a scenario (a holiday peak, interest that decays faster than learned). Policies observe the
+    decay model's interest, without these shifts."""
+
+    by_period: tuple[float, ...] = ()
+    """Shift in each period of the horizon (a demand shock: ``log(multiplier)`` of the odds); none
+    past the tuple's end."""
+    per_lapsed_period: float = 0.0
+    """Shift per period since the last purchase beyond the first, up to :data:`LAPSE_CAP` periods
+    (``log(0.95)``: the odds of buying fall by 5% for every week without a purchase)."""
+
+    def __post_init__(self) -> None:
+        if not all(math.isfinite(x) for x in (*self.by_period, self.per_lapsed_period)):
+            raise ConfigError(f"{self} (allowed: finite numbers)")
+
+    def shift(self, periods: np.ndarray, recency: np.ndarray) -> np.ndarray | None:
+        """(n,) shifts for users in ``periods`` of the horizon with ``recency`` periods since their
+        last purchase (:attr:`SimState.recency`); ``None`` when there are none."""
+        shift = None
+        if any(self.by_period):
+            table = np.append(np.asarray(self.by_period, dtype=np.float64), 0.0)
+            shift = table[np.minimum(periods, len(self.by_period))]
+        if self.per_lapsed_period:
+            lapse = self.per_lapsed_period * np.clip(recency - 1, 0, LAPSE_CAP)
+            shift = lapse if shift is None else shift + lapse
+        return shift
+
+
 @dataclass(frozen=True)
 class EpisodeConfig:
     horizon: int = DEFAULT_HORIZON
@@ -33,9 +67,8 @@ class EpisodeConfig:
     min_contact_gap: int = 0
     """Frequency cap: a contact is masked (and refused) until this many periods have passed since
     the last contact of any kind (0: no cap)."""
-    demand_shift: tuple[float, ...] = ()
-    """Log-odds shift of every user's demand in each period of the episode (a holiday peak:
-    ``log(multiplier)`` of the odds); periods past the tuple's end have none."""
+    demand: Demand = field(default_factory=Demand)
+    """Shifts of demand the decay model does not know about, by period of the episode and lapse."""
     reward: Literal["realised", "expected"] = "realised"
     """The reward returned: the period's realised net value, or its expectation over the period's
     draws (:meth:`Simulator.expected_reward`: the same expected return, far less noise to learn
@@ -46,18 +79,8 @@ class EpisodeConfig:
             raise ConfigError(f"EpisodeConfig.horizon = {self.horizon} (allowed: >= 1)")
         if self.min_contact_gap < 0:
             raise ConfigError(f"EpisodeConfig.min_contact_gap = {self.min_contact_gap} (allowed: >= 0)")
-        if not all(math.isfinite(x) for x in self.demand_shift):
-            raise ConfigError(f"EpisodeConfig.demand_shift = {self.demand_shift} (allowed: finite numbers)")
         if self.reward not in ("realised", "expected"):
             raise ConfigError(f"EpisodeConfig.reward = {self.reward!r} (allowed: 'realised', 'expected')")
-
-
-def shift_at(table: tuple[float, ...], periods: np.ndarray) -> np.ndarray | None:
-    """(n,) demand shifts of ``table`` (by period) at ``periods``; 0 past its end, ``None`` if all 0."""
-    if not any(table):
-        return None
-    extended = np.append(np.asarray(table, dtype=np.float64), 0.0)
-    return extended[np.minimum(periods, len(table))]
 
 
 def draw_users(pool: SimState, rngs: list[np.random.Generator]) -> SimState:
@@ -92,7 +115,7 @@ class EpisodeBatch:
     def step(self, actions: np.ndarray) -> tuple[StepOutcome, np.ndarray]:
         """The period's outcome and the (N,) float64 rewards of :attr:`EpisodeConfig.reward`."""
         gap = self.config.min_contact_gap
-        shift = shift_at(self.config.demand_shift, self.elapsed)
+        shift = self.config.demand.shift(self.elapsed, self.state.recency)
         expected = (
             self.simulator.expected_reward(self.state, actions, min_gap=gap, demand_shift=shift).total
             if self.config.reward == "expected"

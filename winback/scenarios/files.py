@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from winback.errors import ConfigError
 from winback.scenarios.schema import (
@@ -24,6 +24,8 @@ from winback.scenarios.schema import (
     FATIGUE_RULES,
     PACKAGED,
     SCENARIO_RULES,
+    Campaign,
+    DecayConfig,
     DemandShock,
     ModelConfig,
     Operations,
@@ -38,7 +40,19 @@ from winback.simulator.rewards import RewardConfig
 if TYPE_CHECKING:
     from winback.scenarios.scenario import Scenario
 
-SECTIONS = ("population", "model", "economics", "contacts", "fatigue", "operations", "shocks")
+T = TypeVar("T")
+
+SECTIONS = (
+    "population",
+    "model",
+    "economics",
+    "contacts",
+    "fatigue",
+    "operations",
+    "shocks",
+    "campaigns",
+    "decay",
+)
 """Tables of a scenario file, after the top-level keys of :data:`SCENARIO_RULES`."""
 
 
@@ -60,7 +74,9 @@ def parse(document: Mapping[str, Any], *, folder: Path, name: str) -> dict[str, 
         ),
         "model_config": ModelConfig(**model),
         "operations": _operations(_section(document, "operations")),
-        "shocks": _shocks(document.get("shocks", [])),
+        "decay": DecayConfig(**_read(_section(document, "decay"), "decay", DecayConfig.RULES)),
+        "shocks": _array_of_tables(document, "shocks", DemandShock),
+        "campaigns": _array_of_tables(document, "campaigns", Campaign),
     }
 
 
@@ -75,8 +91,10 @@ def to_document(scenario: Scenario) -> dict[str, Any]:
         "economics": {key: getattr(scenario.simulator.reward, key) for key in ECONOMICS_RULES},
         "contacts": {kind: dataclasses.asdict(contact) for kind, contact in response.contacts.items()},
         "fatigue": {key: getattr(response, field) for key, field in FATIGUE_KEYS.items()},
+        "decay": dataclasses.asdict(scenario.decay),
         "operations": dataclasses.asdict(scenario.operations),
         "shocks": [dataclasses.asdict(shock) for shock in scenario.shocks],
+        "campaigns": [dataclasses.asdict(campaign) for campaign in scenario.campaigns],
     }
 
 
@@ -150,18 +168,21 @@ def _operations(table: Mapping[str, Any]) -> Operations:
     )
 
 
-def _shocks(shocks: Any) -> tuple[DemandShock, ...]:
-    if not isinstance(shocks, list):
-        raise ConfigError(f"shocks = {shown(shocks)} (allowed: an array of tables, [[shocks]])")
+def _array_of_tables(document: Mapping[str, Any], name: str, kind: type[T]) -> tuple[T, ...]:
+    """``[[name]]`` tables read into ``kind`` (a dataclass with ``RULES``, every key required)."""
+    tables = document.get(name, [])
+    keys = ", ".join(kind.RULES)  # type: ignore[attr-defined]
+    if not isinstance(tables, list):
+        raise ConfigError(f"{name} = {shown(tables)} (allowed: an array of tables, [[{name}]])")
     parsed = []
-    for i, shock in enumerate(shocks):
-        key = f"shocks[{i}]"
-        if not isinstance(shock, dict):
-            raise ConfigError(f"{key} = {shown(shock)} (allowed: a table with start, end and multiplier)")
-        values = _read(shock, key, DemandShock.RULES)
-        if missing := [name for name in DemandShock.RULES if name not in values]:
-            raise ConfigError(f"{key}: missing {', '.join(missing)} (a shock has start, end and multiplier)")
-        parsed.append(DemandShock(**values))
+    for i, table in enumerate(tables):
+        key = f"{name}[{i}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{key} = {shown(table)} (allowed: a table with {keys})")
+        values = _read(table, key, kind.RULES)  # type: ignore[attr-defined]
+        if missing := [field for field in kind.RULES if field not in values]:  # type: ignore[attr-defined]
+            raise ConfigError(f"{key}: missing {', '.join(missing)} (a table of [[{name}]] has {keys})")
+        parsed.append(kind(**values))
     return tuple(parsed)
 
 

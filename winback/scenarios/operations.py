@@ -12,7 +12,9 @@ message finished at the very end still goes out in the period). Around the batch
   process that queues for an agent, holds one for ``care_service_time``, and is dropped when it
   could not be finished by the end of period ``sent + care_deadline``;
 - **delivery delays** per channel (``delivery_delay``): a process per channel and period carries
-  the batch it was handed for that many periods.
+  the batch it was handed for that many periods;
+- **scheduled campaigns** (``[[campaigns]]``): in its period, a campaign requests its kind for every
+  user who can receive it and whom the policy does not contact, through the same operations.
 
 Requests meet users in a fixed random order (a generator seeded by the run), so which users a
 budget or a queue leaves out does not depend on how users are numbered. A user receives one contact
@@ -28,13 +30,13 @@ against the Gymnasium environment).
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import simpy
 
-from winback.scenarios.schema import Operations
+from winback.scenarios.schema import Campaign, Operations
 from winback.simulator.response import CARE
 
 DROPS = {
@@ -56,7 +58,9 @@ class OperationsLog:
     """What operations did in each period of one run (``T`` periods, ``K`` contact kinds)."""
 
     requested: np.ndarray
-    """(T, K) contacts the policy requested, masked ones included."""
+    """(T, K) contacts the policy (and campaigns) requested, masked ones included."""
+    campaign: np.ndarray
+    """(T, K) of ``requested``, the contacts scheduled campaigns requested."""
     served: np.ndarray
     """(T, K) contacts delivered to users (the simulator's ``delivered``)."""
     dropped: dict[str, np.ndarray]
@@ -73,6 +77,7 @@ class OperationsLog:
     def empty(cls, horizon: int, n_kinds: int) -> OperationsLog:
         return cls(
             requested=np.zeros((horizon, n_kinds), dtype=np.int64),
+            campaign=np.zeros((horizon, n_kinds), dtype=np.int64),
             served=np.zeros((horizon, n_kinds), dtype=np.int64),
             dropped={reason: np.zeros((horizon, n_kinds), dtype=np.int64) for reason in DROPS},
             care_queue=np.zeros(horizon, dtype=np.int64),
@@ -84,6 +89,7 @@ class OperationsLog:
         """Every series by name (``dropped_<reason>`` for the drops)."""
         return {
             "requested": self.requested,
+            "campaign": self.campaign,
             "served": self.served,
             **{f"dropped_{reason}": counts for reason, counts in self.dropped.items()},
             "care_queue": self.care_queue,
@@ -105,6 +111,7 @@ class OperationsDesk:
         n_users: int,
         horizon: int,
         rng: np.random.Generator,
+        campaigns: Sequence[Campaign] = (),
     ) -> None:
         self.limits, self.kinds, self.n_users, self.rng = limits, kinds, n_users, rng
         self.is_coupon = np.asarray(is_coupon, dtype=bool)
@@ -117,6 +124,10 @@ class OperationsDesk:
         if limits.coupon_budget_per_period:
             self.budget = simpy.Container(self.env, capacity=limits.coupon_budget_per_period)
             self.env.process(self._refill_budget())
+        self.campaigns: dict[int, list[int]] = {}
+        """Kind indices of the campaigns going out in each period."""
+        for campaign in campaigns:
+            self.campaigns.setdefault(campaign.period, []).append(kinds.index(campaign.kind))
         self._arrivals: dict[int, list[tuple[np.ndarray, int]]] = {}
         self._delivered = -1
         """The last period whose contacts went out."""
@@ -125,8 +136,13 @@ class OperationsDesk:
     def dispatch(self, period: int, actions: np.ndarray, masks: np.ndarray) -> None:
         """The policy's (n,) ``actions`` at the start of ``period``, with the (n, A) masks it saw."""
         self._run_through(period)  # the budget's first fill
+        actions = np.asarray(actions, dtype=np.int64)
+        for k in self.campaigns.get(period, ()):
+            reached = (actions == 0) & masks[:, k + 1]
+            actions = np.where(reached, k + 1, actions)
+            self.log.campaign[period, k] += int(reached.sum())
         order = self.rng.permutation(self.n_users)
-        actions = np.asarray(actions, dtype=np.int64)[order]
+        actions = actions[order]
         allowed = masks[order, actions]
         for k in range(len(self.kinds)):
             chosen = actions == k + 1

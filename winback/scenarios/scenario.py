@@ -1,6 +1,6 @@
 """A scenario names everything a policy is trained and judged under: the population and its split,
 the decay model, the horizon, the frequency cap, the simulator's response and reward parameters,
-demand shocks, and the operational limits of the what-if engine.
+demand shocks, scheduled campaigns, and the operational limits of the what-if engine.
 
 Scenarios are TOML files (the schema: :mod:`winback.scenarios.schema`), read with ``tomllib`` and
 checked key by key; the built-in ones are ``winback/scenarios/builtin/*.toml``, and a user's file works
@@ -22,12 +22,14 @@ from importlib.resources import files
 from pathlib import Path
 
 from winback.decay_model.base import DecayModel
-from winback.envs.episodes import DEFAULT_HORIZON, EpisodeConfig
+from winback.envs.episodes import DEFAULT_HORIZON, Demand, EpisodeConfig
 from winback.errors import ConfigError
 from winback.scenarios.files import parse
 from winback.scenarios.population import cached_population, load_decay_model, split_population
 from winback.scenarios.schema import (
     SCENARIO_RULES,
+    Campaign,
+    DecayConfig,
     DemandShock,
     ModelConfig,
     Operations,
@@ -71,8 +73,13 @@ class Scenario:
     operations: Operations = field(default_factory=Operations)
     """Coupon budget, care team and delivery delays (``[operations]``), applied wherever a policy runs
     on the scenario (:mod:`winback.scenarios.operations`); training environments leave them out."""
+    decay: DecayConfig = field(default_factory=DecayConfig)
+    """Interest decaying faster than the decay model learned (``[decay]``), in every run."""
     shocks: tuple[DemandShock, ...] = ()
     """Demand shocks over the horizon (``[[shocks]]``), applied by the simulator in every run."""
+    campaigns: tuple[Campaign, ...] = ()
+    """Scheduled campaigns (``[[campaigns]]``), sent through operations wherever a policy runs on
+    the scenario; training environments leave them out."""
 
     def __post_init__(self) -> None:
         check_fields(self, SCENARIO_RULES, "")
@@ -92,6 +99,12 @@ class Scenario:
                 f"operations.care_capacity = {self.operations.care_capacity}: the care team writes "
                 f"'{CARE}' contacts, which this scenario has not (kinds: {', '.join(kinds)})"
             )
+        for i, campaign in enumerate(self.campaigns):
+            if campaign.period >= self.horizon:
+                allowed = f"before the horizon = {self.horizon}"
+                raise ConfigError(f"campaigns[{i}].period = {campaign.period} (allowed: {allowed})")
+            if campaign.kind not in kinds:
+                raise ConfigError(f"campaigns[{i}].kind = {campaign.kind!r} (allowed: {', '.join(kinds)})")
         for kind in self.operations.delivery_delay:
             if kind not in kinds:
                 raise ConfigError(
@@ -100,18 +113,17 @@ class Scenario:
 
     @property
     def episode(self) -> EpisodeConfig:
-        return EpisodeConfig(self.horizon, self.min_contact_gap, demand_shift=self.demand_shift)
+        return EpisodeConfig(self.horizon, self.min_contact_gap, demand=self.demand)
 
     @cached_property
-    def demand_shift(self) -> tuple[float, ...]:
-        """Log-odds shift of demand in each period of the horizon: the shocks' ``log(multiplier)``
-        summed where they overlap (empty without shocks)."""
-        if not self.shocks:
-            return ()
-        return tuple(
+    def demand(self) -> Demand:
+        """The shifts of demand the decay model does not know about: the shocks' ``log(multiplier)``
+        by period of the horizon (summed where they overlap), and ``[decay]``'s lapse factor."""
+        by_period = tuple(
             sum(math.log(s.multiplier) for s in self.shocks if s.start <= t < s.end)
-            for t in range(self.horizon)
+            for t in range(self.horizon if self.shocks else 0)
         )
+        return Demand(by_period, math.log(self.decay.lapse_odds_factor))
 
     def model(self) -> DecayModel:
         """The decay model users live by (``[model]``; packaged: the CDNOW LSTM)."""

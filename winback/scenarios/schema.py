@@ -183,6 +183,25 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class DecayConfig:
+    """``[decay]``: interest that decays faster than the decay model learned (a stress test).
+
+    Every period since a user's last purchase beyond the first (up to 52) multiplies their odds of
+    buying by ``lapse_odds_factor`` on top of the model's forecast; a purchase resets it. Policies
+    still observe the model's interest, as a platform's model would not know the world changed.
+    """
+
+    RULES: ClassVar[dict[str, Rule]] = {"lapse_odds_factor": Rule(float, 0, 1, open_low=True)}
+
+    lapse_odds_factor: float = 1.0
+    """Factor on the odds of buying per period without a purchase (0.95: 5% lower odds for every week
+    since the last purchase; 1: the learned decay alone)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self, self.RULES, "decay")
+
+
+@dataclass(frozen=True)
 class Operations:
     """``[operations]``: limits of the team that delivers contacts (the what-if engine,
     :mod:`winback.scenarios.operations`). The defaults are no limits and no delays."""
@@ -218,7 +237,7 @@ class DemandShock:
     """One ``[[shocks]]`` table: a demand shock (say a holiday peak) multiplying the odds of buying.
 
     The simulator adds ``log(multiplier)`` to every user's log-odds of buying in those periods
-    (:attr:`Scenario.demand_shift`), in environments and benchmarks alike. Overlapping shocks
+    (:attr:`Scenario.demand`), in environments and benchmarks alike. Overlapping shocks
     multiply. ``start < end <= horizon`` is checked by the scenario.
     """
 
@@ -237,6 +256,27 @@ class DemandShock:
 
     def __post_init__(self) -> None:
         check_fields(self, self.RULES, "shock")
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """One ``[[campaigns]]`` table: a scheduled campaign (say a holiday newsletter) requesting a
+    contact of ``kind`` for every user who can receive it in ``period``.
+
+    It goes through operations like a policy's requests (budget, care team, delays); a user the
+    policy contacts in that period keeps the policy's contact. ``period < horizon`` and ``kind`` are
+    checked by the scenario.
+    """
+
+    RULES: ClassVar[dict[str, Rule]] = {"period": Rule(int, 0), "kind": Rule(str)}
+
+    period: int
+    """Period of the horizon the campaign goes out in (0: the scenario's first period)."""
+    kind: str
+    """Contact kind sent."""
+
+    def __post_init__(self) -> None:
+        check_fields(self, self.RULES, "campaign")
 
 
 def _is_file(path: Path) -> bool:

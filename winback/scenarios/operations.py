@@ -8,9 +8,11 @@ message finished at the very end still goes out in the period). Around the batch
 
 - the **coupon budget** (``coupon_budget_per_period``) as a :class:`simpy.Container` refilled at the
   start of every period by a process; coupon-like contacts beyond what is left are dropped;
-- the **care team** (``care_capacity`` agents) as a :class:`simpy.Resource`: every care message is a
-  process that queues for an agent, holds one for ``care_service_time``, and is dropped when it
-  could not be finished by the end of period ``sent + care_deadline``;
+- the **care team** (``care_capacity`` agents) as a :class:`simpy.Resource`: care messages wait in
+  a first-in-first-out queue; a dispatcher process requests an agent for the message at its head,
+  and the agent holds the resource for ``care_service_time`` while writing it. A message that can
+  no longer be finished by the end of period ``sent + care_deadline`` is dropped from the queue
+  (the events scale with the messages written, not with those requested);
 - **delivery delays** per channel (``delivery_delay``): a process per channel and period carries
   the batch it was handed for that many periods;
 - **scheduled campaigns** (``[[campaigns]]``): in its period, a campaign requests its kind for every
@@ -30,6 +32,7 @@ against the Gymnasium environment).
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
@@ -118,8 +121,15 @@ class OperationsDesk:
         self.delay = np.array([limits.delivery_delay.get(kind, 0) for kind in kinds], dtype=np.int64)
         self.env = simpy.Environment()
         self.log = OperationsLog.empty(horizon, len(kinds))
-        self.care = simpy.Resource(self.env, limits.care_capacity) if limits.care_capacity else None
         self.care_kind = kinds.index(CARE) if CARE in kinds else -1
+        self.care: simpy.Resource | None = None
+        self._care_queue: deque[tuple[int, int]] = deque()
+        """Care messages waiting for an agent: (user, period sent), oldest first."""
+        self._care_work: simpy.Event | None = None
+        """Triggered when messages join an empty queue (the idle dispatcher waits on it)."""
+        if limits.care_capacity:
+            self.care = simpy.Resource(self.env, limits.care_capacity)
+            self.env.process(self._dispatch_care())
         self.budget = None
         if limits.coupon_budget_per_period:
             self.budget = simpy.Container(self.env, capacity=limits.coupon_budget_per_period)
@@ -153,14 +163,17 @@ class OperationsDesk:
                 users = self._take_budget(period, k, users)
             self._in_flight += len(users)
             if k == self.care_kind and self.care is not None:
-                for user in users:
-                    self.env.process(self._write_care(int(user), period))
+                self._care_queue.extend((int(user), period) for user in users)
+                if self._care_work is not None and users.size:
+                    self._care_work.succeed()
+                    self._care_work = None
             else:
                 self._send(users, k, period)
 
     def deliveries(self, period: int) -> np.ndarray:
         """(n,) actions reaching users in ``period`` (runs operations to the period's end)."""
         self._run_through(period + 1 + _EPSILON)
+        self._drop_expired()
         self._delivered = period
         actions = np.zeros(self.n_users, dtype=np.int64)
         for users, k in self._arrivals.pop(period, []):
@@ -177,7 +190,7 @@ class OperationsDesk:
             arrived = sent == k + 1
             self.log.served[period, k] = int((delivered == k + 1).sum())
             self.log.dropped["refused"][period, k] = int(arrived.sum()) - self.log.served[period, k]
-        self.log.care_queue[period] = len(self.care.queue) if self.care is not None else 0
+        self.log.care_queue[period] = len(self._care_queue)
         self.log.in_flight[period] = self._in_flight
 
     def _run_through(self, time: float) -> None:
@@ -203,23 +216,44 @@ class OperationsDesk:
                 yield self.budget.put(self.budget.capacity - self.budget.level)
             yield self.env.timeout(1)
 
-    def _write_care(self, user: int, sent: int) -> Process:
-        """A care message waits for an agent and is written, then goes out in the period it was
-        finished in (a message finished at the very end of a period still makes it); it is dropped
-        when it could not be finished by the end of period ``sent + care_deadline``."""
+    def _dispatch_care(self) -> Process:
+        """Hands the message at the head of the queue to the next free agent, for ever."""
         assert self.care is not None
-        service = self.limits.care_service_time
-        latest_start = sent + 1 + self.limits.care_deadline - service
-        if latest_start < self.env.now - _EPSILON:  # too long to write even at once
-            self._drop()
-            return
-        with self.care.request() as request:
-            outcome = yield request | self.env.timeout(latest_start - self.env.now + _EPSILON)
-            if request not in outcome:
-                self._drop()
-                return
-            yield self.env.timeout(service)
+        while True:
+            if not self._care_queue:
+                self._care_work = self.env.event()
+                yield self._care_work
+                continue
+            request = self.care.request()
+            yield request  # an agent is free
+            self._drop_expired()
+            if not self._care_queue:
+                self.care.release(request)
+                continue
+            user, sent = self._care_queue.popleft()
+            self.env.process(self._write_care(request, user, sent))
+
+    def _write_care(self, request: simpy.Event, user: int, sent: int) -> Process:
+        """An agent writes a care message, which goes out in the period it is finished in (a message
+        finished at the very end of a period still makes it)."""
+        assert self.care is not None
+        yield self.env.timeout(self.limits.care_service_time)
+        self.care.release(request)
         self._send(np.array([user]), self.care_kind, max(sent, math.ceil(self.env.now - _EPSILON) - 1))
+
+    def _latest_start(self, sent: int) -> float:
+        """When a care message sent in period ``sent`` must be started to be finished by its deadline."""
+        return sent + 1 + self.limits.care_deadline - self.limits.care_service_time
+
+    def _drop_expired(self) -> None:
+        """Drop the messages at the head of the queue that can no longer be written in time, each in
+        the period its last chance fell in."""
+        last = len(self.log.care_queue) - 1
+        while self._care_queue and self._latest_start(self._care_queue[0][1]) < self.env.now - _EPSILON:
+            _, sent = self._care_queue.popleft()
+            period = min(max(math.floor(self._latest_start(sent) + _EPSILON), sent), last)
+            self.log.dropped["deadline"][period, self.care_kind] += 1
+            self._in_flight -= 1
 
     def _send(self, users: np.ndarray, k: int, period: int) -> None:
         """Hand ``users``' contacts of kind ``k``, ready in ``period``, to the channel, which delivers
@@ -239,9 +273,3 @@ class OperationsDesk:
         if period <= self._delivered:
             raise RuntimeError(f"contacts arrived for period {period} after it was stepped")
         self._arrivals.setdefault(period, []).append((users, k))
-
-    def _drop(self) -> None:
-        """A care message past its deadline is dropped now."""
-        period = min(math.floor(self.env.now), len(self.log.care_queue) - 1)
-        self.log.dropped["deadline"][period, self.care_kind] += 1
-        self._in_flight -= 1

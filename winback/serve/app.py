@@ -7,7 +7,6 @@ serves that artifact only: no request names a file. Bodies are validated against
 the dotted ``field`` it is about (``users.0.features.interest``), the ``message`` and its ``type``.
 """
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 import winback
-from winback.export.card import CARD_FILE
+from winback.checked_json import with_hash
 from winback.export.policy import ExportedPolicy
 from winback.serve.decide import Decider
 from winback.serve.schemas import FORMS, request_model
@@ -27,7 +26,7 @@ def create_app(artifact_dir: str | Path) -> FastAPI:
     policy = ExportedPolicy.load(artifact_dir)
     decider = Decider(policy)
     DecideRequest = request_model(policy.card)
-    card = json.loads((Path(artifact_dir) / CARD_FILE).read_text())
+    card = with_hash(policy.card)  # the card as verified at load, not re-read from disk
     identity = {
         "policy": policy.name,
         "policy_sha256": policy.card["files"]["policy.onnx"]["sha256"],

@@ -10,12 +10,24 @@ from tiny import TRAINING
 
 from winback.agents.training import TrainConfig, train
 from winback.cli import app
+from winback.scenarios.scenario import Scenario, load_scenario
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread() -> None:
+    """One torch thread: the suite's batches are small, and a busy second core makes more spin."""
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def scenario() -> Scenario:
+    """The built-in ``default`` scenario (modules may override it)."""
+    return load_scenario("default")
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A MaskablePPO run on the default scenario with the :data:`tiny.TRAINING` budget."""
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("mppo")
     train(TrainConfig(algo="maskable_ppo", **TRAINING), out, progress=False)
     return out

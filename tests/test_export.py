@@ -33,22 +33,11 @@ from winback.export.graphs import POLICY_INPUTS, POLICY_OUTPUTS, PolicyGraph, St
 from winback.export.masks import masks_from_features
 from winback.export.runtime import inference_session
 from winback.export.state import UserStates, derived_features
-from winback.scenarios.scenario import load_scenario
 from winback.simulator.features import feature_bounds, feature_names, observe
 
 N_SAMPLES = 10_000
 GAP = 2
 """A frequency cap for checking the mask rules (the default scenario has none)."""
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> None:
-    torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def scenario():
-    return load_scenario("default")
 
 
 @dataclass

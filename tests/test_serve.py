@@ -9,13 +9,11 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 
 from winback.benchmarks.suite import sample_users
 from winback.cli import app
 from winback.export import ExportedPolicy
 from winback.export.card import CARD_FILE
-from winback.scenarios.scenario import load_scenario
 from winback.serve import create_app
 from winback.simulator.features import feature_names, observe
 
@@ -25,16 +23,6 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 DERIVED = ("interest", "log_recency", "log_frequency", "log_monetary", "log_tenure", "new_user")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> None:
-    torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def scenario():
-    return load_scenario("default")
 
 
 @pytest.fixture(scope="module")

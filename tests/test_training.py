@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from sb3_contrib.common.maskable.utils import get_action_masks, is_masking_supported
 from stable_baselines3.common.vec_env import VecNormalize
 from tiny import TRAINING
@@ -24,18 +23,7 @@ from winback.benchmarks.rollout import run_policy
 from winback.cli import app
 from winback.envs.population import PopulationVecEnv
 from winback.errors import ConfigError
-from winback.scenarios.scenario import load_scenario
 from winback.simulator.features import observe
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> None:
-    torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def scenario():
-    return load_scenario("default")
 
 
 @pytest.fixture(scope="module", params=list(ALGORITHMS))

@@ -45,7 +45,9 @@ def single_env_rate(make: Callable[[], gym.Env], seconds: float, seed: int) -> f
     env.action_space.seed(seed)
     actions = [env.action_space.sample() for _ in range(4096)]
     for action in actions[:256]:  # warm-up: compiled code is built (or loaded) on first use
-        env.step(action)
+        _, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            env.reset()
     steps, started = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - started) < seconds:
         for action in actions[:256]:

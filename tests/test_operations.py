@@ -218,3 +218,14 @@ def test_a_campaign_reaches_everyone_the_policy_leaves_alone(
     before = run_policy(Scripted((0, 2)), dataclasses.replace(scenario, horizon=2), users, [SEED])
     assert n_pushed == users.n_users - before.metrics["opted_out"][0].sum()
     check_accounting(alone)
+
+
+def test_the_care_team_does_not_work_before_a_message_is_sent(
+    scenario: Scenario, users: winback.simulator.state.SimState
+) -> None:
+    # Care for everyone in periods 0 and 5 only: the team's clock must not lag behind the periods.
+    limited = with_operations(scenario, care_capacity=1, care_service_time=0.25)
+    run = run_policy(Scripted((3, 0, 0, 0, 0, 3)), limited, users, [SEED])
+    written = run.operations["served"][0, :, 2] + run.operations["dropped_refused"][0, :, 2]
+    np.testing.assert_array_equal(written[:6], [4, 0, 0, 0, 0, 4])
+    check_accounting(run)

@@ -145,7 +145,7 @@ class OperationsDesk:
 
     def dispatch(self, period: int, actions: np.ndarray, masks: np.ndarray) -> None:
         """The policy's (n,) ``actions`` at the start of ``period``, with the (n, A) masks it saw."""
-        self._run_through(period)  # the budget's first fill
+        self._advance_to(period)
         actions = np.asarray(actions, dtype=np.int64)
         for k in self.campaigns.get(period, ()):
             reached = (actions == 0) & masks[:, k + 1]
@@ -172,7 +172,7 @@ class OperationsDesk:
 
     def deliveries(self, period: int) -> np.ndarray:
         """(n,) actions reaching users in ``period`` (runs operations to the period's end)."""
-        self._run_through(period + 1 + _EPSILON)
+        self._advance_to(period + 1)
         self._drop_expired()
         self._delivered = period
         actions = np.zeros(self.n_users, dtype=np.int64)
@@ -193,9 +193,12 @@ class OperationsDesk:
         self.log.care_queue[period] = len(self._care_queue)
         self.log.in_flight[period] = self._in_flight
 
-    def _run_through(self, time: float) -> None:
-        """Process every event due at or before ``time``."""
-        while self.env.peek() <= time:
+    def _advance_to(self, time: float) -> None:
+        """Set the clock to ``time``, processing every event due by then (within float slack):
+        work never starts before the period it belongs to."""
+        if self.env.now < time:
+            self.env.run(until=time)
+        while self.env.peek() <= time + _EPSILON:
             self.env.step()
 
     # ------------------------------------------------------------------------------ processes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -83,3 +84,14 @@ def test_the_cli_names_a_bad_grid_with_exit_code_2(
         app(["sweep", "default", "--out", str(tmp_path), "--grid", "coupon.rebate=1", "--quick"])
     assert exit_info.value.code == 2
     assert "contacts.coupon.rebate" in capsys.readouterr().err
+
+
+def test_cells_that_change_the_population_or_horizon_are_sized_per_cell(tmp_path: Path) -> None:
+    axes = tuple(GridAxis.parse(text, DOCUMENT) for text in ("eval_share=0.2,0.3", "horizon=3,4"))
+    bench = BenchConfig(policies=("no_contact",), seeds=1, tuning_seeds=1, tuning_users=40, quick=True)
+    result = run_sweep(SweepConfig(bench, axes, shard_users=5000), LocalBackend(1, progress=False), tmp_path)
+    default = load_scenario("default")
+    sizes = [dataclasses.replace(default, eval_share=share).eval_users().n_users for share in (0.2, 0.3)]
+    assert sizes[0] < 5000 < sizes[1], "the second share's users take two shards"
+    assert result.user_periods == sum(n * horizon for n in sizes for horizon in (3, 4))
+    assert result.tasks["evaluation"] == 2 * 1 + 2 * 2

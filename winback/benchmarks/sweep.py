@@ -323,16 +323,16 @@ def run_sweep(config: SweepConfig, backend: Backend, out_dir: Path) -> SweepResu
     cells = config.cells
     names = [_cell_name(base.name, config.axes, values) for values in cells]
     documents = [cell_document(document, config.axes, values) for values in cells]
-    for cell_doc, name in zip(documents, names, strict=True):
-        cell_scenario(cell_doc, name)  # every cell checked before any task runs
+    # Every cell checked before any task runs; its population (swept keys may change it) sized.
+    scenarios = [cell_scenario(cell_doc, name) for cell_doc, name in zip(documents, names, strict=True)]
+    sizes = [sample_users(s.eval_users(), config.bench.eval_users, seed=0).n_users for s in scenarios]
     tuned = backend.map(
         tune_cell, [(d, n, config.bench) for d, n in zip(documents, names, strict=True)], "tuning cells"
     )
     tuned_at = time.perf_counter()
-    n_users = sample_users(base.eval_users(), config.bench.eval_users, seed=0).n_users
     calls, keys, notes = [], [], []
     for c, (cell_doc, name, params) in enumerate(zip(documents, names, tuned, strict=True)):
-        shards, why = _shards(cell_scenario(cell_doc, name), config, params, n_users)
+        shards, why = _shards(scenarios[c], config, params, sizes[c])
         if why:
             notes.append(f"{name}: not sharded ({why}).")
         for seed in range(config.bench.seeds):
@@ -354,7 +354,8 @@ def run_sweep(config: SweepConfig, backend: Backend, out_dir: Path) -> SweepResu
     }
     categories = _categories(config.bench, policies)
     table = _table(config, cells, policies, categories, net)
-    user_periods = n_users * base.horizon * len(policies) * config.bench.seeds * len(cells)
+    user_periods = sum(n * s.horizon for n, s in zip(sizes, scenarios, strict=True))
+    user_periods *= len(policies) * config.bench.seeds
     seconds = {"tuning": tuned_at - started, "evaluation": finished - tuned_at, "total": finished - started}
     tasks = {"tuning": len(documents), "evaluation": len(calls)}
     report = _write(config, backend, table, user_periods, seconds, tasks, notes, out_dir)

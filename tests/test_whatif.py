@@ -44,7 +44,8 @@ def test_the_cli_report_shows_the_care_team_dropping_messages(tmp_path: Path) ->
     assert care["served"] <= 100 and care["served"] < care["requested"]
     assert care["dropped_deadline"] > 0 and care["served_share"] < 1
     text = (tmp_path / "whatif.md").read_text()
-    assert "care team: 2 agents, 0.02 periods per message (at most 100 messages per period)" in text
+    limits = "care team: 2 agents, 0.02 periods per message (about 100 messages per period), a message"
+    assert f"{limits} waits at most 1 period after" in text
 
 
 def test_the_cli_names_a_bad_scenario_with_exit_code_2(

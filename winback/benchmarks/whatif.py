@@ -83,18 +83,22 @@ def describe_operations(operations: Operations) -> list[str]:
     if operations.coupon_budget_per_period:
         lines.append(f"coupon budget: {operations.coupon_budget_per_period} coupons per period")
     if operations.care_capacity:
-        per_period = operations.care_capacity / operations.care_service_time
+        rate = operations.care_capacity / operations.care_service_time
         lines.append(
             f"care team: {operations.care_capacity} agents, {operations.care_service_time:g} periods per "
-            f"message (at most {per_period:.0f} messages per period), a message waits at most "
-            f"{operations.care_deadline} periods after the one it was sent in"
+            f"message (about {rate:.4g} messages per period), a message "
+            f"waits at most {_periods(operations.care_deadline)} after the one it was sent in"
         )
     lines += [
-        f"delivery delay of {kind}: {delay} periods"
+        f"delivery delay of {kind}: {_periods(delay)}"
         for kind, delay in operations.delivery_delay.items()
         if delay
     ]
     return lines or ["no limits: every contact reaches its user in the period it is sent"]
+
+
+def _periods(count: int) -> str:
+    return f"{count} period" if count == 1 else f"{count} periods"
 
 
 def _markdown(

@@ -37,8 +37,11 @@ def whatif(
     threads: Threads = 1,
     progress: Progress = True,
 ) -> None:
-    """Run the policies through SCENARIO's operations (coupon budget, care team, delivery delays) and
-    write the what-if report (whatif.md, PNGs) beside the benchmark's leaderboard in OUT."""
+    """Run the policies through SCENARIO's operations and write the what-if report to OUT.
+
+    The benchmark of `winback bench` with the scenario's coupon budget, care team, delivery delays
+    and campaigns; whatif.md and its PNGs go beside the leaderboard.
+    """
     config = bench_config(
         scenario, policies, agent,
         seeds=seeds, eval_users=eval_users, tuning_seeds=tuning_seeds, tuning_users=tuning_users, quick=quick,

@@ -95,3 +95,10 @@ def test_cells_that_change_the_population_or_horizon_are_sized_per_cell(tmp_path
     assert sizes[0] < 5000 < sizes[1], "the second share's users take two shards"
     assert result.user_periods == sum(n * horizon for n in sizes for horizon in (3, 4))
     assert result.tasks["evaluation"] == 2 * 1 + 2 * 2
+
+
+def test_an_unreachable_or_malformed_ray_address_is_refused_at_once() -> None:
+    with pytest.raises(ConfigError, match="no Ray head answers there"):
+        RayBackend(1, address="127.0.0.1:1", progress=False)
+    with pytest.raises(ConfigError, match="expected HOST:PORT"):
+        RayBackend(1, address="head-node", progress=False)

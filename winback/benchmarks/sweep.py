@@ -25,6 +25,7 @@ import copy
 import dataclasses
 import json
 import os
+import socket
 import time
 import tomllib
 import zlib
@@ -200,6 +201,8 @@ class RayBackend(Backend):
             raise ConfigError(f"--workers = {workers} (allowed: >= 1)")
         self.ray, self.progress, self._started = ray, progress, False
         self.workers = workers if address is None else None
+        if address is not None:
+            _check_reachable(address)
         if not ray.is_initialized():
             options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             try:
@@ -229,6 +232,24 @@ class RayBackend(Backend):
     def close(self) -> None:
         if self._started:
             self.ray.shutdown()
+
+
+CONNECT_SECONDS = 10.0
+"""How long ``--ray-address`` may take to accept a connection (Ray itself retries for minutes)."""
+
+
+def _check_reachable(address: str) -> None:
+    """A ConfigError unless the head at ``address`` (``[ray://]host:port``; ``auto`` is left to Ray)
+    accepts a TCP connection within :data:`CONNECT_SECONDS`."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--ray-address {address!r} (expected HOST:PORT, ray://HOST:PORT or auto)")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as err:
+        raise ConfigError(f"--ray-address {address!r}: no Ray head answers there ({err})") from err
 
 
 def make_backend(

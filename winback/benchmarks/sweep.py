@@ -503,7 +503,8 @@ def _write(
         "![best policy](best_policy.png)",
         "",
         f"{tasks['tuning']} tuning and {tasks['evaluation']} evaluation tasks on the {backend.name} backend "
-        f"({workers or 'cluster'} workers): {seconds['total']:.1f} s in all, evaluation "
+        f"({'the cluster' if workers is None else workers} worker{'' if workers == 1 else 's'}): "
+        f"{seconds['total']:.1f} s in all, evaluation "
         f"{user_periods:,} user-periods in {seconds['evaluation']:.1f} s "
         f"({summary['user_periods_per_second']:,.0f} per second).",
         *(f"- {note}" for note in notes),

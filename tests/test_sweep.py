@@ -7,9 +7,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from winback.benchmarks.suite import BenchConfig
-from winback.benchmarks.sweep import GridAxis, LocalBackend, RayBackend, SweepConfig, run_sweep
+from winback.benchmarks.sweep import (
+    GridAxis,
+    LocalBackend,
+    RayBackend,
+    SweepConfig,
+    cell_document,
+    cell_scenario,
+    run_sweep,
+)
 from winback.cli import app
 from winback.errors import ConfigError
 from winback.scenarios.files import to_document
@@ -102,3 +112,19 @@ def test_an_unreachable_or_malformed_ray_address_is_refused_at_once() -> None:
         RayBackend(1, address="127.0.0.1:1", progress=False)
     with pytest.raises(ConfigError, match="expected HOST:PORT"):
         RayBackend(1, address="head-node", progress=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    key=st.sampled_from(["coupon.discount", "fatigue.half_life", "horizon", "population.size", "x.y", ""])
+    | st.text(max_size=20),
+    values=st.lists(st.text(max_size=8) | st.floats().map(repr) | st.integers().map(str), max_size=4),
+)
+def test_any_grid_text_is_a_cell_or_an_error_naming_the_option(key: str, values: list[str]) -> None:
+    text = f"{key}={','.join(values)}"
+    try:
+        axis = GridAxis.parse(text, DOCUMENT)
+        for value in axis.values:
+            cell_scenario(cell_document(DOCUMENT, (axis,), (value,)), "cell")
+    except ConfigError as err:
+        assert "--grid" in str(err) or "sweep cell cell:" in str(err)

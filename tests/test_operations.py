@@ -10,6 +10,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import winback.envs
 from winback.agents.base import DecisionContext, Policy
@@ -229,3 +231,41 @@ def test_the_care_team_does_not_work_before_a_message_is_sent(
     written = run.operations["served"][0, :, 2] + run.operations["dropped_refused"][0, :, 2]
     np.testing.assert_array_equal(written[:6], [4, 0, 0, 0, 0, 4])
     check_accounting(run)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    capacity=st.integers(0, 3),
+    service_time=st.sampled_from([0.02, 0.1, 0.25, 0.3, 0.7, 1.5]),
+    deadline=st.integers(0, 2),
+    budget=st.integers(0, 8),
+    delays=st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 2)),
+    probabilities=st.sampled_from([(0.4, 0.2, 0.2, 0.2), (0.1, 0.1, 0.1, 0.7), (0.7, 0.0, 0.3, 0.0)]),
+)
+def test_operations_account_for_every_request_under_any_limits(
+    scenario: Scenario,
+    users: winback.simulator.state.SimState,
+    capacity: int,
+    service_time: float,
+    deadline: int,
+    budget: int,
+    delays: tuple[int, int, int],
+    probabilities: tuple[float, ...],
+) -> None:
+    limits = Operations(
+        coupon_budget_per_period=budget,
+        care_capacity=capacity,
+        care_service_time=service_time,
+        care_deadline=deadline,
+        delivery_delay=dict(zip((PUSH, COUPON, CARE), delays, strict=True)),
+    )
+    run = run_policy(Unmasked(probabilities), dataclasses.replace(scenario, operations=limits), users, [SEED])
+    check_accounting(run)
+    ops = run.operations
+    if budget:
+        assert (ops["coupons_used"] <= budget).all()
+    if capacity:  # a period's messages: written in it by `capacity` agents, ending within it
+        written = ops["served"][0, :, 2] + ops["dropped_refused"][0, :, 2] + ops["dropped_collision"][0, :, 2]
+        assert (written <= capacity * (1 // service_time + 1)).all()
+    if delays[0]:
+        assert ops["served"][0, : delays[0], 0].sum() == 0, "no push arrives before its delay"

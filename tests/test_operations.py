@@ -269,3 +269,18 @@ def test_operations_account_for_every_request_under_any_limits(
         assert (written <= capacity * (1 // service_time + 1)).all()
     if delays[0]:
         assert ops["served"][0, : delays[0], 0].sum() == 0, "no push arrives before its delay"
+    assert (ops["coupons_redeemed"] <= ops["coupons_expired"]).all()
+    assert ops["coupons_expired"].sum() <= ops["served"][:, :, 1].sum()
+
+
+def test_coupons_are_followed_to_their_expiry(
+    scenario: Scenario, users: winback.simulator.state.SimState
+) -> None:
+    run = run_policy(Scripted((2,)), scenario, users, [SEED])  # a coupon to everyone in period 0
+    ops = run.operations
+    validity = scenario.simulator.response.contacts[COUPON].validity
+    expired = np.zeros(HORIZON, dtype=np.int64)
+    expired[validity - 1] = ops["served"][0, 0, 1]
+    np.testing.assert_array_equal(ops["coupons_expired"][0], expired)
+    # Redeemed: the user bought while the coupon was valid, so a discount was paid.
+    assert ops["coupons_redeemed"][0].sum() == (run.metrics["discounts"][0] > 0).sum() > 0

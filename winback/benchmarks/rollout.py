@@ -118,7 +118,13 @@ def _run_seed(
     state, horizon, gap = users.copy(), scenario.horizon, scenario.min_contact_gap
     n, kinds = state.n_users, simulator.kinds
     desk = OperationsDesk(
-        scenario.operations, kinds, simulator.is_coupon, n, horizon, operations_seed(seed), scenario.campaigns
+        scenario.operations,
+        kinds,
+        simulator.tables.validity,
+        n,
+        horizon,
+        operations_seed(seed),
+        scenario.campaigns,
     )
     policy.reset(
         DecisionContext(
@@ -152,7 +158,7 @@ def _run_seed(
         shift = scenario.demand.shift(np.full(n, t), state.recency)
         arriving = desk.deliveries(t)
         outcome = simulator.step(state, arriving, min_gap=gap, demand_shift=shift)
-        desk.settle(t, arriving, outcome.delivered)
+        desk.settle(t, arriving, outcome.delivered, outcome.activity.purchases > 0)
         policy.update(outcome.reward.total)
         reward = outcome.reward
         totals["margin"] += reward.margin

@@ -25,7 +25,7 @@ from winback.scenarios.schema import Operations
 PLOTS = {
     "contacts.png": "Contacts per period: requested (dashed) and served (solid)",
     "care_queue.png": "Care messages waiting for an agent at the end of each period",
-    "budget.png": "Coupons taken from the budget per period",
+    "budget.png": "Coupons sent per period (taken from the budget, when there is one)",
 }
 
 
@@ -163,14 +163,20 @@ def _markdown(
         )
     lines += [
         "",
-        "| policy | care queue, mean | care queue, max | coupons per period | in flight at the end |",
-        "|---|---:|---:|---:|---:|",
+        "Coupons redeemed: the share of expired coupons under which the user bought (the discount was "
+        "paid on purchases the coupon may or may not have caused).",
+        "",
+        "| policy | care queue, mean | care queue, max | coupons per period | coupons redeemed | "
+        "in flight at the end |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
         ops = run.operations
+        expired = ops["coupons_expired"].sum()
+        redeemed = f"{ops['coupons_redeemed'].sum() / expired:.1%}" if expired else "n/a"
         lines.append(
             f"| `{run.policy}` | {ops['care_queue'].mean():.1f} | {ops['care_queue'].max()} | "
-            f"{ops['coupons_used'].mean():.1f} | {ops['in_flight'][:, -1].mean():.1f} |"
+            f"{ops['coupons_used'].mean():.1f} | {redeemed} | {ops['in_flight'][:, -1].mean():.1f} |"
         )
     lines += ["", *(f"![{title}]({name})\n" for name, title in PLOTS.items())]
     return "\n".join(lines)

@@ -18,6 +18,9 @@ message finished at the very end still goes out in the period). Around the batch
 - **scheduled campaigns** (``[[campaigns]]``): in its period, a campaign requests its kind for every
   user who can receive it and whom the policy does not contact, through the same operations.
 
+Coupons are followed to their expiry (the validity is the simulator's, so no second copy of it is
+simulated): each expiring coupon counts as redeemed when its user bought while it was valid.
+
 Requests meet users in a fixed random order (a generator seeded by the run), so which users a
 budget or a queue leaves out does not depend on how users are numbered. A user receives one contact
 per period: when a late contact arrives in a period that already holds one, the later arrival is
@@ -71,7 +74,11 @@ class OperationsLog:
     care_queue: np.ndarray
     """(T,) care messages waiting for an agent at the end of the period."""
     coupons_used: np.ndarray
-    """(T,) coupons taken from the budget."""
+    """(T,) coupons accepted for sending (taken from the budget, when there is one)."""
+    coupons_expired: np.ndarray
+    """(T,) coupons whose last valid period this was."""
+    coupons_redeemed: np.ndarray
+    """(T,) of ``coupons_expired``, those under which the user bought (the discount was paid)."""
     in_flight: np.ndarray
     """(T,) contacts accepted (past the masks and the budget) but neither delivered nor dropped at the
     end of the period: waiting for or being written by the care team, or on their way."""
@@ -85,6 +92,8 @@ class OperationsLog:
             dropped={reason: np.zeros((horizon, n_kinds), dtype=np.int64) for reason in DROPS},
             care_queue=np.zeros(horizon, dtype=np.int64),
             coupons_used=np.zeros(horizon, dtype=np.int64),
+            coupons_expired=np.zeros(horizon, dtype=np.int64),
+            coupons_redeemed=np.zeros(horizon, dtype=np.int64),
             in_flight=np.zeros(horizon, dtype=np.int64),
         )
 
@@ -97,6 +106,8 @@ class OperationsLog:
             **{f"dropped_{reason}": counts for reason, counts in self.dropped.items()},
             "care_queue": self.care_queue,
             "coupons_used": self.coupons_used,
+            "coupons_expired": self.coupons_expired,
+            "coupons_redeemed": self.coupons_redeemed,
             "in_flight": self.in_flight,
         }
 
@@ -110,14 +121,20 @@ class OperationsDesk:
         self,
         limits: Operations,
         kinds: tuple[str, ...],
-        is_coupon: np.ndarray,
+        validity: np.ndarray,
         n_users: int,
         horizon: int,
         rng: np.random.Generator,
         campaigns: Sequence[Campaign] = (),
     ) -> None:
         self.limits, self.kinds, self.n_users, self.rng = limits, kinds, n_users, rng
-        self.is_coupon = np.asarray(is_coupon, dtype=bool)
+        self.validity = np.asarray(validity, dtype=np.int64)
+        """(K,) periods a contact of each kind stays valid (0: not a coupon)."""
+        self.is_coupon = self.validity > 0
+        self._expires = np.zeros((n_users, len(kinds)), dtype=np.int64)
+        """Period before which each user's coupon of each kind is valid (0: none delivered)."""
+        self._redeemed = np.zeros((n_users, len(kinds)), dtype=bool)
+        """Whether the user bought while that coupon was valid."""
         self.delay = np.array([limits.delivery_delay.get(kind, 0) for kind in kinds], dtype=np.int64)
         self.env = simpy.Environment()
         self.log = OperationsLog.empty(horizon, len(kinds))
@@ -159,8 +176,10 @@ class OperationsDesk:
             self.log.requested[period, k] = int(chosen.sum())
             self.log.dropped["masked"][period, k] = int((chosen & ~allowed).sum())
             users = order[chosen & allowed]
-            if self.budget is not None and self.is_coupon[k]:
-                users = self._take_budget(period, k, users)
+            if self.is_coupon[k]:
+                if self.budget is not None:
+                    users = self._take_budget(period, k, users)
+                self.log.coupons_used[period] += len(users)
             self._in_flight += len(users)
             if k == self.care_kind and self.care is not None:
                 self._care_queue.extend((int(user), period) for user in users)
@@ -183,15 +202,29 @@ class OperationsDesk:
             self._in_flight -= len(users)
         return actions
 
-    def settle(self, period: int, sent: np.ndarray, delivered: np.ndarray) -> None:
+    def settle(self, period: int, sent: np.ndarray, delivered: np.ndarray, bought: np.ndarray) -> None:
         """Record what the simulator did with the contacts ``sent`` in ``period``: ``delivered`` ones
-        were served, the others refused on arrival."""
+        were served, the others refused on arrival; ``bought`` (n,) bool: who bought in the period
+        (a coupon valid then is redeemed)."""
         for k in range(len(self.kinds)):
             arrived = sent == k + 1
             self.log.served[period, k] = int((delivered == k + 1).sum())
             self.log.dropped["refused"][period, k] = int(arrived.sum()) - self.log.served[period, k]
         self.log.care_queue[period] = len(self._care_queue)
         self.log.in_flight[period] = self._in_flight
+        self._track_coupons(period, delivered, bought)
+
+    def _track_coupons(self, period: int, delivered: np.ndarray, bought: np.ndarray) -> None:
+        """Coupons delivered now start their validity (as the simulator's ``valid_left``); those whose
+        last valid period this is expire, redeemed if the user bought while they were valid."""
+        for k in np.flatnonzero(self.is_coupon):
+            new = delivered == k + 1
+            self._expires[new, k] = period + self.validity[k]
+            self._redeemed[new, k] = False
+        self._redeemed |= (self._expires > period) & bought[:, None]
+        expiring = self._expires == period + 1
+        self.log.coupons_expired[period] = int(expiring.sum())
+        self.log.coupons_redeemed[period] = int((expiring & self._redeemed).sum())
 
     def _advance_to(self, time: float) -> None:
         """Set the clock to ``time``, processing every event due by then (within float slack):
@@ -208,7 +241,6 @@ class OperationsDesk:
         granted = min(len(users), int(self.budget.level))
         if granted:
             self.budget.get(granted)
-        self.log.coupons_used[period] += granted
         self.log.dropped["budget"][period, k] += len(users) - granted
         return users[:granted]
 

@@ -182,15 +182,22 @@ def run_cli(argv: list[str]) -> int:
     return int(stop.value.code or 0)
 
 
-def test_cli_trains_a_run_and_rejects_bad_input_with_exit_code_2(tmp_path, capsys) -> None:
-    config = tmp_path / "tiny.toml"
+def tiny_config(folder: Path) -> Path:
+    """The :data:`tiny.TRAINING` budget as a TrainConfig TOML file."""
+    config = folder / "tiny.toml"
     config.write_text(
         "\n".join(f"{k} = {json.dumps(list(v) if isinstance(v, tuple) else v)}" for k, v in TRAINING.items())
     )
+    return config
+
+
+def test_cli_trains_a_run_and_rejects_bad_input_with_exit_code_2(tmp_path, capsys) -> None:
+    config = tiny_config(tmp_path)
     out = tmp_path / "run"
     argv = ["train", "--algo", "ppo", "--config", str(config), "--out", str(out), "--timesteps", "256"]
     assert run_cli([*argv, "--no-progress"]) == 0
-    assert "best validation net value per user" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "best validation net value per user" in printed and "note:" not in printed
     assert json.loads((out / "config.json").read_text())["total_timesteps"] == 256
     assert run_cli(["train", "--out", str(out), "--resume", "--timesteps", "512", "--no-progress"]) == 0
     assert json.loads((out / "train.json").read_text())["timesteps"] == 512
@@ -202,3 +209,10 @@ def test_cli_trains_a_run_and_rejects_bad_input_with_exit_code_2(tmp_path, capsy
     ):
         assert run_cli(bad) == 2, bad
     assert "error:" in capsys.readouterr().err
+
+
+def test_cli_notes_what_the_training_environments_leave_out(tmp_path, capsys) -> None:
+    config = tiny_config(tmp_path)
+    argv = ["train", "--scenario", "care_team_limited", "--config", str(config), "--out", str(tmp_path / "r")]
+    assert run_cli([*argv, "--timesteps", "256", "--no-progress"]) == 0
+    assert "care_team_limited's operations and campaigns are not in the training" in capsys.readouterr().out

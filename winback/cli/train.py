@@ -12,7 +12,8 @@ from rich.console import Console
 from winback.agents.sb3 import ALGORITHMS
 from winback.agents.training import TrainConfig
 from winback.agents.training import train as train_agent
-from winback.scenarios.scenario import BUILT_IN
+from winback.scenarios.scenario import BUILT_IN, load_scenario
+from winback.scenarios.schema import Operations
 
 console = Console()
 
@@ -58,6 +59,12 @@ def train(
         train_config = TrainConfig.from_dict({**stored, **overrides}, source=str(run_config))
     else:
         train_config = TrainConfig.from_dict(overrides, source="command line")
+    world = load_scenario(train_config.scenario)
+    if world.operations != Operations() or world.campaigns:
+        console.print(
+            f"note: {world.name}'s operations and campaigns are not in the training environments; "
+            "checkpoints are chosen on validation users under them (winback whatif shows their cost)"
+        )
     result = train_agent(train_config, out, resume=resume, progress=progress)
     console.print(
         f"trained {train_config.algo} on {train_config.scenario} for {result.timesteps:,} timesteps "

@@ -204,12 +204,8 @@ class Simulator:
                 f"{sorted(self.learned)} (use ResponseConfig.effects = 'prior', or the realised reward)"
             )
         tables, n = self.tables, state.n_users
-        delivered = np.where(self.action_masks(state, min_gap)[np.arange(n), actions], actions, 0)
-        contacted = np.flatnonzero(delivered)
-        kind = delivered[contacted] - 1
+        _, contacted, kind, fresh = self._deliver(state, actions, min_gap)
         lift = state.lift.copy()
-        is_new = state.tenure[contacted] < self.config.response.new_user_periods
-        fresh = contact_lift(tables, kind, is_new, state.fatigue[contacted])
         lift[contacted, kind] = np.maximum(lift[contacted, kind], fresh)
         valid = state.valid_left > 0
         valid[contacted, kind] |= tables.validity[kind] > 0
@@ -262,13 +258,8 @@ class Simulator:
         tables, n = self.tables, s.n_users
         if self._fused is not None:
             return self._fused.step(s, actions, min_gap, demand_shift)
-        # 1. delivery
-        delivered = np.where(self.action_masks(s, min_gap)[np.arange(n), actions], actions, 0)
-        contacted = np.flatnonzero(delivered)
-        kind = delivered[contacted] - 1
-        # 2. lifts of prior-driven contacts; coupons become valid
-        is_new = s.tenure[contacted] < self.config.response.new_user_periods
-        fresh = contact_lift(tables, kind, is_new, s.fatigue[contacted]) * self._uses_prior[kind]
+        # 1. delivery; 2. lifts of prior-driven contacts; coupons become valid
+        delivered, contacted, kind, fresh = self._deliver(s, actions, min_gap)
         s.lift[contacted, kind] = np.maximum(s.lift[contacted, kind], fresh)
         s.valid_left[contacted, kind] = np.maximum(s.valid_left[contacted, kind], tables.validity[kind])
         # 3. forecast with learned contacts, lift, draw
@@ -310,6 +301,18 @@ class Simulator:
             refused=(actions > 0) & (delivered == 0),
             opted_out=opted_out,
         )
+
+    def _deliver(
+        self, s: SimState, actions: np.ndarray, min_gap: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The (n,) actions delivered (refused ones as ``none``), the users contacted, the kind of
+        each contact and its fresh log-odds lift (0 for kinds the decay model learned)."""
+        delivered = np.where(self.action_masks(s, min_gap)[np.arange(s.n_users), actions], actions, 0)
+        contacted = np.flatnonzero(delivered)
+        kind = delivered[contacted] - 1
+        is_new = s.tenure[contacted] < self.config.response.new_user_periods
+        fresh = contact_lift(self.tables, kind, is_new, s.fatigue[contacted]) * self._uses_prior[kind]
+        return delivered, contacted, kind, fresh
 
     def _model_contacts(self, n: int, contacted: np.ndarray, kind: np.ndarray) -> np.ndarray | None:
         """(n, C) contacts of learned kinds in the decay model's layout, ``None`` when there are none."""

@@ -33,6 +33,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from functools import cache
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Literal
@@ -43,6 +44,7 @@ from matplotlib import colormaps
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
+from winback.agents.base import Policy
 from winback.benchmarks.report import LEVEL
 from winback.benchmarks.rollout import run_policy
 from winback.benchmarks.stats import mean_ci
@@ -328,11 +330,17 @@ def evaluate_cell(
     return runs
 
 
-def _policies(bench: BenchConfig, params: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _policies(bench: BenchConfig, params: dict[str, dict[str, Any]]) -> dict[str, Policy]:
     baselines = make_policies([p for p in bench.policies if p not in REFERENCES], params, bench)
-    agents = {agent.name: agent for agent in load_agents(bench.agents)}
+    agents = {agent.name: agent for agent in _agents(bench.agents)}
     references = make_policies([p for p in bench.policies if p in REFERENCES], params, bench)
     return baselines | agents | references
+
+
+@cache
+def _agents(run_dirs: tuple[Path, ...]) -> tuple[Policy, ...]:
+    """The agents of a sweep, loaded once per process (every run resets them)."""
+    return tuple(load_agents(run_dirs))
 
 
 # -------------------------------------------------------------------------------------------- sweep
@@ -363,12 +371,12 @@ def run_sweep(config: SweepConfig, backend: Backend, out_dir: Path) -> SweepResu
     results = backend.map(evaluate_cell, calls, "evaluating cells")
     finished = time.perf_counter()
     policies = list(results[0])
+    shards_of: dict[tuple[int, int], list[dict[str, np.ndarray]]] = {}
+    for key, result in zip(keys, results, strict=True):  # in task order: shards in user order
+        shards_of.setdefault(key, []).append(result)
     net = {
         (c, policy): np.stack(
-            [
-                np.concatenate([r[policy] for r, k in zip(results, keys, strict=True) if k == (c, seed)])
-                for seed in range(config.bench.seeds)
-            ]
+            [np.concatenate([r[policy] for r in shards_of[c, seed]]) for seed in range(config.bench.seeds)]
         )
         for c in range(len(cells))
         for policy in policies
@@ -402,7 +410,7 @@ def _shards(
 
 
 def _categories(bench: BenchConfig, policies: Sequence[str]) -> dict[str, str]:
-    agents = {agent.name for agent in load_agents(bench.agents)} if bench.agents else set()
+    agents = {agent.name for agent in _agents(bench.agents)}
     return {p: "reference" if p in REFERENCES else "agent" if p in agents else "baseline" for p in policies}
 
 

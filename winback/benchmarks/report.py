@@ -100,11 +100,13 @@ def write_report(
     actions: tuple[str, ...],
     notes: Sequence[str] = (),
     seed: int = 0,
+    table: pd.DataFrame | None = None,
 ) -> Path:
     """Write ``leaderboard.md``, ``results.csv``, ``results.json`` and the PNGs into ``out_dir``.
 
     ``actions`` names the actions indexed by :attr:`PolicyRun.action_map`, no contact (``none``) first
-    as in the simulator. Returns the path of ``leaderboard.md``.
+    as in the simulator; ``table`` is :func:`summarize` of ``runs`` with ``seed`` when the caller
+    already has it (the bootstrap is not repeated). Returns the path of ``leaderboard.md``.
     """
     cells = (len(actions), len(INTEREST_BINS) - 1, len(RECENCY_BINS) - 1)
     for run in runs:
@@ -113,7 +115,7 @@ def write_report(
                 f"{run.policy}: action map has shape {run.action_map.shape}, expected {cells} "
                 f"for actions {actions} by interest and recency bins"
             )
-    table = summarize(runs, seed=seed)
+    table = summarize(runs, seed=seed) if table is None else table
     by_name = {run.policy: run for run in runs}
     ordered = [by_name[name] for name in table["policy"]]
     out_dir = Path(out_dir)

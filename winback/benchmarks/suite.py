@@ -98,6 +98,8 @@ class BenchConfig:
 class BenchResult:
     runs: list[PolicyRun]
     tuning: dict[str, TuningResult]
+    table: pd.DataFrame
+    """:func:`~winback.benchmarks.report.summarize` of ``runs``: the leaderboard's rows."""
     report: Path
 
 
@@ -157,14 +159,16 @@ def run_benchmark(config: BenchConfig, out_dir: Path, *, progress: bool = True) 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "tuning.json").write_text(json.dumps(_tuning_dict(tuning), indent=2) + "\n")
     (out_dir / "bench.json").write_text(json.dumps(_config_dict(config), indent=2) + "\n")
+    table = summarize(runs)
     report = write_report(
         runs,
         out_dir,
         title=f"winback benchmark: scenario '{scenario.name}'",
         actions=simulators[eval_seeds[0]].actions,
         notes=notes,
+        table=table,
     )
-    return BenchResult(runs, tuning, report)
+    return BenchResult(runs, tuning, table, report)
 
 
 def tuning_seeds(config: BenchConfig) -> list[int]:
@@ -282,7 +286,7 @@ def run_scenarios(
 
 def write_scenario_table(results: Sequence[BenchResult], names: Sequence[str], out_dir: Path) -> Path:
     """Net value per user [95% CI] of every policy (rows) in every scenario (columns)."""
-    tables = {name: summarize(result.runs) for name, result in zip(names, results, strict=True)}
+    tables = {name: result.table for name, result in zip(names, results, strict=True)}
     policies = list(dict.fromkeys(p for table in tables.values() for p in table["policy"]))
     cells: dict[str, dict[str, str]] = {p: {} for p in policies}
     rows = []

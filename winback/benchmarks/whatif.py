@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from winback.benchmarks.report import CATEGORY_LINES, LEVEL, interval, palette, summarize
+from winback.benchmarks.report import CATEGORY_LINES, LEVEL, interval, palette
 from winback.benchmarks.rollout import PolicyRun
 from winback.benchmarks.suite import BenchConfig, run_benchmark
 from winback.scenarios.operations import DROPS
@@ -32,7 +32,7 @@ PLOTS = {
 def run_whatif(config: BenchConfig, out_dir: Path, *, progress: bool = True) -> Path:
     """The benchmark of ``config`` into ``out_dir`` and its what-if report; returns ``whatif.md``."""
     result = run_benchmark(config, out_dir, progress=progress)
-    return write_whatif_report(result.runs, load_scenario(config.scenario), out_dir)
+    return write_whatif_report(result.runs, result.table, load_scenario(config.scenario), out_dir)
 
 
 def operations_table(runs: Sequence[PolicyRun], kinds: Sequence[str]) -> pd.DataFrame:
@@ -52,13 +52,15 @@ def operations_table(runs: Sequence[PolicyRun], kinds: Sequence[str]) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def write_whatif_report(runs: Sequence[PolicyRun], scenario: Scenario, out_dir: Path) -> Path:
+def write_whatif_report(
+    runs: Sequence[PolicyRun], table: pd.DataFrame, scenario: Scenario, out_dir: Path
+) -> Path:
     """Write ``whatif.md``, ``operations.csv`` and :data:`PLOTS` into ``out_dir`` (beside the
-    benchmark's leaderboard and plots); returns the path of ``whatif.md``."""
+    benchmark's leaderboard and plots); ``table`` is the leaderboard's rows
+    (:func:`~winback.benchmarks.report.summarize` of ``runs``). Returns the path of ``whatif.md``."""
     kinds = scenario.simulator.response.kinds
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = summarize(runs)
     by_name = {run.policy: run for run in runs}
     ordered = [by_name[name] for name in table["policy"]]
     operations = operations_table(ordered, kinds)

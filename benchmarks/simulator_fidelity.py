@@ -9,9 +9,9 @@ with every action ``none``. Per week it compares the simulator's total purchases
   same streams seed, same draws): the simulator adds nothing when no contact is sent, so the two must be
   identical draw for draw (the script counts the user-draws whose holdout totals differ), for every
   simulator configuration in ``--variants``: block sizes through the compiled step of
-  ``winback.simulator.fused`` (blocks under ``fused.TORCH_CELL_MIN_USERS`` run the whole period in one
-  compiled call, larger ones use torch's LSTM cell) and ``/composed`` (``SimulatorConfig(compiled=False)``,
-  the decay model's own numpy methods composed);
+  ``winback.simulator.fused`` (one compiled call per block, blocks on ``torch.get_num_threads()``
+  threads) and ``/composed`` (``SimulatorConfig(compiled=False)``, the decay model's own numpy methods
+  composed);
 - the actual holdout purchases: holdout bias and weekly MAPE, as ``winback decay eval`` reports them
   (there with 32 draws, here with ``--draws``).
 
@@ -326,8 +326,7 @@ each replicated {m["draws"]} times ({m["simulated_users"]:,} simulated users), s
 {summary}
 
 The same population through each simulator (the first is the one compared with the actual above).
-A block size alone runs the compiled step of `winback.simulator.fused` (small blocks in one compiled
-call, larger ones with torch's LSTM cell, `fused.TORCH_CELL_MIN_USERS`);
+A block size alone runs the compiled step of `winback.simulator.fused` (one compiled call per block);
 `/composed` is `SimulatorConfig(compiled=False)`, the decay model's numpy methods composed:
 
 {blocks}

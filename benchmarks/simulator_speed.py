@@ -322,8 +322,9 @@ def run_worker(plan: Plan, out: Path, setting: str, seed: int) -> None:
                 result["decay_model_alone"] = {
                     rows: measure_rollout(model, population, rows, seed, plan) for rows in (1024, 16384)
                 }
+                one_thread = Simulator(model, SimulatorConfig(threads=1), seed=seed)  # cProfile: main thread
                 result["profile"] = {
-                    step_path(simulator): profile_steps(simulator, population, plan),
+                    step_path(simulator): profile_steps(one_thread, population, plan),
                     "composed": profile_steps(
                         Simulator(model, composed_config(SimulatorConfig()), seed=seed), population, plan
                     ),
@@ -488,10 +489,8 @@ PROFILED = {
     ("winback/simulator/core.py", "_step_block"): "Simulator._step_block (one block of users)",
     ("winback/decay_model/base.py", "take"): "BatchArrays.take (views of a block)",
     ("winback/simulator/fused.py", "step"): "FusedLSTMStep.step (the compiled step)",
-    ("winback/simulator/fused.py", "_period"): "  compiled per-user work (_period)",
-    ("torch/nn/modules/rnn.py", "forward"): "  torch's LSTM cell (LSTMCell.forward)",
-    ("winback/simulator/fused.py", "_head"): "  compiled output head (_head)",
-    ("winback/simulator/fused.py", "_small_block"): "  small block in one compiled call",
+    ("winback/simulator/fused.py", "_block"): "  the compiled period of a block (_block)",
+    ("winback/decay_model/base.py", "concatenate"): "BatchArrays.concatenate (the blocks' outcomes)",
     ("winback/decay_model/lstm.py", "advance"): "LSTMDecayModel.advance",
     ("winback/decay_model/lstm.py", "step"): "  of which the LSTM cell (_Kernel.step, numpy)",
     ("winback/decay_model/lstm.py", "_step_features"): "  of which the step features",

@@ -96,6 +96,17 @@ def test_a_user_meets_the_same_luck_alone_in_any_block_or_batch() -> None:
         np.testing.assert_allclose(single, batched[:, user], rtol=1e-6)
 
 
+def test_blocks_on_several_threads_give_the_numbers_of_one_thread() -> None:
+    actions = np.random.default_rng(2).integers(0, 4, (6, panel().n_users))
+    results = []
+    for threads in (1, 2):
+        simulator, state = population(block_size=64, threads=threads)
+        outcomes = [simulator.step(state, period_actions) for period_actions in actions]
+        results.append((np.stack([o.reward.total for o in outcomes]), state.decay.hidden, state.fatigue))
+    for one_thread, two_threads in zip(*results, strict=True):
+        np.testing.assert_array_equal(one_thread, two_threads)
+
+
 def test_compiled_step_reproduces_the_composed_step() -> None:
     """The fused LSTM step (winback.simulator.fused) against the composition of the model's methods."""
     response = dataclasses.replace(ResponseConfig(), opt_out_per_fatigue=0.05)
@@ -335,6 +346,8 @@ def test_bad_configuration_is_refused_with_the_field() -> None:
         ResponseConfig(effects="magic")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="margin"):
         RewardConfig(margin=1.5)
+    with pytest.raises(ConfigError, match="threads"):
+        SimulatorConfig(threads=0)
     simulator, state = population()
     with pytest.raises(ValueError, match="actions must be in"):
         simulator.step(state, np.full(state.n_users, 9))

@@ -83,6 +83,7 @@ class ActivationEnv(gym.Env[np.ndarray, np.int64]):
         self.observation_space = spaces.Box(self.episodes.low, self.episodes.high, dtype=np.float32)
         self._started = False
         self._slot = np.zeros(1, dtype=np.int64)
+        self._action = np.zeros(1, dtype=np.int64)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -95,7 +96,8 @@ class ActivationEnv(gym.Env[np.ndarray, np.int64]):
     def step(self, action: np.int64 | int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self._started:
             raise gym.error.ResetNeeded("call reset() before step()")
-        outcome, reward = self.episodes.step(np.array([action], dtype=np.int64))
+        self._action[0] = action
+        outcome, reward = self.episodes.step(self._action)
         info = step_infos(outcome, self.simulator.actions)[0]
         return self.episodes.observe()[0], float(reward[0]), False, False, info
 

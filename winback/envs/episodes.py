@@ -46,6 +46,11 @@ class Demand:
         if not all(math.isfinite(x) for x in (*self.by_period, self.per_lapsed_period)):
             raise ConfigError(f"{self} (allowed: finite numbers)")
 
+    @property
+    def shifts(self) -> bool:
+        """Whether any period's demand is shifted."""
+        return any(self.by_period) or self.per_lapsed_period != 0.0
+
     def shift(self, periods: np.ndarray, recency: np.ndarray) -> np.ndarray | None:
         """(n,) shifts for users in ``periods`` of the horizon with ``recency`` periods since their
         last purchase (:attr:`SimState.recency`); ``None`` when there are none."""
@@ -99,7 +104,8 @@ class EpisodeBatch:
             raise ConfigError("the environment's population is empty")
         self.simulator, self.pool, self.config = simulator, pool, config
         self.state = pool.take(np.zeros(n, dtype=np.int64))
-        self.elapsed = np.zeros(n, dtype=np.int64)
+        self.started = self.state.period.copy()
+        """(N,) the period each slot's episode started in."""
         self.names = feature_names(simulator)
         self.low, self.high = feature_bounds(simulator)
 
@@ -110,19 +116,24 @@ class EpisodeBatch:
     def start(self, slots: np.ndarray, rngs: list[np.random.Generator]) -> None:
         """Begin new episodes in ``slots`` with users drawn by the slots' generators ``rngs``."""
         self.state.assign(slots, draw_users(self.pool, rngs))
-        self.elapsed[slots] = 0
+        self.started[slots] = self.state.period[slots]
+
+    @property
+    def elapsed(self) -> np.ndarray:
+        """(N,) periods each slot's episode has run."""
+        return self.state.period - self.started
 
     def step(self, actions: np.ndarray) -> tuple[StepOutcome, np.ndarray]:
         """The period's outcome and the (N,) float64 rewards of :attr:`EpisodeConfig.reward`."""
         gap = self.config.min_contact_gap
-        shift = self.config.demand.shift(self.elapsed, self.state.recency)
+        demand = self.config.demand
+        shift = demand.shift(self.elapsed, self.state.recency) if demand.shifts else None
         expected = (
             self.simulator.expected_reward(self.state, actions, min_gap=gap, demand_shift=shift).total
             if self.config.reward == "expected"
             else None
         )
         outcome = self.simulator.step(self.state, actions, min_gap=gap, demand_shift=shift)
-        self.elapsed += 1
         return outcome, outcome.reward.total if expected is None else expected
 
     def observe(self) -> np.ndarray:

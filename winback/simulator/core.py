@@ -18,16 +18,24 @@ A period of one user, in order (RecSim's composition, batched over users):
 6. lifts fade, coupons expire, fatigue decays, and the decay model forecasts the next period.
 
 Users are processed in blocks of ``block_size`` (about a thousand users keeps the LSTM's working set
-in cache, see ``shared/PERF.md``), each with one batched decay-model forward pass. The state is
-changed in place; copy it first to replay a population under another policy.
+in cache, see ``shared/PERF.md``), each with one batched decay-model forward pass; with the compiled
+step (:mod:`winback.simulator.fused`) blocks run on ``threads`` threads at once, each block's BLAS
+single-threaded. Blocks are independent (every user draws from its own stream), so the numbers do
+not depend on the block size or the threads. The state is changed in place; copy it first to replay
+a population under another policy.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import numba as nb
 import numpy as np
+import torch
+from threadpoolctl import ThreadpoolController
 
 from winback.decay_model.base import DecayModel, DecayState, Forecast
 from winback.errors import ConfigError
@@ -51,10 +59,15 @@ class SimulatorConfig:
     """Step blocks through :mod:`winback.simulator.fused` when the model allows it (an LSTM without
     calendar inputs, every contact driven by the priors); ``False`` always composes the decay
     model's methods (the reference the compiled step is tested against)."""
+    threads: int | None = None
+    """Blocks of the compiled step run at once; ``None``: ``torch.get_num_threads()``, so
+    ``torch.set_num_threads`` governs the simulator as it governs the decay model."""
 
     def __post_init__(self) -> None:
         if self.block_size < 1:
             raise ConfigError(f"SimulatorConfig.block_size = {self.block_size} (allowed: >= 1)")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"SimulatorConfig.threads = {self.threads} (allowed: >= 1, or None)")
 
 
 _NO_SHIFT = np.zeros(1024)
@@ -69,6 +82,26 @@ def _demand_shift(demand_shift: np.ndarray | None, n_users: int) -> np.ndarray:
     if shift.shape != (n_users,) or not np.isfinite(shift).all():
         raise ValueError(f"demand_shift must be ({n_users},) finite floats, got shape {shift.shape}")
     return shift
+
+
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
+_BLAS: dict[int, ThreadpoolController] = {}
+
+
+def _block_pool(threads: int) -> ThreadPoolExecutor:
+    """This process's pool of ``threads`` threads for blocks (keyed by pid: a forked child makes its own)."""
+    key = (os.getpid(), threads)
+    if key not in _POOLS:
+        _POOLS[key] = ThreadPoolExecutor(threads, thread_name_prefix="winback-simulator")
+    return _POOLS[key]
+
+
+def _single_threaded_blas() -> AbstractContextManager[object]:
+    """BLAS pools held at one thread while blocks run on several (no oversubscribed cores)."""
+    pid = os.getpid()
+    if pid not in _BLAS:
+        _BLAS[pid] = ThreadpoolController()
+    return _BLAS[pid].limit(limits=1, user_api="blas")
 
 
 @nb.njit(cache=True)
@@ -243,13 +276,19 @@ class Simulator:
         size = self.config.block_size
         if state.n_users <= size:
             return self._step_block(state, actions, min_gap, demand_shift)
-        outcomes = [
-            self._step_block(
-                state.take(slice(i, i + size)), actions[i : i + size], min_gap, demand_shift[i : i + size]
-            )
-            for i in range(0, state.n_users, size)
-        ]
-        return outcomes[0] if len(outcomes) == 1 else StepOutcome.concatenate(outcomes)
+        starts = range(0, state.n_users, size)
+
+        def step_block(i: int) -> StepOutcome:
+            block = slice(i, i + size)
+            return self._step_block(state.take(block), actions[block], min_gap, demand_shift[block])
+
+        threads = min(self.config.threads or torch.get_num_threads(), len(starts))
+        if self._fused is None or threads == 1:
+            outcomes = [step_block(i) for i in starts]
+        else:
+            with _single_threaded_blas():
+                outcomes = list(_block_pool(threads).map(step_block, starts))
+        return StepOutcome.concatenate(outcomes)
 
     def _step_block(
         self, s: SimState, actions: np.ndarray, min_gap: int, demand_shift: np.ndarray

@@ -3,18 +3,17 @@
 :meth:`winback.simulator.core.Simulator._step_block` composes the decay model's ``forecast``,
 ``lift``, ``sample`` and ``advance`` with the response and reward functions: a few hundred numpy
 calls per period, which is what a single-user environment pays for every ``step()`` (~0.7 ms).
-For the learned model, this module does the same period with a compiled loop over users for the
-scalar work and matrix products for the LSTM gates and the output head. It keeps the same state in
-place and reproduces the composed step draw for draw, up to float rounding
-(``tests/test_simulator.py`` compares them).
+For the learned model, this module does the same period in one compiled call per block of users:
+a loop over users for the scalar work, matrix products (BLAS) for the LSTM gates and the output
+head, and the LSTM's activations as a rational tanh (within 4e-7 of libm's) in a loop LLVM
+vectorises. It keeps the same state in place and reproduces the composed step draw for draw, up
+to float rounding (``tests/test_simulator.py`` compares them). The call releases the GIL, so
+``Simulator`` can step blocks on several threads.
 
-Small blocks (a single-user environment) run the whole period in one compiled call, the LSTM's
-activations as a rational tanh (within 4e-7 of libm's, 7x cheaper on this machine). Blocks of
-``TORCH_CELL_MIN_USERS`` or more run the per-user work compiled and the LSTM cell through torch's
-fused cell, faster per user at that size. A user's trajectory is the same either way up to float
-rounding. Covered: LSTM models without calendar inputs, every contact kind driven by the response
-priors (``Simulator`` composes otherwise). Written by hand, with numba (added for it), because the
-composed step is the reference and no library in the stack compiles such a loop.
+Covered: LSTM models without calendar inputs, every contact kind driven by the response priors
+(``Simulator`` composes otherwise). Written by hand, with numba (added for it), because the
+composed step is the reference and no library in the stack compiles such a loop; on this machine it
+is faster than torch's fused LSTM cell at every block size (``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ import math
 
 import numba as nb
 import numpy as np
-import torch
 
 from winback.decay_model.base import PeriodActivity
 from winback.decay_model.lstm import LSTMDecayModel
@@ -36,9 +34,6 @@ from winback.streams import _mix as streams_mix
 _UNIT = 1.0 / float(1 << 53)
 _P_FLOOR = np.float32(1e-9)
 _NB_STEPS = 64
-TORCH_CELL_MIN_USERS = 128
-"""Blocks of at least this many users run the LSTM cell through torch's fused cell (vectorised
-activations); smaller ones through the compiled loop (no per-call overhead)."""
 
 # Columns of the per-kind table.
 _LIFT_NEW, _LIFT_ESTABLISHED, _FADE, _COST, _FATIGUE, _OPT_OUT, _DISCOUNT, _VALIDITY = range(8)
@@ -68,7 +63,7 @@ def _sigmoid32(x: np.float32) -> np.float32:
     return np.float32(1.0) / (np.float32(1.0) + np.float32(math.exp(-x)))
 
 
-@nb.njit(cache=True, fastmath=True, inline="always")
+@nb.njit(cache=True, fastmath=True, inline="always", error_model="numpy")
 def _tanh32(x: np.float32) -> np.float32:
     """float32 tanh as a clamped rational function (Eigen's ``ptanh_float``; within 4e-7 of tanh).
 
@@ -90,10 +85,11 @@ def _tanh32(x: np.float32) -> np.float32:
     return p * x / q
 
 
-@nb.njit(cache=True, fastmath=True)
+@nb.njit(cache=True, fastmath=True, error_model="numpy")
 def _lstm_cell(gates, bias, hidden, cell):  # fmt: skip
     """The LSTM cell update from its gate pre-activations (i, f, g, o), in place.
-    ``sigmoid(x) = (1 + tanh(x / 2)) / 2``."""
+    ``sigmoid(x) = (1 + tanh(x / 2)) / 2``. NumPy's error model (no division-by-zero check: the
+    rational tanh's denominator is positive) lets LLVM vectorise the loop, 5x faster here."""
     half = np.float32(0.5)
     size = hidden.shape[1]
     for i in range(hidden.shape[0]):
@@ -399,7 +395,7 @@ def _period(
 
 @nb.njit(cache=True)
 def _cell(z, lstm_weight, lstm_bias, hidden, cell):  # fmt: skip
-    """The LSTM cell on ``z`` = [inputs, hidden] (small blocks: one call, vectorised activations)."""
+    """The LSTM cell on ``z`` = [inputs, hidden]: gates by one matrix product, then the activations."""
     _lstm_cell(z @ lstm_weight, lstm_bias, hidden, cell)
 
 
@@ -444,8 +440,8 @@ def _forecast(
         expected_spend[i] = expected_purchases[i] * per_purchase
 
 
-@nb.njit(cache=True)
-def _small_block(
+@nb.njit(cache=True, nogil=True)
+def _block(
     actions, min_gap, demand_shift, seed_word, keys, period, hidden, cell, first, last_purchase,
     model_frequency,
     logit_active, log_mu, log_theta, spend_mean, spend_log_sd, p_active, expected_purchases,
@@ -454,7 +450,7 @@ def _small_block(
     kinds, uses_prior, params, n_model_contacts, counts, spend, margin, discount, contact_cost,
     delivered, refused, left, z, tail,
 ):  # fmt: skip
-    """A whole period in one call: per-call overhead is what small blocks (one user) pay for."""
+    """A whole period of a block of users in one call, without the GIL."""
     _period(
         actions, min_gap, demand_shift, seed_word, keys, period, hidden, cell, first, last_purchase,
     model_frequency,
@@ -528,13 +524,6 @@ class FusedLSTMStep:
         self.n_inputs, self.n_known = model._n_inputs(spec)
         self.hidden_size = model.cfg.hidden_size
         self.seed_word = np.uint64(seed_word)
-        network = model._require_network()
-        self.torch_head = network.head
-        lstm = network.lstm
-        self.torch_cell = torch.nn.LSTMCell(lstm.input_size, lstm.hidden_size)
-        with torch.no_grad():
-            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                getattr(self.torch_cell, name).copy_(getattr(lstm, f"{name}_l0"))
 
     @staticmethod
     def supports(model: object, uses_prior: np.ndarray) -> bool:
@@ -548,8 +537,8 @@ class FusedLSTMStep:
         n_types = p["logit_active"].shape[1]
         counts = np.empty((n, n_types), dtype=np.int64)
         delivered = np.empty(n, dtype=np.int64)
-        spend, margin, discount, cost = np.empty((4, n))
-        refused, left = np.empty((2, n), dtype=np.bool_)
+        spend, margin, discount, cost = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+        refused, left = np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.bool_)
         z = np.zeros((n, self.n_inputs + self.hidden_size), dtype=np.float32)
         tail = np.zeros((n, self.n_known), dtype=np.float32)
         forecast_arrays = (
@@ -564,20 +553,7 @@ class FusedLSTMStep:
             s.since_contact,
         )  # fmt: skip
         outputs = (counts, spend, margin, discount, cost, delivered, refused, left, z, tail)
-        if n < TORCH_CELL_MIN_USERS:
-            _small_block(*state, *self.weights, *self.constants, *outputs)
-        else:
-            _period(*state, *self.constants, *outputs)
-            # torch for every matrix product of a large block: alternating torch's thread pool
-            # with numpy's BLAS pool stalls both when they spin on two cores (benchmarks/RESULTS.md).
-            with torch.no_grad():
-                hidden, cell = self.torch_cell(
-                    torch.from_numpy(z[:, : self.n_inputs]),
-                    (torch.from_numpy(decay.hidden), torch.from_numpy(decay.cell)),
-                )
-                raw = self.torch_head(torch.cat([hidden, torch.from_numpy(tail)], dim=1))
-            decay.hidden[...], decay.cell[...] = hidden.numpy(), cell.numpy()
-            _forecast(raw.numpy(), *forecast_arrays)
+        _block(*state, *self.weights, *self.constants, *outputs)
         return StepOutcome(
             activity=PeriodActivity(counts=counts, spend=spend),
             reward=RewardComponents(margin=margin, discount=discount, contact_cost=cost),

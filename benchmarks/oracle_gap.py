@@ -2,13 +2,16 @@
 
 Reruns, on the evaluation users and seeds of a finished ``winback bench`` run, the agent, the tuned
 best rule and the tuned A/B test (rebuilt from the bench's ``tuning.json``; common random numbers
-make them reproduce the bench's figures exactly), and four look-ahead references: the oracle
+make them reproduce the bench's figures exactly), and six look-ahead references: the oracle
 (replays each user's own luck) and the planner (true model and state, sampled luck), each looking 1
-and 4 periods ahead. Prints and writes a markdown table: net value per user with 95% CIs, the
-agent's paired difference against each policy, and each policy's share of each reference's gain.
+and 4 periods ahead with nothing sent after the first action; and two rollout planners, sampled luck
+over ``--rollout-periods`` periods with the best rule or the agent acting after the first action (one
+step of policy improvement over that policy). Prints and writes a markdown table: net value per user
+with 95% CIs, the agent's paired difference against each policy, and each policy's share of each
+reference's gain.
 
     python benchmarks/oracle_gap.py --agent runs/agents/mppo-1m-s1 --bench runs/bench-default \\
-        --out runs/oracle_gap
+        --out runs/oracle_gap --threads 2
 """
 
 from __future__ import annotations
@@ -42,22 +45,25 @@ def main() -> None:
     parser.add_argument("--bench", type=Path, required=True, help="a winback bench output directory")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--samples", type=int, default=8, help="futures the planner averages per action")
+    parser.add_argument("--rollout-periods", type=int, default=12, help="look-ahead of the rollout planners")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the simulator's blocks too)")
+    parser.add_argument("--seeds", type=int, default=None, help="evaluation seeds (default: the bench's)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        table = measure(args.agent, args.bench, args.samples)
+    torch.set_num_threads(args.threads)
+    with threadpool_limits(args.threads):
+        table = measure(args.agent, args.bench, args.samples, args.rollout_periods, args.seeds)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "oracle_gap.md").write_text(table)
     print(table)
 
 
-def measure(agent_dir: Path, bench_dir: Path, samples: int) -> str:
+def measure(agent_dir: Path, bench_dir: Path, samples: int, rollout_periods: int, n_seeds: int | None) -> str:
     bench = json.loads((bench_dir / "bench.json").read_text())
     tuning = json.loads((bench_dir / "tuning.json").read_text())
     tuned = {family: result["best"]["params"] for family, result in tuning.items()}
     scenario = load_scenario(bench["scenario"])
     users = sample_users(scenario.eval_users(), bench["eval_users"], seed=0)
-    seeds = list(range(bench["seeds"]))
+    seeds = list(range(n_seeds or bench["seeds"]))
     rules = {family: FAMILIES[family].make(**tuned[family], name=family) for family in RULES}
     candidates = ab_candidates(rules)
     agent = SB3Policy.load(agent_dir, which="best")
@@ -69,6 +75,20 @@ def measure(agent_dir: Path, bench_dir: Path, samples: int) -> str:
         f"agent ({agent.name}, {agent_dir.name})": agent,
         "planner, 1 period": Oracle(lookahead=1, clairvoyant=False, samples=samples, name="planner"),
         "planner, 4 periods": Oracle(lookahead=4, clairvoyant=False, samples=samples, name="planner"),
+        f"planner, {rollout_periods} periods, then the best rule": Oracle(
+            lookahead=rollout_periods,
+            clairvoyant=False,
+            samples=samples,
+            base=FAMILIES[best_rule].make(**tuned[best_rule], name=best_rule),
+            name="planner",
+        ),
+        f"planner, {rollout_periods} periods, then the agent": Oracle(
+            lookahead=rollout_periods,
+            clairvoyant=False,
+            samples=samples,
+            base=SB3Policy.load(agent_dir, which="best"),
+            name="planner",
+        ),
         "oracle, 1 period": Oracle(lookahead=1, name="oracle"),
         "oracle, 4 periods": Oracle(lookahead=4, name="oracle"),
     }

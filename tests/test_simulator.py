@@ -8,6 +8,7 @@ from functools import cache
 import numpy as np
 import pytest
 import torch
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from winback.data.cdnow import load_cdnow_panel
 from winback.data.panel import PeriodPanel, build_panel
@@ -29,6 +30,7 @@ from winback.simulator.response import (
 )
 from winback.simulator.rewards import RewardConfig, reward_components
 from winback.simulator.state import SINCE_CAP, SimState
+from winback.simulator.threads import single_threaded_blas
 from winback.streams import RandomStreams
 
 CALIBRATION_END = 39
@@ -358,3 +360,14 @@ def test_activity_shapes_follow_the_panel() -> None:
     outcome = simulator.step(state, np.zeros(state.n_users, int))
     assert isinstance(outcome.activity, PeriodActivity)
     assert outcome.activity.counts.shape == (state.n_users, len(panel().spec.event_types))
+
+
+def test_blas_is_held_at_one_thread_while_stepping_and_restored_after() -> None:
+    blas = ThreadpoolController().select(user_api="blas").lib_controllers
+    with threadpool_limits(2, user_api="blas"):
+        before = [c.get_num_threads() for c in blas]
+        with single_threaded_blas():
+            with single_threaded_blas():
+                assert [c.get_num_threads() for c in blas] == [1] * len(blas)
+            assert [c.get_num_threads() for c in blas] == [1] * len(blas)
+        assert [c.get_num_threads() for c in blas] == before

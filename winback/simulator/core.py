@@ -19,23 +19,20 @@ A period of one user, in order (RecSim's composition, batched over users):
 
 Users are processed in blocks of ``block_size`` (about a thousand users keeps the LSTM's working set
 in cache, see ``shared/PERF.md``), each with one batched decay-model forward pass; with the compiled
-step (:mod:`winback.simulator.fused`) blocks run on ``threads`` threads at once, each block's BLAS
-single-threaded. Blocks are independent (every user draws from its own stream), so the numbers do
-not depend on the block size or the threads. The state is changed in place; copy it first to replay
-a population under another policy.
+step (:mod:`winback.simulator.fused`) the blocks of a population larger than one block run on
+``threads`` threads at once, BLAS at one thread (:mod:`winback.simulator.threads`). Blocks are
+independent (every user draws from its own stream), so the numbers do not depend on the block size
+or the threads. The state is changed in place; copy it first to replay a population under another
+policy.
 """
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import numba as nb
 import numpy as np
 import torch
-from threadpoolctl import ThreadpoolController
 
 from winback.decay_model.base import DecayModel, DecayState, Forecast
 from winback.errors import ConfigError
@@ -44,6 +41,7 @@ from winback.simulator.outcome import StepOutcome
 from winback.simulator.response import ResponseConfig, ResponseTables, contact_lift, opt_out_probability
 from winback.simulator.rewards import RewardComponents, RewardConfig, reward_components
 from winback.simulator.state import SINCE_CAP, SimState
+from winback.simulator.threads import block_pool, single_threaded_blas
 from winback.streams import RandomStreams
 
 
@@ -82,26 +80,6 @@ def _demand_shift(demand_shift: np.ndarray | None, n_users: int) -> np.ndarray:
     if shift.shape != (n_users,) or not np.isfinite(shift).all():
         raise ValueError(f"demand_shift must be ({n_users},) finite floats, got shape {shift.shape}")
     return shift
-
-
-_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
-_BLAS: dict[int, ThreadpoolController] = {}
-
-
-def _block_pool(threads: int) -> ThreadPoolExecutor:
-    """This process's pool of ``threads`` threads for blocks (keyed by pid: a forked child makes its own)."""
-    key = (os.getpid(), threads)
-    if key not in _POOLS:
-        _POOLS[key] = ThreadPoolExecutor(threads, thread_name_prefix="winback-simulator")
-    return _POOLS[key]
-
-
-def _single_threaded_blas() -> AbstractContextManager[object]:
-    """BLAS pools held at one thread while blocks run on several (no oversubscribed cores)."""
-    pid = os.getpid()
-    if pid not in _BLAS:
-        _BLAS[pid] = ThreadpoolController()
-    return _BLAS[pid].limit(limits=1, user_api="blas")
 
 
 @nb.njit(cache=True)
@@ -282,13 +260,13 @@ class Simulator:
             block = slice(i, i + size)
             return self._step_block(state.take(block), actions[block], min_gap, demand_shift[block])
 
+        if self._fused is None:
+            return StepOutcome.concatenate([step_block(i) for i in starts])
         threads = min(self.config.threads or torch.get_num_threads(), len(starts))
-        if self._fused is None or threads == 1:
-            outcomes = [step_block(i) for i in starts]
-        else:
-            with _single_threaded_blas():
-                outcomes = list(_block_pool(threads).map(step_block, starts))
-        return StepOutcome.concatenate(outcomes)
+        with single_threaded_blas():
+            if threads == 1:
+                return StepOutcome.concatenate([step_block(i) for i in starts])
+            return StepOutcome.concatenate(list(block_pool(threads).map(step_block, starts)))
 
     def _step_block(
         self, s: SimState, actions: np.ndarray, min_gap: int, demand_shift: np.ndarray

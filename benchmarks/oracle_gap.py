@@ -48,21 +48,29 @@ def main() -> None:
     parser.add_argument("--rollout-periods", type=int, default=12, help="look-ahead of the rollout planners")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the simulator's blocks too)")
     parser.add_argument("--seeds", type=int, default=None, help="evaluation seeds (default: the bench's)")
+    parser.add_argument("--users", type=int, default=None, help="evaluation users (default: the bench's)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with threadpool_limits(args.threads):
-        table = measure(args.agent, args.bench, args.samples, args.rollout_periods, args.seeds)
+        table = measure(args.agent, args.bench, args.samples, args.rollout_periods, args.seeds, args.users)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "oracle_gap.md").write_text(table)
     print(table)
 
 
-def measure(agent_dir: Path, bench_dir: Path, samples: int, rollout_periods: int, n_seeds: int | None) -> str:
+def measure(
+    agent_dir: Path,
+    bench_dir: Path,
+    samples: int,
+    rollout_periods: int,
+    n_seeds: int | None,
+    n_users: int | None,
+) -> str:
     bench = json.loads((bench_dir / "bench.json").read_text())
     tuning = json.loads((bench_dir / "tuning.json").read_text())
     tuned = {family: result["best"]["params"] for family, result in tuning.items()}
     scenario = load_scenario(bench["scenario"])
-    users = sample_users(scenario.eval_users(), bench["eval_users"], seed=0)
+    users = sample_users(scenario.eval_users(), n_users or bench["eval_users"], seed=0)
     seeds = list(range(n_seeds or bench["seeds"]))
     rules = {family: FAMILIES[family].make(**tuned[family], name=family) for family in RULES}
     candidates = ab_candidates(rules)

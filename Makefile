@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 OUT ?= runs/quickstart
-TIMESTEPS ?= 300000
+TIMESTEPS ?= 600000
 
 .PHONY: quickstart test test-slow lint clean
 

@@ -36,6 +36,31 @@ MODEL_FILES = {"best": "best_model.zip", "final": "model.zip"}
 """The SB3 zip of a run's best-on-validation and final model."""
 NORMALIZATION_FILES = {"best": "best_normalization.json", "final": "normalization.json"}
 """The observation statistics that go with each model."""
+SEEDS_FILE = "seeds.json"
+"""What a directory of several seeds' runs (:mod:`winback.agents.seeds`) records, with the run selected."""
+
+
+def selected_run(path: str | Path) -> Path:
+    """The training run ``path`` stands for: itself, or in a directory of several seeds' runs the run
+    that :func:`~winback.agents.seeds.train_seeds` selected on validation users."""
+    root = Path(path)
+    seeds_path = root / SEEDS_FILE
+    if not seeds_path.is_file():
+        return root
+    try:
+        body = json.loads(seeds_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ArtifactError(f"{seeds_path}: not valid JSON ({err})") from err
+    selected = body.get("selected") if isinstance(body, dict) else None
+    if selected is None and isinstance(body, dict) and "selected" in body:
+        raise ArtifactError(
+            f"{seeds_path}: no run selected yet; the seeds' training did not finish (resume it)"
+        )
+    if not isinstance(selected, str) or Path(selected).name != selected or not (root / selected).is_dir():
+        raise ArtifactError(
+            f"{seeds_path}: 'selected' = {selected!r} is not the directory of a seed's run in {root}"
+        )
+    return root / selected
 
 
 @dataclass(frozen=True)
@@ -116,8 +141,9 @@ class SB3Policy(Policy):
 
     @classmethod
     def load(cls, run_dir: str | Path, which: Literal["best", "final"] = "best") -> SB3Policy:
-        """The ``best`` (on validation users) or ``final`` model of a training run."""
-        root = Path(run_dir)
+        """The ``best`` (on validation users) or ``final`` model of a training run (of the selected
+        seed's run, for a directory of several seeds)."""
+        root = selected_run(run_dir)
         if which not in MODEL_FILES:
             raise ArtifactError(
                 f"unknown model '{which}' of a run (expected one of {', '.join(MODEL_FILES)})"

@@ -332,7 +332,7 @@ def _resume_run(config: TrainConfig, out: Path) -> _Checkpoint:
     checkpoint = _Checkpoint(**json.loads(found[-1].read_text()))
     shutil.copy2(directory / MODEL_FILES["best"], out / MODEL_FILES["best"])
     shutil.copy2(directory / NORMALIZATION_FILES["best"], out / NORMALIZATION_FILES["best"])
-    _write_curve(out, [row for row in _read_curve(out) if row[0] <= checkpoint.timesteps])
+    _write_curve(out, [row for row in read_curve(out) if row[0] <= checkpoint.timesteps])
     config_path.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     return checkpoint
 
@@ -524,7 +524,8 @@ class _RunMonitor(BaseCallback):
         self.last_checkpoint = self.num_timesteps
 
 
-def _read_curve(out: Path) -> list[tuple[int, float, float]]:
+def read_curve(out: Path) -> list[tuple[int, float, float]]:
+    """The learning curve of the run in ``out``: (timesteps, wall seconds, validation net value) rows."""
     with open(out / "learning_curve.csv", newline="") as file:
         rows = list(csv.reader(file))[1:]
     return [(int(t), float(seconds), float(value)) for t, seconds, value in rows]
@@ -538,7 +539,7 @@ def _write_curve(out: Path, rows: list[tuple[int, float, float]]) -> None:
 
 
 def _plot_curve(out: Path, config: TrainConfig) -> None:
-    rows = _read_curve(out)
+    rows = read_curve(out)
     figure = Figure(figsize=(7, 4), layout="constrained")
     axes = figure.subplots()
     axes.plot([r[0] for r in rows], [r[2] for r in rows], marker="o")

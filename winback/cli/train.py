@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
-from winback.agents.sb3 import ALGORITHMS
+from winback.agents.sb3 import ALGORITHMS, SEEDS_FILE
+from winback.agents.seeds import stored_seeds, train_seeds
 from winback.agents.training import TrainConfig
 from winback.agents.training import train as train_agent
 from winback.scenarios.scenario import BUILT_IN, load_scenario
@@ -28,7 +32,16 @@ def train(
     config: Annotated[
         Path | None, typer.Option(help="TOML file of TrainConfig fields (the other options override it).")
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the simulator, environment and networks.")] = None,
+    seed: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="Seed of the simulator, environment and networks. Repeat it to train a run per seed "
+            "in OUT/seed-N, side by side, and select the best on validation users (OUT/seeds.json)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Seeds' runs trained at a time (default: one per core).")
+    ] = None,
     n_envs: Annotated[int | None, typer.Option(help="Users stepping together in the environment.")] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in OUT from its latest checkpoint.")
@@ -37,16 +50,20 @@ def train(
 ) -> None:
     """Train an agent on the scenario's training users; keep the model that is best on validation users.
 
-    Unset options come from --config, else (with --resume) from the run's config.json, else from the
-    defaults of TrainConfig. With --resume, only --timesteps may change.
+    Unset options come from --config, else (with --resume) from the run's config.json (seeds.json for
+    several seeds), else from the defaults of TrainConfig. With --resume, only --timesteps may change.
     """
+    seeds = list(seed or [])
+    stored = stored_seeds(out) if resume else None
+    if stored is not None and not seeds:
+        seeds = stored[1]
     overrides: dict[str, Any] = {
         key: value
         for key, value in {
             "algo": algo,
             "scenario": scenario,
             "total_timesteps": timesteps,
-            "seed": seed,
+            "seed": seeds[0] if len(seeds) == 1 else None,
             "n_envs": n_envs,
         }.items()
         if value is not None
@@ -54,9 +71,11 @@ def train(
     run_config = out / "config.json"
     if config is not None:
         train_config = TrainConfig.from_toml(config, **overrides)
+    elif stored is not None:
+        train_config = replace(stored[0], **overrides)
     elif resume and run_config.is_file():
-        stored = json.loads(run_config.read_text())
-        train_config = TrainConfig.from_dict({**stored, **overrides}, source=str(run_config))
+        stored_config = json.loads(run_config.read_text())
+        train_config = TrainConfig.from_dict({**stored_config, **overrides}, source=str(run_config))
     else:
         train_config = TrainConfig.from_dict(overrides, source="command line")
     world = load_scenario(train_config.scenario)
@@ -65,6 +84,9 @@ def train(
             f"note: {world.name}'s operations and campaigns are not in the training environments; "
             "checkpoints are chosen on validation users under them (winback whatif shows their cost)"
         )
+    if len(seeds) > 1:
+        _train_seeds(train_config, seeds, out, workers or os.cpu_count() or 1, resume, progress)
+        return
     result = train_agent(train_config, out, resume=resume, progress=progress)
     console.print(
         f"trained {train_config.algo} on {train_config.scenario} for {result.timesteps:,} timesteps "
@@ -73,4 +95,25 @@ def train(
     console.print(
         f"best validation net value per user: {result.best_value:.3f} at {result.best_timesteps:,} timesteps "
         f"({out / 'best_model.zip'}); learning curve: {out / 'learning_curve.csv'}"
+    )
+
+
+def _train_seeds(
+    config: TrainConfig, seeds: list[int], out: Path, workers: int, resume: bool, progress: bool
+) -> None:
+    result = train_seeds(config, seeds, out, workers=workers, resume=resume, progress=progress)
+    table = Table("seed", "best validation net value per user", "at timesteps", "training s")
+    for run in result.runs:
+        mark = " (selected)" if run is result.selected else ""
+        table.add_row(
+            f"{run.seed}{mark}",
+            f"{run.best_validation_net_value:.3f}",
+            f"{run.best_timesteps:,}",
+            f"{run.wall_seconds:.0f}",
+        )
+    console.print(table)
+    console.print(
+        f"trained {config.algo} on {config.scenario} with seeds {', '.join(map(str, seeds))} in "
+        f"{result.wall_seconds:.0f}s -> {out}; selected on validation users: {out / result.selected.run} "
+        f"({out / SEEDS_FILE}); learning curves: {out / 'learning_curve.png'}"
     )

@@ -20,7 +20,7 @@ import torch
 from stable_baselines3 import DQN
 
 from winback.agents.baselines import NoContact
-from winback.agents.sb3 import MODEL_FILES, SB3Policy
+from winback.agents.sb3 import MODEL_FILES, SB3Policy, selected_run
 from winback.agents.training import TrainConfig
 from winback.benchmarks.report import summarize
 from winback.benchmarks.rollout import run_policy
@@ -60,12 +60,13 @@ def export_policy(
     seeds: int = 5,
     eval_users: int = 0,
 ) -> Path:
-    """Write the artifact of the run in ``run_dir`` to ``out_dir`` (created; must not hold one yet).
+    """Write the artifact of the run in ``run_dir`` (for several seeds' runs: the selected one) to
+    ``out_dir`` (created; must not hold one yet).
 
     ``seeds`` and ``eval_users`` (0: all) set the benchmark behind the card's figures. Returns the
     card's path.
     """
-    run, out = Path(run_dir), Path(out_dir)
+    run, out = selected_run(run_dir), Path(out_dir)
     if seeds < 1 or eval_users < 0:
         raise ConfigError(
             f"seeds = {seeds}, eval_users = {eval_users} (allowed: seeds >= 1, eval_users >= 0)"

@@ -1,0 +1,102 @@
+"""Several seeds' runs side by side (``winback.agents.seeds``) and loading the selected one."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny import TRAINING
+
+from winback.agents.sb3 import SEEDS_FILE, SB3Policy, selected_run
+from winback.agents.seeds import train_seeds
+from winback.agents.training import TrainConfig, validation_users
+from winback.cli import app
+from winback.errors import ArtifactError, ConfigError
+from winback.export.policy import load_policy_dir
+from winback.simulator.features import observe
+
+
+def curve(run: Path) -> list[list[str]]:
+    with open(run / "learning_curve.csv", newline="") as file:
+        return [row[::2] for row in csv.reader(file)]  # timesteps and value (wall times differ)
+
+
+def test_seeds_train_in_processes_each_as_alone_and_the_best_on_validation_stands_for_them(
+    tmp_path, tiny_run, scenario
+) -> None:
+    config = TrainConfig(algo="maskable_ppo", **{**TRAINING, "seed": 7})
+    result = train_seeds(config, [0, 1], tmp_path, workers=2, progress=False)
+    record = json.loads((tmp_path / SEEDS_FILE).read_text())
+    values = {run["seed"]: run["best_validation_net_value"] for run in record["runs"]}
+    assert record["seeds"] == [0, 1] and "seed" not in record["config"]
+    assert record["selected"] == f"seed-{max(values, key=values.get)}" == result.selected.run
+    assert (tmp_path / "learning_curve.png").is_file()
+    assert curve(tmp_path / "seed-0") == curve(tiny_run)  # the seed's run is the run of that seed alone
+    assert curve(tmp_path / "seed-0") != curve(tmp_path / "seed-1")
+    assert selected_run(tmp_path) == tmp_path / record["selected"]
+    users = validation_users(scenario, 40)
+    simulator = scenario.simulator_for(0)
+    features, masks = observe(simulator, users), simulator.action_masks(users)
+    for loaded in (load_policy_dir(tmp_path), SB3Policy.load(tmp_path)):
+        expected = SB3Policy.load(tmp_path / record["selected"])
+        np.testing.assert_array_equal(loaded.scores(features, masks), expected.scores(features, masks))
+
+
+def test_seeds_resume_to_a_new_total_and_refuse_other_seeds_or_a_second_start(tmp_path) -> None:
+    config = TrainConfig(algo="ppo", **{**TRAINING, "total_timesteps": 256})
+    train_seeds(config, [0, 1], tmp_path, workers=1, progress=False)
+    with pytest.raises(ConfigError, match="already holds a training run"):
+        train_seeds(config, [0, 1], tmp_path, workers=1, progress=False)
+    with pytest.raises(ConfigError, match=r"seeds \[0, 2\]: its runs are of seeds \[0, 1\]"):
+        train_seeds(config, [0, 2], tmp_path, workers=1, resume=True, progress=False)
+    longer = TrainConfig(algo="ppo", **{**TRAINING, "total_timesteps": 512})
+    result = train_seeds(longer, [0, 1], tmp_path, workers=1, resume=True, progress=False)
+    assert [run.timesteps for run in result.runs] == [512, 512]
+    for seed in (0, 1):
+        assert [row[0] for row in curve(tmp_path / f"seed-{seed}")[1:]] == ["0", "256", "512"]
+    for seeds, workers in [([3], 1), ([3, 3], 1), ([0, 1], 0)]:
+        with pytest.raises(ConfigError, match=r"seeds|workers"):
+            train_seeds(config, seeds, tmp_path / "other", workers=workers, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"selected": null}', "did not finish"),
+        ('{"selected": "../elsewhere"}', "is not the directory of a seed's run"),
+        ('{"selected": "seed-9"}', "is not the directory of a seed's run"),
+        ("[1, 2]", "is not the directory of a seed's run"),
+    ],
+)
+def test_a_broken_seeds_record_is_refused_naming_the_file(tmp_path, record, message) -> None:
+    (tmp_path / SEEDS_FILE).write_text(record)
+    with pytest.raises(ArtifactError, match=message) as error:
+        selected_run(tmp_path)
+    assert str(tmp_path / SEEDS_FILE) in str(error.value)
+
+
+def test_cli_trains_several_seeds_and_resumes_them(tmp_path, capsys) -> None:
+    config = tmp_path / "tiny.toml"
+    config.write_text(
+        "\n".join(f"{k} = {json.dumps(list(v) if isinstance(v, tuple) else v)}" for k, v in TRAINING.items())
+    )
+    out = tmp_path / "seeds"
+    argv = ["train", "--algo", "ppo", "--config", str(config), "--out", str(out), "--timesteps", "256"]
+    for extra, code in [
+        (["--seed", "0", "--seed", "1", "--workers", "1"], 0),
+        (["--seed", "2", "--seed", "2"], 2),
+    ]:
+        with pytest.raises(SystemExit) as stop:
+            app([*argv, *extra, "--no-progress"])
+        assert int(stop.value.code or 0) == code
+    assert "(selected)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:
+        app(["train", "--out", str(out), "--resume", "--timesteps", "512", "--workers", "1", "--no-progress"])
+    assert stop.value.code in (0, None)
+    record = json.loads((out / SEEDS_FILE).read_text())
+    assert [run["timesteps"] for run in record["runs"]] == [512, 512]
+    assert record["config"]["algo"] == "ppo"

@@ -1,0 +1,231 @@
+"""Several seeds of one training config, side by side; the run best on validation users stands for them.
+
+An RL agent's quality moves with its seed: on the default scenario, three MaskablePPO seeds trained
+for 600k timesteps ended up to 2.1 $/user apart on evaluation users, one of them below the best
+tuned rule (``benchmarks/RESULTS.md``). Training a few seeds and keeping the best on validation
+users is the usual remedy, and a machine with a core per run trains them in the time of one. A
+directory of several seeds' runs holds:
+
+- ``seed-N/`` for every seed: a complete run of :func:`~winback.agents.training.train`;
+- ``seeds.json``: the shared config, every seed's best validation value and the ``selected`` run
+  (``null`` until every seed has finished);
+- ``learning_curve.png``: every seed's validation curve.
+
+Whatever loads a run (``winback bench``, ``export``, ``whatif``) takes the directory and loads the
+selected run (:func:`~winback.agents.sb3.selected_run`). Selection sees validation users only, never
+the evaluation users a benchmark reports on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+from threadpoolctl import threadpool_limits
+
+from winback.agents.sb3 import SEEDS_FILE
+from winback.agents.training import TrainConfig, read_curve, train
+from winback.errors import ConfigError
+from winback.progress import progress_bar
+
+KIND = "winback training seeds"
+POLL_SECONDS = 2.0
+"""How often the progress bar reads the runs' learning curves."""
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    """One seed's run, as ``seeds.json`` records it."""
+
+    seed: int
+    run: str
+    """The run's directory inside the directory of the seeds."""
+    best_validation_net_value: float
+    best_timesteps: int
+    timesteps: int
+    wall_seconds: float
+    """The run's training time (over every resumed part of it)."""
+
+
+@dataclass(frozen=True)
+class SeedsResult:
+    out_dir: Path
+    runs: tuple[SeedRun, ...]
+    selected: SeedRun
+    """The run with the highest best validation net value per user (the first seed on a tie)."""
+    wall_seconds: float
+    """Wall time of this call, every run included."""
+
+
+def seed_run_name(seed: int) -> str:
+    return f"seed-{seed}"
+
+
+def train_seeds(
+    config: TrainConfig,
+    seeds: Sequence[int],
+    out_dir: str | Path,
+    *,
+    workers: int,
+    resume: bool = False,
+    progress: bool = True,
+) -> SeedsResult:
+    """Train ``config`` once per seed (``config.seed`` is replaced), ``workers`` runs at a time in
+    their own processes, then select the run that is best on validation users.
+
+    ``resume`` continues every seed's run from its latest checkpoint (the seeds must be the run's).
+    Each seed's run is exactly the run ``train`` gives for that seed alone.
+    """
+    started = time.perf_counter()
+    out, seeds = Path(out_dir), list(seeds)
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds {seeds}: give two or more different seeds (one seed trains a plain run)")
+    if workers < 1:
+        raise ConfigError(f"workers = {workers} (allowed: >= 1)")
+    _begin(config, seeds, out, resume)
+    configs = [replace(config, seed=seed) for seed in seeds]
+    dirs = [out / seed_run_name(seed) for seed in seeds]
+    if workers == 1:
+        runs = [_train_one(c, d, resume, progress) for c, d in zip(configs, dirs, strict=True)]
+    else:
+        runs = _train_in_processes(configs, dirs, resume, min(workers, len(seeds)), progress)
+    selected = max(runs, key=lambda run: run.best_validation_net_value)
+    wall_seconds = time.perf_counter() - started
+    _write_record(out, config, seeds, runs, selected, wall_seconds)
+    _plot_curves(out, config, runs, selected)
+    return SeedsResult(out, tuple(runs), selected, wall_seconds)
+
+
+def stored_seeds(out_dir: str | Path) -> tuple[TrainConfig, list[int]] | None:
+    """The config and seeds of the directory of seeds in ``out_dir`` (``None`` if it holds none)."""
+    path = Path(out_dir) / SEEDS_FILE
+    if not path.is_file():
+        return None
+    body = _read_record(path)
+    return TrainConfig.from_dict(body["config"], source=str(path)), list(body["seeds"])
+
+
+def _begin(config: TrainConfig, seeds: list[int], out: Path, resume: bool) -> None:
+    """Check ``out`` against the request; a new directory gets its ``seeds.json`` with nothing selected."""
+    path = out / SEEDS_FILE
+    if resume:
+        stored = stored_seeds(out)
+        if stored is None:
+            raise ConfigError(f"{out} holds no seeds' runs to resume (no {SEEDS_FILE})")
+        if stored[1] != seeds:
+            raise ConfigError(f"cannot resume {out} with seeds {seeds}: its runs are of seeds {stored[1]}")
+        return
+    if path.exists() or (out / "config.json").exists():
+        raise ConfigError(f"{out} already holds a training run: resume it or choose another directory")
+    out.mkdir(parents=True, exist_ok=True)
+    _write_record(out, config, seeds, [], None, None)
+
+
+def _train_one(config: TrainConfig, out: Path, resume: bool, progress: bool) -> SeedRun:
+    result = train(config, out, resume=resume, progress=progress)
+    return SeedRun(
+        seed=config.seed,
+        run=out.name,
+        best_validation_net_value=result.best_value,
+        best_timesteps=result.best_timesteps,
+        timesteps=result.timesteps,
+        wall_seconds=round(result.wall_seconds, 1),
+    )
+
+
+def _train_in_processes(
+    configs: list[TrainConfig], dirs: list[Path], resume: bool, workers: int, progress: bool
+) -> list[SeedRun]:
+    """The runs in ``workers`` spawned processes; the bar follows the timesteps of their curves."""
+    total = sum(config.total_timesteps for config in configs)
+    context = get_context("spawn")
+    with (
+        ProcessPoolExecutor(workers, mp_context=context, initializer=_one_blas_thread) as pool,
+        progress_bar(enabled=progress) as bar,
+    ):
+        task = bar.add_task(f"training {len(configs)} seeds, {workers} at a time", total=total)
+        futures = [pool.submit(_train_one, c, d, resume, False) for c, d in zip(configs, dirs, strict=True)]
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            bar.update(task, completed=sum(_timesteps_done(d) for d in dirs))
+        return [future.result() for future in futures]
+
+
+def _one_blas_thread() -> None:
+    """The processes are the parallelism: BLAS stays on one thread in each (torch: the config's)."""
+    threadpool_limits(1)
+
+
+def _timesteps_done(run: Path) -> int:
+    """Timesteps of the run's last validation (0 before its first)."""
+    if not (run / "learning_curve.csv").is_file():
+        return 0
+    rows = read_curve(run)
+    return rows[-1][0] if rows else 0
+
+
+def _write_record(
+    out: Path,
+    config: TrainConfig,
+    seeds: list[int],
+    runs: list[SeedRun],
+    selected: SeedRun | None,
+    wall_seconds: float | None,
+) -> None:
+    shared = {key: value for key, value in config.to_dict().items() if key != "seed"}
+    body: dict[str, Any] = {
+        "kind": KIND,
+        "config": shared,
+        "seeds": seeds,
+        "selection": "the highest best validation net value per user",
+        "selected": selected.run if selected else None,
+        "runs": [asdict(run) for run in runs],
+        "wall_seconds": None if wall_seconds is None else round(wall_seconds, 1),
+    }
+    (out / SEEDS_FILE).write_text(json.dumps(body, indent=2) + "\n")
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(body, dict) or body.get("kind") != KIND:
+        raise ConfigError(f"{path}: not a record of winback training seeds (kind != '{KIND}')")
+    seeds = body.get("seeds")
+    if not isinstance(body.get("config"), dict) or not (
+        isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    ):
+        raise ConfigError(f"{path}: expected 'config' (an object) and 'seeds' (a list of integers)")
+    return body
+
+
+def _plot_curves(out: Path, config: TrainConfig, runs: list[SeedRun], selected: SeedRun) -> None:
+    figure = Figure(figsize=(7, 4), layout="constrained")
+    axes = figure.subplots()
+    for run in runs:
+        rows = read_curve(out / run.run)
+        chosen = run is selected
+        label = f"seed {run.seed}: best {run.best_validation_net_value:.2f}"
+        axes.plot(
+            [r[0] for r in rows],
+            [r[2] for r in rows],
+            marker="o",
+            markersize=3,
+            linewidth=2.2 if chosen else 1.0,
+            label=label + (" (selected)" if chosen else ""),
+        )
+    axes.set_xlabel("timesteps (user-periods)")
+    axes.set_ylabel("validation net value per user ($)")
+    axes.set_title(f"{config.algo} on {config.scenario}, {len(runs)} seeds")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.savefig(out / "learning_curve.png", dpi=120)

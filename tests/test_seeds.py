@@ -15,6 +15,8 @@ from winback.agents.seeds import train_seeds
 from winback.agents.training import TrainConfig, validation_users
 from winback.cli import app
 from winback.errors import ArtifactError, ConfigError
+from winback.export.card import CARD_FILE
+from winback.export.exporter import export_policy
 from winback.export.policy import load_policy_dir
 from winback.simulator.features import observe
 
@@ -40,9 +42,13 @@ def test_seeds_train_in_processes_each_as_alone_and_the_best_on_validation_stand
     users = validation_users(scenario, 40)
     simulator = scenario.simulator_for(0)
     features, masks = observe(simulator, users), simulator.action_masks(users)
-    for loaded in (load_policy_dir(tmp_path), SB3Policy.load(tmp_path)):
-        expected = SB3Policy.load(tmp_path / record["selected"])
-        np.testing.assert_array_equal(loaded.scores(features, masks), expected.scores(features, masks))
+    expected = SB3Policy.load(tmp_path / record["selected"]).scores(features, masks)
+    export_policy(tmp_path, tmp_path / "export", seeds=1, eval_users=20)
+    for loaded in (load_policy_dir(tmp_path), SB3Policy.load(tmp_path), load_policy_dir(tmp_path / "export")):
+        np.testing.assert_allclose(loaded.scores(features, masks), expected, rtol=1e-5, atol=1e-5)
+    card = json.loads((tmp_path / "export" / CARD_FILE).read_text())
+    assert card["policy"]["run_dir"] == str((tmp_path / record["selected"]).resolve())
+    assert card["training"]["seed_selection"]["runs"] == record["runs"]
 
 
 def test_seeds_resume_to_a_new_total_and_refuse_other_seeds_or_a_second_start(tmp_path) -> None:

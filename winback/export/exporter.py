@@ -20,7 +20,7 @@ import torch
 from stable_baselines3 import DQN
 
 from winback.agents.baselines import NoContact
-from winback.agents.sb3 import MODEL_FILES, SB3Policy, selected_run
+from winback.agents.sb3 import MODEL_FILES, SEEDS_FILE, SB3Policy, selected_run
 from winback.agents.training import TrainConfig
 from winback.benchmarks.report import summarize
 from winback.benchmarks.rollout import run_policy
@@ -105,10 +105,20 @@ def export_policy(
         out / STATE_FILE,
     )
     body = _card_body(run, which, config, agent, scenario, simulator)
+    body["training"]["seed_selection"] = _seed_selection(Path(run_dir))
     policy = ExportedPolicy(body, (out / POLICY_FILE).read_bytes(), (out / STATE_FILE).read_bytes())
     body["benchmark"] = _benchmark(policy, scenario, seeds, eval_users)
     body["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return write_card(body, out)
+
+
+def _seed_selection(run_dir: Path) -> dict[str, Any] | None:
+    """How the run was chosen among several seeds' runs (``seeds.json``), or ``None`` for a plain run."""
+    path = run_dir / SEEDS_FILE
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))  # checked by selected_run
+    return {key: record.get(key) for key in ("seeds", "selection", "selected", "runs")}
 
 
 def _state_example(model: LSTMDecayModel) -> tuple[torch.Tensor, ...]:

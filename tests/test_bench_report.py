@@ -86,6 +86,18 @@ def test_summary_ranks_policies_and_pairs_them_with_the_best_baseline(runs) -> N
     assert table.loc["ppo", "seconds"] == 4.0
 
 
+def test_every_policy_is_also_paired_with_the_ab_test_unless_it_is_the_best_baseline(runs) -> None:
+    with_ab = [*runs, make_run("ab_test", "baseline", 1.5)]
+    table = summarize(with_ab).set_index("policy")
+    lifts = pd.Series({name: lift for name, (_, lift) in POLICIES.items()} | {"ab_test": 1.5})
+    np.testing.assert_allclose(table["vs_ab_test"], (lifts - 1.5)[table.index], atol=1e-9)
+    assert (table["vs_ab_test_high"] - table["vs_ab_test_low"]).max() < 1e-6
+    np.testing.assert_allclose(table["vs_best_baseline"], (lifts - 2.0)[table.index], atol=1e-9)
+    assert "vs_ab_test" not in summarize(runs)  # no A/B test ran
+    best_is_ab = [run for run in with_ab if run.policy != "rfm"]
+    assert "vs_ab_test" not in summarize(best_is_ab)  # it is the best baseline: one column says it
+
+
 def test_share_of_oracle_gain_needs_no_contact_and_a_reference(runs) -> None:
     table = summarize([run for run in runs if run.policy != "no_contact"])
     assert "share_of_oracle_gain" not in table

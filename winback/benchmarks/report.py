@@ -31,6 +31,8 @@ CATEGORY_COLORS = {"agent": "tab:blue", "baseline": "tab:orange", "reference": "
 """The categories of :class:`PolicyRun` and their color in the plots."""
 CATEGORY_LINES = {"agent": "-", "baseline": "--", "reference": ":"}
 NO_CONTACT = "no_contact"
+AB_TEST = "ab_test"
+"""The A/B-test-then-rollout baseline: teams' practice, which every policy is also compared with."""
 """Name of the run that never contacts: the zero of the share of oracle gain."""
 LEVEL = 0.95
 """Confidence level of every interval."""
@@ -57,7 +59,8 @@ def summarize(runs: Sequence[PolicyRun], *, seed: int = 0) -> pd.DataFrame:
 
     Columns: ``policy``, ``category``; ``net_value`` with ``net_value_low``/``_high`` (95% CI over
     users); ``vs_best_baseline`` with ``_low``/``_high``, the paired difference in net value against
-    :func:`best_baseline` (if any baseline ran); ``share_of_oracle_gain``, (policy - no_contact) /
+    :func:`best_baseline` (if any baseline ran); ``vs_ab_test`` likewise against the :data:`AB_TEST`
+    run (if it ran and is not the best baseline); ``share_of_oracle_gain``, (policy - no_contact) /
     (oracle - no_contact) in mean net value, where the oracle is the best ``reference`` run (if both
     it and a :data:`NO_CONTACT` run ran); the means of :data:`MEAN_METRICS` and every
     ``contacts_<kind>``; the shares :data:`RATE_METRICS`; and ``seconds`` of wall time.
@@ -70,17 +73,20 @@ def summarize(runs: Sequence[PolicyRun], *, seed: int = 0) -> pd.DataFrame:
         default=None,
     )
     no_contact = next((run for run in runs if run.policy == NO_CONTACT), None)
+    ab_test = next((run for run in runs if run.policy == AB_TEST and run is not best), None)
+    compared = {"vs_best_baseline": best, "vs_ab_test": ab_test}
     kinds = [key for key in runs[0].metrics if key.startswith("contacts_")]
     rows = []
     for run in runs:
         net = run.metrics["net_value"]
         row: dict[str, Any] = {"policy": run.policy, "category": run.category}
         row |= _columns("net_value", mean_ci(net, rng=_rng(seed, run.policy, "net_value"), level=LEVEL))
-        if best is not None:
-            difference = paired_difference(
-                net, best.metrics["net_value"], rng=_rng(seed, run.policy, "vs_best_baseline"), level=LEVEL
-            )
-            row |= _columns("vs_best_baseline", difference)
+        for name, other in compared.items():
+            if other is not None:
+                difference = paired_difference(
+                    net, other.metrics["net_value"], rng=_rng(seed, run.policy, name), level=LEVEL
+                )
+                row |= _columns(name, difference)
         if oracle is not None and no_contact is not None:
             zero = no_contact.metrics["net_value"].mean()
             gain = oracle.metrics["net_value"].mean() - zero
@@ -221,6 +227,8 @@ def _markdown(
     }
     if best is not None:
         columns[f"vs `{best.policy}` [95% CI]"] = lambda r: interval(r, "vs_best_baseline", "{:+,.2f}")
+    if "vs_ab_test" in table:
+        columns[f"vs `{AB_TEST}` [95% CI]"] = lambda r: interval(r, "vs_ab_test", "{:+,.2f}")
     if "share_of_oracle_gain" in table:
         columns["share of oracle gain"] = lambda r: _percent(r["share_of_oracle_gain"])
     for key in MEAN_METRICS:
@@ -240,7 +248,9 @@ def _markdown(
     if best is not None:
         paired = (
             f" The vs `{best.policy}` column is the paired difference in net value against `{best.policy}`, "
-            "the baseline with the highest mean net value, paired by seed and user (common random numbers)."
+            "the baseline with the highest mean net value, paired by seed and user (common random numbers)"
+            + (f"; vs `{AB_TEST}` likewise against the A/B test" if "vs_ab_test" in table else "")
+            + "."
         )
     if "share_of_oracle_gain" in table:
         name = table.loc[table["category"] == "reference", "policy"].iloc[0]

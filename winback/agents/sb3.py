@@ -40,17 +40,25 @@ SEEDS_FILE = "seeds.json"
 """What a directory of several seeds' runs (:mod:`winback.agents.seeds`) records, with the run selected."""
 
 
+def seeds_record(path: str | Path) -> Any:
+    """The parsed ``seeds.json`` of the directory ``path`` (``None`` when it holds none)."""
+    seeds_path = Path(path) / SEEDS_FILE
+    if not seeds_path.is_file():
+        return None
+    try:
+        return json.loads(seeds_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ArtifactError(f"{seeds_path}: not valid JSON ({err})") from err
+
+
 def selected_run(path: str | Path) -> Path:
     """The training run ``path`` stands for: itself, or in a directory of several seeds' runs the run
     that :func:`~winback.agents.seeds.train_seeds` selected on validation users."""
     root = Path(path)
-    seeds_path = root / SEEDS_FILE
-    if not seeds_path.is_file():
+    body = seeds_record(root)
+    if body is None:
         return root
-    try:
-        body = json.loads(seeds_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ArtifactError(f"{seeds_path}: not valid JSON ({err})") from err
+    seeds_path = root / SEEDS_FILE
     selected = body.get("selected") if isinstance(body, dict) else None
     if selected is None and isinstance(body, dict) and "selected" in body:
         raise ArtifactError(

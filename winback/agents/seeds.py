@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
-from threadpoolctl import threadpool_limits
 
-from winback.agents.sb3 import SEEDS_FILE
+from winback.agents.sb3 import SEEDS_FILE, seeds_record
 from winback.agents.training import TrainConfig, read_curve, train
 from winback.errors import ConfigError
 from winback.progress import progress_bar
+from winback.simulator.threads import one_thread_per_process
 
 KIND = "winback training seeds"
 POLL_SECONDS = 2.0
@@ -106,11 +106,17 @@ def train_seeds(
 
 def stored_seeds(out_dir: str | Path) -> tuple[TrainConfig, list[int]] | None:
     """The config and seeds of the directory of seeds in ``out_dir`` (``None`` if it holds none)."""
-    path = Path(out_dir) / SEEDS_FILE
-    if not path.is_file():
+    body, path = seeds_record(out_dir), Path(out_dir) / SEEDS_FILE
+    if body is None:
         return None
-    body = _read_record(path)
-    return TrainConfig.from_dict(body["config"], source=str(path)), list(body["seeds"])
+    if not isinstance(body, dict) or body.get("kind") != KIND:
+        raise ConfigError(f"{path}: not a record of winback training seeds (kind != '{KIND}')")
+    seeds = body.get("seeds")
+    if not isinstance(body.get("config"), dict) or not (
+        isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    ):
+        raise ConfigError(f"{path}: expected 'config' (an object) and 'seeds' (a list of integers)")
+    return TrainConfig.from_dict(body["config"], source=str(path)), seeds
 
 
 def _begin(config: TrainConfig, seeds: list[int], out: Path, resume: bool) -> None:
@@ -148,7 +154,7 @@ def _train_in_processes(
     total = sum(config.total_timesteps for config in configs)
     context = get_context("spawn")
     with (
-        ProcessPoolExecutor(workers, mp_context=context, initializer=_one_blas_thread) as pool,
+        ProcessPoolExecutor(workers, mp_context=context, initializer=one_thread_per_process) as pool,
         progress_bar(enabled=progress) as bar,
     ):
         task = bar.add_task(f"training {len(configs)} seeds, {workers} at a time", total=total)
@@ -158,11 +164,6 @@ def _train_in_processes(
             _, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
             bar.update(task, completed=sum(_timesteps_done(d) for d in dirs))
         return [future.result() for future in futures]
-
-
-def _one_blas_thread() -> None:
-    """The processes are the parallelism: BLAS stays on one thread in each (torch: the config's)."""
-    threadpool_limits(1)
 
 
 def _timesteps_done(run: Path) -> int:
@@ -192,21 +193,6 @@ def _write_record(
         "wall_seconds": None if wall_seconds is None else round(wall_seconds, 1),
     }
     (out / SEEDS_FILE).write_text(json.dumps(body, indent=2) + "\n")
-
-
-def _read_record(path: Path) -> dict[str, Any]:
-    try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: not valid JSON ({err})") from err
-    if not isinstance(body, dict) or body.get("kind") != KIND:
-        raise ConfigError(f"{path}: not a record of winback training seeds (kind != '{KIND}')")
-    seeds = body.get("seeds")
-    if not isinstance(body.get("config"), dict) or not (
-        isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
-    ):
-        raise ConfigError(f"{path}: expected 'config' (an object) and 'seeds' (a list of integers)")
-    return body
 
 
 def _plot_curves(out: Path, config: TrainConfig, runs: list[SeedRun], selected: SeedRun) -> None:

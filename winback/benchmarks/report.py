@@ -31,9 +31,9 @@ CATEGORY_COLORS = {"agent": "tab:blue", "baseline": "tab:orange", "reference": "
 """The categories of :class:`PolicyRun` and their color in the plots."""
 CATEGORY_LINES = {"agent": "-", "baseline": "--", "reference": ":"}
 NO_CONTACT = "no_contact"
+"""Name of the run that never contacts: the zero of the share of oracle gain."""
 AB_TEST = "ab_test"
 """The A/B-test-then-rollout baseline: teams' practice, which every policy is also compared with."""
-"""Name of the run that never contacts: the zero of the share of oracle gain."""
 LEVEL = 0.95
 """Confidence level of every interval."""
 MEAN_METRICS = ("revenue", "margin", "discounts", "contact_costs", "contacts")

@@ -61,6 +61,7 @@ from winback.errors import ConfigError
 from winback.progress import progress_bar
 from winback.scenarios.files import parse, to_document
 from winback.scenarios.scenario import Scenario, load_scenario
+from winback.simulator.threads import one_thread_per_process
 
 Document = dict[str, Any]
 
@@ -166,7 +167,7 @@ class LocalBackend(Backend):
         self._pool = None
         if workers > 1:
             self._pool = ProcessPoolExecutor(
-                workers, mp_context=get_context("spawn"), initializer=_one_thread
+                workers, mp_context=get_context("spawn"), initializer=one_thread_per_process
             )
 
     def map(self, function: Callable[..., Any], calls: Sequence[tuple[Any, ...]], label: str) -> list[Any]:
@@ -174,7 +175,7 @@ class LocalBackend(Backend):
         with progress_bar(enabled=self.progress) as bar:
             task = bar.add_task(label, total=len(calls))
             if self._pool is None:
-                _one_thread()
+                one_thread_per_process()
                 for i, args in enumerate(calls):
                     results[i] = function(*args)
                     bar.advance(task)
@@ -270,17 +271,8 @@ def default_workers() -> int:
     return os.cpu_count() or 1
 
 
-def _one_thread() -> None:
-    """One thread per worker: the workers are the parallelism."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(1)
-    threadpool_limits(1)
-
-
 def _in_one_thread(function: Callable[..., Any], *args: Any) -> Any:
-    _one_thread()
+    one_thread_per_process()
     return function(*args)
 
 

@@ -20,7 +20,7 @@ import torch
 from stable_baselines3 import DQN
 
 from winback.agents.baselines import NoContact
-from winback.agents.sb3 import MODEL_FILES, SEEDS_FILE, SB3Policy, selected_run
+from winback.agents.sb3 import MODEL_FILES, SB3Policy, seeds_record, selected_run
 from winback.agents.training import TrainConfig
 from winback.benchmarks.report import summarize
 from winback.benchmarks.rollout import run_policy
@@ -114,10 +114,9 @@ def export_policy(
 
 def _seed_selection(run_dir: Path) -> dict[str, Any] | None:
     """How the run was chosen among several seeds' runs (``seeds.json``), or ``None`` for a plain run."""
-    path = run_dir / SEEDS_FILE
-    if not path.is_file():
+    record = seeds_record(run_dir)  # its selection was checked by selected_run
+    if record is None:
         return None
-    record = json.loads(path.read_text(encoding="utf-8"))  # checked by selected_run
     return {key: record.get(key) for key in ("seeds", "selection", "selected", "runs")}
 
 

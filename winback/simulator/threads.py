@@ -8,7 +8,8 @@ on the machine, and a step of 100k users ran 2.7 times slower beside a busy core
 steps a population of several blocks, and uses more cores by stepping blocks of users on threads of
 its own (the compiled call releases the GIL). A single block (an environment's users) leaves BLAS as
 the process set it: holding and restoring it costs ~20 us, a third of a 64-user step; processes that
-share a machine should cap BLAS themselves (``threadpoolctl``, as ``winback sweep`` workers do).
+share a machine should cap BLAS themselves (:func:`one_thread_per_process`, as the worker processes
+of ``winback sweep`` and of several training seeds do).
 Every process gets its own pool and controllers (a forked child included).
 """
 
@@ -20,10 +21,18 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from threadpoolctl import ThreadpoolController
+import torch
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
 _pins: dict[int, _BlasPin] = {}
+
+
+def one_thread_per_process() -> None:
+    """torch and BLAS at one thread in this process: for worker processes, which are the parallelism
+    (a training run then sets torch's threads from its config)."""
+    torch.set_num_threads(1)
+    threadpool_limits(1)
 
 
 def block_pool(threads: int) -> ThreadPoolExecutor:

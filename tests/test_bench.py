@@ -11,11 +11,18 @@ import pandas as pd
 import pytest
 import torch
 
-from winback.agents.baselines import NoContact
+from winback.agents.baselines import CARE, COUPON, PUSH, FixedCadence, NoContact
 from winback.agents.oracle import Oracle
 from winback.agents.training import TrainConfig, train
 from winback.benchmarks.rollout import run_policy
-from winback.benchmarks.suite import KNOWN_POLICIES, BenchConfig, run_benchmark, run_scenarios
+from winback.benchmarks.suite import (
+    KNOWN_POLICIES,
+    BenchConfig,
+    SimulatorsBySeed,
+    matched_random,
+    run_benchmark,
+    run_scenarios,
+)
 from winback.cli import app
 from winback.errors import ConfigError
 from winback.scenarios.scenario import load_scenario
@@ -48,6 +55,23 @@ def test_a_quick_benchmark_is_complete_and_the_same_for_the_same_seeds(tmp_path:
         ),
     )
     assert random.metrics["contacts"].mean() == pytest.approx(rule.metrics["contacts"].mean(), rel=0.25)
+
+
+def test_random_copies_the_rates_of_the_best_candidate_on_the_tuning_users() -> None:
+    torch.set_num_threads(1)
+    scenario = load_scenario("default")
+    simulators = SimulatorsBySeed(scenario)
+    users, seeds = scenario.train_users().take(np.arange(60)), [10_000]
+    candidates = {
+        "weekly_coupon": FixedCadence(COUPON, 1, name="weekly_coupon"),
+        "monthly_care": FixedCadence(CARE, 4, name="monthly_care"),
+    }
+    random, reference = matched_random(candidates, scenario, users, seeds, simulators=simulators)
+    runs = {name: run_policy(p, scenario, users, seeds, name=name) for name, p in candidates.items()}
+    best = max(runs.values(), key=lambda run: run.metrics["net_value"].mean())
+    assert reference == best.policy == "monthly_care"  # a weekly coupon pays discounts on every purchase
+    contacts = best.metrics[f"contacts_{CARE}"].mean()
+    assert random.rates == {PUSH: 0.0, COUPON: 0.0, CARE: pytest.approx(contacts / scenario.horizon)}
 
 
 def _without_times(results: dict) -> list[dict]:

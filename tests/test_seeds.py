@@ -101,6 +101,10 @@ def test_cli_trains_several_seeds_and_resumes_them(tmp_path, capsys) -> None:
         assert int(stop.value.code or 0) == code
     assert "(selected)" in capsys.readouterr().out
     with pytest.raises(SystemExit) as stop:
+        app(["train", "--out", str(out), "--resume", "--seed", "1", "--timesteps", "512", "--no-progress"])
+    assert stop.value.code == 2
+    assert f"resumes on its own as {out / 'seed-1'}" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
         app(["train", "--out", str(out), "--resume", "--timesteps", "512", "--workers", "1", "--no-progress"])
     assert stop.value.code in (0, None)
     record = json.loads((out / SEEDS_FILE).read_text())

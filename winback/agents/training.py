@@ -30,9 +30,10 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import VecNormalize
 
+from winback.agents.fast_rollouts import BOOTSTRAPPING, BatchedTimeoutBootstrap, without_distribution_checks
 from winback.agents.sb3 import (
     ALGORITHMS,
     MODEL_FILES,
@@ -268,13 +269,17 @@ def train(
     else:
         model = _load_checkpoint(config, env, out, checkpoint)
     monitor = _RunMonitor(config, scenario, env, out, checkpoint, started)
-    model.learn(
-        max(config.total_timesteps - model.num_timesteps, 0),
-        callback=monitor,
-        tb_log_name=config.algo,
-        reset_num_timesteps=checkpoint is None,
-        progress_bar=progress,
-    )
+    callbacks: list[BaseCallback] = [monitor]
+    if isinstance(model, BOOTSTRAPPING):
+        callbacks.append(BatchedTimeoutBootstrap())  # last: the monitor sees the infos as returned
+    with without_distribution_checks():
+        model.learn(
+            max(config.total_timesteps - model.num_timesteps, 0),
+            callback=CallbackList(callbacks),
+            tb_log_name=config.algo,
+            reset_num_timesteps=checkpoint is None,
+            progress_bar=progress,
+        )
     model.save(out / MODEL_FILES["final"])
     normalization = ObservationNormalization.of(env)
     normalization.save(out / NORMALIZATION_FILES["final"])

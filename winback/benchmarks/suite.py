@@ -6,8 +6,9 @@
 2. Every policy then runs on the scenario's evaluation users (disjoint from training and validation
    users) under the evaluation seeds, with common random numbers: each user meets the same luck
    under every policy.
-3. ``random`` sends contacts at the rates of the best agent (or, without agents, of the best rule):
-   the same number of contacts of each kind, sent to nobody in particular.
+3. ``random`` sends contacts at the rates of the best agent (or, without agents, of the best rule),
+   both measured on the tuning users under the tuning seeds: the same number of contacts of each
+   kind, sent to nobody in particular.
 4. Two references that no deployable policy is: the ``oracle`` replays each user's own luck in the
    true simulator (it knows which contacts will tip whom), the ``planner`` plans in the true
    simulator from each user's true state but with sampled luck (:mod:`winback.agents.oracle`).
@@ -136,24 +137,30 @@ def run_benchmark(config: BenchConfig, out_dir: Path, *, progress: bool = True) 
             policy, scenario, eval_users, eval_seeds, name=name, category=category, simulators=simulators
         )
 
+    agents = load_agents(config.agents)
     runs = [evaluate(policy, name, "baseline") for name, policy in policies.items()]
-    agent_runs = [evaluate(agent, agent.name, "agent") for agent in load_agents(config.agents)]
-    runs += agent_runs
-    tuning_users = min(config.tuning_users or scenario.train_users().n_users, scenario.train_users().n_users)
+    runs += [evaluate(agent, agent.name, "agent") for agent in agents]
+    tuning_users = tuning_population(config, scenario)
     notes = [
         f"Evaluation: {eval_users.n_users} held-out users x seeds {eval_seeds}; baselines tuned on "
-        f"{tuning_users} training users x seeds {tuning_seeds(config)}"
+        f"{tuning_users.n_users} training users x seeds {tuning_seeds(config)}"
         + (" (quick grids)." if config.quick else "."),
         *(f"Tuned {family}: {result.best.params}" for family, result in tuning.items()),
     ]
     if "random" in config.policies:
-        reference = _best(agent_runs) or _best([r for r in runs if r.policy in RULES])
-        if reference is None:
+        candidates = {agent.name: agent for agent in agents} or {
+            name: policy for name, policy in policies.items() if name in RULES
+        }
+        if not candidates:
             raise ConfigError("'random' matches the contact rates of an agent or a rule: run one of them too")
-        kinds = simulators[eval_seeds[0]].kinds
-        contacts = {kind: float(reference.metrics[f"contacts_{kind}"].mean()) for kind in kinds}
-        runs.append(evaluate(RandomContact.matched(contacts, scenario.horizon), "random", "baseline"))
-        notes.append(f"random sends contacts at the rates of {reference.policy}.")
+        random, reference = matched_random(
+            candidates, scenario, tuning_users, tuning_seeds(config), simulators=simulators
+        )
+        runs.append(evaluate(random, "random", "baseline"))
+        notes.append(
+            f"random sends contacts at the rates of {reference}, the best "
+            f"{'agent' if agents else 'rule'} on the training users the baselines were tuned on."
+        )
     references = make_policies([p for p in config.policies if p in REFERENCES], params, config)
     runs += [evaluate(policy, name, "reference") for name, policy in references.items()]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -171,6 +178,31 @@ def run_benchmark(config: BenchConfig, out_dir: Path, *, progress: bool = True) 
     return BenchResult(runs, tuning, table, report)
 
 
+def matched_random(
+    candidates: Mapping[str, Policy],
+    scenario: Scenario,
+    users: SimState,
+    seeds: Sequence[int],
+    *,
+    simulators: dict[int, Simulator],
+) -> tuple[RandomContact, str]:
+    """``random`` at the contact rates of the best of ``candidates`` on ``users`` under ``seeds`` (the
+    tuning users and seeds: evaluation users choose nothing), and the name of that candidate."""
+    runs = [
+        run_policy(policy, scenario, users, list(seeds), name=name, simulators=simulators)
+        for name, policy in candidates.items()
+    ]
+    reference = max(runs, key=lambda run: float(run.metrics["net_value"].mean()))
+    kinds = simulators[seeds[0]].kinds
+    contacts = {kind: float(reference.metrics[f"contacts_{kind}"].mean()) for kind in kinds}
+    return RandomContact.matched(contacts, scenario.horizon), reference.policy
+
+
+def tuning_population(config: BenchConfig, scenario: Scenario) -> SimState:
+    """The training users the baselines are tuned on (a fixed sample of ``config.tuning_users``)."""
+    return sample_users(scenario.train_users(), config.tuning_users, seed=1)
+
+
 def tuning_seeds(config: BenchConfig) -> list[int]:
     return [TUNING_SEED_OFFSET + i for i in range(config.tuning_seeds)]
 
@@ -180,7 +212,7 @@ def tune_baselines(
 ) -> dict[str, TuningResult]:
     """Grid searches of the parametrised baselines among ``config.policies`` (the rules too when the
     A/B test needs them as candidates) on the scenario's training users and the tuning seeds."""
-    users = sample_users(scenario.train_users(), config.tuning_users, seed=1)
+    users = tuning_population(config, scenario)
 
     def search(family: str, spec: Family) -> TuningResult:
         grid = spec.quick_grid if config.quick else spec.grid
@@ -251,10 +283,6 @@ def load_agents(run_dirs: Sequence[Path]) -> list[Policy]:
     if len({agent.name for agent in agents}) < len(agents):
         raise ConfigError(f"agent runs {[str(d) for d in run_dirs]} repeat an algorithm and a directory name")
     return agents
-
-
-def _best(runs: Sequence[PolicyRun]) -> PolicyRun | None:
-    return max(runs, key=lambda r: float(r.metrics["net_value"].mean()), default=None)
 
 
 def _tuning_dict(tuning: dict[str, TuningResult]) -> dict[str, Any]:

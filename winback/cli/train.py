@@ -13,9 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 from winback.agents.sb3 import ALGORITHMS, SEEDS_FILE
-from winback.agents.seeds import stored_seeds, train_seeds
+from winback.agents.seeds import seed_run_name, stored_seeds, train_seeds
 from winback.agents.training import TrainConfig
 from winback.agents.training import train as train_agent
+from winback.errors import ConfigError
 from winback.scenarios.scenario import BUILT_IN, load_scenario
 from winback.scenarios.schema import Operations
 
@@ -57,6 +58,11 @@ def train(
     stored = stored_seeds(out) if resume else None
     if stored is not None and not seeds:
         seeds = stored[1]
+    if stored is not None and seeds != stored[1]:
+        raise ConfigError(
+            f"{out} holds the runs of seeds {stored[1]}, resumed together (give no --seed, or all of "
+            f"them); one seed's run resumes on its own as {out / seed_run_name(seeds[0])}"
+        )
     overrides: dict[str, Any] = {
         key: value
         for key, value in {

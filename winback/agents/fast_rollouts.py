@@ -1,4 +1,5 @@
-"""Two speed-ups of SB3's on-policy rollout collection that leave what it collects unchanged.
+"""Two speed-ups of SB3's on-policy rollout collection that leave what it collects unchanged (up to
+float rounding: a batched forward pass rounds differently in the last bit).
 
 Measured on this machine (``benchmarks/env_speed.py``): with 64 users of ``PopulationVecEnv``, SB3's
 own work per vector step (policy forward, distribution, buffer) costs several times the simulator's,
@@ -35,8 +36,9 @@ class BatchedTimeoutBootstrap(BaseCallback):
     For PPO, A2C and MaskablePPO, whose ``collect_rollouts`` calls callbacks after ``env.step`` and
     before its own bootstrap loop: this adds ``gamma * V(terminal observation)`` to the reward of
     every slot SB3 would bootstrap, in place, and clears their ``TimeLimit.truncated`` flag so that
-    SB3's loop skips them. Not for RecurrentPPO (its values need each slot's LSTM state). Put it last
-    in a callback list, so that callbacks before it see the infos the environment returned.
+    SB3's loop skips them. For array (``Box``) observations. Not for RecurrentPPO (its values need
+    each slot's LSTM state). Put it last in a callback list, so that callbacks before it see the infos
+    the environment returned.
     """
 
     def _init_callback(self) -> None:

@@ -11,8 +11,9 @@
    ``collect_rollouts``) and end-to-end training (``learn``) env-steps per second. PPO settings for
    both: ``n_steps=64`` (4,096 steps per rollout), ``batch_size=1024``, ``n_epochs=4`` (a large
    minibatch, ``shared/PERF.md``). Issue targets: at least 5x rollout and 2x training throughput.
-   Measured twice, each time on both sides: with SB3 as it ships, and with the rollout speed-ups
-   that ``winback train`` adds (``winback.agents.fast_rollouts``).
+   Measured three times, each time on both sides: with SB3 as it ships, and with ``winback train``'s
+   loop (``winback.agents.fast_rollouts``) returns bootstrapped at the horizon and, its default,
+   ending there.
 
 One torch thread (``--threads``) so the figures do not depend on what else runs; the load average
 at start and end is reported. Writes ``env_speed.json`` and ``env_speed.md``.
@@ -36,7 +37,11 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 import winback.envs
-from winback.agents.fast_rollouts import BatchedTimeoutBootstrap, without_distribution_checks
+from winback.agents.fast_rollouts import (
+    BatchedTimeoutBootstrap,
+    EndReturnsAtHorizon,
+    without_distribution_checks,
+)
 from winback.envs.defaults import default_population
 from winback.envs.population import PopulationVecEnv
 
@@ -67,14 +72,23 @@ class _NoOp(BaseCallback):
         return True
 
 
-def ppo_rates(env: VecEnv, rollouts: int, seed: int, fast: bool) -> dict[str, float]:
-    """Env-steps per second of rollout collection alone and of ``learn`` (collection + updates);
-    ``fast``: with ``winback train``'s rollout speed-ups."""
+LOOPS: dict[str, tuple[str, type[BaseCallback] | None]] = {
+    "sb3": ("SB3 as shipped", None),
+    "winback_bootstrap": ("winback train's loop, bootstrap_horizon = true", BatchedTimeoutBootstrap),
+    "winback": ("winback train's loop, the default", EndReturnsAtHorizon),
+}
+"""Rollout loops measured: a label and the callback ``winback train`` adds (none: SB3's own)."""
+
+
+def ppo_rates(env: VecEnv, rollouts: int, seed: int, loop: str) -> dict[str, float]:
+    """Env-steps per second of rollout collection alone and of ``learn`` (collection + updates) in
+    the rollout loop ``loop`` (:data:`LOOPS`)."""
     env.seed(seed)
     model = PPO("MlpPolicy", env, n_steps=64, batch_size=1024, n_epochs=4, seed=seed, device="cpu")
     steps_per_rollout = model.n_steps * env.num_envs
-    with without_distribution_checks() if fast else nullcontext():
-        _, callback = model._setup_learn(steps_per_rollout * rollouts, _callback(fast))
+    added = LOOPS[loop][1] or _NoOp
+    with nullcontext() if added is _NoOp else without_distribution_checks():
+        _, callback = model._setup_learn(steps_per_rollout * rollouts, added())
         callback.on_training_start(locals(), globals())
         model.collect_rollouts(env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)  # warm-up
         started = time.perf_counter()
@@ -82,13 +96,9 @@ def ppo_rates(env: VecEnv, rollouts: int, seed: int, fast: bool) -> dict[str, fl
             model.collect_rollouts(env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)
         collect = steps_per_rollout * rollouts / (time.perf_counter() - started)
         started = time.perf_counter()
-        model.learn(steps_per_rollout * rollouts, callback=_callback(fast), reset_num_timesteps=True)
+        model.learn(steps_per_rollout * rollouts, callback=added(), reset_num_timesteps=True)
         train = steps_per_rollout * rollouts / (time.perf_counter() - started)
     return {"rollout_steps_per_s": collect, "train_steps_per_s": train}
-
-
-def _callback(fast: bool) -> BaseCallback:
-    return BatchedTimeoutBootstrap() if fast else _NoOp()
 
 
 def main() -> None:
@@ -106,13 +116,13 @@ def main() -> None:
     activation = single_env_rate(lambda: gym.make(winback.envs.ACTIVATION_ID), seconds, args.seed)
     cartpole = single_env_rate(lambda: gym.make("CartPole-v1"), seconds, args.seed)
     ppo = {}
-    for loop, fast in (("sb3", False), ("winback", True)):
-        batched = ppo_rates(PopulationVecEnv(N_ENVS), rollouts, args.seed, fast)
+    for loop in LOOPS:
+        batched = ppo_rates(PopulationVecEnv(N_ENVS), rollouts, args.seed, loop)
         dummy = ppo_rates(
             DummyVecEnv([lambda: gym.make(winback.envs.ACTIVATION_ID) for _ in range(N_ENVS)]),
             rollouts,
             args.seed,
-            fast,
+            loop,
         )
         ppo[loop] = {
             "population_vec_env": batched,
@@ -143,7 +153,7 @@ def _markdown(r: dict) -> str:
         f"| single env steps/s (vs CartPole-v1) | {single['activation']:,.0f} "
         f"| {single['cartpole']:,.0f} | {r['activation_over_cartpole']:.3f} | >= 20,000 steps/s |",
     ]
-    for loop, label in (("sb3", "SB3 as shipped"), ("winback", "winback train's loop")):
+    for loop, (label, _) in LOOPS.items():
         p = r["ppo"][loop]
         b, d = p["population_vec_env"], p["dummy_vec_env"]
         rows += [

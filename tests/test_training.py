@@ -18,11 +18,12 @@ from tiny import TRAINING
 
 from winback.agents.base import DecisionContext
 from winback.agents.sb3 import ALGORITHMS, ObservationNormalization, SB3Policy
-from winback.agents.training import TrainConfig, TrainResult, train, validation_users
+from winback.agents.training import TrainConfig, TrainResult, _make_env, _new_model, train, validation_users
 from winback.benchmarks.rollout import run_policy
 from winback.cli import app
 from winback.envs.population import PopulationVecEnv
 from winback.errors import ConfigError
+from winback.scenarios.scenario import load_scenario
 from winback.simulator.features import observe
 
 
@@ -122,6 +123,13 @@ def test_normalization_json_applies_the_statistics_as_vec_normalize_does_and_mas
     np.testing.assert_array_equal(restored.normalize_obs(raw), env.normalize_obs(raw))
     assert is_masking_supported(env)  # what MaskablePPO collects rollouts with, through the wrapper
     np.testing.assert_array_equal(get_action_masks(env), env.venv.action_masks())
+
+
+def test_dqn_bootstraps_at_the_horizon_only_when_the_config_says_so(tmp_path) -> None:
+    for bootstrap in (False, True):
+        config = TrainConfig(algo="dqn", bootstrap_horizon=bootstrap, **TRAINING)
+        model = _new_model(config, _make_env(config, load_scenario(config.scenario)), tmp_path / "tb")
+        assert model.replay_buffer.handle_timeout_termination is bootstrap
 
 
 def test_resume_continues_to_the_new_total_and_refuses_a_changed_config(tmp_path) -> None:

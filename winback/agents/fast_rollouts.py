@@ -1,5 +1,6 @@
-"""Two speed-ups of SB3's on-policy rollout collection that leave what it collects unchanged (up to
-float rounding: a batched forward pass rounds differently in the last bit).
+"""How SB3's on-policy rollouts end episodes at the horizon: two speed-ups that leave what it collects
+unchanged (up to float rounding: a batched forward pass rounds differently in the last bit), and
+:class:`EndReturnsAtHorizon`, which makes the horizon the end of the task.
 
 Measured on this machine (``benchmarks/env_speed.py``): with 64 users of ``PopulationVecEnv``, SB3's
 own work per vector step (policy forward, distribution, buffer) costs several times the simulator's,
@@ -23,6 +24,7 @@ import torch
 from sb3_contrib import MaskablePPO
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 
 TRUNCATED = "TimeLimit.truncated"
 TERMINAL_OBSERVATION = "terminal_observation"
@@ -62,6 +64,24 @@ class BatchedTimeoutBootstrap(BaseCallback):
         for slot, value in zip(slots, values, strict=True):
             rewards[slot] += self.model.gamma * value  # SB3's own expression, slot by slot
             infos[slot][TRUNCATED] = False
+        return True
+
+
+class EndReturnsAtHorizon(BaseCallback):
+    """Makes the time limit the end of the task for an on-policy algorithm: clears the
+    ``TimeLimit.truncated`` flag of every slot that ends, so that ``collect_rollouts`` adds no
+    bootstrap value and a return holds the rewards up to the horizon only."""
+
+    def _init_callback(self) -> None:
+        if not isinstance(self.model, OnPolicyAlgorithm):
+            algo = type(self.model).__name__
+            raise TypeError(f"EndReturnsAtHorizon is for on-policy algorithms, not {algo}")
+
+    def _on_step(self) -> bool:
+        infos = self.locals["infos"]
+        for slot in np.flatnonzero(self.locals["dones"]):
+            if TRUNCATED in infos[slot]:
+                infos[slot][TRUNCATED] = False
         return True
 
 

@@ -128,7 +128,8 @@ class TrainConfig:
     still reports a time limit, and training treats it as the end of the task. ``True``: SB3's
     time-limit bootstrap adds the critic's value of the user beyond the horizon (a continuing task).
     False: over seeds 0-3 at 600k timesteps its best validation value beat True's in three seeds and
-    its mean by 1.66 $/user, with 1-4 points more opt-outs (``benchmarks/RESULTS.md``)."""
+    its mean by 1.66 $/user, with 1-4 points more opt-outs; a fifth seed, trained afterwards, tied
+    (``benchmarks/RESULTS.md``)."""
     normalize_rewards: bool = True
     """Scale rewards by the running std of discounted returns (training only; validation is in dollars).
     The hyperparameter that matters most: without it, PPO learns far less (see :func:`_make_env`)."""

@@ -37,11 +37,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 import winback.envs
-from winback.agents.fast_rollouts import (
-    BatchedTimeoutBootstrap,
-    EndReturnsAtHorizon,
-    without_distribution_checks,
-)
+from winback.agents.fast_rollouts import horizon_callback, without_distribution_checks
 from winback.envs.defaults import default_population
 from winback.envs.population import PopulationVecEnv
 
@@ -72,12 +68,13 @@ class _NoOp(BaseCallback):
         return True
 
 
-LOOPS: dict[str, tuple[str, type[BaseCallback] | None]] = {
+LOOPS: dict[str, tuple[str, bool | None]] = {
     "sb3": ("SB3 as shipped", None),
-    "winback_bootstrap": ("winback train's loop, bootstrap_horizon = true", BatchedTimeoutBootstrap),
-    "winback": ("winback train's loop, the default", EndReturnsAtHorizon),
+    "winback_bootstrap": ("winback train's loop, bootstrap_horizon = true", True),
+    "winback": ("winback train's loop, the default", False),
 }
-"""Rollout loops measured: a label and the callback ``winback train`` adds (none: SB3's own)."""
+"""Rollout loops measured: a label and ``winback train``'s ``bootstrap_horizon`` (``None``: SB3's own
+loop, nothing added)."""
 
 
 def ppo_rates(env: VecEnv, rollouts: int, seed: int, loop: str) -> dict[str, float]:
@@ -86,8 +83,12 @@ def ppo_rates(env: VecEnv, rollouts: int, seed: int, loop: str) -> dict[str, flo
     env.seed(seed)
     model = PPO("MlpPolicy", env, n_steps=64, batch_size=1024, n_epochs=4, seed=seed, device="cpu")
     steps_per_rollout = model.n_steps * env.num_envs
-    added = LOOPS[loop][1] or _NoOp
-    with nullcontext() if added is _NoOp else without_distribution_checks():
+    bootstrap = LOOPS[loop][1]
+
+    def added() -> BaseCallback:
+        return (None if bootstrap is None else horizon_callback(model, bootstrap)) or _NoOp()
+
+    with nullcontext() if bootstrap is None else without_distribution_checks():
         _, callback = model._setup_learn(steps_per_rollout * rollouts, added())
         callback.on_training_start(locals(), globals())
         model.collect_rollouts(env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)  # warm-up

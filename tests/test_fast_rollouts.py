@@ -16,6 +16,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from winback.agents.fast_rollouts import (
     BatchedTimeoutBootstrap,
     EndReturnsAtHorizon,
+    horizon_callback,
     without_distribution_checks,
 )
 from winback.envs.episodes import EpisodeConfig
@@ -113,3 +114,22 @@ def test_distribution_checks_come_back_after_the_block() -> None:
     assert distribution._validate_args
     with pytest.raises(ValueError):
         torch.distributions.Categorical(logits=torch.tensor([float("nan"), 0.0]))
+
+
+@pytest.mark.parametrize(
+    ("algo", "ending", "bootstrapping"),
+    [
+        (PPO, EndReturnsAtHorizon, BatchedTimeoutBootstrap),
+        (A2C, EndReturnsAtHorizon, BatchedTimeoutBootstrap),
+        (MaskablePPO, EndReturnsAtHorizon, BatchedTimeoutBootstrap),
+        (RecurrentPPO, EndReturnsAtHorizon, type(None)),
+        (DQN, type(None), type(None)),
+    ],
+)
+def test_each_algorithm_gets_the_horizon_callback_its_rollouts_need(
+    algo: type, ending: type, bootstrapping: type
+) -> None:
+    policy = "MlpLstmPolicy" if algo is RecurrentPPO else "MlpPolicy"
+    model = algo(policy, PopulationVecEnv(2), device="cpu")
+    assert type(horizon_callback(model, bootstrap=False)) is ending
+    assert type(horizon_callback(model, bootstrap=True)) is bootstrapping

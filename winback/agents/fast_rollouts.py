@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from sb3_contrib import MaskablePPO
 from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 
@@ -83,6 +84,17 @@ class EndReturnsAtHorizon(BaseCallback):
             if TRUNCATED in infos[slot]:
                 infos[slot][TRUNCATED] = False
         return True
+
+
+def horizon_callback(model: BaseAlgorithm, bootstrap: bool) -> BaseCallback | None:
+    """The callback with which ``model`` ends episodes at the horizon the way ``bootstrap`` asks
+    (:attr:`~winback.agents.training.TrainConfig.bootstrap_horizon`); ``None`` where SB3's own
+    handling is already that (RecurrentPPO bootstrapping; DQN, whose replay buffer decides)."""
+    if not bootstrap and isinstance(model, OnPolicyAlgorithm):
+        return EndReturnsAtHorizon()
+    if bootstrap and isinstance(model, BOOTSTRAPPING):
+        return BatchedTimeoutBootstrap()
+    return None
 
 
 @contextmanager

@@ -31,15 +31,9 @@ import torch
 from matplotlib.figure import Figure
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
-from winback.agents.fast_rollouts import (
-    BOOTSTRAPPING,
-    BatchedTimeoutBootstrap,
-    EndReturnsAtHorizon,
-    without_distribution_checks,
-)
+from winback.agents.fast_rollouts import horizon_callback, without_distribution_checks
 from winback.agents.sb3 import (
     ALGORITHMS,
     MODEL_FILES,
@@ -283,11 +277,8 @@ def train(
     else:
         model = _load_checkpoint(config, env, out, checkpoint)
     monitor = _RunMonitor(config, scenario, env, out, checkpoint, started)
-    callbacks: list[BaseCallback] = [monitor]  # then the horizon's: the monitor sees the infos as returned
-    if not config.bootstrap_horizon and isinstance(model, OnPolicyAlgorithm):
-        callbacks.append(EndReturnsAtHorizon())
-    elif isinstance(model, BOOTSTRAPPING):
-        callbacks.append(BatchedTimeoutBootstrap())
+    horizon = horizon_callback(model, config.bootstrap_horizon)
+    callbacks = [monitor] if horizon is None else [monitor, horizon]  # the monitor sees infos as returned
     with without_distribution_checks():
         model.learn(
             max(config.total_timesteps - model.num_timesteps, 0),

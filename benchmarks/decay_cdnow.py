@@ -140,6 +140,55 @@ def print_mae_by_frequency(data: str, out: Path, calibration_end: int) -> None:
             f"{lstm.mean():.3f} | {bgnbd.mean():.3f} | {np.abs(lstm - truth).mean():.4f} | "
             f"{np.abs(bgnbd - truth).mean():.4f} |"
         )
+    print_mae_references(actual, lstm_all, bgnbd_all, rfm.x, silence, rfm.T)
+
+
+def print_mae_references(
+    actual: np.ndarray,
+    lstm: np.ndarray,
+    bgnbd: np.ndarray,
+    x: np.ndarray,
+    silence: np.ndarray,
+    age: np.ndarray,
+) -> None:
+    """Per-user MAE of reference forecasts made with the holdout's answers: what MAE rewards.
+
+    Each customer is forecast the actual holdout mean (or median) of a cell of customers with the
+    same calibration frequency x, weeks of silence before the cut-off and weeks since the first
+    purchase (T); the models are also rescaled to be unbiased inside every cell of x by silence.
+    """
+    frequency = np.minimum(x, 7).astype(int)
+    silence3 = np.digitize(silence, [8, 20])
+    cells = {
+        "x (0..6, 7+)": frequency,
+        "x by silence (< 8, 8-19, 20+ weeks)": frequency * 10 + silence3,
+        "x by silence (6 bins) by T (3 bins)": frequency * 100
+        + 10 * np.digitize(silence, [4, 8, 14, 20, 28])
+        + np.digitize(age, [30, 34]),
+    }
+    truth = pd.Series(actual)
+    print("\n| forecast of each customer's holdout purchases | cells | per-user MAE |")
+    print("|---|---|---|")
+    print(f"| LSTM (mean of sampled futures) | | {np.abs(lstm - actual).mean():.4f} |")
+    print(f"| BG/NBD (mean of sampled futures) | | {np.abs(bgnbd - actual).mean():.4f} |")
+    print(f"| zero for everyone | | {np.abs(actual).mean():.4f} |")
+    for label, cell in cells.items():
+        groups = truth.groupby(cell)
+        for statistic in ("mean", "median"):
+            forecast = groups.transform(statistic).to_numpy()
+            print(
+                f"| actual holdout {statistic} of the customer's cell: {label} | {len(groups)} "
+                f"| {np.abs(forecast - actual).mean():.4f} |"
+            )
+    cell = cells["x by silence (< 8, 8-19, 20+ weeks)"]
+    for name, forecast in (("LSTM", lstm), ("BG/NBD", bgnbd)):
+        scale = (
+            truth.groupby(cell).transform("sum") / pd.Series(forecast).groupby(cell).transform("sum")
+        ).to_numpy()
+        print(
+            f"| {name}, rescaled to the actual total of each cell: x by silence | {len(np.unique(cell))} "
+            f"| {np.abs(forecast * scale - actual).mean():.4f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 
-TRUNCATED = "TimeLimit.truncated"
-TERMINAL_OBSERVATION = "terminal_observation"
+from winback.envs.population import TERMINAL_OBSERVATION, TRUNCATED
+
 BOOTSTRAPPING = (PPO, A2C, MaskablePPO)
 """Algorithms whose rollouts bootstrap truncated episodes from ``V(observation)`` alone."""
 

@@ -15,6 +15,11 @@ from winback.envs.episodes import EpisodeBatch, EpisodeConfig, step_infos
 from winback.simulator.core import Simulator
 from winback.simulator.state import SimState
 
+TRUNCATED = "TimeLimit.truncated"
+"""``info`` key SB3 reads for an episode cut by a time limit (set ``True`` at the horizon)."""
+TERMINAL_OBSERVATION = "terminal_observation"
+"""``info`` key of an auto-reset slot's last observation, as SB3's ``VecEnv`` API has it."""
+
 
 class PopulationVecEnv(VecEnv):
     """``num_envs`` :class:`~winback.envs.activation.ActivationEnv` episodes in one batched step.
@@ -70,8 +75,8 @@ class PopulationVecEnv(VecEnv):
         if dones.any():
             done = np.flatnonzero(dones)
             for slot in done:
-                infos[slot]["terminal_observation"] = observations[slot].copy()
-                infos[slot]["TimeLimit.truncated"] = True
+                infos[slot][TERMINAL_OBSERVATION] = observations[slot].copy()
+                infos[slot][TRUNCATED] = True
             self._start(done, [None] * len(done))
             observations[done] = self.episodes.observe()[done]
         return observations, rewards.astype(np.float32), dones, infos

@@ -1,13 +1,14 @@
 """Which RL algorithm: every seed's run of each, on validation and on the held-out users.
 
 Each ``--run LABEL=DIR`` names a training run or a directory of several seeds' runs (``winback train
---seed A --seed B``). For every run it reads the best validation value and the training time, and
-evaluates the best model on a benchmark's held-out users and seeds (``--bench``: a finished
-``winback bench`` directory, whose tuned best rule is rebuilt from its ``tuning.json`` and runs
-beside them; common random numbers make its figures the bench's). Per algorithm, the run it would
-ship is the one best on validation; that run is compared, paired by seed and user, with the
-reference algorithm's shipped run and with the best rule. Writes ``algorithms.md``,
-``algorithms.json`` and ``learning_curves.png`` (validation value against timesteps, every run).
+--seed A --seed B``); a label given again adds its runs to the algorithm's. For every run it reads
+the best validation value and the training time, and evaluates the best model on a benchmark's
+held-out users and seeds (``--bench``: a finished ``winback bench`` directory, whose tuned best rule
+is rebuilt from its ``tuning.json`` and runs beside them; common random numbers make its figures the
+bench's). Per algorithm, the run it would ship is the one best on validation; that run is compared,
+paired by seed and user, with the reference algorithm's shipped run and with the best rule. Writes
+``algorithms.md``, ``algorithms.json`` and ``learning_curves.png`` (validation value against
+timesteps, every run).
 
     python benchmarks/algorithms.py --bench runs/bench-end-1m --reference maskable_ppo \\
         --run maskable_ppo=runs/agents/mppo-end-1m --run ppo=runs/agents/algos/ppo-1m --out runs/algorithms
@@ -75,7 +76,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the simulator's blocks too)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    algorithms = {label: runs_of(Path(directory)) for label, directory in (r.split("=", 1) for r in args.run)}
+    algorithms: dict[str, list[Run]] = {}
+    for label, directory in (run.split("=", 1) for run in args.run):
+        algorithms.setdefault(label, []).extend(runs_of(Path(directory)))
     if args.reference not in algorithms:
         parser.error(f"--reference {args.reference!r} is not one of the --run labels {sorted(algorithms)}")
 

@@ -60,7 +60,9 @@ class TrainConfig:
     """Everything a training run depends on; the defaults are the best found on the default scenario."""
 
     algo: str = "maskable_ppo"
-    """Algorithm: ppo, a2c, dqn, maskable_ppo (never samples a masked action) or recurrent_ppo (LSTM)."""
+    """Algorithm: ppo, a2c, dqn, maskable_ppo (never samples a masked action) or recurrent_ppo (LSTM).
+    On the default scenario at 1M timesteps MaskablePPO and PPO tie over five seeds; RecurrentPPO,
+    A2C and DQN score lower (``benchmarks/RESULTS.md``, "Which algorithm")."""
     scenario: str = "default"
     """Scenario whose training users the agent learns on: a built-in name or the path of a TOML file."""
     total_timesteps: int = 300_000

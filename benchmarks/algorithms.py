@@ -77,7 +77,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     algorithms: dict[str, list[Run]] = {}
-    for label, directory in (run.split("=", 1) for run in args.run):
+    for given in args.run:
+        label, separator, directory = given.partition("=")
+        if not (label and separator and directory):
+            parser.error(f"--run {given!r}: expected LABEL=DIR")
         algorithms.setdefault(label, []).extend(runs_of(Path(directory)))
     if args.reference not in algorithms:
         parser.error(f"--reference {args.reference!r} is not one of the --run labels {sorted(algorithms)}")
@@ -98,8 +101,8 @@ def main() -> None:
         held_out: dict[Path, np.ndarray] = {}
         for run in every_run:
             policy = SB3Policy.load(run.directory, which="best")
-            runs = run_policy(policy, scenario, users, seeds, simulators=simulators)
-            held_out[run.directory] = runs.metrics["net_value"]
+            result = run_policy(policy, scenario, users, seeds, simulators=simulators)
+            held_out[run.directory] = result.metrics["net_value"]
             bar.advance(task)
 
     rule_values = rule_run.metrics["net_value"]

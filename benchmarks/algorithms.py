@@ -27,13 +27,11 @@ from matplotlib.figure import Figure
 
 from winback.agents.sb3 import SB3Policy, seeds_record
 from winback.agents.training import read_curve
-from winback.agents.tuning import FAMILIES
 from winback.benchmarks.report import palette
 from winback.benchmarks.rollout import PolicyRun, run_policy
 from winback.benchmarks.stats import mean_ci, paired_difference
-from winback.benchmarks.suite import RULES, SimulatorsBySeed, sample_users
+from winback.benchmarks.suite import SimulatorsBySeed, load_finished_bench
 from winback.progress import progress_bar
-from winback.scenarios.scenario import load_scenario
 
 
 @dataclass
@@ -85,14 +83,11 @@ def main() -> None:
     if args.reference not in algorithms:
         parser.error(f"--reference {args.reference!r} is not one of the --run labels {sorted(algorithms)}")
 
-    bench = json.loads((args.bench / "bench.json").read_text())
-    tuning = json.loads((args.bench / "tuning.json").read_text())
-    scenario = load_scenario(bench["scenario"])
-    users = sample_users(scenario.eval_users(), bench["eval_users"], seed=0)
-    seeds = list(range(bench["seeds"]))
+    bench = load_finished_bench(args.bench)
+    scenario, users, seeds = bench.scenario, bench.users, bench.seeds
     simulators = SimulatorsBySeed(scenario)
-    best_rule = max(RULES, key=lambda family: tuning[family]["best"]["net_value"])
-    rule = FAMILIES[best_rule].make(**tuning[best_rule]["best"]["params"], name=best_rule)
+    best_rule = bench.best_rule()
+    rule = bench.rule(best_rule)
     every_run = [run for runs in algorithms.values() for run in runs]
     with progress_bar() as bar:
         task = bar.add_task("held-out runs", total=len(every_run) + 1)

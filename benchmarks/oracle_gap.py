@@ -17,7 +17,6 @@ reference's gain.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +28,10 @@ from winback.agents.baselines import NoContact
 from winback.agents.experiments import ABTestThenRollout
 from winback.agents.oracle import Oracle
 from winback.agents.sb3 import SB3Policy
-from winback.agents.tuning import FAMILIES
 from winback.benchmarks.rollout import PolicyRun, run_policy
 from winback.benchmarks.stats import mean_ci, paired_difference
-from winback.benchmarks.suite import RULES, SimulatorsBySeed, ab_candidates, sample_users
+from winback.benchmarks.suite import RULES, SimulatorsBySeed, ab_candidates, load_finished_bench, sample_users
 from winback.progress import progress_bar
-from winback.scenarios.scenario import load_scenario
 
 
 def main() -> None:
@@ -66,20 +63,18 @@ def measure(
     n_seeds: int | None,
     n_users: int | None,
 ) -> str:
-    bench = json.loads((bench_dir / "bench.json").read_text())
-    tuning = json.loads((bench_dir / "tuning.json").read_text())
-    tuned = {family: result["best"]["params"] for family, result in tuning.items()}
-    scenario = load_scenario(bench["scenario"])
-    users = sample_users(scenario.eval_users(), n_users or bench["eval_users"], seed=0)
-    seeds = list(range(n_seeds or bench["seeds"]))
-    rules = {family: FAMILIES[family].make(**tuned[family], name=family) for family in RULES}
+    bench = load_finished_bench(bench_dir)
+    scenario = bench.scenario
+    users = bench.users if n_users is None else sample_users(scenario.eval_users(), n_users, seed=0)
+    seeds = bench.seeds if n_seeds is None else list(range(n_seeds))
+    rules = {family: bench.rule(family) for family in RULES}
     candidates = ab_candidates(rules)
     agent = SB3Policy.load(agent_dir, which="best")
-    best_rule = max(RULES, key=lambda family: tuning[family]["best"]["net_value"])
+    best_rule = bench.best_rule()
     policies: dict[str, Policy] = {
         "no_contact": NoContact(),
         f"best rule ({best_rule})": rules[best_rule],
-        "ab_test": ABTestThenRollout(candidates, **tuned["ab_test"], name="ab_test"),
+        "ab_test": ABTestThenRollout(candidates, **bench.tuned("ab_test"), name="ab_test"),
         f"agent ({agent.name}, {agent_dir.name})": agent,
         "planner, 1 period": Oracle(lookahead=1, clairvoyant=False, samples=samples, name="planner"),
         "planner, 4 periods": Oracle(lookahead=4, clairvoyant=False, samples=samples, name="planner"),
@@ -87,7 +82,7 @@ def measure(
             lookahead=rollout_periods,
             clairvoyant=False,
             samples=samples,
-            base=FAMILIES[best_rule].make(**tuned[best_rule], name=best_rule),
+            base=bench.rule(best_rule),
             name="planner",
         ),
         f"planner, {rollout_periods} periods, then the agent": Oracle(

@@ -17,8 +17,10 @@ from winback.agents.training import TrainConfig, train
 from winback.benchmarks.rollout import run_policy
 from winback.benchmarks.suite import (
     KNOWN_POLICIES,
+    RULES,
     BenchConfig,
     SimulatorsBySeed,
+    load_finished_bench,
     matched_random,
     run_benchmark,
     run_scenarios,
@@ -55,6 +57,10 @@ def test_a_quick_benchmark_is_complete_and_the_same_for_the_same_seeds(tmp_path:
         ),
     )
     assert random.metrics["contacts"].mean() == pytest.approx(rule.metrics["contacts"].mean(), rel=0.25)
+    finished = load_finished_bench(tmp_path / "a")  # rebuilt from the files, the rules score the same
+    for family in RULES:
+        rebuilt = run_policy(finished.rule(family), finished.scenario, finished.users, finished.seeds)
+        np.testing.assert_array_equal(rebuilt.metrics["net_value"], by_name[family].metrics["net_value"])
 
 
 def test_random_copies_the_rates_of_the_best_candidate_on_the_tuning_users() -> None:

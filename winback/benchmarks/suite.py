@@ -299,6 +299,42 @@ def _config_dict(config: BenchConfig) -> dict[str, Any]:
     return {**dataclasses.asdict(config), "agents": [str(a) for a in config.agents]}
 
 
+@dataclass
+class FinishedBench:
+    """What a finished benchmark directory fixes for re-running policies beside its own: the scenario,
+    the evaluation users and seeds, and the baselines' tuned parameters (common random numbers make a
+    rebuilt baseline reproduce its leaderboard figures)."""
+
+    scenario: Scenario
+    users: SimState
+    seeds: list[int]
+    tuning: dict[str, Any]
+    """``tuning.json``: per family, the best trial and every trial."""
+
+    def tuned(self, family: str) -> dict[str, Any]:
+        return self.tuning[family]["best"]["params"]
+
+    def best_rule(self) -> str:
+        """The rule family that scored best on the tuning users."""
+        return max(RULES, key=lambda family: self.tuning[family]["best"]["net_value"])
+
+    def rule(self, family: str) -> Policy:
+        """A fresh policy of the rule ``family`` with its tuned parameters."""
+        return FAMILIES[family].make(**self.tuned(family), name=family)
+
+
+def load_finished_bench(directory: Path) -> FinishedBench:
+    """The setting of the ``winback bench`` run written to ``directory`` (``bench.json``, ``tuning.json``)."""
+    bench = json.loads((directory / "bench.json").read_text())
+    scenario = load_scenario(bench["scenario"])
+    return FinishedBench(
+        scenario=scenario,
+        users=sample_users(scenario.eval_users(), bench["eval_users"], seed=0),
+        seeds=list(range(bench["seeds"])),
+        tuning=json.loads((directory / "tuning.json").read_text()),
+    )
+
+
 def run_scenarios(
     config: BenchConfig, scenarios: Sequence[str], out_dir: Path, *, progress: bool = True
 ) -> tuple[list[BenchResult], Path]:

@@ -50,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="serve_load_") as tmp:
-        run = args.run_dir or _small_run(Path(tmp) / "run")
+        run = args.run_dir or small_run(Path(tmp) / "run")
         artifact = Path(tmp) / "export"
         export_policy(run, artifact, seeds=1, eval_users=200)
         scenario = load_scenario(json.loads((run / "config.json").read_text())["scenario"])
@@ -58,22 +58,10 @@ def main() -> None:
         users = sample_users(scenario.eval_users(), 2000, seed=0)
         names = feature_names(simulator)
         rows = [dict(zip(names, row.tolist(), strict=True)) for row in observe(simulator, users)]
-        port = _free_port()
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "winback.cli",
-                "serve",
-                str(artifact),
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ]
-        )
+        port = free_port()
+        server = subprocess.Popen(serve_command(artifact, port))
         try:
-            _wait_healthy(port, server)
+            wait_healthy(port, server)
             load_before = os.getloadavg()
             single = _paced(port, rows, args.rate, args.seconds)
             batched = _back_to_back(port, rows, 256, args.batch_requests, args.seconds)
@@ -96,20 +84,36 @@ def main() -> None:
         sys.exit(1)
 
 
-def _small_run(out: Path) -> Path:
+def small_run(out: Path) -> Path:
     """A MaskablePPO run of 20k timesteps on the default scenario (about a minute)."""
     config = TrainConfig(total_timesteps=20_000, eval_every=10_000, eval_users=500, checkpoint_every=20_000)
     train(config, out, progress=False)
     return out
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _wait_healthy(port: int, server: subprocess.Popen, timeout: float = 60.0) -> None:
+def serve_command(artifact: Path, port: int) -> list[str]:
+    """``winback serve`` of ``artifact`` on loopback ``port``, run by this interpreter."""
+    return [
+        sys.executable,
+        "-m",
+        "winback.cli",
+        "serve",
+        str(artifact),
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+
+
+def wait_healthy(port: int, server: subprocess.Popen, timeout: float = 60.0, interval: float = 0.2) -> None:
+    """Returns at the first 200 on ``/healthz``, asking every ``interval`` seconds until then."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -120,7 +124,7 @@ def _wait_healthy(port: int, server: subprocess.Popen, timeout: float = 60.0) ->
             if connection.getresponse().status == 200:
                 return
         except OSError:
-            time.sleep(0.2)
+            time.sleep(interval)
     raise RuntimeError(f"winback serve did not answer /healthz within {timeout:.0f}s")
 
 

@@ -27,13 +27,16 @@ from winback.cli import app
 from winback.decay_model.base import PeriodActivity
 from winback.decay_model.lstm import LSTMState
 from winback.errors import ArtifactError
-from winback.export import ExportedPolicy, load_policy_dir
-from winback.export.card import ARTIFACT_FILES, CARD_FILE, POLICY_FILE, STATE_FILE, scenario_hash
-from winback.export.graphs import POLICY_INPUTS, POLICY_OUTPUTS, PolicyGraph, StateUpdateGraph, export_onnx
-from winback.export.masks import masks_from_features
-from winback.export.runtime import inference_session
-from winback.export.state import UserStates, derived_features
+from winback.export.card import scenario_hash
+from winback.export.graphs import PolicyGraph, StateUpdateGraph, export_onnx
+from winback.export.policy import ExportedPolicy, load_policy_dir
+from winback.export.runtime import Decision, ExportedArtifact
+from winback.export.runtime.card import ARTIFACT_FILES, CARD_FILE, POLICY_FILE, STATE_FILE
+from winback.export.runtime.masks import MaskRules
+from winback.export.runtime.session import POLICY_INPUTS, POLICY_OUTPUTS, inference_session
+from winback.export.runtime.state import UserStates, derived_features
 from winback.simulator.features import feature_bounds, feature_names, observe
+from winback.simulator.state import SINCE_CAP
 
 N_SAMPLES = 10_000
 GAP = 2
@@ -80,14 +83,45 @@ def assert_same_scores(expected: np.ndarray, actual: np.ndarray) -> None:
     assert np.abs(actual[~masked] - expected[~masked]).max() <= 1e-5
 
 
+def assert_probabilities_as_the_card_states(decision: Decision, masks: np.ndarray, greedy: bool) -> None:
+    """Over the allowed actions: exp(scores) renormalised (one-hot on the action if ``greedy``); 0
+    where masked; rows sum to 1; the action is their mode."""
+    p, rows = decision.probabilities, np.arange(len(masks))
+    assert p.dtype == np.float32
+    np.testing.assert_array_equal(p[~masks], 0.0)
+    assert np.abs(p.sum(axis=1) - 1).max() <= 1e-6
+    if greedy:
+        expected = np.zeros_like(p)
+        expected[rows, decision.actions] = 1
+    else:
+        weights = np.exp(decision.scores.astype(np.float64))  # exp(-inf) = 0 where masked
+        expected = weights / weights.sum(axis=1, keepdims=True)
+        assert (np.exp(decision.scores).sum(axis=1) < 1 - 1e-3).any()  # masks took mass: renormalised
+    assert np.abs(p - expected).max() <= 1e-6
+    assert (p[rows, decision.actions] >= p.max(axis=1) - 1e-6).all()
+
+
 def test_policy_parity_on_10000_observations(tiny_run, tiny_export, samples) -> None:
-    torch_policy, exported = SB3Policy.load(tiny_run), ExportedPolicy.load(tiny_export)
+    torch_policy, exported = SB3Policy.load(tiny_run), ExportedArtifact.load(tiny_export)
     assert samples.observations.shape[0] == N_SAMPLES and not samples.masks.all()
     expected = torch_policy.scores(samples.observations, samples.masks)
-    actual, actions = exported.decide(samples.observations, samples.masks)
-    assert_same_scores(expected, actual)
-    np.testing.assert_array_equal(actions, torch_policy.act(samples.observations, samples.masks))
-    assert len(np.unique(actions)) > 1
+    decision = exported.decide(samples.observations, samples.masks)
+    assert_same_scores(expected, decision.scores)
+    np.testing.assert_array_equal(decision.actions, torch_policy.act(samples.observations, samples.masks))
+    assert len(np.unique(decision.actions)) > 1
+    assert_probabilities_as_the_card_states(decision, samples.masks, greedy=False)
+    # The probabilities are MaskablePPO's own masked distribution.
+    obs = torch.as_tensor(torch_policy.normalization.normalize(samples.observations))
+    with torch.no_grad():
+        distribution = torch_policy.model.policy.get_distribution(obs, action_masks=samples.masks)
+    assert np.abs(decision.probabilities - distribution.distribution.probs.numpy()).max() <= 1e-5
+
+
+def test_decide_refuses_users_without_an_allowed_action(tiny_export, samples) -> None:
+    masks = samples.masks[:3].copy()
+    masks[1] = False
+    with pytest.raises(ValueError, match=r"users \[1\] have no allowed action"):
+        ExportedArtifact.load(tiny_export).decide(samples.observations[:3], masks)
 
 
 @pytest.mark.parametrize("algo", ["dqn", "ppo"])
@@ -102,11 +136,13 @@ def test_policy_graph_parity_other_algorithms(algo, scenario, samples, tmp_path)
         POLICY_OUTPUTS,
         run / "p.onnx",
     )
-    scores, actions = inference_session((run / "p.onnx").read_bytes()).run(
-        None, {"observations": samples.observations, "masks": samples.masks}
+    outputs = inference_session((run / "p.onnx").read_bytes()).run(
+        list(POLICY_OUTPUTS), {"observations": samples.observations, "masks": samples.masks}
     )
-    assert_same_scores(policy.scores(samples.observations, samples.masks), scores)
-    np.testing.assert_array_equal(actions, policy.act(samples.observations, samples.masks))
+    decision = Decision.from_outputs(outputs)
+    assert_same_scores(policy.scores(samples.observations, samples.masks), decision.scores)
+    np.testing.assert_array_equal(decision.actions, policy.act(samples.observations, samples.masks))
+    assert_probabilities_as_the_card_states(decision, samples.masks, greedy=algo == "dqn")
 
 
 def test_recurrent_policies_are_refused(tmp_path) -> None:
@@ -116,7 +152,7 @@ def test_recurrent_policies_are_refused(tmp_path) -> None:
 
 
 def test_state_update_parity_on_10000_states(scenario, tiny_export, samples) -> None:
-    model, exported = scenario.model(), ExportedPolicy.load(tiny_export)
+    model, exported = scenario.model(), ExportedArtifact.load(tiny_export)
     rng = np.random.default_rng(4)
     learned = np.isin(model.spec.interventions, list(scenario.simulator_for(0).learned)).astype(np.int64)
     n_seen = 0
@@ -142,7 +178,7 @@ def test_state_update_parity_on_10000_states(scenario, tiny_export, samples) -> 
 
 def test_derived_features_match_the_simulator(scenario, tiny_export) -> None:
     """A period with no contact, fed through state_update.onnx, gives the simulator's own features."""
-    exported = ExportedPolicy.load(tiny_export)
+    exported = ExportedArtifact.load(tiny_export)
     simulator = scenario.simulator_for(5)
     state = sample_users(scenario.eval_users(), 500, seed=5).copy()
     d = state.decay.take(np.arange(state.n_users))  # a copy: the step changes the state in place
@@ -165,9 +201,9 @@ def test_masks_from_features_follow_the_simulator(scenario, samples) -> None:
     simulator = scenario.simulator_for(0)
     names, actions = feature_names(simulator), simulator.actions
     for gap, expected in ((0, samples.masks), (GAP, samples.gap_masks)):
-        np.testing.assert_array_equal(
-            masks_from_features(samples.observations, names, actions, gap), expected
-        )
+        masks = MaskRules(names, actions, gap, SINCE_CAP).apply(samples.observations)
+        np.testing.assert_array_equal(masks.allowed, expected)
+        assert set(masks.by_rule) == {"opted_out", "coupon_valid"} | ({"min_gap"} if gap else set())
     assert not samples.gap_masks[:, 1:].all() and samples.gap_masks[:, 1:].any()
 
 
@@ -198,6 +234,13 @@ def test_card_describes_the_artifact(scenario, tiny_export) -> None:
     assert card["actions"] == list(simulator.actions)
     assert card["scenario"]["content_sha256"] == scenario_hash(scenario)
     assert card["policy"]["masked_score"] == "-inf"
+    outputs = card["policy"]["outputs"]
+    assert sorted(outputs) == sorted(POLICY_OUTPUTS)  # the card is written with sorted keys
+    assert "log-probabilities of the policy's softmax over all actions" in outputs["scores"]
+    assert "exp(scores) / (sum of exp(scores) over the allowed actions)" in outputs["probabilities"]
+    assert MaskRules.from_card(card) == MaskRules(
+        feature_names(simulator), simulator.actions, scenario.min_contact_gap, SINCE_CAP
+    )
     assert card["training"]["config"]["algo"] == "maskable_ppo"
     assert {"schema_version", "winback_version", "created", "files", "decay_model"} <= set(card)
 
@@ -242,13 +285,16 @@ def test_missing_file_is_refused(tiny_export, tmp_path) -> None:
         ExportedPolicy.load(copy)
 
 
-def test_unknown_schema_version_is_refused(tiny_export, tmp_path) -> None:
+@pytest.mark.parametrize("version", [1, 99])
+def test_other_schema_versions_are_refused(tiny_export, tmp_path, version) -> None:
+    """Version 1 cards have no probabilities output and no masks.since_cap."""
     copy = tampered(tiny_export, tmp_path)
     card = json.loads((copy / CARD_FILE).read_text())
-    card["schema_version"] = 99
+    card["schema_version"] = version
     (copy / CARD_FILE).write_text(json.dumps(card))
-    with pytest.raises(ArtifactError, match="schema version 99 is not supported"):
-        ExportedPolicy.load(copy)
+    message = rf"schema version {version} is not supported .* \(expected 2\); export the policy again"
+    with pytest.raises(ArtifactError, match=message):
+        ExportedArtifact.load(copy)
 
 
 def test_edited_card_is_refused(tiny_export, tmp_path) -> None:

@@ -15,9 +15,9 @@ from winback.agents.seeds import train_seeds
 from winback.agents.training import TrainConfig, validation_users
 from winback.cli import app
 from winback.errors import ArtifactError, ConfigError
-from winback.export.card import CARD_FILE
 from winback.export.exporter import export_policy
 from winback.export.policy import load_policy_dir
+from winback.export.runtime.card import CARD_FILE
 from winback.simulator.features import observe
 
 

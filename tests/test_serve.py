@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import winback
 from winback.benchmarks.suite import sample_users
 from winback.cli import app
-from winback.export import ExportedPolicy
-from winback.export.card import CARD_FILE
+from winback.export.runtime import ExportedArtifact
+from winback.export.runtime.card import CARD_FILE
 from winback.serve import create_app
 from winback.simulator.features import feature_names, observe
 
@@ -23,6 +28,8 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 DERIVED = ("interest", "log_recency", "log_frequency", "log_monetary", "log_tenure", "new_user")
+TRAINING_STACK = ("torch", "stable_baselines3", "sb3_contrib", "numba", "onnx", "gymnasium")
+"""Modules that serving an export must not import (onnxruntime is not ``onnx``)."""
 
 
 @pytest.fixture(scope="module")
@@ -58,20 +65,82 @@ def test_decide_features_matches_the_policy_and_the_simulators_masks(client, tin
     simulator, _, state, _ = population
     names, observations = feature_names(simulator), observe(simulator, state)
     masks = simulator.action_masks(state)
-    policy = ExportedPolicy.load(tiny_export)
     response = client.post("/v1/decide", json={"users": feature_users(names, observations)})
     assert response.status_code == 200
     answers = response.json()["users"]
-    scores, actions = policy.decide(observations, masks)
-    assert [a["action_index"] for a in answers] == actions.tolist()
-    assert [a["action"] for a in answers] == [simulator.actions[i] for i in actions]
+    decision = ExportedArtifact.load(tiny_export).decide(observations, masks)
+    assert [a["action_index"] for a in answers] == decision.actions.tolist()
+    assert [a["action"] for a in answers] == [simulator.actions[i] for i in decision.actions]
     assert [list(a["allowed"].values()) for a in answers] == masks.tolist()
-    for answer, row in zip(answers, scores, strict=True):
+    for answer, row in zip(answers, decision.scores, strict=True):
         assert [s if s is not None else -math.inf for s in answer["scores"].values()] == row.tolist()
+    assert [list(a["probabilities"].values()) for a in answers] == decision.probabilities.tolist()
     coupon_valid = observations[:, names.index("coupon_valid")] == 1
     assert coupon_valid.any()
     for answer, valid in zip(answers, coupon_valid, strict=True):
         assert ("coupon_valid" in answer["masked_by"].get("coupon", [])) == valid
+
+
+def test_decide_answers_the_probabilities_over_the_allowed_actions(client, population) -> None:
+    """Per user: 0 where masked, exp(scores) renormalised over the allowed actions (summing to 1),
+    and ``probability`` is that of the chosen action (the propensity to log)."""
+    simulator, _, state, _ = population
+    body = {"users": feature_users(feature_names(simulator), observe(simulator, state))}
+    answers = client.post("/v1/decide", json=body).json()["users"]
+    renormalised = 0
+    for answer in answers:
+        allowed = np.array(list(answer["allowed"].values()))
+        p = np.array(list(answer["probabilities"].values()))
+        scores = np.array([-math.inf if s is None else s for s in answer["scores"].values()])
+        assert list(answer["probabilities"]) == list(simulator.actions)
+        assert (p[~allowed] == 0).all() and abs(p[allowed].sum() - 1) <= 1e-6
+        assert np.abs(p - np.exp(scores) / np.exp(scores).sum()).max() <= 1e-6
+        assert answer["probability"] == answer["probabilities"][answer["action"]] == p.max()
+        renormalised += not allowed.all() and np.exp(scores).sum() < 1 - 1e-3
+    assert renormalised > 0  # masking took mass away, and the probabilities put it back
+
+
+def loaded_training_modules(code: str) -> tuple[list[str], str]:
+    """The :data:`TRAINING_STACK` modules loaded after ``code`` runs in a fresh interpreter on this
+    checkout, and what it printed."""
+    report = f"import json, sys; print(json.dumps([m for m in {TRAINING_STACK!r} if m in sys.modules]))"
+    env = {**os.environ, "PYTHONPATH": str(Path(winback.__file__).parents[1])}
+    result = subprocess.run(
+        [sys.executable, "-c", f"{code}\n{report}"], capture_output=True, text=True, env=env, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    *printed, modules = result.stdout.strip().splitlines()
+    return json.loads(modules), "\n".join(printed)
+
+
+def test_the_runtime_and_the_app_import_no_training_module(tiny_export) -> None:
+    code = f"""
+import winback.export.runtime, winback.serve
+from winback.export.runtime import ExportedArtifact
+from winback.serve import create_app
+
+app = create_app({str(tiny_export)!r})
+print(ExportedArtifact.load({str(tiny_export)!r}).name, len(app.routes) > 0)
+"""
+    assert loaded_training_modules(code) == ([], "maskable_ppo-onnx True")
+
+
+def test_winback_serve_imports_no_training_module(tiny_export) -> None:
+    """``winback serve --help`` and ``winback serve DIR`` (up to uvicorn.run, stubbed)."""
+    code = f"""
+import uvicorn
+from winback.cli import app
+
+uvicorn.run = lambda service, **options: print("serving", service.title, options["port"])
+for argv in (["serve", "--help"], ["serve", {str(tiny_export)!r}, "--port", "8123"]):
+    try:
+        app(argv)
+    except SystemExit as exit_info:
+        assert exit_info.code == 0, (argv, exit_info.code)
+"""
+    modules, printed = loaded_training_modules(code)
+    assert modules == []
+    assert "ARTIFACT_DIR" in printed and printed.endswith("serving winback decision service 8123")
 
 
 def test_decide_batch_of_256(client, population) -> None:

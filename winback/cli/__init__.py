@@ -1,33 +1,87 @@
-"""The ``winback`` command line. Each sub-app lives in its own module of this package."""
+"""The ``winback`` command line. Each command lives in its own module of this package, imported only
+when that command runs or its help is shown: ``winback serve`` loads the decision service and not
+the training stack (torch, SB3, numba), which the other commands' modules import."""
 
 from __future__ import annotations
 
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
-from winback.cli import bench, data, decay, export, scenarios, serve, sweep, train, whatif
 from winback.errors import WinbackError
 
 EXIT_BAD_INPUT = 2
 
-cli = typer.Typer(
+
+@dataclass(frozen=True)
+class Command:
+    """A command as ``module:attribute``: a function, or a ``typer.Typer`` of subcommands with its help."""
+
+    target: str
+    help: str | None = None
+
+    def build(self, name: str) -> TyperCommand | TyperGroup:
+        """Imports the module and builds the command as typer would from ``cli.command`` or ``add_typer``."""
+        module, attribute = self.target.split(":")
+        target = getattr(importlib.import_module(module), attribute)
+        holder = typer.Typer()
+        if isinstance(target, typer.Typer):
+            holder.add_typer(target, name=name, help=self.help)
+        else:
+            holder.command(name)(target)
+        return typer.main.get_group(holder).commands[name]  # type: ignore[return-value]
+
+
+COMMANDS = {
+    "train": Command("winback.cli.train:train"),
+    "bench": Command("winback.cli.bench:bench"),
+    "whatif": Command("winback.cli.whatif:whatif"),
+    "sweep": Command("winback.cli.sweep:sweep"),
+    "export": Command("winback.cli.export:export"),
+    "serve": Command("winback.cli.serve:serve"),
+    "data": Command("winback.cli.data:app", "Validate and summarise event logs."),
+    "decay": Command("winback.cli.decay:app", "Fit and evaluate interest-decay models."),
+    "scenarios": Command("winback.cli.scenarios:app", "List and show scenarios."),
+}
+"""The commands in the order ``winback --help`` lists them."""
+
+
+class LazyCommands(Mapping[str, TyperCommand | TyperGroup]):
+    """:data:`COMMANDS` by name, each built on first access (typer looks up the one it runs)."""
+
+    def __init__(self, commands: dict[str, Command]) -> None:
+        self.commands = commands
+        self.built: dict[str, TyperCommand | TyperGroup] = {}
+
+    def __getitem__(self, name: str) -> TyperCommand | TyperGroup:
+        if name not in self.built:
+            self.built[name] = self.commands[name].build(name)
+        return self.built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.commands)
+
+    def __len__(self) -> int:
+        return len(self.commands)
+
+
+class LazyGroup(TyperGroup):
+    """A typer group that lists its commands by name without building them."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return list(self.commands)
+
+
+cli = LazyGroup(
     name="winback",
+    commands=LazyCommands(COMMANDS),
     help="Learn how user interest decays, simulate users, train and benchmark win-back policies.",
     no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
 )
-cli.add_typer(data.app, name="data", help="Validate and summarise event logs.")
-cli.add_typer(decay.app, name="decay", help="Fit and evaluate interest-decay models.")
-cli.add_typer(scenarios.app, name="scenarios", help="List and show scenarios.")
-cli.command("train")(train.train)
-cli.command("bench")(bench.bench)
-cli.command("whatif")(whatif.whatif)
-cli.command("sweep")(sweep.sweep)
-cli.command("export")(export.export)
-cli.command("serve")(serve.serve)
 
 
 def app(argv: Sequence[str] | None = None) -> None:

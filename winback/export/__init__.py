@@ -1,12 +1,13 @@
-"""Exported policies: ONNX graphs and a JSON policy card, no pickle (``winback export``).
+"""Exported policies: ONNX graphs and a JSON policy card, no pickle (``winback export``, ``winback serve``).
 
-:func:`winback.export.exporter.export_policy` writes an export directory from a training run (it runs
-the benchmark for the card, so it lives in its own module, imported where needed);
-:class:`ExportedPolicy` loads one (checking its hashes and schema) and runs it as a
-:class:`~winback.agents.base.Policy`; :func:`load_policy_dir` loads an export directory or a
-training run, whichever ``path`` holds.
+Two sides, so that deploying an export needs neither torch nor the training stack:
+
+- writing (torch, SB3, the simulator): :func:`winback.export.exporter.export_policy` writes an export
+  directory from a training run, with the graphs of :mod:`~winback.export.graphs` and the card of
+  :mod:`~winback.export.card`; :class:`winback.export.policy.ExportedPolicy` runs an export as a
+  :class:`~winback.agents.base.Policy` in the benchmark and the what-if engine, and
+  :func:`winback.export.policy.load_policy_dir` loads an export directory or a training run;
+- running (numpy, onnxruntime): :mod:`winback.export.runtime`, all that ``winback serve`` imports.
+
+This module imports neither side: importing the runtime loads nothing of the writing side.
 """
-
-from winback.export.policy import ExportedPolicy, load_policy_dir
-
-__all__ = ["ExportedPolicy", "load_policy_dir"]

@@ -1,11 +1,12 @@
-"""The policy card (``policy_card.json``): what an exported policy expects, does and was measured at.
+"""Writing the policy card (``policy_card.json``): what an exported policy expects, does and was measured at.
 
 The card is plain JSON. It records the schema version, the winback version, the ordered observation
 features (name, range, unit and how each is computed from events), the actions and the mask rules,
 the inputs and outputs of both ONNX files, the decay model's and the scenario's content hashes, the
 training config, the benchmark figures with their confidence intervals, the sha256 of each ONNX
 file and the creation time. ``content_sha256`` is the sha256 of the card's other keys as canonical
-JSON (sorted keys), so an edited card is refused like an edited ONNX file (:func:`read_card`).
+JSON (sorted keys), so an edited card is refused like an edited ONNX file
+(:func:`winback.export.runtime.card.read_card`, which reads it without the simulator).
 
 Content hashes:
 
@@ -25,24 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import winback
-from winback.checked_json import read_checked, sha256_file, with_hash
+from winback.checked_json import sha256_file, with_hash
 from winback.decay_model.artifact import CONFIG_FILE as DECAY_CONFIG_FILE
 from winback.envs.defaults import DEFAULT_MODEL
 from winback.errors import ArtifactError
+from winback.export.runtime.card import CARD_FILE, POLICY_FILE, SCHEMA, SCHEMA_VERSION, STATE_FILE
 from winback.scenarios.scenario import Scenario
 from winback.scenarios.schema import PACKAGED
 from winback.simulator.core import Simulator
 from winback.simulator.features import feature_bounds, feature_names
 from winback.simulator.state import SINCE_CAP
-
-SCHEMA = "winback.policy_card"
-SCHEMA_VERSION = 1
-"""Bumped whenever a field's meaning or an ONNX file's inputs or outputs change."""
-CARD_FILE = "policy_card.json"
-POLICY_FILE = "policy.onnx"
-STATE_FILE = "state_update.onnx"
-ARTIFACT_FILES = (POLICY_FILE, STATE_FILE, CARD_FILE)
-"""Everything an export directory holds: two ONNX graphs and JSON, nothing pickled."""
 
 
 def describe_features(simulator: Simulator, period: str) -> list[dict[str, Any]]:
@@ -131,31 +124,3 @@ def write_card(body: dict[str, Any], directory: Path) -> Path:
     path = directory / CARD_FILE
     path.write_text(json.dumps(with_hash(card), indent=2, sort_keys=True) + "\n")
     return path
-
-
-def read_card(directory: str | Path) -> dict[str, Any]:
-    """The card of an export directory, once the schema, the card's hash and each file's sha256 check out.
-
-    Raises :class:`ArtifactError` naming the file for a missing file, malformed JSON, an unknown schema
-    or schema version, an edited card, or an ONNX file whose bytes are not those exported.
-    """
-    root = Path(directory)
-    path = root / CARD_FILE
-    if not root.is_dir():
-        raise ArtifactError(f"{root}: not a directory (expected an export directory from 'winback export')")
-    if not path.is_file():
-        raise ArtifactError(f"{path}: missing; {root} is not an exported policy")
-    card = read_checked(
-        path,
-        kind=("schema", SCHEMA),
-        version=("schema_version", SCHEMA_VERSION),
-        what="a winback policy card",
-        remedy="export the policy again",
-    )
-    for name in (POLICY_FILE, STATE_FILE):
-        file = root / name
-        if not file.is_file():
-            raise ArtifactError(f"{file}: missing (listed in {CARD_FILE})")
-        if sha256_file(file) != card["files"][name]["sha256"]:
-            raise ArtifactError(f"{file}: sha256 does not match {CARD_FILE}; the file was modified")
-    return card

@@ -17,7 +17,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from stable_baselines3 import DQN
 
 from winback.agents.baselines import NoContact
 from winback.agents.sb3 import MODEL_FILES, SB3Policy, seeds_record, selected_run
@@ -27,29 +26,17 @@ from winback.benchmarks.rollout import run_policy
 from winback.benchmarks.suite import SimulatorsBySeed, sample_users
 from winback.decay_model.lstm import LSTMDecayModel
 from winback.errors import ArtifactError, ConfigError
-from winback.export.card import (
-    ARTIFACT_FILES,
-    POLICY_FILE,
-    STATE_FILE,
-    decay_model_hash,
-    describe_features,
-    scenario_hash,
-    write_card,
-)
-from winback.export.graphs import (
-    POLICY_INPUTS,
-    POLICY_OUTPUTS,
-    STATE_INPUTS,
-    STATE_OUTPUTS,
-    PolicyGraph,
-    StateUpdateGraph,
-    export_onnx,
-)
-from winback.export.masks import MASK_RULES
+from winback.export.card import decay_model_hash, describe_features, scenario_hash, write_card
+from winback.export.graphs import PolicyGraph, StateUpdateGraph, export_onnx
 from winback.export.policy import ExportedPolicy
+from winback.export.runtime.artifact import ExportedArtifact
+from winback.export.runtime.card import ARTIFACT_FILES, POLICY_FILE, STATE_FILE
+from winback.export.runtime.masks import MASK_RULES
+from winback.export.runtime.session import POLICY_INPUTS, POLICY_OUTPUTS, STATE_INPUTS, STATE_OUTPUTS
 from winback.scenarios.scenario import Scenario, load_scenario
 from winback.simulator.core import Simulator
 from winback.simulator.features import feature_names
+from winback.simulator.state import SINCE_CAP
 
 
 def export_policy(
@@ -104,9 +91,11 @@ def export_policy(
         STATE_OUTPUTS,
         out / STATE_FILE,
     )
-    body = _card_body(run, which, config, agent, scenario, simulator)
+    body = _card_body(run, which, config, agent, graph.describe_outputs(), scenario, simulator)
     body["training"]["seed_selection"] = _seed_selection(Path(run_dir))
-    policy = ExportedPolicy(body, (out / POLICY_FILE).read_bytes(), (out / STATE_FILE).read_bytes())
+    policy = ExportedPolicy(
+        ExportedArtifact(body, (out / POLICY_FILE).read_bytes(), (out / STATE_FILE).read_bytes())
+    )
     body["benchmark"] = _benchmark(policy, scenario, seeds, eval_users)
     body["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return write_card(body, out)
@@ -143,13 +132,14 @@ def _card_body(
     which: str,
     config: TrainConfig,
     agent: SB3Policy,
+    outputs: dict[str, str],
     scenario: Scenario,
     simulator: Simulator,
 ) -> dict[str, Any]:
-    """Everything the card says except the benchmark, the file hashes and the schema."""
+    """Everything the card says except the benchmark, the file hashes and the schema; ``outputs``
+    states policy.onnx's outputs (:meth:`PolicyGraph.describe_outputs`)."""
     decay = simulator.model
     spec = decay._require_fitted()
-    is_dqn = isinstance(agent.model, DQN)
     summary_path = run / "train.json"
     n_actions = len(simulator.actions)
     return {
@@ -161,14 +151,10 @@ def _card_body(
             "inputs": {
                 "observations": "(batch, F) float32: the raw features of observation.features, in order "
                 "(normalisation is inside the graph)",
-                "masks": f"(batch, {n_actions}) bool: true where an action is allowed (see masks)",
+                "masks": f"(batch, {n_actions}) bool: true where an action is allowed (see masks); none "
+                "is never masked",
             },
-            "outputs": {
-                "scores": f"(batch, {n_actions}) float32: "
-                + ("Q-values" if is_dqn else "log-probabilities of the actions (log-softmax of the logits)")
-                + "; -inf where masked",
-                "action": "(batch,) int64: index into actions of the highest score (the first on ties)",
-            },
+            "outputs": outputs,
             "masked_score": "-inf",
             "normalization": agent.normalization.to_dict(),
             "recurrent": "recurrent_ppo runs are refused (their per-user LSTM state is not exported)",
@@ -181,6 +167,7 @@ def _card_body(
         "actions": list(simulator.actions),
         "masks": {
             "min_contact_gap": scenario.min_contact_gap,
+            "since_cap": SINCE_CAP,
             "none": "never masked",
             "rules": MASK_RULES,
         },

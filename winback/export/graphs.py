@@ -2,7 +2,8 @@
 
 :class:`PolicyGraph` is a trained SB3 policy network with the observation normalisation folded in
 as constants: ``observations`` (n, F) float32 raw features and ``masks`` (n, A) bool in, ``scores``
-(n, A) float32 (``-inf`` where masked) and ``action`` (n,) int64 out.
+(n, A) float32 (``-inf`` where masked), ``action`` (n,) int64 and ``probabilities`` (n, A) float32
+out (:meth:`PolicyGraph.describe_outputs`).
 
 :class:`StateUpdateGraph` is one period of the LSTM decay model (:meth:`LSTMDecayModel.advance`
 followed by :meth:`LSTMDecayModel.forecast` with no contact): a user's stored state and the raw
@@ -32,37 +33,17 @@ from torch import nn
 from winback.agents.sb3 import ObservationNormalization
 from winback.decay_model.lstm import LSTMDecayModel
 from winback.errors import ArtifactError
-
-BATCH = "batch"
-"""Name of the dynamic first axis of every input and output."""
-POLICY_INPUTS = ("observations", "masks")
-POLICY_OUTPUTS = ("scores", "action")
-STATE_INPUTS = (
-    "hidden",
-    "cell",
-    "period",
-    "first_period",
-    "last_purchase",
-    "frequency",
-    "counts",
-    "spend",
-    "contacts",
-)
-STATE_OUTPUTS = (
-    "next_hidden",
-    "next_cell",
-    "next_period",
-    "next_last_purchase",
-    "next_frequency",
-    "interest",
-)
+from winback.export.runtime.session import BATCH
 
 
 class PolicyGraph(nn.Module):
     """``clip((obs - mean) / sqrt(var + eps))`` in float64 as SB3 computes it, the network, then masks.
 
-    Actor-critic policies score actions by their log-probabilities (log-softmax of the logits, as
-    ``Categorical`` normalises them); DQN by its Q-values.
+    Actor-critic policies score actions by their log-probabilities (log-softmax of the logits over
+    every action, as ``Categorical`` normalises them, the masks not applied); DQN by its Q-values.
+    Masked scores are ``-inf``. ``probabilities`` are the policy's distribution over the allowed
+    actions: the softmax of the masked scores (MaskablePPO's masked distribution), or for DQN one-hot
+    on ``action``, the greedy policy's.
     """
 
     def __init__(self, model: BaseAlgorithm, normalization: ObservationNormalization) -> None:
@@ -81,13 +62,16 @@ class PolicyGraph(nn.Module):
                 policy.pi_features_extractor, policy.mlp_extractor.policy_net, policy.action_net
             )
             self.log_softmax = True
+        self.n_actions = int(model.action_space.n)
         self.normalize = normalization.enabled
         self.clip = float(normalization.clip)
         self.register_buffer("mean", torch.from_numpy(np.asarray(normalization.mean, dtype=np.float64)))
         scale = np.sqrt(np.asarray(normalization.var, dtype=np.float64) + normalization.epsilon)
         self.register_buffer("scale", torch.from_numpy(scale))
 
-    def forward(self, observations: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, observations: torch.Tensor, masks: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = observations
         if self.normalize:
             x = ((x.double() - self.mean) / self.scale).clamp(-self.clip, self.clip).float()
@@ -95,7 +79,38 @@ class PolicyGraph(nn.Module):
         if self.log_softmax:
             scores = torch.log_softmax(scores, dim=-1)
         scores = torch.where(masks, scores, torch.full_like(scores, -math.inf))
-        return scores, scores.argmax(dim=-1)
+        action = scores.argmax(dim=-1)
+        if self.log_softmax:
+            probabilities = torch.softmax(scores, dim=-1)
+        else:
+            probabilities = nn.functional.one_hot(action, self.n_actions).float()
+        return scores, action, probabilities
+
+    def describe_outputs(self) -> dict[str, str]:
+        """The card's statement of each output (``policy.outputs``), for this policy's kind."""
+        shape = f"(batch, {self.n_actions}) float32"
+        if self.log_softmax:
+            scores = (
+                "log-probabilities of the policy's softmax over all actions, computed without the masks "
+                "(log-softmax of the logits), then -inf where masked: exp(scores) sums to less than 1 "
+                "over the allowed actions when any action is masked"
+            )
+            probabilities = (
+                "the policy's distribution over the allowed actions: the softmax of the logits over the "
+                "allowed actions only, i.e. exp(scores) / (sum of exp(scores) over the allowed actions); "
+                "0 where masked, each row sums to 1"
+            )
+        else:
+            scores = "Q-values (the network's estimate of each action's discounted return); -inf where masked"
+            probabilities = "one-hot on action: a Q-network's greedy policy puts probability 1 on it"
+        return {
+            "scores": f"{shape}: {scores}",
+            "action": "(batch,) int64: index into actions of the highest score (the first on ties), the "
+            "deterministic decision",
+            "probabilities": f"{shape}: {probabilities}. action is the mode of probabilities, not a "
+            "draw from them: probabilities[action] is the propensity a deployment drawing from this "
+            "policy would log; the deterministic decision itself has propensity 1",
+        }
 
 
 class StateUpdateGraph(nn.Module):

@@ -1,49 +1,33 @@
-"""An exported policy as a :class:`~winback.agents.base.Policy`: the benchmark, the what-if engine and
-the server run the ONNX artifact exactly as they run a trained agent."""
+"""An exported policy as a :class:`~winback.agents.base.Policy`: the benchmark and the what-if engine
+run the ONNX artifact (:class:`~winback.export.runtime.ExportedArtifact`) exactly as they run a
+trained agent."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from winback.agents.base import DecisionContext, Policy
 from winback.agents.sb3 import SB3Policy
 from winback.errors import ArtifactError
-from winback.export.card import CARD_FILE, POLICY_FILE, STATE_FILE, read_card
-from winback.export.graphs import POLICY_OUTPUTS
-from winback.export.masks import masks_from_features
-from winback.export.runtime import inference_session
-from winback.export.state import StateUpdate
+from winback.export.runtime.artifact import ExportedArtifact
+from winback.export.runtime.card import CARD_FILE
 
 
 class ExportedPolicy(Policy):
-    """``policy.onnx`` (and ``state_update.onnx``) of an export directory, described by its card.
+    """An :class:`ExportedArtifact` deciding for the harness: the valid action it scores highest."""
 
-    Deterministic: each user gets the valid action the policy scores highest (the first on ties), as
-    :class:`~winback.agents.sb3.SB3Policy` chooses.
-    """
-
-    def __init__(self, card: dict[str, Any], policy_model: bytes, state_model: bytes) -> None:
-        self.card = card
-        self.name = f"{card['policy']['algo']}-onnx"
-        self.feature_names: tuple[str, ...] = tuple(f["name"] for f in card["observation"]["features"])
-        self.actions: tuple[str, ...] = tuple(card["actions"])
-        self.session = inference_session(policy_model)
-        self.state_update = StateUpdate(state_model)
+    def __init__(self, artifact: ExportedArtifact) -> None:
+        self.artifact = artifact
+        self.name = artifact.name
+        self.feature_names = artifact.feature_names
+        self.actions = artifact.actions
 
     @classmethod
     def load(cls, directory: str | Path) -> ExportedPolicy:
         """The artifact in ``directory``; refuses missing, edited or incompatible files (see read_card)."""
-        root = Path(directory)
-        card = read_card(root)
-        return cls(card, (root / POLICY_FILE).read_bytes(), (root / STATE_FILE).read_bytes())
-
-    @property
-    def min_gap(self) -> int:
-        """The frequency cap the policy was trained under."""
-        return int(self.card["masks"]["min_contact_gap"])
+        return cls(ExportedArtifact.load(directory))
 
     def reset(self, context: DecisionContext) -> None:
         if context.feature_names and tuple(context.feature_names) != self.feature_names:
@@ -58,25 +42,12 @@ class ExportedPolicy(Policy):
             )
         super().reset(context)
 
-    def decide(self, observations: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(n, A) float32 scores (``-inf`` where masked) and (n,) int64 actions, in one run of the graph."""
-        observations = np.ascontiguousarray(observations, dtype=np.float32)
-        if observations.ndim != 2 or observations.shape[1] != len(self.feature_names):
-            raise ValueError(f"observations must be (n, {len(self.feature_names)}), got {observations.shape}")
-        scores, actions = self.session.run(
-            list(POLICY_OUTPUTS), {"observations": observations, "masks": np.asarray(masks, dtype=bool)}
-        )
-        return scores, actions
-
     def scores(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        return self.decide(observations, masks)[0]
+        """(n, A) float32 scores of ``policy.onnx``, ``-inf`` where masked."""
+        return self.artifact.decide(observations, masks).scores
 
     def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        return self.decide(observations, masks)[1]
-
-    def masks(self, observations: np.ndarray) -> np.ndarray:
-        """(n, A) bool masks of the card's rules (:mod:`winback.export.masks`) for these features."""
-        return masks_from_features(observations, self.feature_names, self.actions, self.min_gap)
+        return self.artifact.decide(observations, masks).actions
 
 
 def load_policy_dir(path: str | Path) -> Policy:

@@ -16,26 +16,26 @@ from fastapi.responses import JSONResponse
 
 import winback
 from winback.checked_json import with_hash
-from winback.export.policy import ExportedPolicy
+from winback.export.runtime.artifact import ExportedArtifact
 from winback.serve.decide import Decider
 from winback.serve.schemas import FORMS, request_model
 
 
 def create_app(artifact_dir: str | Path) -> FastAPI:
     """The service of the exported policy in ``artifact_dir`` (raises ``ArtifactError`` if it is refused)."""
-    policy = ExportedPolicy.load(artifact_dir)
-    decider = Decider(policy)
-    DecideRequest = request_model(policy.card)
-    card = with_hash(policy.card)  # the card as verified at load, not re-read from disk
+    artifact = ExportedArtifact.load(artifact_dir)
+    decider = Decider(artifact)
+    DecideRequest = request_model(artifact.card)
+    card = with_hash(artifact.card)  # the card as verified at load, not re-read from disk
     identity = {
-        "policy": policy.name,
-        "policy_sha256": policy.card["files"]["policy.onnx"]["sha256"],
+        "policy": artifact.name,
+        "policy_sha256": artifact.card["files"]["policy.onnx"]["sha256"],
         "winback_version": winback.__version__,
     }
     app = FastAPI(
         title="winback decision service",
         version=winback.__version__,
-        summary=f"Win-back decisions of {policy.name} (scenario '{policy.card['scenario']['name']}').",
+        summary=f"Win-back decisions of {artifact.name} (scenario '{artifact.card['scenario']['name']}').",
     )
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
 
@@ -51,7 +51,8 @@ def create_app(artifact_dir: str | Path) -> FastAPI:
 
     @app.post("/v1/decide")
     async def decide(request: DecideRequest) -> dict[str, Any]:  # type: ignore[valid-type]
-        """Action, scores and masks for each user of the batch (:mod:`winback.serve.schemas`)."""
+        """Action, its probability, scores, probabilities and masks for each user of the batch
+        (:mod:`winback.serve.schemas`; the card's ``policy.outputs`` states what each is)."""
         return {"users": decider.decide(request.users), **identity}  # type: ignore[attr-defined]
 
     return app

@@ -1,5 +1,5 @@
 """One decision for a batch of validated users: features (given, or from stored state and activity),
-masks by the card's rules, the exported policy's scores and actions."""
+masks by the card's rules, the exported policy's scores, action and probabilities."""
 
 from __future__ import annotations
 
@@ -8,19 +8,19 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from winback.export.masks import mask_rules
-from winback.export.policy import ExportedPolicy
-from winback.export.state import DERIVED_FEATURES, UserStates, derived_features
+from winback.export.runtime.artifact import Decision, ExportedArtifact
+from winback.export.runtime.masks import Masks
+from winback.export.runtime.state import DERIVED_FEATURES, UserStates, derived_features
 
 
 class Decider:
-    """Answers ``POST /v1/decide`` requests (:mod:`winback.serve.schemas`) with an :class:`ExportedPolicy`."""
+    """Answers ``POST /v1/decide`` requests (:mod:`winback.serve.schemas`) with an exported artifact."""
 
-    def __init__(self, policy: ExportedPolicy) -> None:
-        self.policy = policy
-        card = policy.card
+    def __init__(self, artifact: ExportedArtifact) -> None:
+        self.artifact = artifact
+        card = artifact.card
         features = card["observation"]["features"]
-        self.names = policy.feature_names
+        self.names = artifact.feature_names
         self.low = np.array([f["low"] for f in features], dtype=np.float32)
         self.high = np.array([f["high"] for f in features], dtype=np.float32)
         self.derived = [self.names.index(name) for name in DERIVED_FEATURES]
@@ -30,8 +30,8 @@ class Decider:
         self.new_user_periods = int(state_card["new_user_periods"])
 
     def decide(self, users: list[BaseModel]) -> list[dict[str, Any]]:
-        """One answer per user, in order: action, its index, scores, masks, and for users sent with
-        their activity the features used and the state to store."""
+        """One answer per user, in order: action, its index and probability, scores, probabilities,
+        masks, and for users sent with their activity the features used and the state to store."""
         observations = np.empty((len(users), len(self.names)), dtype=np.float32)
         with_activity = [i for i, user in enumerate(users) if hasattr(user, "state")]
         states: dict[int, dict[str, Any]] = {}
@@ -42,15 +42,9 @@ class Decider:
             rows = self._from_activity([users[i] for i in with_activity])
             observations[with_activity] = rows[0]
             states = dict(zip(with_activity, rows[1].to_dicts(), strict=True))
-        rules = mask_rules(observations, self.names, self.policy.actions, self.policy.min_gap)
-        masks = np.ones((len(users), len(self.policy.actions)), dtype=bool)
-        for masked in rules.values():
-            masks &= ~masked
-        scores, actions = self.policy.decide(observations, masks)
-        return [
-            self._answer(i, observations, masks, scores, actions, rules, states.get(i))
-            for i in range(len(users))
-        ]
+        masks = self.artifact.masks(observations)
+        decision = self.artifact.decide(observations, masks.allowed)
+        return [self._answer(i, observations, masks, decision, states.get(i)) for i in range(len(users))]
 
     def _from_activity(self, users: list[Any]) -> tuple[np.ndarray, UserStates]:
         """(n, F) features and the new stored states of users sent with state and activity."""
@@ -73,7 +67,7 @@ class Decider:
             counts = np.array([[getattr(p.counts, e) for e in self.event_types] for p in periods])
             contacts = np.array([[getattr(p.contacts, k) for k in self.contact_kinds] for p in periods])
             spend = np.array([p.spend for p in periods], dtype=np.float64)
-            following, interest[rows] = self.policy.state_update.step(
+            following, interest[rows] = self.artifact.state_update.step(
                 _take(states, rows), counts.reshape(len(rows), -1), spend, contacts.reshape(len(rows), -1)
             )
             for name in ("hidden", "cell", "period", "last_purchase", "frequency", "spend_total"):
@@ -90,24 +84,26 @@ class Decider:
         self,
         i: int,
         observations: np.ndarray,
-        masks: np.ndarray,
-        scores: np.ndarray,
-        actions: np.ndarray,
-        rules: dict[str, np.ndarray],
+        masks: Masks,
+        decision: Decision,
         state: dict[str, Any] | None,
     ) -> dict[str, Any]:
-        names = self.policy.actions
+        names, action = self.artifact.actions, int(decision.actions[i])
+        probabilities = decision.probabilities[i].tolist()
         answer: dict[str, Any] = {
-            "action": names[int(actions[i])],
-            "action_index": int(actions[i]),
+            "action": names[action],
+            "action_index": action,
+            "probability": probabilities[action],
+            "probabilities": dict(zip(names, probabilities, strict=True)),
             "scores": {
-                a: (float(s) if np.isfinite(s) else None) for a, s in zip(names, scores[i], strict=True)
+                a: (float(s) if np.isfinite(s) else None)
+                for a, s in zip(names, decision.scores[i], strict=True)
             },
-            "allowed": {a: bool(m) for a, m in zip(names, masks[i], strict=True)},
+            "allowed": {a: bool(m) for a, m in zip(names, masks.allowed[i], strict=True)},
             "masked_by": {
-                a: [rule for rule, masked in rules.items() if masked[i, k]]
+                a: [rule for rule, masked in masks.by_rule.items() if masked[i, k]]
                 for k, a in enumerate(names)
-                if not masks[i, k]
+                if not masks.allowed[i, k]
             },
         }
         if state is not None:

@@ -5,7 +5,7 @@ Every user of a request comes in one of two forms:
 - ``{"features": {name: value, ...}}``: every observation feature of the card by name, each a finite
   number within the feature's ``[low, high]``;
 - ``{"state": {...}, "activity": [{...}, ...], "features": {...}}``: the user's stored state
-  (:class:`winback.export.state.UserStates`, as the previous answer returned it), the periods lived
+  (:class:`winback.export.runtime.state.UserStates`, as the previous answer returned it), the periods lived
   since (oldest first: event counts by type, spend, contacts received by kind), and the contact-side
   features the platform records (fatigue, opt-out, coupon validity, periods since each contact). The
   state-derived features (interest, recency, frequency, monetary value, tenure, new user) are computed
@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model, model_validator
 
-from winback.export.state import DERIVED_FEATURES
+from winback.export.runtime.state import DERIVED_FEATURES
 
 MAX_USERS = 10_000
 """Users per request."""

@@ -18,8 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from winback.export.graphs import STATE_INPUTS, STATE_OUTPUTS
-from winback.export.runtime import inference_session
+from winback.export.runtime.session import STATE_INPUTS, STATE_OUTPUTS, inference_session
 
 DERIVED_FEATURES = ("interest", "log_recency", "log_frequency", "log_monetary", "log_tenure", "new_user")
 """Observation features computed from the stored state and its interest; the others are given."""

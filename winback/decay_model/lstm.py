@@ -1,19 +1,16 @@
 """The learned decay model: an LSTM over each user's periods with hurdle count heads and a spend head.
 
-Each period ``t`` of a user (from birth) is one LSTM step with inputs
-
-- ``log1p`` of the count of every event type and of the spend in ``t``;
-- ``log1p`` of the contacts of each kind received in ``t``;
-- tenure ``log1p(t - first_period)`` and a birth-period flag;
-- recency ``log1p(periods since the last purchase)`` and frequency ``log1p(purchases so far)``;
-- the posterior summaries of a BG/NBD model fitted on the same data, ``P(alive)`` and the log
-  expected purchase rate given the user's ``(x, t_x, T)``: a structural prior on how silence
-  lowers interest that keeps holding when the model is rolled past the longest tenure it was
-  fitted on (without it the LSTM's forecasts drift once tenure leaves the fitting range; see
-  ``benchmarks/RESULTS.md``). The LSTM learns everything else: contacts, spend, other event
-  types, and corrections to the prior;
-- optionally the calendar (sine/cosine of the day of year): off unless the fitting window spans
-  two years, since a single partial year cannot separate season from cohort age.
+Each period ``t`` of a user (from birth) is one LSTM step. Its inputs
+(:mod:`winback.decay_model.lstm_period`, where they are defined for every path that computes them)
+are ``log1p`` of the count of every event type, of the spend and of the contacts of each kind
+received, tenure, a birth flag, recency and frequency, the calendar (sine/cosine of the day of
+year; off unless the fitting window spans two years, since a single partial year cannot separate
+season from cohort age), and the posterior summaries of a BG/NBD model fitted on the same data,
+``P(alive)`` and the log expected purchase rate given the user's ``(x, t_x, T)``: a structural
+prior on how silence lowers interest that keeps holding when the model is rolled past the longest
+tenure it was fitted on (without it the LSTM's forecasts drift once tenure leaves the fitting
+range; see ``benchmarks/RESULTS.md``). The LSTM learns everything else: contacts, spend, other
+event types, and corrections to the prior.
 
 After step ``t`` the state predicts period ``t + 1`` through a head that also sees what is known in
 advance about ``t + 1``: the contacts sent in it, its tenure and calendar. Per event type the head
@@ -50,7 +47,16 @@ from winback.decay_model.base import (
     no_contacts,
     scale_expectations,
 )
-from winback.decay_model.bgnbd import BGNBDModel, BGNBDState
+from winback.decay_model.bgnbd import BGNBDModel
+from winback.decay_model.lstm_period import (
+    LOG_MU_RANGE,
+    LOG_THETA_RANGE,
+    SPEND_LOG_SD_RANGE,
+    SPEND_MEAN_OFFSET,
+    InputLayout,
+    write_known_ahead,
+    write_step_inputs,
+)
 from winback.errors import ConfigError
 from winback.progress import progress_bar
 
@@ -130,15 +136,15 @@ _Array = TypeVar("_Array", torch.Tensor, np.ndarray)
 
 
 def _split_head(out: _Array, n_event_types: int) -> dict[str, _Array]:
-    """The named distribution parameters in the head's raw output (torch or numpy, same bounds)."""
+    """The named distribution parameters in the head's raw output (torch or numpy; the ranges of
+    :mod:`~winback.decay_model.lstm_period`)."""
     e = n_event_types
     return {
         "logit_active": out[..., :e],
-        "log_mu": out[..., e : 2 * e].clip(-8.0, 6.0),
-        "log_theta": out[..., 2 * e : 3 * e].clip(-4.0, 6.0),
-        # Offset so an untrained head starts near a typical log spend per purchase (~$20).
-        "spend_mean": out[..., 3 * e] + 3.0,
-        "spend_log_sd": out[..., 3 * e + 1].clip(-4.0, 2.0),
+        "log_mu": out[..., e : 2 * e].clip(*LOG_MU_RANGE),
+        "log_theta": out[..., 2 * e : 3 * e].clip(*LOG_THETA_RANGE),
+        "spend_mean": out[..., 3 * e] + SPEND_MEAN_OFFSET,
+        "spend_log_sd": out[..., 3 * e + 1].clip(*SPEND_LOG_SD_RANGE),
     }
 
 
@@ -237,77 +243,24 @@ class LSTMDecayModel(DecayModel):
         """Contacts of each kind in the fitting data."""
 
     # ----------------------------------------------------------------------------------- features
-    def _n_inputs(self, spec: PanelSpec) -> tuple[int, int]:
-        n_known = len(spec.interventions) + int(self.cfg.tenure) + (2 if self.calendar else 0)
-        step = (
-            len(spec.event_types)
-            + 1
-            + n_known
-            + 1
-            + 2 * int(self.cfg.recency_frequency)
-            + 2 * int(self.cfg.bgnbd_inputs)
+    def input_layout(self) -> InputLayout:
+        """The inputs this model reads (:mod:`winback.decay_model.lstm_period`)."""
+        spec = self._require_fitted()
+        prior = self.prior
+        return InputLayout(
+            n_event_types=len(spec.event_types),
+            n_contact_kinds=len(spec.interventions),
+            tenure=self.cfg.tenure,
+            calendar=self.calendar,
+            recency_frequency=self.cfg.recency_frequency,
+            bgnbd=self.cfg.bgnbd_inputs,
+            origin_day=float(spec.origin_date.timetuple().tm_yday - 1),
+            period_days=float(spec.period_days),
+            prior_r=prior.r if prior else 0.0,
+            prior_alpha=prior.alpha if prior else 0.0,
+            prior_a=prior.a if prior else 0.0,
+            prior_b=prior.b if prior else 0.0,
         )
-        head = n_known
-        return step, head
-
-    @staticmethod
-    def _encode_time(periods: np.ndarray) -> np.ndarray:
-        """Tenure or recency as ``log1p`` of periods, shape (..., 1)."""
-        return np.log1p(np.maximum(periods, 0).astype(np.float32))[..., None]
-
-    def _bgnbd_features(
-        self, period: np.ndarray, first: np.ndarray, last_purchase: np.ndarray, frequency: np.ndarray
-    ) -> np.ndarray:
-        """P(alive) and log E[rate | alive] of the BG/NBD prior at the end of ``period``, (..., 2).
-
-        Purchases are placed mid-period and birth stands in for the first purchase (exact when, as in
-        CDNOW, users are born with a purchase), so ``x = frequency - 1``, ``t_x = last_purchase - first``
-        and ``T = period + 0.5 - first``, in periods.
-        """
-        assert self.prior is not None
-        shape = np.broadcast_shapes(np.shape(period), np.shape(first), np.shape(frequency))
-        x = np.maximum(np.broadcast_to(frequency, shape) - 1, 0).ravel().astype(np.float64)
-        t_x = np.broadcast_to(last_purchase - first, shape).ravel().astype(np.float64)
-        T = np.broadcast_to(period + 0.5 - first, shape).ravel().astype(np.float64)
-        state = BGNBDState(period=np.zeros(len(x), dtype=np.int64), x=x, t_x=t_x, T=T)
-        p_alive = self.prior.p_alive(state)
-        log_rate = np.log(self.prior.r + x) - np.log(self.prior.alpha + T)
-        return np.stack([p_alive, log_rate], axis=-1).reshape(*shape, 2).astype(np.float32)
-
-    def _known_ahead(self, spec: PanelSpec, period: np.ndarray, first: np.ndarray, contacts: np.ndarray):
-        """Features known before a period happens: contacts, tenure, calendar. Shape (..., head)."""
-        parts = [np.log1p(contacts.astype(np.float32))]
-        if self.cfg.tenure:
-            parts.append(self._encode_time(period - first))
-        if self.calendar:
-            parts.append(spec.calendar_features(period))
-        return np.concatenate([p.astype(np.float32) for p in parts], axis=-1)
-
-    def _step_features(
-        self,
-        spec: PanelSpec,
-        period: np.ndarray,
-        first: np.ndarray,
-        counts: np.ndarray,
-        spend: np.ndarray,
-        contacts: np.ndarray,
-        last_purchase: np.ndarray,
-        frequency: np.ndarray,
-    ) -> np.ndarray:
-        """LSTM inputs of a period that has happened. Shape (..., step)."""
-        known = self._known_ahead(spec, period, first, contacts)
-        birth = (period == first).astype(np.float32)[..., None]
-        parts = [
-            np.log1p(counts.astype(np.float32)),
-            np.log1p(spend.astype(np.float32))[..., None],
-            known,
-            birth,
-        ]
-        if self.cfg.recency_frequency:
-            parts += [self._encode_time(period - last_purchase), np.log1p(frequency)[..., None]]
-        if self.cfg.bgnbd_inputs:
-            parts.append(self._bgnbd_features(period, first, last_purchase, frequency))
-        return np.concatenate([p.astype(np.float32) for p in parts], axis=-1)
 
     def _sequences(self, panel: PeriodPanel, until: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Left-aligned sequences from birth: (inputs (n, L, step), next-period head inputs, lengths)."""
@@ -325,13 +278,17 @@ class LSTMDecayModel(DecayModel):
         purchases = counts[..., -1]
         last_purchase = np.maximum.accumulate(np.where(purchases > 0, period, first), axis=1)
         frequency = np.cumsum(purchases, axis=1)
-        inputs = self._step_features(
-            panel.spec, period, first, counts, spend, contacts, last_purchase, frequency
-        )
+        layout = self.input_layout()
+        inputs = np.empty((*period.shape, layout.n_step), dtype=np.float32)
+        write_step_inputs(
+            _columns(inputs), layout, period, first, _columns(counts), spend, _columns(contacts),
+            last_purchase, frequency,
+        )  # fmt: skip
         next_period = np.minimum(period + 1, panel.spec.n_periods - 1)
         next_valid = offsets[None, :] + 1 < lengths[:, None]
         next_contacts = np.where(next_valid[..., None], panel.interventions[rows, next_period], 0)
-        head_inputs = self._known_ahead(panel.spec, period + 1, first, next_contacts)
+        head_inputs = np.empty((*period.shape, layout.n_known_ahead), dtype=np.float32)
+        write_known_ahead(_columns(head_inputs), 0, layout, period + 1, first, _columns(next_contacts))
         return inputs * valid[..., None], head_inputs, lengths
 
     # ---------------------------------------------------------------------------------------- fit
@@ -430,8 +387,8 @@ class LSTMDecayModel(DecayModel):
         return self
 
     def _build_network(self, spec: PanelSpec, generator: torch.Generator) -> _Network:
-        n_step, n_head = self._n_inputs(spec)
-        network = _Network(n_step, n_head, len(spec.event_types), self.cfg)
+        layout = self.input_layout()
+        network = _Network(layout.n_step, layout.n_known_ahead, len(spec.event_types), self.cfg)
         with torch.no_grad():
             for parameter in network.parameters():
                 if parameter.dim() > 1:
@@ -500,7 +457,9 @@ class LSTMDecayModel(DecayModel):
         kernel = self._require_kernel()
         if contacts is None:
             contacts = no_contacts(len(state.period), spec)
-        head_inputs = self._known_ahead(spec, state.period, state.first_period, contacts)
+        layout = self.input_layout()
+        head_inputs = np.empty((len(state.period), layout.n_known_ahead), dtype=np.float32)
+        write_known_ahead(head_inputs.T, 0, layout, state.period, state.first_period, contacts.T)
         params = kernel.heads(state.hidden, head_inputs)
         p_active = expit(params["logit_active"][:, -1])
         purchases = p_active * (1.0 + np.exp(params["log_mu"][:, -1]))
@@ -559,16 +518,12 @@ class LSTMDecayModel(DecayModel):
         bought = activity.purchases > 0
         last_purchase = np.where(bought, state.period, state.last_purchase)
         frequency = state.frequency + activity.purchases
-        inputs = self._step_features(
-            spec,
-            state.period,
-            state.first_period,
-            activity.counts,
-            activity.spend,
-            contacts,
-            last_purchase,
-            frequency,
-        )
+        layout = self.input_layout()
+        inputs = np.empty((len(state.period), layout.n_step), dtype=np.float32)
+        write_step_inputs(
+            inputs.T, layout, state.period, state.first_period, activity.counts.T, activity.spend,
+            contacts.T, last_purchase, frequency,
+        )  # fmt: skip
         hidden, cell = kernel.step(inputs, state.hidden, state.cell)
         return dataclasses.replace(
             state,
@@ -642,6 +597,11 @@ def _negative_binomial_quantile(
         open_ = open_[cdf[open_] < u[open_]]
     k[open_] = nbinom.ppf(u[open_], theta[open_], 1.0 - ratio[open_]).astype(np.int64)
     return k
+
+
+def _columns(array: np.ndarray) -> np.ndarray:
+    """A view of ``array`` with its last axis first: the column-first layout the writers index."""
+    return np.moveaxis(array, -1, 0)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -169,9 +169,9 @@ class ResponseConfig:
         return np.array([getattr(c, name) for c in self.contacts.values()], dtype=np.float64)
 
 
-@dataclass(frozen=True)
-class ResponseTables:
-    """The per-kind parameters of a :class:`ResponseConfig` as arrays, for batched arithmetic."""
+class ResponseTables(NamedTuple):
+    """The per-kind parameters of a :class:`ResponseConfig` as arrays, for batched arithmetic (a named
+    tuple, so the compiled step reads it as it is)."""
 
     lift_new: np.ndarray
     lift_established: np.ndarray

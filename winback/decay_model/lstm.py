@@ -22,9 +22,7 @@ the model learns intervention effects when the log has randomised contacts.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +30,6 @@ from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from scipy.special import expit, logit, ndtri
 from scipy.stats import nbinom
 from torch import nn
@@ -48,6 +45,7 @@ from winback.decay_model.base import (
     scale_expectations,
 )
 from winback.decay_model.bgnbd import BGNBDModel
+from winback.decay_model.lstm_fit import FitSequences, hurdle_log_prob, next_period_targets, train_network
 from winback.decay_model.lstm_period import (
     LOG_MU_RANGE,
     LOG_THETA_RANGE,
@@ -58,7 +56,6 @@ from winback.decay_model.lstm_period import (
     write_step_inputs,
 )
 from winback.errors import ConfigError
-from winback.progress import progress_bar
 
 CALENDAR_MIN_PERIODS_DAYS = 2 * 364
 MIN_LEARNED_CONTACTS = 100
@@ -204,28 +201,6 @@ class LSTMState(DecayState):
     """(n,) purchases so far."""
 
 
-def _nb_log_pmf(k: torch.Tensor, log_mu: torch.Tensor, log_theta: torch.Tensor) -> torch.Tensor:
-    theta = log_theta.exp()
-    log_mu_theta = torch.logaddexp(log_mu, log_theta)
-    return (
-        torch.lgamma(k + theta)
-        - torch.lgamma(theta)
-        - torch.lgamma(k + 1)
-        + theta * (log_theta - log_mu_theta)
-        + k * (log_mu - log_mu_theta)
-    )
-
-
-def _hurdle_log_prob(
-    counts: torch.Tensor, logit_active: torch.Tensor, log_mu: torch.Tensor, log_theta: torch.Tensor
-) -> torch.Tensor:
-    active = counts > 0
-    positive = nn.functional.logsigmoid(logit_active) + _nb_log_pmf(
-        (counts - 1).clamp(min=0), log_mu, log_theta
-    )
-    return torch.where(active, positive, nn.functional.logsigmoid(-logit_active))
-
-
 class LSTMDecayModel(DecayModel):
     """Learned interest decay (see the module docstring)."""
 
@@ -301,7 +276,8 @@ class LSTMDecayModel(DecayModel):
         progress: bool = False,
         checkpoint_dir: str | Path | None = None,
     ) -> Self:
-        """Fit on periods before ``until`` with early stopping on held-out users.
+        """Fit on periods before ``until`` with early stopping on held-out users
+        (:func:`~winback.decay_model.lstm_fit.train_network`).
 
         With ``checkpoint_dir``, the state after every epoch is written there (safetensors + JSON)
         and a later call with the same directory resumes from it.
@@ -316,72 +292,12 @@ class LSTMDecayModel(DecayModel):
             self.prior = BGNBDModel().fit(panel, until=until)
         until_array = np.full(panel.n_users, until, dtype=np.int64)
         inputs, head_inputs, lengths = self._sequences(panel, until_array)
-        targets_counts = _next_period_targets(panel, lengths)
-        rng = np.random.default_rng(seed)
-        is_validation = rng.random(panel.n_users) < self.cfg.validation_share
-        train_users, val_users = np.flatnonzero(~is_validation), np.flatnonzero(is_validation)
-
-        generator = torch.Generator().manual_seed(seed)
-        network = self._build_network(panel.spec, generator)
-        averaged = copy.deepcopy(network)
-        optimizer = torch.optim.Adam(network.parameters(), lr=self.cfg.learning_rate)
-        tensors = (
-            torch.from_numpy(inputs),
-            torch.from_numpy(head_inputs),
-            torch.from_numpy(targets_counts[0]),
-            torch.from_numpy(targets_counts[1]),
-            torch.from_numpy(lengths),
-        )
-        n_train_targets = float(tensors[2][train_users].gt(-1).any(-1).sum())
-        checkpoint = _Checkpoint(Path(checkpoint_dir)) if checkpoint_dir is not None else None
-        start_epoch, best_loss, best_weights, stale = 0, math.inf, None, 0
-        if checkpoint is not None and checkpoint.exists():
-            start_epoch, best_loss, stale, rng, best_weights = checkpoint.restore(
-                network, averaged, optimizer
-            )
-            self.history = checkpoint.history()
-
-        with progress_bar(enabled=progress) as bar:
-            task = bar.add_task("fit lstm", total=self.cfg.max_epochs, completed=start_epoch)
-            for epoch in range(start_epoch, self.cfg.max_epochs):
-                if stale >= self.cfg.patience:
-                    break
-                network.train()
-                order = rng.permutation(train_users)
-                train_loss = 0.0
-                for start in range(0, len(order), self.cfg.batch_size):
-                    batch = order[start : start + self.cfg.batch_size]
-                    loss, n_targets = self._loss(network, tensors, batch)
-                    optimizer.zero_grad()
-                    (loss / n_targets).backward()
-                    nn.utils.clip_grad_norm_(network.parameters(), 1.0)
-                    optimizer.step()
-                    _update_average(averaged, network, self.cfg.weight_average_decay)
-                    train_loss += loss.item()
-                val_loss = self._evaluate_loss(averaged, tensors, val_users)
-                self.history.append(
-                    {"epoch": epoch + 1, "train_loss": train_loss / n_train_targets, "val_loss": val_loss}
-                )
-                if val_loss < best_loss - 1e-5:
-                    best_loss, stale = val_loss, 0
-                    best_weights = {k: v.detach().clone() for k, v in averaged.state_dict().items()}
-                else:
-                    stale += 1
-                if checkpoint is not None:
-                    checkpoint.save(
-                        network,
-                        averaged,
-                        optimizer,
-                        epoch + 1,
-                        best_loss,
-                        stale,
-                        rng,
-                        best_weights,
-                        self.history,
-                    )
-                bar.update(task, advance=1, description=f"fit lstm  val loss {val_loss:.4f}")
-        if best_weights is not None:
-            network.load_state_dict(best_weights)
+        network = self._build_network(panel.spec, torch.Generator().manual_seed(seed))
+        sequences = FitSequences(inputs, head_inputs, *next_period_targets(panel, lengths), lengths)
+        self.history = train_network(
+            network, sequences, self.cfg, seed=seed, progress=progress, checkpoint_dir=checkpoint_dir,
+            history=self.history,
+        )  # fmt: skip
         network.eval()
         self.network, self.kernel = network, _Kernel(network)
         return self
@@ -397,33 +313,6 @@ class LSTMDecayModel(DecayModel):
                 else:
                     parameter.zero_()
         return network
-
-    def _loss(self, network: _Network, tensors: tuple[torch.Tensor, ...], users: np.ndarray):
-        inputs, head_inputs, counts, spend_per_purchase, lengths = (t[users] for t in tensors)
-        max_len = int(lengths.max())
-        hidden, _ = network.lstm(inputs[:, :max_len])
-        out = network.heads(hidden, head_inputs[:, :max_len])
-        counts, spend_per_purchase = counts[:, :max_len], spend_per_purchase[:, :max_len]
-        has_target = counts[..., 0] >= 0
-        log_lik = _hurdle_log_prob(counts.clamp(min=0), out["logit_active"], out["log_mu"], out["log_theta"])
-        total = (log_lik.sum(-1) * has_target).sum()
-        has_spend = spend_per_purchase > 0
-        z = (spend_per_purchase.clamp(min=1e-6).log() - out["spend_mean"]) / out["spend_log_sd"].exp()
-        spend_log_lik = -0.5 * z**2 - out["spend_log_sd"]
-        total = total + self.cfg.spend_weight * (spend_log_lik * has_spend).sum()
-        return -total, float(has_target.sum().clamp(min=1))
-
-    @torch.no_grad()
-    def _evaluate_loss(
-        self, network: _Network, tensors: tuple[torch.Tensor, ...], users: np.ndarray
-    ) -> float:
-        network.eval()
-        total, n = 0.0, 0.0
-        for start in range(0, len(users), self.cfg.block_size):
-            loss, count = self._loss(network, tensors, users[start : start + self.cfg.block_size])
-            total += float(loss)
-            n += count
-        return total / max(n, 1.0)
 
     # ---------------------------------------------------------------------------------- interface
     @torch.no_grad()
@@ -500,7 +389,7 @@ class LSTMDecayModel(DecayModel):
 
     def log_prob(self, forecast: Forecast, purchases: np.ndarray) -> np.ndarray:
         p = forecast.params
-        log_prob = _hurdle_log_prob(
+        log_prob = hurdle_log_prob(
             torch.from_numpy(np.asarray(purchases, dtype=np.float64)),
             torch.from_numpy(p["logit_active"][:, -1]),
             torch.from_numpy(p["log_mu"][:, -1]),
@@ -607,93 +496,3 @@ def _columns(array: np.ndarray) -> np.ndarray:
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     """The logistic function; numpy's vectorised ``exp`` beats ``scipy.special.expit`` on float32 blocks."""
     return 1.0 / (1.0 + np.exp(-x))
-
-
-@torch.no_grad()
-def _update_average(averaged: nn.Module, network: nn.Module, decay: float) -> None:
-    for kept, current in zip(averaged.parameters(), network.parameters(), strict=True):
-        kept.lerp_(current, 1.0 - decay)
-
-
-def _next_period_targets(panel: PeriodPanel, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Targets aligned with the sequences: step ``j`` predicts period ``first + j + 1``.
-
-    Returns counts (n, L, E) float32 with -1 where there is no target, and spend per purchase
-    (n, L) float32 with 0 where there was no purchase.
-    """
-    max_len = int(lengths.max())
-    offsets = np.arange(max_len)
-    target_period = np.minimum(panel.first_period[:, None] + offsets[None, :] + 1, panel.spec.n_periods - 1)
-    has_target = offsets[None, :] + 1 < lengths[:, None]
-    rows = np.arange(panel.n_users)[:, None]
-    counts = panel.counts[rows, target_period].astype(np.float32)
-    counts = np.where(has_target[..., None], counts, -1.0).astype(np.float32)
-    purchases = panel.purchases[rows, target_period].astype(np.float32)
-    spend = panel.spend[rows, target_period]
-    per_purchase = np.where(has_target & (purchases > 0), spend / np.maximum(purchases, 1), 0.0)
-    return counts, per_purchase.astype(np.float32)
-
-
-class _Checkpoint:
-    """Training state after an epoch: weights and optimiser as safetensors, the rest as JSON."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.state_file = directory / "checkpoint.json"
-        self.tensor_file = directory / "checkpoint.safetensors"
-
-    def exists(self) -> bool:
-        return self.state_file.is_file() and self.tensor_file.is_file()
-
-    def save(
-        self,
-        network: _Network,
-        averaged: _Network,
-        optimizer: torch.optim.Optimizer,
-        epoch: int,
-        best_loss: float,
-        stale: int,
-        rng: np.random.Generator,
-        best_weights: dict[str, torch.Tensor] | None,
-        history: list[dict[str, float]],
-    ) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tensors = {f"model.{k}": v.contiguous() for k, v in network.state_dict().items()}
-        tensors.update({f"averaged.{k}": v.contiguous() for k, v in averaged.state_dict().items()})
-        if best_weights is not None:
-            tensors.update({f"best.{k}": v.contiguous() for k, v in best_weights.items()})
-        optim_state = optimizer.state_dict()
-        for index, slots in optim_state["state"].items():
-            for slot, value in slots.items():
-                tensors[f"optim.{index}.{slot}"] = (
-                    value.reshape(-1).contiguous() if value.dim() == 0 else value
-                )
-        save_file(tensors, str(self.tensor_file))
-        state = {
-            "epoch": epoch,
-            "best_loss": best_loss,
-            "stale": stale,
-            "rng": rng.bit_generator.state,
-            "param_groups": optim_state["param_groups"],
-            "history": history,
-        }
-        self.state_file.write_text(json.dumps(state, default=int))
-
-    def restore(self, network: _Network, averaged: _Network, optimizer: torch.optim.Optimizer):
-        state = json.loads(self.state_file.read_text())
-        tensors = load_file(str(self.tensor_file))
-        network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        averaged.load_state_dict({k[9:]: v for k, v in tensors.items() if k.startswith("averaged.")})
-        best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
-        slots: dict[int, dict[str, torch.Tensor]] = {}
-        for key, value in tensors.items():
-            if key.startswith("optim."):
-                _, index, slot = key.split(".")
-                slots.setdefault(int(index), {})[slot] = value.reshape(()) if slot == "step" else value
-        optimizer.load_state_dict({"state": slots, "param_groups": state["param_groups"]})
-        rng = np.random.default_rng()
-        rng.bit_generator.state = state["rng"]
-        return state["epoch"], state["best_loss"], state["stale"], rng, best
-
-    def history(self) -> list[dict[str, float]]:
-        return list(json.loads(self.state_file.read_text())["history"])

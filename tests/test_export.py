@@ -83,10 +83,10 @@ def assert_same_scores(expected: np.ndarray, actual: np.ndarray) -> None:
 def test_policy_parity_on_10000_observations(tiny_run, tiny_export, samples) -> None:
     torch_policy, exported = SB3Policy.load(tiny_run), ExportedPolicy.load(tiny_export)
     assert samples.observations.shape[0] == N_SAMPLES and not samples.masks.all()
-    expected = torch_policy.scores(samples.observations, samples.masks)
+    expected = torch_policy.scores(samples.observations, samples.masks, 0)
     actual, actions = exported.decide(samples.observations, samples.masks)
     assert_same_scores(expected, actual)
-    np.testing.assert_array_equal(actions, torch_policy.act(samples.observations, samples.masks))
+    np.testing.assert_array_equal(actions, torch_policy.act(samples.observations, samples.masks, 0))
     assert len(np.unique(actions)) > 1
 
 
@@ -105,8 +105,8 @@ def test_policy_graph_parity_other_algorithms(algo, scenario, samples, tmp_path)
     scores, actions = inference_session((run / "p.onnx").read_bytes()).run(
         None, {"observations": samples.observations, "masks": samples.masks}
     )
-    assert_same_scores(policy.scores(samples.observations, samples.masks), scores)
-    np.testing.assert_array_equal(actions, policy.act(samples.observations, samples.masks))
+    assert_same_scores(policy.scores(samples.observations, samples.masks, 0), scores)
+    np.testing.assert_array_equal(actions, policy.act(samples.observations, samples.masks, 0))
 
 
 def test_recurrent_policies_are_refused(tmp_path) -> None:

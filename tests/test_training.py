@@ -74,7 +74,8 @@ def test_the_saved_run_acts_exactly_like_the_model_in_memory(trained, scenario) 
     assert loaded.normalization.to_dict() == trained.policy.normalization.to_dict()
     observations, masks = batch(scenario, 100)
     np.testing.assert_array_equal(
-        fresh(loaded, 100).scores(observations, masks), fresh(trained.policy, 100).scores(observations, masks)
+        fresh(loaded, 100).scores(observations, masks, 0),
+        fresh(trained.policy, 100).scores(observations, masks, 0),
     )
     users = validation_users(scenario, 50)
     runs = [run_policy(policy, scenario, users, seeds=[3]) for policy in (trained.policy, loaded)]
@@ -85,12 +86,12 @@ def test_the_saved_run_acts_exactly_like_the_model_in_memory(trained, scenario) 
 def test_masked_actions_are_never_chosen(trained, scenario) -> None:
     observations, all_valid = batch(scenario, 200)
     all_valid[:] = True
-    favourite = fresh(trained.policy, 200).act(observations, all_valid)
+    favourite = fresh(trained.policy, 200).act(observations, all_valid, 0)
     masks = all_valid.copy()
     masks[np.arange(200), favourite] = False
-    actions = fresh(trained.policy, 200).act(observations, masks)
+    actions = fresh(trained.policy, 200).act(observations, masks, 0)
     assert masks[np.arange(200), actions].all()
-    scores = fresh(trained.policy, 200).scores(observations, masks)
+    scores = fresh(trained.policy, 200).scores(observations, masks, 0)
     assert scores.dtype == np.float32 and scores.shape == masks.shape
     assert np.isneginf(scores[~masks]).all() and np.isfinite(scores[masks]).all()
 
@@ -100,7 +101,7 @@ def test_unmasked_actions_are_sb3s_deterministic_predictions(trained, scenario) 
     masks[:] = True
     normalized = trained.policy.normalization.normalize(observations)
     predicted, _ = trained.policy.model.predict(normalized, deterministic=True)
-    np.testing.assert_array_equal(fresh(trained.policy, 100).act(observations, masks), predicted)
+    np.testing.assert_array_equal(fresh(trained.policy, 100).act(observations, masks, 0), predicted)
 
 
 def test_normalization_json_applies_the_statistics_as_vec_normalize_does_and_masks_pass_it(

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from winback.agents.base import DecisionContext, Policy
+from winback.agents.base import DecisionContext, Policy, ScoreKind, ScoringPolicy
 from winback.agents.sb3 import SB3Policy
 from winback.errors import ArtifactError
 from winback.export.card import CARD_FILE, POLICY_FILE, STATE_FILE, read_card
@@ -18,7 +18,7 @@ from winback.export.runtime import inference_session
 from winback.export.state import StateUpdate
 
 
-class ExportedPolicy(Policy):
+class ExportedPolicy(ScoringPolicy):
     """``policy.onnx`` (and ``state_update.onnx``) of an export directory, described by its card.
 
     Deterministic: each user gets the valid action the policy scores highest (the first on ties), as
@@ -68,10 +68,14 @@ class ExportedPolicy(Policy):
         )
         return scores, actions
 
-    def scores(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    @property
+    def score_kind(self) -> ScoreKind:
+        return "q_value" if self.card["policy"]["algo"] == "dqn" else "log_probability"
+
+    def scores(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
         return self.decide(observations, masks)[0]
 
-    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    def act(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
         return self.decide(observations, masks)[1]
 
     def masks(self, observations: np.ndarray) -> np.ndarray:

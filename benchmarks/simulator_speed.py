@@ -186,6 +186,21 @@ def synthetic_data() -> tuple[PeriodPanel, int]:
 
 
 DATA: dict[str, Callable[[], tuple[PeriodPanel, int]]] = {"cdnow": cdnow_data, "synthetic": synthetic_data}
+FITTED_ON = {
+    "cdnow": "CDNOW master weeks 0-38",
+    "synthetic": "a synthetic log (23,570 users, view/cart/purchase, randomised contacts) weeks 0-77",
+}
+
+
+def describe_layout(fit: dict) -> str:
+    """The fitted model's input configuration in words."""
+    layout = fit["layout"]
+    on = [name for name in ("tenure", "calendar", "recency_frequency", "bgnbd") if layout[name]]
+    learned = ", ".join(fit["learned_contacts"]) or "none"
+    return (
+        f"{layout['n_event_types']} event type(s), {layout['n_contact_kinds']} contact kinds "
+        f"(effects learned: {learned}), {', '.join(on)}"
+    )
 
 
 def run_all(plan: Plan, args: argparse.Namespace) -> None:
@@ -294,7 +309,8 @@ def run_worker(plan: Plan, out: Path, setting: str, seed: int, data: str) -> Non
     torch.set_num_threads(threads)
     model = load_model(out / "model")
     simulator = Simulator(model, SimulatorConfig(), seed=seed)
-    base = warm_start(simulator, *DATA[data]())
+    panel, until = DATA[data]()
+    base = warm_start(simulator, panel, until=until)
     n_inputs = model.network.lstm.input_size
     result: dict = {
         "setting": setting,
@@ -584,7 +600,8 @@ def run_busy_check(plan: Plan, out: Path, seed: int, path: str, data: str) -> No
     model = load_model(out / "model")
     config = SimulatorConfig() if path == "fused" else composed_config(SimulatorConfig())
     simulator = Simulator(model, config, seed=seed)
-    base = warm_start(simulator, *DATA[data]())
+    panel, until = DATA[data]()
+    base = warm_start(simulator, panel, until=until)
     population = build_population(base, plan.profile_users, seed)
     result = measure_simulator(simulator, population, "none", np.random.default_rng(seed), plan)
     (out / "busy_check.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -725,8 +742,9 @@ def markdown(r: dict, plan: Plan) -> str:
         f"Machine: {machine_line(r['machine'])} at the start; "
         f"{r['machine_after']['load_average']} after the memory child; from the fit to the memory child "
         f"{quiet_line(r['quiet_check'])}.",
-        f"LSTM: `LSTMConfig(hidden_size={HIDDEN})` fitted on CDNOW master weeks 0-38 (seed from the command, "
-        f"{r['fit']['epochs']} epochs, {r['fit']['seconds']} s).",
+        f"LSTM: `LSTMConfig(hidden_size={HIDDEN})` fitted on {FITTED_ON[r['fit']['data']]} (seed from the "
+        f"command, {r['fit']['epochs']} epochs, {r['fit']['seconds']} s); "
+        f"inputs: {describe_layout(r['fit'])}.",
         "",
     ]
     for setting in thread_list:

@@ -455,21 +455,22 @@ def _period(requests, users, decay, forecast, weights, response, constants, layo
 
 @nb.njit(cache=True)
 def _head_row(hidden, known, weights, layer, raw):
-    """The output head of one user (``_Kernel.heads`` for a single row) into ``raw``."""
+    """The output head of one user (``_Kernel.heads`` for a single row) into ``raw``; the loops run
+    along the weights' rows, so they vectorise."""
     size = hidden.shape[0]
     w1, w2 = weights.head_weight_1, weights.head_weight_2
-    for j in range(layer.shape[0]):
-        value = weights.head_bias_1[j]
-        for h in range(size):
-            value += hidden[h] * w1[h, j]
-        for t in range(known.shape[0]):
-            value += known[t] * w1[size + t, j]
-        layer[j] = max(value, np.float32(0.0))
-    for o in range(raw.shape[0]):
-        value = weights.head_bias_2[o]
+    layer[:] = weights.head_bias_1
+    for h in range(size):
         for j in range(layer.shape[0]):
-            value += layer[j] * w2[j, o]
-        raw[o] = value
+            layer[j] += hidden[h] * w1[h, j]
+    for t in range(known.shape[0]):
+        for j in range(layer.shape[0]):
+            layer[j] += known[t] * w1[size + t, j]
+    raw[:] = weights.head_bias_2
+    for j in range(layer.shape[0]):
+        unit = max(layer[j], np.float32(0.0))
+        for o in range(raw.shape[0]):
+            raw[o] += unit * w2[j, o]
 
 
 @nb.njit(cache=True)

@@ -36,6 +36,7 @@ transposed view) in numpy, a :class:`ColumnSink` in torch. To add an input, add 
 
 from __future__ import annotations
 
+import functools
 import math
 import types
 from typing import Any, NamedTuple
@@ -82,14 +83,20 @@ class InputLayout(NamedTuple):
     @property
     def n_step(self) -> int:
         """Inputs of a period that has happened."""
-        counts = np.zeros(self.n_event_types)
-        contacts = np.zeros(self.n_contact_kinds)
-        return write_step_inputs(_ColumnCounter(), self, 0, 0, counts, 0.0, contacts, 0, 0.0)
+        return _widths(self)[0]
 
     @property
     def n_known_ahead(self) -> int:
         """Inputs known before a period happens (read by the head)."""
-        return write_known_ahead(_ColumnCounter(), 0, self, 0, 0, np.zeros(self.n_contact_kinds))
+        return _widths(self)[1]
+
+
+@functools.cache
+def _widths(layout: InputLayout) -> tuple[int, int]:
+    """The columns the writers write for ``layout``: (step inputs, known-ahead inputs)."""
+    counts, contacts = np.zeros(layout.n_event_types), np.zeros(layout.n_contact_kinds)
+    n_step = write_step_inputs(_ColumnCounter(), layout, 0, 0, counts, 0.0, contacts, 0, 0.0)
+    return n_step, write_known_ahead(_ColumnCounter(), 0, layout, 0, 0, contacts)
 
 
 class _ColumnCounter:

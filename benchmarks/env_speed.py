@@ -3,7 +3,7 @@
     python benchmarks/env_speed.py --out runs/env_speed            # full (a few minutes)
     python benchmarks/env_speed.py --out runs/env_speed --quick    # smoke
 
-1. Single-environment ``step()`` calls per second of ``gymnasium.make("winback/Activation-v0")``
+1. Single-environment ``step()`` calls per second of ``gymnasium.make("winback/Activation-v1")``
    (packaged CDNOW model, default wrappers) against ``gymnasium.make("CartPole-v1")``, both with
    random actions and resets at episode end. Issue target: at least 20,000 steps/s.
 2. SB3 PPO with ``PopulationVecEnv(64)`` against ``DummyVecEnv`` of 64 ``ActivationEnv`` (the same

@@ -106,9 +106,7 @@ def test_unmasked_actions_are_sb3s_deterministic_predictions(trained, scenario) 
 def test_normalization_json_applies_the_statistics_as_vec_normalize_does_and_masks_pass_it(
     scenario, tmp_path
 ) -> None:
-    env = VecNormalize(
-        PopulationVecEnv(8, simulator=scenario.simulator_for(0), population=scenario.train_users()), gamma=0.9
-    )
+    env = VecNormalize(PopulationVecEnv(8, scenario), gamma=0.9)
     env.seed(1)
     env.reset()
     rng = np.random.default_rng(0)

@@ -355,10 +355,7 @@ def _resume_run(config: TrainConfig, out: Path) -> _Checkpoint:
 
 def _make_env(config: TrainConfig, scenario: Scenario) -> VecNormalize:
     env = PopulationVecEnv(
-        config.n_envs,
-        simulator=scenario.simulator_for(config.seed),
-        population=scenario.train_users(),
-        config=dataclasses.replace(scenario.episode, reward=config.reward),
+        config.n_envs, scenario, config.reward, simulator=scenario.simulator_for(config.seed)
     )
     env.seed(config.seed)
     # Reward normalisation (on by default): a period's reward is a rare purchase worth a few dollars

@@ -83,9 +83,9 @@ def test_without_limits_the_engine_equals_the_gymnasium_env(
     vector = gym.make_vec(
         winback.envs.ACTIVATION_ID,
         num_envs=64,
+        scenario=scenario,
         simulator=simulator,
         population=users,
-        max_episode_steps=HORIZON,
     )
     observations, _ = vector.reset(seed=5)
     start = vector.unwrapped.episodes.state.copy()

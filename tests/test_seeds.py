@@ -12,7 +12,8 @@ from tiny import TRAINING
 
 from winback.agents.sb3 import SEEDS_FILE, SB3Policy, selected_run
 from winback.agents.seeds import train_seeds
-from winback.agents.training import TrainConfig, validation_users
+from winback.agents.training import TrainConfig
+from winback.agents.training.callbacks import validation_users
 from winback.cli import app
 from winback.errors import ArtifactError, ConfigError
 from winback.export.card import CARD_FILE

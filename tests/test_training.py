@@ -18,7 +18,9 @@ from tiny import TRAINING
 
 from winback.agents.base import DecisionContext
 from winback.agents.sb3 import ALGORITHMS, ObservationNormalization, SB3Policy
-from winback.agents.training import TrainConfig, TrainResult, _make_env, _new_model, train, validation_users
+from winback.agents.training import TrainConfig, TrainResult, train
+from winback.agents.training.callbacks import validation_users
+from winback.agents.training.factory import make_env, new_model
 from winback.benchmarks.rollout import run_policy
 from winback.cli import app
 from winback.envs.population import PopulationVecEnv
@@ -107,9 +109,7 @@ def test_unmasked_actions_are_sb3s_deterministic_predictions(trained, scenario) 
 def test_normalization_json_applies_the_statistics_as_vec_normalize_does_and_masks_pass_it(
     scenario, tmp_path
 ) -> None:
-    env = VecNormalize(
-        PopulationVecEnv(8, simulator=scenario.simulator_for(0), population=scenario.train_users()), gamma=0.9
-    )
+    env = VecNormalize(PopulationVecEnv(8, scenario), gamma=0.9)
     env.seed(1)
     env.reset()
     rng = np.random.default_rng(0)
@@ -129,7 +129,7 @@ def test_normalization_json_applies_the_statistics_as_vec_normalize_does_and_mas
 def test_dqn_bootstraps_at_the_horizon_only_when_the_config_says_so(tmp_path) -> None:
     for bootstrap in (False, True):
         config = TrainConfig(algo="dqn", bootstrap_horizon=bootstrap, **TRAINING)
-        model = _new_model(config, _make_env(config, load_scenario(config.scenario)), tmp_path / "tb")
+        model = new_model(config, make_env(config, load_scenario(config.scenario)), tmp_path / "tb")
         assert model.replay_buffer.handle_timeout_termination is bootstrap
 
 

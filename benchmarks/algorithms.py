@@ -26,7 +26,7 @@ import torch
 from matplotlib.figure import Figure
 
 from winback.agents.sb3 import SB3Policy, seeds_record
-from winback.agents.training import read_curve
+from winback.agents.training.curves import read_curve
 from winback.benchmarks.report import palette
 from winback.benchmarks.rollout import PolicyRun, run_policy
 from winback.benchmarks.stats import mean_ci, paired_difference

@@ -16,8 +16,9 @@ the script also runs every simulated customer under every arm and reports the ex
 this population: the randomized estimates should cover them. That paired run also shows how much of the
 coupon's discount goes to customers who would have bought without it.
 
-Hillstrom's MineThatData e-mail test (``shared/DATA.md``): 64,000 customers who bought in the last 12
-months, 1/3 men's e-mail, 1/3 women's e-mail, 1/3 none, two weeks. One torch thread.
+Hillstrom's MineThatData e-mail test (the MineThatData E-Mail Analytics and Data Mining Challenge,
+2008): 64,000 customers who bought in the last 12 months, 1/3 men's e-mail, 1/3 women's e-mail,
+1/3 none, two weeks. One torch thread.
 
     python benchmarks/simulator_ab_test.py --out runs/simulator_ab_test
 """
@@ -57,7 +58,7 @@ HILLSTROM = {
     "women's e-mail": {"visit": 15.1, "conversion": 0.88, "spend": 1.08},
     "men's e-mail": {"visit": 18.3, "conversion": 1.25, "spend": 1.42},
 }
-"""Hillstrom (2008) as reported in shared/DATA.md: visit and conversion in %, spend in $ per customer."""
+"""Hillstrom (2008) as widely reported: visit and conversion in %, spend in $ per customer."""
 METRICS = ("converted", "spend", "discount", "contact_cost", "net", "net_long")
 
 
@@ -382,7 +383,7 @@ Every CDNOW customer bought within the 39 weeks before the test, as Hillstrom's 
 within 12 months. Brackets: 95% intervals from {r["bootstrap_resamples"]:,} bootstrap resamples of customers
 (all copies of a customer resampled together).
 
-Hillstrom's figures (`shared/DATA.md`) are beside the simulator's for their *ratios to control*: the
+Hillstrom's figures (2008, as widely reported) are beside the simulator's for their *ratios to control*: the
 levels differ (CDNOW's customers are CD buyers of a 1997 web shop, not an apparel catalogue's e-mail
 list; the simulator has no visits). In the response priors the coupon stands for the stronger
 (men's) arm held for the coupon's two valid weeks, and the care message for the weaker (women's) arm

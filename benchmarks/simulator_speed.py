@@ -31,7 +31,13 @@ of the population after two untimed steps. Targets (issue 3): at 100k and 1M use
 reaches at least 50% of the raw cell's best throughput; 1M users fit in 2 GiB.
 Writes ``report.md``, ``speed.json`` and ``throughput.png`` to ``--out``.
 
+The same with ``--data synthetic``: the model is fitted (calendar inputs on, ``hidden_size=64``) on a
+log of ``winback.data.synthetic`` with three event types (view, cart, purchase) and randomised
+contacts of every kind, 23,570 users over 104 weeks (calibration: the first 78), so the compiled step
+runs the configuration CDNOW does not have: three event types, calendar inputs and learned contacts.
+
     python benchmarks/simulator_speed.py --out runs/simulator_speed
+    python benchmarks/simulator_speed.py --data synthetic --out runs/simulator_speed_synthetic
     python benchmarks/simulator_speed.py --quick --out runs/simulator_speed_quick   # smoke test, ~2.5 min
 """
 
@@ -61,7 +67,6 @@ import torch
 from cdnow_lstm import (
     CALIBRATION_WEEKS,
     CPUClock,
-    fit_cdnow_lstm,
     machine,
     machine_line,
     markdown_table,
@@ -69,9 +74,11 @@ from cdnow_lstm import (
 )
 
 from winback.data.cdnow import load_cdnow_panel
+from winback.data.panel import PeriodPanel, build_panel
+from winback.data.synthetic import SyntheticConfig, generate_synthetic_log
 from winback.decay_model.artifact import load_model, save_model
 from winback.decay_model.evaluate import simulate_forward
-from winback.decay_model.lstm import LSTMConfig
+from winback.decay_model.lstm import LSTMConfig, LSTMDecayModel
 from winback.progress import progress_bar
 from winback.simulator.core import Simulator, SimulatorConfig
 from winback.simulator.population import replicate, warm_start
@@ -142,6 +149,9 @@ def main() -> None:
     parser.add_argument(
         "--threads", default=DEFAULT_THREADS, help="thread settings (T or T/B, see above), one worker each"
     )
+    parser.add_argument(
+        "--data", choices=tuple(DATA), default="cdnow", help="the log the model is fitted on (see above)"
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/simulator_speed"))
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--memory", action="store_true", help=argparse.SUPPRESS)
@@ -150,11 +160,11 @@ def main() -> None:
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     if args.worker:
-        run_worker(plan, args.out, args.worker_threads, args.seed)
+        run_worker(plan, args.out, args.worker_threads, args.seed, args.data)
     elif args.memory:
-        run_memory(plan, args.out, args.seed)
+        run_memory(plan, args.out, args.seed, args.data)
     elif args.busy_check:
-        run_busy_check(plan, args.out, args.seed, args.busy_check)
+        run_busy_check(plan, args.out, args.seed, args.busy_check, args.data)
     else:
         run_all(plan, args)
 
@@ -162,19 +172,58 @@ def main() -> None:
 # --- orchestration --------------------------------------------------------------------------------------
 
 
+def cdnow_data() -> tuple[PeriodPanel, int]:
+    """CDNOW master and its calibration end."""
+    return load_cdnow_panel("cdnow"), CALIBRATION_WEEKS
+
+
+def synthetic_data() -> tuple[PeriodPanel, int]:
+    """A synthetic log with three event types and randomised contacts (module docstring), 78 weeks in."""
+    config = SyntheticConfig(n_users=23_570, n_periods=104, seed=0)
+    end = np.datetime64(config.start) + np.timedelta64(7 * config.n_periods, "D")
+    log = generate_synthetic_log(config).log
+    return build_panel(log, period="week", origin=config.start, end=str(end)), 78
+
+
+DATA: dict[str, Callable[[], tuple[PeriodPanel, int]]] = {"cdnow": cdnow_data, "synthetic": synthetic_data}
+FITTED_ON = {
+    "cdnow": "CDNOW master weeks 0-38",
+    "synthetic": "a synthetic log (23,570 users, view/cart/purchase, randomised contacts) weeks 0-77",
+}
+
+
+def describe_layout(fit: dict) -> str:
+    """The fitted model's input configuration in words."""
+    layout = fit["layout"]
+    on = [name for name in ("tenure", "calendar", "recency_frequency", "bgnbd") if layout[name]]
+    learned = ", ".join(fit["learned_contacts"]) or "none"
+    return (
+        f"{layout['n_event_types']} event type(s), {layout['n_contact_kinds']} contact kinds "
+        f"(effects learned: {learned}), {', '.join(on)}"
+    )
+
+
 def run_all(plan: Plan, args: argparse.Namespace) -> None:
     command = "python benchmarks/simulator_speed.py" + (" --quick" if args.quick else "")
     command += (
         f" --threads {args.threads}" if args.threads != DEFAULT_THREADS else ""
     ) + f" --seed {args.seed}"
-    command += f" --out {args.out}"
+    command += (f" --data {args.data}" if args.data != "cdnow" else "") + f" --out {args.out}"
     info, clock = machine(), CPUClock.now()
     torch.set_num_threads(1)
-    config = LSTMConfig(hidden_size=HIDDEN, **({"max_epochs": plan.max_epochs} if plan.max_epochs else {}))
-    fitted = fit_cdnow_lstm(config, seed=args.seed)
+    config = LSTMConfig(
+        hidden_size=HIDDEN,
+        calendar=True if args.data == "synthetic" else None,
+        **({"max_epochs": plan.max_epochs} if plan.max_epochs else {}),
+    )
+    panel, until = DATA[args.data]()
+    started = time.perf_counter()
+    model = LSTMDecayModel(config).fit(panel, until=until, seed=args.seed, progress=True)
+    fit_seconds = time.perf_counter() - started
     args.out.mkdir(parents=True, exist_ok=True)
-    save_model(fitted.model, args.out / "model")
+    save_model(model, args.out / "model")
     script = [sys.executable, str(Path(__file__).resolve()), "--out", str(args.out), "--seed", str(args.seed)]
+    script += ["--data", args.data]
     if args.quick:
         script.append("--quick")
     workers = {}
@@ -214,9 +263,12 @@ def run_all(plan: Plan, args: argparse.Namespace) -> None:
         "machine_after": machine_after,
         "quick": args.quick,
         "fit": {
+            "data": args.data,
             "config": dataclasses.asdict(config),
-            "seconds": round(fitted.fit_seconds, 1),
-            "epochs": len(fitted.model.history),
+            "layout": model.input_layout()._asdict(),
+            "learned_contacts": list(model.learned_contacts()),
+            "seconds": round(fit_seconds, 1),
+            "epochs": len(model.history),
         },
         "workers": workers,
         "memory": memory,
@@ -251,13 +303,14 @@ def threads_env(blas_threads: int, torch_threads: int | None = None) -> dict[str
 # --- worker: every throughput in one process -----------------------------------------------------------
 
 
-def run_worker(plan: Plan, out: Path, setting: str, seed: int) -> None:
+def run_worker(plan: Plan, out: Path, setting: str, seed: int, data: str) -> None:
     clock = CPUClock.now()
     threads, blas_threads = parse_threads(setting)
     torch.set_num_threads(threads)
     model = load_model(out / "model")
     simulator = Simulator(model, SimulatorConfig(), seed=seed)
-    base = warm_start(simulator, load_cdnow_panel("cdnow"), until=CALIBRATION_WEEKS)
+    panel, until = DATA[data]()
+    base = warm_start(simulator, panel, until=until)
     n_inputs = model.network.lstm.input_size
     result: dict = {
         "setting": setting,
@@ -493,8 +546,8 @@ PROFILED = {
     ("winback/decay_model/base.py", "concatenate"): "BatchArrays.concatenate (the blocks' outcomes)",
     ("winback/decay_model/lstm.py", "advance"): "LSTMDecayModel.advance",
     ("winback/decay_model/lstm.py", "step"): "  of which the LSTM cell (_Kernel.step, numpy)",
-    ("winback/decay_model/lstm.py", "_step_features"): "  of which the step features",
-    ("winback/decay_model/lstm.py", "_bgnbd_features"): "    of which BG/NBD posterior features",
+    ("winback/decay_model/lstm_period.py", "write_step_inputs"): "  of which the step inputs",
+    ("winback/decay_model/lstm_period.py", "bgnbd_p_alive"): "    of which BG/NBD P(alive)",
     ("winback/decay_model/lstm.py", "forecast"): "LSTMDecayModel.forecast",
     ("winback/decay_model/lstm.py", "heads"): "  of which the output head (_Kernel.heads)",
     ("winback/decay_model/lstm.py", "sample"): "LSTMDecayModel.sample",
@@ -540,14 +593,15 @@ def profile_steps(simulator: Simulator, population: SimState, plan: Plan) -> dic
 # --- busy-core check ----------------------------------------------------------------------------------
 
 
-def run_busy_check(plan: Plan, out: Path, seed: int, path: str) -> None:
+def run_busy_check(plan: Plan, out: Path, seed: int, path: str, data: str) -> None:
     """Simulator steps with one torch thread (as tests and environments run) and the BLAS threads of the
     environment: numpy's OpenBLAS, which runs the LSTM kernel, does not follow ``torch.set_num_threads``."""
     torch.set_num_threads(1)
     model = load_model(out / "model")
     config = SimulatorConfig() if path == "fused" else composed_config(SimulatorConfig())
     simulator = Simulator(model, config, seed=seed)
-    base = warm_start(simulator, load_cdnow_panel("cdnow"), until=CALIBRATION_WEEKS)
+    panel, until = DATA[data]()
+    base = warm_start(simulator, panel, until=until)
     population = build_population(base, plan.profile_users, seed)
     result = measure_simulator(simulator, population, "none", np.random.default_rng(seed), plan)
     (out / "busy_check.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -576,15 +630,15 @@ def nbytes(value: object) -> int:
     return 0
 
 
-def run_memory(plan: Plan, out: Path, seed: int) -> None:
+def run_memory(plan: Plan, out: Path, seed: int, data: str) -> None:
     clock = CPUClock.now()
     torch.set_num_threads(1)
     rss_import = rss_bytes()
     model = load_model(out / "model")
     simulator = Simulator(model, SimulatorConfig(), seed=seed)
-    panel = load_cdnow_panel("cdnow")
+    panel, until = DATA[data]()
     started = time.perf_counter()
-    base = warm_start(simulator, panel, until=CALIBRATION_WEEKS)
+    base = warm_start(simulator, panel, until=until)
     del panel
     rss_base = rss_bytes()
     n = plan.memory_users
@@ -688,8 +742,9 @@ def markdown(r: dict, plan: Plan) -> str:
         f"Machine: {machine_line(r['machine'])} at the start; "
         f"{r['machine_after']['load_average']} after the memory child; from the fit to the memory child "
         f"{quiet_line(r['quiet_check'])}.",
-        f"LSTM: `LSTMConfig(hidden_size={HIDDEN})` fitted on CDNOW master weeks 0-38 (seed from the command, "
-        f"{r['fit']['epochs']} epochs, {r['fit']['seconds']} s).",
+        f"LSTM: `LSTMConfig(hidden_size={HIDDEN})` fitted on {FITTED_ON[r['fit']['data']]} (seed from the "
+        f"command, {r['fit']['epochs']} epochs, {r['fit']['seconds']} s); "
+        f"inputs: {describe_layout(r['fit'])}.",
         "",
     ]
     for setting in thread_list:

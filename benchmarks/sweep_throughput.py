@@ -26,7 +26,9 @@ from pathlib import Path
 import pandas as pd
 
 from winback.benchmarks.suite import BenchConfig
-from winback.benchmarks.sweep import GridAxis, SweepConfig, make_backend, run_sweep
+from winback.benchmarks.sweep import run_sweep
+from winback.benchmarks.sweep.backends import make_backend
+from winback.benchmarks.sweep.grid import GridAxis, SweepConfig
 from winback.scenarios.files import to_document
 from winback.scenarios.scenario import load_scenario
 

@@ -1,9 +1,12 @@
-"""Environments: API checkers, determinism, reward parts, masks, and batched == single trajectories."""
+"""Environments: API checkers, one configuration (scenarios by name), determinism, reward parts, masks,
+and batched == single trajectories."""
 
 from __future__ import annotations
 
+import math
 import warnings
 from functools import cache
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -19,14 +22,26 @@ import winback.envs
 from winback.data.cdnow import load_cdnow_panel
 from winback.decay_model.lstm import LSTMConfig, LSTMDecayModel
 from winback.envs.activation import ActivationEnv
-from winback.envs.episodes import EpisodeConfig
-from winback.envs.population import PopulationVecEnv
+from winback.envs.config import EnvConfig
+from winback.envs.episodes import INFO_KEYS, Demand, EpisodeConfig
+from winback.envs.population import TERMINAL_OBSERVATION, TRUNCATED, PopulationVecEnv
 from winback.envs.vector import ActivationVectorEnv
+from winback.errors import ConfigError
+from winback.scenarios.scenario import load_scenario
 from winback.simulator.core import Simulator
 from winback.simulator.population import warm_start
 from winback.simulator.state import SimState
 
 HORIZON = 6
+PLAIN = EpisodeConfig(horizon=HORIZON)
+SHIFTED = EpisodeConfig(
+    horizon=HORIZON,
+    min_contact_gap=1,
+    demand=Demand(by_period=(0.0, 0.7, 0.7, -0.4), per_lapsed_period=math.log(0.95)),
+    reward="expected",
+)
+"""Every part of an episode config in use: frequency cap, demand shocks and decay, expected reward."""
+CONFIGS = pytest.mark.parametrize("config", [PLAIN, SHIFTED], ids=["plain", "shifted"])
 
 
 @cache
@@ -39,30 +54,90 @@ def small() -> tuple[Simulator, SimState]:
     return simulator, warm_start(simulator, panel, until=39)
 
 
-def make_env(min_contact_gap: int = 0) -> gym.Env:
+def make_env(config: EpisodeConfig = PLAIN) -> gym.Env:
     simulator, pool = small()
-    return gym.make(
+    return gym.make(winback.envs.ACTIVATION_ID, simulator=simulator, population=pool, config=config)
+
+
+def make_vec(config: EpisodeConfig, n_envs: int, mode: str = "vector_entry_point") -> gym.vector.VectorEnv:
+    simulator, pool = small()
+    return gym.make_vec(
         winback.envs.ACTIVATION_ID,
+        num_envs=n_envs,
+        vectorization_mode=mode,
         simulator=simulator,
         population=pool,
-        min_contact_gap=min_contact_gap,
-        max_episode_steps=HORIZON,
+        config=config,
     )
 
 
-def test_registered_env_passes_both_checkers_without_warnings() -> None:
+@CONFIGS
+def test_registered_env_passes_both_checkers_without_warnings(config: EpisodeConfig) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        env = make_env()
+        env = make_env(config)
         gymnasium_check_env(env.unwrapped)
         sb3_check_env(env.unwrapped)
 
 
-def test_default_env_runs_on_the_packaged_model_and_cdnow() -> None:
-    env = gym.make(winback.envs.ACTIVATION_ID)
-    observation, _ = env.reset(seed=0)
-    assert env.observation_space.contains(observation)
-    assert env.spec is not None and env.spec.max_episode_steps == 52
+def test_default_env_runs_on_the_packaged_model_and_cdnow_and_a_scenario_by_name() -> None:
+    for kwargs in ({}, {"scenario": "holiday_peak", "reward": "expected"}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            env = gym.make(winback.envs.ACTIVATION_ID, **kwargs)
+            gymnasium_check_env(env.unwrapped)
+        observation, _ = env.reset(seed=0)
+        assert env.observation_space.contains(observation)
+        assert env.unwrapped.episodes.config.horizon == 52
+
+
+def test_v0_is_refused_with_gymnasiums_deprecation_error() -> None:
+    assert winback.envs.ACTIVATION_ID == "winback/Activation-v1"
+    with pytest.warns(DeprecationWarning), pytest.raises(gym.error.DeprecatedEnv, match="Activation-v1"):
+        gym.make("winback/Activation-v0")
+
+
+def test_a_scenario_file_sets_horizon_cap_demand_and_reward_in_every_env(tmp_path: Path) -> None:
+    path = tmp_path / "short.toml"
+    path.write_text("horizon = 4\nmin_contact_gap = 2\n[[shocks]]\nstart = 1\nend = 3\nmultiplier = 2.0\n")
+    scenario = load_scenario(path)
+    expected = EpisodeConfig(4, 2, Demand((0.0, math.log(2.0), math.log(2.0), 0.0)), "expected")
+    envs = (
+        gym.make(winback.envs.ACTIVATION_ID, scenario=str(path), reward="expected"),
+        gym.make_vec(winback.envs.ACTIVATION_ID, num_envs=2, scenario=path, reward="expected"),
+        PopulationVecEnv(2, scenario, "expected"),
+    )
+    for env in envs:
+        assert env.unwrapped.episodes.config == expected
+        assert env.unwrapped.episodes.pool is scenario.train_users()
+    single = envs[0]
+    single.reset(seed=0)
+    single.step(1)
+    assert single.unwrapped.action_masks().tolist() == [True, False, False, False]
+    truncated = [single.step(0)[3] for _ in range(3)]
+    assert truncated == [False, False, True], "truncated at the scenario's horizon"
+
+
+def test_a_scenario_takes_explicit_parts_but_not_an_episode_config() -> None:
+    simulator, pool = small()
+    env = EnvConfig.make("holiday_peak", "expected", simulator=simulator, population=pool)
+    assert env.simulator is simulator and env.population is pool
+    assert env.episode == EpisodeConfig.from_scenario(load_scenario("holiday_peak"), "expected")
+    with pytest.raises(ConfigError, match="a scenario or an episode config, not both"):
+        ActivationEnv("holiday_peak", simulator=simulator, population=pool, config=PLAIN)
+    with pytest.raises(ConfigError, match=r"EpisodeConfig\.reward"):
+        ActivationEnv(simulator=simulator, population=pool, reward="drawn")  # type: ignore[arg-type]
+
+
+def test_holiday_peak_shifts_the_expected_rewards_of_its_shock_weeks_only() -> None:
+    def rewards(scenario: str) -> np.ndarray:
+        vector = gym.make_vec(winback.envs.ACTIVATION_ID, num_envs=32, scenario=scenario, reward="expected")
+        vector.reset(seed=0)
+        return np.array([vector.step(np.zeros(32, dtype=np.int64))[1] for _ in range(13)])
+
+    default, holiday = rewards("default"), rewards("holiday_peak")
+    np.testing.assert_array_equal(holiday[:8], default[:8])
+    assert np.all(holiday[8:].sum(axis=1) > default[8:].sum(axis=1)), "odds x1.5 in weeks 8-12"
 
 
 def test_same_seed_same_episode() -> None:
@@ -86,7 +161,7 @@ def test_reward_components_add_up_and_episode_truncates_at_the_horizon() -> None
 
 
 def test_masks_forbid_a_second_coupon_and_contacts_within_the_cap() -> None:
-    env = make_env(min_contact_gap=3)
+    env = make_env(EpisodeConfig(horizon=HORIZON, min_contact_gap=3))
     env.reset(seed=2)
     assert env.unwrapped.action_masks().tolist() == [True, True, True, True]
     info = env.step(2)[-1]
@@ -102,65 +177,86 @@ def rollout_actions(n_envs: int, steps: int) -> np.ndarray:
     return np.random.default_rng(7).integers(0, 4, (steps, n_envs))
 
 
-def test_batched_and_single_envs_give_identical_trajectories() -> None:
+def assert_same_info(info: dict, expected: dict) -> None:
+    """Equal values under every key of ``expected``: floats to float32 round-off, the rest exactly."""
+    for key, value in expected.items():
+        if np.asarray(value).dtype.kind == "f":
+            np.testing.assert_allclose(info[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+        else:
+            np.testing.assert_array_equal(info[key], value, err_msg=key)
+
+
+@CONFIGS
+def test_batched_and_single_envs_give_identical_trajectories(config: EpisodeConfig) -> None:
     simulator, pool = small()
     n_envs, steps = 5, 2 * HORIZON + 1
     actions = rollout_actions(n_envs, steps)
-    dummy = DummyVecEnv([make_env for _ in range(n_envs)])
-    batched = PopulationVecEnv(n_envs, simulator, pool, EpisodeConfig(horizon=HORIZON))
+    dummy = DummyVecEnv([lambda: make_env(config) for _ in range(n_envs)])
+    batched = PopulationVecEnv(n_envs, simulator=simulator, population=pool, config=config)
     for vec in (dummy, batched):
         vec.seed(11)
     obs_dummy, obs_batched = dummy.reset(), batched.reset()
     np.testing.assert_allclose(obs_batched, obs_dummy, rtol=1e-6)
     for t in range(steps):
+        np.testing.assert_array_equal(
+            np.stack(batched.env_method("action_masks")), np.stack(dummy.env_method("action_masks"))
+        )
         obs_d, rew_d, done_d, info_d = dummy.step(actions[t])
         obs_b, rew_b, done_b, info_b = batched.step(actions[t])
         np.testing.assert_allclose(obs_b, obs_d, rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(rew_b, rew_d, rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(done_b, done_d)
         for d, b in zip(info_d, info_b, strict=True):
-            assert b["delivered"] == d["delivered"] and b["purchases"] == d["purchases"]
-            if "terminal_observation" in d:
-                np.testing.assert_allclose(b["terminal_observation"], d["terminal_observation"], rtol=1e-6)
-                assert b["TimeLimit.truncated"]
-    np.testing.assert_array_equal(
-        np.stack(batched.env_method("action_masks")), np.stack(dummy.env_method("action_masks"))
-    )
+            assert_same_info(b, {key: d[key] for key in INFO_KEYS})
+            if TERMINAL_OBSERVATION in d:
+                np.testing.assert_allclose(b[TERMINAL_OBSERVATION], d[TERMINAL_OBSERVATION], rtol=1e-6)
+                assert b[TRUNCATED] and d[TRUNCATED]
 
 
-def test_gymnasium_vector_env_matches_the_single_env_with_next_step_autoreset() -> None:
-    simulator, pool = small()
-    n_envs, seed = 3, 5
-    vector = gym.make_vec(
-        winback.envs.ACTIVATION_ID,
-        num_envs=n_envs,
-        simulator=simulator,
-        population=pool,
-        max_episode_steps=HORIZON,
-    )
+@CONFIGS
+def test_gymnasium_vector_env_returns_what_sync_vector_env_of_single_envs_does(config: EpisodeConfig) -> None:
+    n_envs, seed, steps = 3, 5, 2 * HORIZON + 2
+    vector, sync = make_vec(config, n_envs), make_vec(config, n_envs, mode="sync")
     assert isinstance(vector.unwrapped, ActivationVectorEnv)
-    singles = [make_env() for _ in range(n_envs)]
-    obs_v, _ = vector.reset(seed=seed)
-    for i, env in enumerate(singles):
-        np.testing.assert_allclose(obs_v[i], env.reset(seed=seed + i)[0], rtol=1e-6)
-    actions = rollout_actions(n_envs, HORIZON)
-    for t in range(HORIZON):
+    assert isinstance(sync.unwrapped, gym.vector.SyncVectorEnv)
+    obs_v, info_v = vector.reset(seed=seed)
+    obs_s, info_s = sync.reset(seed=seed)
+    np.testing.assert_allclose(obs_v, obs_s, rtol=1e-6)
+    assert info_v == info_s == {}
+    actions = rollout_actions(n_envs, steps)
+    for t in range(steps):
         obs_v, rew_v, term_v, trunc_v, info_v = vector.step(actions[t])
-        for i, env in enumerate(singles):
-            obs, reward, terminated, truncated, _ = env.step(actions[t, i])
-            np.testing.assert_allclose(obs_v[i], obs, rtol=1e-6, atol=1e-7)
-            assert rew_v[i] == pytest.approx(reward, rel=1e-5, abs=1e-6)
-            assert (term_v[i], trunc_v[i]) == (terminated, truncated)
-        np.testing.assert_allclose(rew_v, info_v["margin"] - info_v["discount"] - info_v["contact_cost"])
-    obs_v, rew_v, _, trunc_v, _ = vector.step(actions[0])
-    assert np.all(rew_v == 0) and not trunc_v.any(), "the step after truncation resets"
-    for i, env in enumerate(singles):
-        np.testing.assert_allclose(obs_v[i], env.reset()[0], rtol=1e-6)
+        obs_s, rew_s, term_s, trunc_s, info_s = sync.step(actions[t])
+        np.testing.assert_allclose(obs_v, obs_s, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(rew_v, rew_s, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(term_v, term_s)
+        np.testing.assert_array_equal(trunc_v, trunc_s)
+        assert sorted(info_v) == sorted(info_s)
+        assert_same_info(info_v, info_s)
+        if t == HORIZON:
+            assert not np.any(rew_v) and info_v == {}, "the step after truncation resets every slot"
+
+
+def test_every_env_returns_the_same_info_keys_sb3_adding_only_its_own_at_an_episode_end() -> None:
+    simulator, pool = small()
+    keys = set(INFO_KEYS)
+    single = make_env()
+    single.reset(seed=0)
+    assert single.step(1)[-1].keys() == keys
+    vector = make_vec(PLAIN, 2)
+    vector.reset(seed=0)
+    assert vector.step(np.ones(2, dtype=np.int64))[-1].keys() == keys | {f"_{key}" for key in keys}
+    sb3 = PopulationVecEnv(2, simulator=simulator, population=pool, config=PLAIN)
+    sb3.reset()
+    for t in range(HORIZON):
+        infos = sb3.step(np.ones(2, dtype=np.int64))[-1]
+        extra = {TRUNCATED, TERMINAL_OBSERVATION} if t == HORIZON - 1 else set()
+        assert [info.keys() for info in infos] == [keys | extra] * 2
 
 
 def test_sb3_agents_train_on_the_batched_env() -> None:
     simulator, pool = small()
-    env = PopulationVecEnv(8, simulator, pool, EpisodeConfig(horizon=HORIZON))
+    env = PopulationVecEnv(8, simulator=simulator, population=pool, config=SHIFTED)
     env.seed(0)
     PPO("MlpPolicy", env, n_steps=16, batch_size=64, n_epochs=1, seed=0, device="cpu").learn(128)
     MaskablePPO("MlpPolicy", env, n_steps=16, batch_size=64, n_epochs=1, seed=0, device="cpu").learn(128)
@@ -169,4 +265,4 @@ def test_sb3_agents_train_on_the_batched_env() -> None:
 def test_single_env_refuses_to_step_before_reset() -> None:
     simulator, pool = small()
     with pytest.raises(gym.error.ResetNeeded):
-        ActivationEnv(simulator, pool).step(0)
+        ActivationEnv(simulator=simulator, population=pool).step(0)

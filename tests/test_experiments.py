@@ -46,7 +46,7 @@ class Always(Policy):
     action: int
     name: str = "always"
 
-    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    def act(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
         return np.full(len(observations), self.action, dtype=np.int64)
 
 
@@ -55,8 +55,8 @@ def drive(policy: Policy, n: int, effects: np.ndarray, seed: int = 0, periods: i
     policy.reset(context(n, seed))
     rng, obs, masks = np.random.default_rng(seed + 100), observations(np.full(n, 0.5)), np.ones((n, 4), bool)
     history = []
-    for _ in range(periods):
-        actions = policy.act(obs, masks)
+    for period in range(periods):
+        actions = policy.act(obs, masks, period)
         policy.update(rng.normal(size=n) + effects[actions])
         history.append(actions)
     return history
@@ -152,12 +152,12 @@ def fitted_uplift(n: int = 4000, seed: int = 0) -> UpliftTargeting:
     interest = rng.random(n)
     masks = np.ones((n, 4), bool)
     masks[: n // 4, COUPON_A] = False
-    actions = policy.act(observations(interest), masks)
+    actions = policy.act(observations(interest), masks, 0)
     assert not (actions[: n // 4] == COUPON_A).any()
     value = np.where(actions > 0, -0.1, 0.0) + np.where((actions == COUPON_A) & (interest > 0.5), 1.0, 0.0)
     policy.update(value + rng.normal(scale=0.05, size=n))
-    for _ in range(2):
-        assert (policy.act(observations(interest, 2 / 52), masks) == NONE).all()
+    for period in (1, 2):
+        assert (policy.act(observations(interest, 2 / 52), masks, period) == NONE).all()
         policy.update(rng.normal(scale=0.05, size=n))
     return policy
 
@@ -168,7 +168,7 @@ def test_uplift_targets_the_action_where_it_pays() -> None:
     assert sum(policy.fitted_on.values()) == 2000
     assert policy.fitted_on["none"] > policy.fitted_on["coupon"]  # masked coupons were recorded as none
     interest = np.linspace(0, 1, 201)
-    actions = policy.act(observations(interest), np.ones((201, 4), bool))
+    actions = policy.act(observations(interest), np.ones((201, 4), bool), 3)
     assert (actions[interest > 0.6] == COUPON_A).all() and (actions[interest < 0.4] == NONE).all()
 
 
@@ -178,13 +178,13 @@ def test_uplift_respects_the_gap_and_the_masks() -> None:
     since = np.array([3, 4, 10, 10]) / 52
     masks = np.ones((4, 4), bool)
     masks[3, COUPON_A] = False
-    assert policy.act(observations(interest, since), masks).tolist() == [NONE, COUPON_A, COUPON_A, NONE]
+    assert policy.act(observations(interest, since), masks, 3).tolist() == [NONE, COUPON_A, COUPON_A, NONE]
 
 
 def test_uplift_is_deterministic_for_a_seed() -> None:
     interest = np.linspace(0, 1, 101)
     predict = [
-        fitted_uplift(1000, seed).act(observations(interest), np.ones((101, 4), bool)) for seed in (0, 0)
+        fitted_uplift(1000, seed).act(observations(interest), np.ones((101, 4), bool), 3) for seed in (0, 0)
     ]
     assert (predict[0] == predict[1]).all()
 

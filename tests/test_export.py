@@ -104,10 +104,10 @@ def assert_probabilities_as_the_card_states(decision: Decision, masks: np.ndarra
 def test_policy_parity_on_10000_observations(tiny_run, tiny_export, samples) -> None:
     torch_policy, exported = SB3Policy.load(tiny_run), ExportedArtifact.load(tiny_export)
     assert samples.observations.shape[0] == N_SAMPLES and not samples.masks.all()
-    expected = torch_policy.scores(samples.observations, samples.masks)
+    expected = torch_policy.scores(samples.observations, samples.masks, 0)
     decision = exported.decide(samples.observations, samples.masks)
     assert_same_scores(expected, decision.scores)
-    np.testing.assert_array_equal(decision.actions, torch_policy.act(samples.observations, samples.masks))
+    np.testing.assert_array_equal(decision.actions, torch_policy.act(samples.observations, samples.masks, 0))
     assert len(np.unique(decision.actions)) > 1
     assert_probabilities_as_the_card_states(decision, samples.masks, greedy=False)
     # The probabilities are MaskablePPO's own masked distribution.
@@ -140,8 +140,8 @@ def test_policy_graph_parity_other_algorithms(algo, scenario, samples, tmp_path)
         list(POLICY_OUTPUTS), {"observations": samples.observations, "masks": samples.masks}
     )
     decision = Decision.from_outputs(outputs)
-    assert_same_scores(policy.scores(samples.observations, samples.masks), decision.scores)
-    np.testing.assert_array_equal(decision.actions, policy.act(samples.observations, samples.masks))
+    assert_same_scores(policy.scores(samples.observations, samples.masks, 0), decision.scores)
+    np.testing.assert_array_equal(decision.actions, policy.act(samples.observations, samples.masks, 0))
     assert_probabilities_as_the_card_states(decision, samples.masks, greedy=algo == "dqn")
 
 

@@ -46,7 +46,7 @@ class Unmasked(Policy):
     probabilities: tuple[float, ...] = (0.4, 0.2, 0.2, 0.2)
     name: str = "unmasked"
 
-    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    def act(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
         return self.context.rng.choice(len(self.probabilities), len(observations), p=self.probabilities)
 
 
@@ -57,13 +57,8 @@ class Scripted(Policy):
     script: tuple[int, ...]
     name: str = "scripted"
 
-    def reset(self, context: DecisionContext) -> None:
-        super().reset(context)
-        self.period = 0
-
-    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        action = self.script[self.period] if self.period < len(self.script) else 0
-        self.period += 1
+    def act(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
+        action = self.script[period] if period < len(self.script) else 0
         return np.full(len(observations), action, dtype=np.int64)
 
 
@@ -88,9 +83,9 @@ def test_without_limits_the_engine_equals_the_gymnasium_env(
     vector = gym.make_vec(
         winback.envs.ACTIVATION_ID,
         num_envs=64,
+        scenario=scenario,
         simulator=simulator,
         population=users,
-        max_episode_steps=HORIZON,
     )
     observations, _ = vector.reset(seed=5)
     start = vector.unwrapped.episodes.state.copy()
@@ -101,9 +96,9 @@ def test_without_limits_the_engine_equals_the_gymnasium_env(
         )
     )
     rewards, contacts = np.zeros(64), np.zeros(64)
-    for _ in range(HORIZON):
+    for period in range(HORIZON):
         masks = vector.unwrapped.action_masks()
-        actions = policy.act(observations, masks)
+        actions = policy.act(observations, masks, period)
         contacts += masks[np.arange(64), actions] & (actions > 0)
         observations, reward, _, _, _ = vector.step(actions)
         rewards += reward

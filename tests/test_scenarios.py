@@ -335,7 +335,7 @@ def test_custom_file_with_a_relative_model_path(tmp_path: Path, capsys: pytest.C
         'horizon = 26\n[model]\nartifact = "../models/mine"\n[contacts.care_message]\ncost = 0.5\n'
     )
     scenario = load_scenario(str(path))
-    assert scenario.name == "my" and scenario.horizon == 26 and scenario.episode.horizon == 26
+    assert scenario.name == "my" and scenario.horizon == 26
     assert scenario.model_config.artifact == str(tmp_path / "models" / "mine")
     model = scenario.model()
     assert model is not default_model() and model is scenario.model()

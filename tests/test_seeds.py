@@ -12,7 +12,8 @@ from tiny import TRAINING
 
 from winback.agents.sb3 import SEEDS_FILE, SB3Policy, selected_run
 from winback.agents.seeds import train_seeds
-from winback.agents.training import TrainConfig, validation_users
+from winback.agents.training import TrainConfig
+from winback.agents.training.callbacks import validation_users
 from winback.cli import app
 from winback.errors import ArtifactError, ConfigError
 from winback.export.exporter import export_policy
@@ -42,10 +43,10 @@ def test_seeds_train_in_processes_each_as_alone_and_the_best_on_validation_stand
     users = validation_users(scenario, 40)
     simulator = scenario.simulator_for(0)
     features, masks = observe(simulator, users), simulator.action_masks(users)
-    expected = SB3Policy.load(tmp_path / record["selected"]).scores(features, masks)
+    expected = SB3Policy.load(tmp_path / record["selected"]).scores(features, masks, 0)
     export_policy(tmp_path, tmp_path / "export", seeds=1, eval_users=20)
     for loaded in (load_policy_dir(tmp_path), SB3Policy.load(tmp_path), load_policy_dir(tmp_path / "export")):
-        np.testing.assert_allclose(loaded.scores(features, masks), expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(loaded.scores(features, masks, 0), expected, rtol=1e-5, atol=1e-5)
     card = json.loads((tmp_path / "export" / CARD_FILE).read_text())
     assert card["policy"]["run_dir"] == str((tmp_path / record["selected"]).resolve())
     assert card["training"]["seed_selection"]["runs"] == record["runs"]

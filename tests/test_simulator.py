@@ -109,31 +109,6 @@ def test_blocks_on_several_threads_give_the_numbers_of_one_thread() -> None:
         np.testing.assert_array_equal(one_thread, two_threads)
 
 
-def test_compiled_step_reproduces_the_composed_step() -> None:
-    """The fused LSTM step (winback.simulator.fused) against the composition of the model's methods."""
-    response = dataclasses.replace(ResponseConfig(), opt_out_per_fatigue=0.05)
-    compiled, state = population(block_size=256, response=response, seed=3)
-    composed, reference = population(block_size=256, response=response, seed=3, compiled=False)
-    assert compiled._fused is not None and composed._fused is None
-    actions = np.random.default_rng(5).integers(0, 4, (12, state.n_users))
-    shifts = np.random.default_rng(6).normal(0, 0.5, (12, state.n_users)) * (np.arange(12) % 2)[:, None]
-    for period_actions, shift in zip(actions, shifts, strict=True):
-        got = compiled.step(state, period_actions, demand_shift=shift)
-        expected = composed.step(reference, period_actions, demand_shift=shift)
-        np.testing.assert_array_equal(got.activity.counts, expected.activity.counts)
-        np.testing.assert_array_equal(got.delivered, expected.delivered)
-        np.testing.assert_array_equal(got.opted_out, expected.opted_out)
-        for name in ("margin", "discount", "contact_cost"):
-            np.testing.assert_allclose(getattr(got.reward, name), getattr(expected.reward, name), rtol=1e-6)
-    for name in ("recency", "frequency", "opted_out", "valid_left", "since_contact", "period"):
-        np.testing.assert_array_equal(getattr(state, name), getattr(reference, name))
-    for name in ("fatigue", "lift", "spend_total"):
-        np.testing.assert_allclose(getattr(state, name), getattr(reference, name), rtol=1e-6)
-    np.testing.assert_allclose(state.decay.hidden, reference.decay.hidden, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(state.forecast.p_active, reference.forecast.p_active, rtol=1e-4, atol=1e-7)
-    np.testing.assert_allclose(observe(compiled, state), observe(composed, reference), rtol=1e-4, atol=1e-6)
-
-
 @pytest.mark.parametrize("compiled", [True, False])
 def test_a_demand_shock_only_adds_buyers_and_none_changes_nothing(compiled: bool) -> None:
     simulator, state = population(block_size=128, compiled=compiled)

@@ -11,15 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from winback.benchmarks.suite import BenchConfig
-from winback.benchmarks.sweep import (
-    GridAxis,
-    LocalBackend,
-    RayBackend,
-    SweepConfig,
-    cell_document,
-    cell_scenario,
-    run_sweep,
-)
+from winback.benchmarks.sweep import run_sweep
+from winback.benchmarks.sweep.backends import LocalBackend, RayBackend
+from winback.benchmarks.sweep.grid import GridAxis, SweepConfig, cell_document
+from winback.benchmarks.sweep.tasks import cell_scenario
 from winback.cli import app
 from winback.errors import ConfigError
 from winback.scenarios.files import to_document

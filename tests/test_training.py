@@ -18,7 +18,9 @@ from tiny import TRAINING
 
 from winback.agents.base import DecisionContext
 from winback.agents.sb3 import ALGORITHMS, ObservationNormalization, SB3Policy
-from winback.agents.training import TrainConfig, TrainResult, _make_env, _new_model, train, validation_users
+from winback.agents.training import TrainConfig, TrainResult, train
+from winback.agents.training.callbacks import validation_users
+from winback.agents.training.factory import make_env, new_model
 from winback.benchmarks.rollout import run_policy
 from winback.cli import app
 from winback.envs.population import PopulationVecEnv
@@ -74,7 +76,8 @@ def test_the_saved_run_acts_exactly_like_the_model_in_memory(trained, scenario) 
     assert loaded.normalization.to_dict() == trained.policy.normalization.to_dict()
     observations, masks = batch(scenario, 100)
     np.testing.assert_array_equal(
-        fresh(loaded, 100).scores(observations, masks), fresh(trained.policy, 100).scores(observations, masks)
+        fresh(loaded, 100).scores(observations, masks, 0),
+        fresh(trained.policy, 100).scores(observations, masks, 0),
     )
     users = validation_users(scenario, 50)
     runs = [run_policy(policy, scenario, users, seeds=[3]) for policy in (trained.policy, loaded)]
@@ -85,12 +88,12 @@ def test_the_saved_run_acts_exactly_like_the_model_in_memory(trained, scenario) 
 def test_masked_actions_are_never_chosen(trained, scenario) -> None:
     observations, all_valid = batch(scenario, 200)
     all_valid[:] = True
-    favourite = fresh(trained.policy, 200).act(observations, all_valid)
+    favourite = fresh(trained.policy, 200).act(observations, all_valid, 0)
     masks = all_valid.copy()
     masks[np.arange(200), favourite] = False
-    actions = fresh(trained.policy, 200).act(observations, masks)
+    actions = fresh(trained.policy, 200).act(observations, masks, 0)
     assert masks[np.arange(200), actions].all()
-    scores = fresh(trained.policy, 200).scores(observations, masks)
+    scores = fresh(trained.policy, 200).scores(observations, masks, 0)
     assert scores.dtype == np.float32 and scores.shape == masks.shape
     assert np.isneginf(scores[~masks]).all() and np.isfinite(scores[masks]).all()
 
@@ -100,15 +103,13 @@ def test_unmasked_actions_are_sb3s_deterministic_predictions(trained, scenario) 
     masks[:] = True
     normalized = trained.policy.normalization.normalize(observations)
     predicted, _ = trained.policy.model.predict(normalized, deterministic=True)
-    np.testing.assert_array_equal(fresh(trained.policy, 100).act(observations, masks), predicted)
+    np.testing.assert_array_equal(fresh(trained.policy, 100).act(observations, masks, 0), predicted)
 
 
 def test_normalization_json_applies_the_statistics_as_vec_normalize_does_and_masks_pass_it(
     scenario, tmp_path
 ) -> None:
-    env = VecNormalize(
-        PopulationVecEnv(8, simulator=scenario.simulator_for(0), population=scenario.train_users()), gamma=0.9
-    )
+    env = VecNormalize(PopulationVecEnv(8, scenario), gamma=0.9)
     env.seed(1)
     env.reset()
     rng = np.random.default_rng(0)
@@ -128,7 +129,7 @@ def test_normalization_json_applies_the_statistics_as_vec_normalize_does_and_mas
 def test_dqn_bootstraps_at_the_horizon_only_when_the_config_says_so(tmp_path) -> None:
     for bootstrap in (False, True):
         config = TrainConfig(algo="dqn", bootstrap_horizon=bootstrap, **TRAINING)
-        model = _new_model(config, _make_env(config, load_scenario(config.scenario)), tmp_path / "tb")
+        model = new_model(config, make_env(config, load_scenario(config.scenario)), tmp_path / "tb")
         assert model.replay_buffer.handle_timeout_termination is bootstrap
 
 

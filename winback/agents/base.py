@@ -2,25 +2,33 @@
 
 A :class:`Policy` decides for a batch of users at once. The harness (and the what-if engine, and the
 server) calls :meth:`Policy.reset` when a batch of users starts, then each period :meth:`Policy.act`
-with the users' observations and action masks, and :meth:`Policy.update` with the rewards that
-followed (only policies that learn online, such as an A/B test, use them).
+with the users' observations, their action masks and the period's index, and :meth:`Policy.update`
+with the rewards that followed (only policies that learn online, such as an A/B test, use them).
+
+A deployable policy is told only what a production job has: the :class:`DecisionContext` at reset,
+then observations, masks and the period. The references that look into the simulator (the oracle and
+the planner) are :class:`~winback.agents.reference.Reference` policies, bound to the true world
+apart. A :class:`ScoringPolicy` also scores every action per user.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
-from winback.envs.episodes import Demand
-from winback.simulator.core import Simulator
-from winback.simulator.state import SINCE_CAP, SimState
+from winback.simulator.state import SINCE_CAP
+
+ScoreKind = Literal["log_probability", "q_value", "net_value"]
+"""What the scores of a :class:`ScoringPolicy` are: the log-probability of each action under the
+policy's distribution (the masks not applied), its Q-value, or its predicted net value per user."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class DecisionContext:
-    """What a policy is told when a batch of users starts."""
+    """What a policy is told when a batch of users starts: what a production job knows too."""
 
     feature_names: tuple[str, ...]
     """Columns of the observations (:mod:`winback.simulator.features`)."""
@@ -31,14 +39,6 @@ class DecisionContext:
     """The policy's own seeded generator (randomised policies draw only from it)."""
     horizon: int
     """Periods the batch will be followed."""
-    simulator: Simulator | None = None
-    """The true simulator and the live state it steps: only the :class:`~winback.agents.oracle.Oracle`,
-    a reference that no deployed policy could be, looks at them."""
-    state: SimState | None = None
-    min_gap: int = 0
-    """The frequency cap the simulator enforces."""
-    demand: Demand = field(default_factory=Demand)
-    """The scenario's shifts of demand (:attr:`Scenario.demand`): only the oracle looks at them."""
 
 
 class Policy(ABC):
@@ -55,12 +55,29 @@ class Policy(ABC):
         self.context = context
 
     @abstractmethod
-    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        """(n,) int64 actions; a masked action is refused by the simulator (no cost, counts as none)."""
+    def act(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
+        """(n,) int64 actions in ``period`` (0 for the first after :meth:`reset`, then 1, 2, ...);
+        a masked action is refused by the simulator (no cost, counts as none)."""
 
     def update(self, rewards: np.ndarray) -> None:
         """The (n,) rewards of the period just acted on (ignored unless the policy learns online)."""
         return None
+
+
+class ScoringPolicy(Policy):
+    """A policy that scores every action of every user, higher better: what a budget can rank by.
+
+    Wherever it decides greedily, :meth:`act` chooses the highest score (the first on ties).
+    """
+
+    @property
+    @abstractmethod
+    def score_kind(self) -> ScoreKind:
+        """What the scores are (:data:`ScoreKind`)."""
+
+    @abstractmethod
+    def scores(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
+        """(n, A) float scores, ``-inf`` where masked (the arguments as for :meth:`Policy.act`)."""
 
 
 class Features:

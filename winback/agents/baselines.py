@@ -25,7 +25,7 @@ class NoContact(Policy):
 
     name = "no_contact"
 
-    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    def act(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
         return np.zeros(len(observations), dtype=np.int64)
 
 
@@ -53,7 +53,7 @@ class RandomContact(Policy):
         """Rates that send ``contacts_per_user[kind]`` contacts of each kind per user over ``horizon``."""
         return cls({kind: min(count / horizon, 1.0) for kind, count in contacts_per_user.items()}, name)
 
-    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    def act(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
         actions = self.context.actions
         edges = np.cumsum([self.rates.get(kind, 0.0) for kind in actions[1:]])
         draws = self.context.rng.random(len(observations))
@@ -73,7 +73,7 @@ class FixedCadence(Policy):
         if self.every < 1:
             raise ConfigError(f"FixedCadence.every = {self.every} (allowed: >= 1)")
 
-    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    def act(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
         due = Features(self.context.feature_names, observations).since(self.kind) >= self.every
         return allowed(np.where(due, self.context.actions.index(self.kind), 0), masks)
 
@@ -98,7 +98,7 @@ class RecencyRule(Policy):
             if getattr(self, field) < 0:
                 raise ConfigError(f"RecencyRule.{field} = {getattr(self, field)} (allowed: >= 0)")
 
-    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    def act(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
         features, actions = Features(self.context.feature_names, observations), self.context.actions
         recency = features.recency
         chosen = np.zeros(len(observations), dtype=np.int64)
@@ -140,7 +140,7 @@ class InterestThresholdRule(Policy):
         if self.top not in self.LADDER:
             raise ConfigError(f"InterestThresholdRule.top = {self.top!r} (allowed: {', '.join(self.LADDER)})")
 
-    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    def act(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
         features, actions = Features(self.context.feature_names, observations), self.context.actions
         ladder = self.LADDER[: self.LADDER.index(self.top) + 1]
         low = (features.interest <= self.threshold) & (features.since_any(ladder) >= self.gap)

@@ -14,7 +14,7 @@ import numpy as np
 from scipy import stats
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from winback.agents.base import DecisionContext, Features, Policy, allowed
+from winback.agents.base import DecisionContext, Features, Policy, ScoreKind, ScoringPolicy, allowed
 from winback.agents.baselines import NoContact
 from winback.errors import ConfigError
 
@@ -113,13 +113,13 @@ class ABTestThenRollout(Policy):
         self._period = 0
         self.decision = None
 
-    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    def act(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
         if self.decision is not None:
-            return self._arms[self.decision.winner].act(observations, masks)
+            return self._arms[self.decision.winner].act(observations, masks, period)
         actions = np.zeros(len(observations), dtype=np.int64)
         for k, policy in enumerate(self._arms.values()):
             rows = np.flatnonzero(self._arm == k)
-            actions[rows] = policy.act(observations[rows], masks[rows])
+            actions[rows] = policy.act(observations[rows], masks[rows], period)
         return actions
 
     def update(self, rewards: np.ndarray) -> None:
@@ -155,7 +155,7 @@ class ABTestThenRollout(Policy):
 
 
 @dataclass
-class UpliftTargeting(Policy):
+class UpliftTargeting(ScoringPolicy):
     """Randomise one contact per test user, fit a value model per action, then target by predicted uplift.
 
     What a data-science team does to move beyond a single winning rule (a T-learner): a random
@@ -166,6 +166,9 @@ class UpliftTargeting(Policy):
     on, every user last contacted at least ``gap`` periods ago gets the valid action of highest
     predicted value if it beats the prediction for ``none`` (the predicted incremental margin exceeds
     what the contact costs), and nothing otherwise.
+
+    Its :meth:`scores` are those predicted values: from the second period on, :meth:`act` is their
+    argmax (the first period's actions are the test's random draws).
     """
 
     separable = False
@@ -199,29 +202,36 @@ class UpliftTargeting(Policy):
         self._period = 0
         self.models, self.fitted_on = {}, {}
 
-    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        actions = np.zeros(len(observations), dtype=np.int64)
+    @property
+    def score_kind(self) -> ScoreKind:
+        return "net_value"
+
+    def act(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
         if self._period == 0:
+            actions = np.zeros(len(observations), dtype=np.int64)
             actions[self._test] = self._assigned
             actions = allowed(actions, masks)
             self._given, self._observed = actions[self._test], observations[self._test].copy()
             return actions
+        # ties go to none (first): a contact must beat it
+        return np.argmax(self.scores(observations, masks, period), axis=1).astype(np.int64)
+
+    def scores(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
+        """(n, A) float64 net value over ``window`` periods predicted for each action, ``-inf`` where
+        masked, where the action's value model is missing (no test user got it) and for contacts
+        within ``gap`` periods of the last one. Until the window closes, when there are no value
+        models yet, ``none`` scores 0 and every contact ``-inf`` (nothing is sent)."""
+        values = np.full(masks.shape, -np.inf)
         if self._period < self.window:
-            return actions
+            values[:, 0] = np.where(masks[:, 0], 0.0, -np.inf)
+            return values
         kinds = self.context.actions[1:]
-        eligible = np.flatnonzero(
-            Features(self.context.feature_names, observations).since_any(kinds) >= self.gap
-        )
-        if len(eligible) == 0:
-            return actions
-        values = np.full((len(eligible), masks.shape[1]), -np.inf)
+        eligible = Features(self.context.feature_names, observations).since_any(kinds) >= self.gap
         for a, action in enumerate(self.context.actions):
             if action in self.models:
-                values[:, a] = np.where(
-                    masks[eligible, a], self.models[action].predict(observations[eligible]), -np.inf
-                )
-        actions[eligible] = np.argmax(values, axis=1)  # ties go to none (first): a contact must beat it
-        return actions
+                valid = masks[:, a] & (eligible | (a == 0))
+                values[:, a] = np.where(valid, self.models[action].predict(observations), -np.inf)
+        return values
 
     def update(self, rewards: np.ndarray) -> None:
         self._period += 1

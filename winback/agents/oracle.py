@@ -12,6 +12,9 @@ numbers): the oracle sees exactly which contacts tip which users into buying, wh
 know. With ``clairvoyant=False`` it is a *planner* instead: it knows the model but not the luck, and
 averages ``samples`` futures drawn from its own streams, with the same sampled luck for every action
 so that the comparison between actions is not noise.
+
+Both are :class:`~winback.agents.reference.Reference` policies: the harness binds them to the true
+world (the simulator, the live state it steps, the scenario's demand) that no deployable policy sees.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from winback.agents.base import DecisionContext, Policy
+from winback.agents.reference import Reference
 from winback.errors import ConfigError
 from winback.simulator.features import observe
 from winback.simulator.state import SimState
@@ -30,7 +34,7 @@ from winback.streams import draw_keys
 
 
 @dataclass
-class Oracle(Policy):
+class Oracle(Reference):
     lookahead: int = 4
     """Periods each action is judged over (the action's period included, capped at the horizon)."""
     clairvoyant: bool = True
@@ -39,8 +43,8 @@ class Oracle(Policy):
     """Simulated futures averaged per action when not clairvoyant."""
     base: Policy | None = None
     """The policy followed after the first action in the look-ahead (``None``: nothing is sent). It
-    must decide from observations alone (a rule, a feed-forward agent): it is reset for every
-    look-ahead."""
+    must decide from observations alone (a rule, a feed-forward agent, not a reference): it is reset
+    for every look-ahead, whose second period is its period 0."""
     name: str = "oracle"
 
     def __post_init__(self) -> None:
@@ -48,12 +52,14 @@ class Oracle(Policy):
             raise ConfigError(
                 f"Oracle lookahead = {self.lookahead}, samples = {self.samples} (allowed: >= 1)"
             )
+        if isinstance(self.base, Reference):
+            raise ConfigError(
+                f"Oracle.base = {self.base.name} reads the simulator (allowed: a policy that decides "
+                "from observations)"
+            )
 
     def reset(self, context: DecisionContext) -> None:
-        if context.simulator is None or context.state is None:
-            raise ConfigError("the oracle needs the simulator and the live state (run it in the harness)")
         super().reset(context)
-        self.period = 0
         self._salt = np.uint64(context.rng.integers(2**63))
         self._base_seed = int(context.rng.integers(2**63))
 
@@ -65,14 +71,12 @@ class Oracle(Policy):
         copies.keys = draw_keys(state.keys ^ self._salt, self.samples)
         return copies
 
-    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        simulator, state, gap = self.context.simulator, self.context.state, self.context.min_gap
-        assert simulator is not None and state is not None  # checked in reset
-        now = self.period
-        window = min(self.lookahead, self.context.horizon - now)
-        self.period += 1
+    def act(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
+        world = self.world
+        simulator, state, gap, demand = world.simulator, world.state, world.min_gap, world.demand
+        window = min(self.lookahead, self.context.horizon - period)
         copies = 1 if self.clairvoyant else self.samples
-        demand, periods = self.context.demand, np.full(state.n_users * copies, now)
+        periods = np.full(state.n_users * copies, period)
         values = np.full(masks.shape, -np.inf)
         for action in range(masks.shape[1]):
             valid = masks[:, action]
@@ -85,26 +89,26 @@ class Oracle(Policy):
             follow = self._follower(future.n_users, window)
             for ahead in range(1, window):
                 shift = demand.shift(periods + ahead, future.recency)
-                value += simulator.step(future, follow(future), min_gap=gap, demand_shift=shift).reward.total
+                actions = follow(future, ahead - 1)
+                value += simulator.step(future, actions, min_gap=gap, demand_shift=shift).reward.total
             values[valid, action] = value.reshape(-1, copies).mean(axis=1)[valid]
         return np.argmax(values, axis=1).astype(np.int64)  # ties go to the lowest action: none first
 
-    def _follower(self, n_users: int, window: int) -> Callable[[SimState], np.ndarray]:
-        """The actions taken after the first one in a look-ahead of ``n_users`` simulated users."""
+    def _follower(self, n_users: int, window: int) -> Callable[[SimState, int], np.ndarray]:
+        """The actions taken after the first one in a look-ahead of ``n_users`` simulated users, by
+        the state and the period of the ``base`` policy's run (which starts after the first action)."""
         if self.base is None:
             idle = np.zeros(n_users, dtype=np.int64)
-            return lambda _: idle
-        simulator, base = self.context.simulator, self.base
-        assert simulator is not None
+            return lambda future, period: idle
+        simulator, gap, base = self.world.simulator, self.world.min_gap, self.base
         base.reset(
             dataclasses.replace(
                 self.context,
                 n_users=n_users,
                 rng=np.random.default_rng(self._base_seed),
                 horizon=max(window - 1, 1),
-                simulator=None,
-                state=None,
             )
         )
-        gap = self.context.min_gap
-        return lambda future: base.act(observe(simulator, future), simulator.action_masks(future, gap))
+        return lambda future, period: base.act(
+            observe(simulator, future), simulator.action_masks(future, gap), period
+        )

@@ -20,7 +20,7 @@ from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
-from winback.agents.base import DecisionContext, Policy
+from winback.agents.base import DecisionContext, ScoreKind, ScoringPolicy
 from winback.errors import ArtifactError
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
@@ -133,12 +133,13 @@ class ObservationNormalization:
             raise ArtifactError(f"{path}: not a readable observation normalization ({err})") from err
 
 
-class SB3Policy(Policy):
+class SB3Policy(ScoringPolicy):
     """A trained SB3 model choosing, for every user, the valid action it scores highest.
 
-    Scores are the policy's action logits (PPO, A2C, MaskablePPO, RecurrentPPO) or the Q-values
-    (DQN), with masked actions at ``-inf``. A recurrent policy keeps one LSTM state per user from
-    :meth:`reset` on: each call of :meth:`scores` (or :meth:`act`) is the next period of the same users.
+    Scores are the log-probabilities of the policy's actions (PPO, A2C, MaskablePPO, RecurrentPPO:
+    its logits as ``Categorical`` normalises them) or the Q-values (DQN), with masked actions at
+    ``-inf``. A recurrent policy keeps one LSTM state per user from :meth:`reset` on: each call of
+    :meth:`scores` (or :meth:`act`) is the next period of the same users.
     """
 
     def __init__(
@@ -171,8 +172,13 @@ class SB3Policy(Policy):
         super().reset(context)
         self._lstm_states = None
 
-    def scores(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        """(n, A) float32 action logits or Q-values, ``-inf`` where masked; one forward pass for all users."""
+    @property
+    def score_kind(self) -> ScoreKind:
+        return "q_value" if isinstance(self.model, DQN) else "log_probability"
+
+    def scores(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
+        """(n, A) float32 log-probabilities or Q-values, ``-inf`` where masked; one forward pass for
+        all users."""
         obs = torch.as_tensor(self.normalization.normalize(observations), device=self.model.device)
         policy = self.model.policy
         with torch.no_grad():
@@ -202,5 +208,5 @@ class SB3Policy(Policy):
         )
         return distribution.distribution.logits
 
-    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        return np.argmax(self.scores(observations, masks), axis=1).astype(np.int64)
+    def act(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
+        return np.argmax(self.scores(observations, masks, period), axis=1).astype(np.int64)

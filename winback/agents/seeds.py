@@ -31,7 +31,8 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from winback.agents.sb3 import SEEDS_FILE, seeds_record
-from winback.agents.training import TrainConfig, read_curve, train
+from winback.agents.training import TrainConfig, train
+from winback.agents.training.curves import read_curve
 from winback.errors import ConfigError
 from winback.progress import progress_bar
 from winback.simulator.threads import one_thread_per_process

@@ -4,6 +4,10 @@ Every policy of a comparison runs on copies of the same users under simulators w
 so each user meets the same luck under every policy (common random numbers,
 :mod:`winback.streams`): differences between policies are paired by user and seed.
 
+A policy is told what a production job knows: its :class:`~winback.agents.base.DecisionContext`,
+then each period the observations, the masks and the period's index. Only a reference (the oracle,
+the planner) is also bound to the simulator and the live state (:func:`winback.agents.reference.start`).
+
 This is the what-if engine: the contacts a policy requests reach users through the scenario's
 operations (:mod:`winback.scenarios.operations`: coupon budget, care team, delivery delays, in
 simpy). Without limits, every allowed request is delivered in the period it was made.
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from winback.agents.base import DecisionContext, Policy
+from winback.agents.reference import TrueWorld, start
 from winback.scenarios.operations import OperationsDesk
 from winback.scenarios.scenario import Scenario
 from winback.simulator.core import Simulator
@@ -126,18 +131,10 @@ def _run_seed(
         operations_seed(seed),
         scenario.campaigns,
     )
-    policy.reset(
-        DecisionContext(
-            feature_names=feature_names(simulator),
-            actions=simulator.actions,
-            n_users=n,
-            rng=policy_seed(name, seed),
-            horizon=horizon,
-            simulator=simulator,
-            state=state,
-            min_gap=gap,
-            demand=scenario.demand,
-        )
+    start(
+        policy,
+        DecisionContext(feature_names(simulator), simulator.actions, n, policy_seed(name, seed), horizon),
+        TrueWorld(simulator, state, gap, scenario.demand),
     )
     totals = {key: np.zeros(n) for key in ("margin", "discounts", "contact_costs", "revenue")}
     contacts = np.zeros((n, len(kinds)))
@@ -146,7 +143,7 @@ def _run_seed(
     for t in range(horizon):
         observations = observe(simulator, state)
         masks = simulator.action_masks(state, gap)
-        actions = np.asarray(policy.act(observations, masks), dtype=np.int64)
+        actions = np.asarray(policy.act(observations, masks, t), dtype=np.int64)
         desk.dispatch(t, actions, masks)
         user_interest = observations[:, 0]
         interest[t] = user_interest.mean()

@@ -273,7 +273,7 @@ def ab_candidates(rules: dict[str, Policy]) -> dict[str, Policy]:
 
 
 def load_agents(run_dirs: Sequence[Path]) -> list[Policy]:
-    """Each training run's best model or exported policy (:func:`~winback.export.load_policy_dir`),
+    """Each training run's best model or exported policy (:func:`~winback.export.policy.load_policy_dir`),
     named by its algorithm (and directory when algorithms repeat)."""
     agents = [load_policy_dir(run_dir) for run_dir in run_dirs]
     algos = [agent.name for agent in agents]

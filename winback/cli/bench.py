@@ -90,7 +90,7 @@ def bench(
     """Run the policies on the scenario's evaluation users and write the leaderboard and plots to OUT.
 
     One thread by default: the simulator's batches are too small for a second thread to pay, and
-    a busy second core makes multi-threaded torch spin (``shared/PERF.md``).
+    two torch threads stall (hiccups of ~8 ms, measured on a 2-core machine) when the other core is busy.
     """
     scenarios = scenario or [DEFAULTS.scenario]
     config = bench_config(

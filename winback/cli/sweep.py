@@ -6,7 +6,9 @@ from typing import Annotated, Literal
 
 import typer
 
-from winback.benchmarks.sweep import GridAxis, SweepConfig, default_workers, make_backend, run_sweep
+from winback.benchmarks.sweep import run_sweep
+from winback.benchmarks.sweep.backends import default_workers, make_backend
+from winback.benchmarks.sweep.grid import GridAxis, SweepConfig
 from winback.cli.bench import (
     Agents,
     EvalUsers,

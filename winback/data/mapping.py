@@ -3,7 +3,9 @@
 A :class:`ColumnMapping` names, for each canonical column, the source column it is read from,
 renames event-type values, says how to read epoch timestamps, gives column names to header-less
 files, and can restrict ``value`` to purchase rows (for logs whose price column is filled on every
-row). Presets cover the public logs named in ``shared/DATA.md``; anything else is a TOML file::
+row). Presets cover three public logs (RetailRocket ``events.csv``: view / addtocart / transaction;
+REES46 multi-category store: view / cart / purchase; Taobao UserBehavior: pv / cart / fav / buy,
+without a header); anything else is a TOML file::
 
     name = "my-shop"
     timestamp_unit = "ms"            # optional: "s" or "ms" for epoch numbers

@@ -74,13 +74,6 @@ class PanelSpec:
     def period_start(self, period: int) -> dt.date:
         return self.origin_date + dt.timedelta(days=int(period) * self.period_days)
 
-    def calendar_features(self, periods: np.ndarray) -> np.ndarray:
-        """Sine and cosine of the day of year at the middle of each period, shape ``(*periods.shape, 2)``."""
-        origin_doy = self.origin_date.timetuple().tm_yday - 1
-        mid_day = np.asarray(periods, dtype=np.float64) * self.period_days + self.period_days / 2
-        phase = 2 * np.pi * (origin_doy + mid_day) / 365.25
-        return np.stack([np.sin(phase), np.cos(phase)], axis=-1).astype(np.float32)
-
     def to_json(self) -> dict:
         return asdict(self)
 

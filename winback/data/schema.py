@@ -1,6 +1,7 @@
 """The canonical event-log schema and the in-memory container every loader returns.
 
-One row per event (see ``shared/DATA.md``):
+One row per event, the shape public event logs come in (RetailRocket, REES46, Taobao UserBehavior:
+:data:`winback.data.mapping.PRESETS` maps their columns):
 
 =============  ========  ===========================================================
 column         required  meaning

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1
+from scipy.special import betainc, betaln, digamma, gammaln, hyp2f1
 
 from winback.data.panel import PanelSpec, PeriodPanel
 from winback.decay_model.base import (
@@ -29,6 +29,7 @@ from winback.decay_model.base import (
     check_born,
     scale_expectations,
 )
+from winback.decay_model.lstm_period import bgnbd_p_alive
 from winback.decay_model.marks import PurchaseMarks
 
 _CHUNK = 1 << 13
@@ -139,7 +140,8 @@ class BGNBDModel(DecayModel):
 
     def p_alive(self, state: BGNBDState) -> np.ndarray:
         """(n,) P(alive at T | x, t_x, T): the factor ``1 / (1 + ...)`` of FHL 2005 eq. (10)."""
-        return expit(-self._log_dropout_odds(state))
+        self._require_fitted()
+        return bgnbd_p_alive(state.x, state.t_x, state.T, self.r, self.alpha, self.a, self.b)
 
     def conditional_expected_purchases(self, state: BGNBDState, t: float) -> np.ndarray:
         """(n,) E[Y(t) | x, t_x, T]: expected purchases in the next ``t`` periods, FHL 2005 eq. (10).
@@ -258,18 +260,6 @@ class BGNBDModel(DecayModel):
             t_x=np.where(purchases > 0, state.T + 0.5, state.t_x),
             T=state.T + 1.0,
         )
-
-    def _log_dropout_odds(self, state: BGNBDState) -> np.ndarray:
-        """log of ``[x > 0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x)`` (-inf for x = 0), from eq. (10)."""
-        self._require_fitted()
-        x = state.x
-        repeat = x > 0
-        log_odds = (
-            np.log(self.a)
-            - np.log(self.b + np.maximum(x, 1.0) - 1)
-            + (self.r + x) * (np.log(self.alpha + state.T) - np.log(self.alpha + state.t_x))
-        )
-        return np.where(repeat, log_odds, -np.inf)
 
     def config(self) -> dict[str, Any]:
         return {

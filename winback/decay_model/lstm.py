@@ -1,19 +1,16 @@
 """The learned decay model: an LSTM over each user's periods with hurdle count heads and a spend head.
 
-Each period ``t`` of a user (from birth) is one LSTM step with inputs
-
-- ``log1p`` of the count of every event type and of the spend in ``t``;
-- ``log1p`` of the contacts of each kind received in ``t``;
-- tenure ``log1p(t - first_period)`` and a birth-period flag;
-- recency ``log1p(periods since the last purchase)`` and frequency ``log1p(purchases so far)``;
-- the posterior summaries of a BG/NBD model fitted on the same data, ``P(alive)`` and the log
-  expected purchase rate given the user's ``(x, t_x, T)``: a structural prior on how silence
-  lowers interest that keeps holding when the model is rolled past the longest tenure it was
-  fitted on (without it the LSTM's forecasts drift once tenure leaves the fitting range; see
-  ``benchmarks/RESULTS.md``). The LSTM learns everything else: contacts, spend, other event
-  types, and corrections to the prior;
-- optionally the calendar (sine/cosine of the day of year): off unless the fitting window spans
-  two years, since a single partial year cannot separate season from cohort age.
+Each period ``t`` of a user (from birth) is one LSTM step. Its inputs
+(:mod:`winback.decay_model.lstm_period`, where they are defined for every path that computes them)
+are ``log1p`` of the count of every event type, of the spend and of the contacts of each kind
+received, tenure, a birth flag, recency and frequency, the calendar (sine/cosine of the day of
+year; off unless the fitting window spans two years, since a single partial year cannot separate
+season from cohort age), and the posterior summaries of a BG/NBD model fitted on the same data,
+``P(alive)`` and the log expected purchase rate given the user's ``(x, t_x, T)``: a structural
+prior on how silence lowers interest that keeps holding when the model is rolled past the longest
+tenure it was fitted on (without it the LSTM's forecasts drift once tenure leaves the fitting
+range; see ``benchmarks/RESULTS.md``). The LSTM learns everything else: contacts, spend, other
+event types, and corrections to the prior.
 
 After step ``t`` the state predicts period ``t + 1`` through a head that also sees what is known in
 advance about ``t + 1``: the contacts sent in it, its tenure and calendar. Per event type the head
@@ -25,9 +22,7 @@ the model learns intervention effects when the log has randomised contacts.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +30,6 @@ from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from scipy.special import expit, logit, ndtri
 from scipy.stats import nbinom
 from torch import nn
@@ -50,9 +44,18 @@ from winback.decay_model.base import (
     no_contacts,
     scale_expectations,
 )
-from winback.decay_model.bgnbd import BGNBDModel, BGNBDState
+from winback.decay_model.bgnbd import BGNBDModel
+from winback.decay_model.lstm_fit import FitSequences, hurdle_log_prob, next_period_targets, train_network
+from winback.decay_model.lstm_period import (
+    LOG_MU_RANGE,
+    LOG_THETA_RANGE,
+    SPEND_LOG_SD_RANGE,
+    SPEND_MEAN_OFFSET,
+    InputLayout,
+    write_known_ahead,
+    write_step_inputs,
+)
 from winback.errors import ConfigError
-from winback.progress import progress_bar
 
 CALENDAR_MIN_PERIODS_DAYS = 2 * 364
 MIN_LEARNED_CONTACTS = 100
@@ -130,15 +133,15 @@ _Array = TypeVar("_Array", torch.Tensor, np.ndarray)
 
 
 def _split_head(out: _Array, n_event_types: int) -> dict[str, _Array]:
-    """The named distribution parameters in the head's raw output (torch or numpy, same bounds)."""
+    """The named distribution parameters in the head's raw output (torch or numpy; the ranges of
+    :mod:`~winback.decay_model.lstm_period`)."""
     e = n_event_types
     return {
         "logit_active": out[..., :e],
-        "log_mu": out[..., e : 2 * e].clip(-8.0, 6.0),
-        "log_theta": out[..., 2 * e : 3 * e].clip(-4.0, 6.0),
-        # Offset so an untrained head starts near a typical log spend per purchase (~$20).
-        "spend_mean": out[..., 3 * e] + 3.0,
-        "spend_log_sd": out[..., 3 * e + 1].clip(-4.0, 2.0),
+        "log_mu": out[..., e : 2 * e].clip(*LOG_MU_RANGE),
+        "log_theta": out[..., 2 * e : 3 * e].clip(*LOG_THETA_RANGE),
+        "spend_mean": out[..., 3 * e] + SPEND_MEAN_OFFSET,
+        "spend_log_sd": out[..., 3 * e + 1].clip(*SPEND_LOG_SD_RANGE),
     }
 
 
@@ -198,28 +201,6 @@ class LSTMState(DecayState):
     """(n,) purchases so far."""
 
 
-def _nb_log_pmf(k: torch.Tensor, log_mu: torch.Tensor, log_theta: torch.Tensor) -> torch.Tensor:
-    theta = log_theta.exp()
-    log_mu_theta = torch.logaddexp(log_mu, log_theta)
-    return (
-        torch.lgamma(k + theta)
-        - torch.lgamma(theta)
-        - torch.lgamma(k + 1)
-        + theta * (log_theta - log_mu_theta)
-        + k * (log_mu - log_mu_theta)
-    )
-
-
-def _hurdle_log_prob(
-    counts: torch.Tensor, logit_active: torch.Tensor, log_mu: torch.Tensor, log_theta: torch.Tensor
-) -> torch.Tensor:
-    active = counts > 0
-    positive = nn.functional.logsigmoid(logit_active) + _nb_log_pmf(
-        (counts - 1).clamp(min=0), log_mu, log_theta
-    )
-    return torch.where(active, positive, nn.functional.logsigmoid(-logit_active))
-
-
 class LSTMDecayModel(DecayModel):
     """Learned interest decay (see the module docstring)."""
 
@@ -237,77 +218,24 @@ class LSTMDecayModel(DecayModel):
         """Contacts of each kind in the fitting data."""
 
     # ----------------------------------------------------------------------------------- features
-    def _n_inputs(self, spec: PanelSpec) -> tuple[int, int]:
-        n_known = len(spec.interventions) + int(self.cfg.tenure) + (2 if self.calendar else 0)
-        step = (
-            len(spec.event_types)
-            + 1
-            + n_known
-            + 1
-            + 2 * int(self.cfg.recency_frequency)
-            + 2 * int(self.cfg.bgnbd_inputs)
+    def input_layout(self) -> InputLayout:
+        """The inputs this model reads (:mod:`winback.decay_model.lstm_period`)."""
+        spec = self._require_fitted()
+        prior = self.prior
+        return InputLayout(
+            n_event_types=len(spec.event_types),
+            n_contact_kinds=len(spec.interventions),
+            tenure=self.cfg.tenure,
+            calendar=self.calendar,
+            recency_frequency=self.cfg.recency_frequency,
+            bgnbd=self.cfg.bgnbd_inputs,
+            origin_day=float(spec.origin_date.timetuple().tm_yday - 1),
+            period_days=float(spec.period_days),
+            prior_r=prior.r if prior else 0.0,
+            prior_alpha=prior.alpha if prior else 0.0,
+            prior_a=prior.a if prior else 0.0,
+            prior_b=prior.b if prior else 0.0,
         )
-        head = n_known
-        return step, head
-
-    @staticmethod
-    def _encode_time(periods: np.ndarray) -> np.ndarray:
-        """Tenure or recency as ``log1p`` of periods, shape (..., 1)."""
-        return np.log1p(np.maximum(periods, 0).astype(np.float32))[..., None]
-
-    def _bgnbd_features(
-        self, period: np.ndarray, first: np.ndarray, last_purchase: np.ndarray, frequency: np.ndarray
-    ) -> np.ndarray:
-        """P(alive) and log E[rate | alive] of the BG/NBD prior at the end of ``period``, (..., 2).
-
-        Purchases are placed mid-period and birth stands in for the first purchase (exact when, as in
-        CDNOW, users are born with a purchase), so ``x = frequency - 1``, ``t_x = last_purchase - first``
-        and ``T = period + 0.5 - first``, in periods.
-        """
-        assert self.prior is not None
-        shape = np.broadcast_shapes(np.shape(period), np.shape(first), np.shape(frequency))
-        x = np.maximum(np.broadcast_to(frequency, shape) - 1, 0).ravel().astype(np.float64)
-        t_x = np.broadcast_to(last_purchase - first, shape).ravel().astype(np.float64)
-        T = np.broadcast_to(period + 0.5 - first, shape).ravel().astype(np.float64)
-        state = BGNBDState(period=np.zeros(len(x), dtype=np.int64), x=x, t_x=t_x, T=T)
-        p_alive = self.prior.p_alive(state)
-        log_rate = np.log(self.prior.r + x) - np.log(self.prior.alpha + T)
-        return np.stack([p_alive, log_rate], axis=-1).reshape(*shape, 2).astype(np.float32)
-
-    def _known_ahead(self, spec: PanelSpec, period: np.ndarray, first: np.ndarray, contacts: np.ndarray):
-        """Features known before a period happens: contacts, tenure, calendar. Shape (..., head)."""
-        parts = [np.log1p(contacts.astype(np.float32))]
-        if self.cfg.tenure:
-            parts.append(self._encode_time(period - first))
-        if self.calendar:
-            parts.append(spec.calendar_features(period))
-        return np.concatenate([p.astype(np.float32) for p in parts], axis=-1)
-
-    def _step_features(
-        self,
-        spec: PanelSpec,
-        period: np.ndarray,
-        first: np.ndarray,
-        counts: np.ndarray,
-        spend: np.ndarray,
-        contacts: np.ndarray,
-        last_purchase: np.ndarray,
-        frequency: np.ndarray,
-    ) -> np.ndarray:
-        """LSTM inputs of a period that has happened. Shape (..., step)."""
-        known = self._known_ahead(spec, period, first, contacts)
-        birth = (period == first).astype(np.float32)[..., None]
-        parts = [
-            np.log1p(counts.astype(np.float32)),
-            np.log1p(spend.astype(np.float32))[..., None],
-            known,
-            birth,
-        ]
-        if self.cfg.recency_frequency:
-            parts += [self._encode_time(period - last_purchase), np.log1p(frequency)[..., None]]
-        if self.cfg.bgnbd_inputs:
-            parts.append(self._bgnbd_features(period, first, last_purchase, frequency))
-        return np.concatenate([p.astype(np.float32) for p in parts], axis=-1)
 
     def _sequences(self, panel: PeriodPanel, until: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Left-aligned sequences from birth: (inputs (n, L, step), next-period head inputs, lengths)."""
@@ -325,13 +253,17 @@ class LSTMDecayModel(DecayModel):
         purchases = counts[..., -1]
         last_purchase = np.maximum.accumulate(np.where(purchases > 0, period, first), axis=1)
         frequency = np.cumsum(purchases, axis=1)
-        inputs = self._step_features(
-            panel.spec, period, first, counts, spend, contacts, last_purchase, frequency
-        )
+        layout = self.input_layout()
+        inputs = np.empty((*period.shape, layout.n_step), dtype=np.float32)
+        write_step_inputs(
+            _columns(inputs), layout, period, first, _columns(counts), spend, _columns(contacts),
+            last_purchase, frequency,
+        )  # fmt: skip
         next_period = np.minimum(period + 1, panel.spec.n_periods - 1)
         next_valid = offsets[None, :] + 1 < lengths[:, None]
         next_contacts = np.where(next_valid[..., None], panel.interventions[rows, next_period], 0)
-        head_inputs = self._known_ahead(panel.spec, period + 1, first, next_contacts)
+        head_inputs = np.empty((*period.shape, layout.n_known_ahead), dtype=np.float32)
+        write_known_ahead(_columns(head_inputs), 0, layout, period + 1, first, _columns(next_contacts))
         return inputs * valid[..., None], head_inputs, lengths
 
     # ---------------------------------------------------------------------------------------- fit
@@ -344,7 +276,8 @@ class LSTMDecayModel(DecayModel):
         progress: bool = False,
         checkpoint_dir: str | Path | None = None,
     ) -> Self:
-        """Fit on periods before ``until`` with early stopping on held-out users.
+        """Fit on periods before ``until`` with early stopping on held-out users
+        (:func:`~winback.decay_model.lstm_fit.train_network`).
 
         With ``checkpoint_dir``, the state after every epoch is written there (safetensors + JSON)
         and a later call with the same directory resumes from it.
@@ -359,79 +292,19 @@ class LSTMDecayModel(DecayModel):
             self.prior = BGNBDModel().fit(panel, until=until)
         until_array = np.full(panel.n_users, until, dtype=np.int64)
         inputs, head_inputs, lengths = self._sequences(panel, until_array)
-        targets_counts = _next_period_targets(panel, lengths)
-        rng = np.random.default_rng(seed)
-        is_validation = rng.random(panel.n_users) < self.cfg.validation_share
-        train_users, val_users = np.flatnonzero(~is_validation), np.flatnonzero(is_validation)
-
-        generator = torch.Generator().manual_seed(seed)
-        network = self._build_network(panel.spec, generator)
-        averaged = copy.deepcopy(network)
-        optimizer = torch.optim.Adam(network.parameters(), lr=self.cfg.learning_rate)
-        tensors = (
-            torch.from_numpy(inputs),
-            torch.from_numpy(head_inputs),
-            torch.from_numpy(targets_counts[0]),
-            torch.from_numpy(targets_counts[1]),
-            torch.from_numpy(lengths),
-        )
-        n_train_targets = float(tensors[2][train_users].gt(-1).any(-1).sum())
-        checkpoint = _Checkpoint(Path(checkpoint_dir)) if checkpoint_dir is not None else None
-        start_epoch, best_loss, best_weights, stale = 0, math.inf, None, 0
-        if checkpoint is not None and checkpoint.exists():
-            start_epoch, best_loss, stale, rng, best_weights = checkpoint.restore(
-                network, averaged, optimizer
-            )
-            self.history = checkpoint.history()
-
-        with progress_bar(enabled=progress) as bar:
-            task = bar.add_task("fit lstm", total=self.cfg.max_epochs, completed=start_epoch)
-            for epoch in range(start_epoch, self.cfg.max_epochs):
-                if stale >= self.cfg.patience:
-                    break
-                network.train()
-                order = rng.permutation(train_users)
-                train_loss = 0.0
-                for start in range(0, len(order), self.cfg.batch_size):
-                    batch = order[start : start + self.cfg.batch_size]
-                    loss, n_targets = self._loss(network, tensors, batch)
-                    optimizer.zero_grad()
-                    (loss / n_targets).backward()
-                    nn.utils.clip_grad_norm_(network.parameters(), 1.0)
-                    optimizer.step()
-                    _update_average(averaged, network, self.cfg.weight_average_decay)
-                    train_loss += loss.item()
-                val_loss = self._evaluate_loss(averaged, tensors, val_users)
-                self.history.append(
-                    {"epoch": epoch + 1, "train_loss": train_loss / n_train_targets, "val_loss": val_loss}
-                )
-                if val_loss < best_loss - 1e-5:
-                    best_loss, stale = val_loss, 0
-                    best_weights = {k: v.detach().clone() for k, v in averaged.state_dict().items()}
-                else:
-                    stale += 1
-                if checkpoint is not None:
-                    checkpoint.save(
-                        network,
-                        averaged,
-                        optimizer,
-                        epoch + 1,
-                        best_loss,
-                        stale,
-                        rng,
-                        best_weights,
-                        self.history,
-                    )
-                bar.update(task, advance=1, description=f"fit lstm  val loss {val_loss:.4f}")
-        if best_weights is not None:
-            network.load_state_dict(best_weights)
+        network = self._build_network(panel.spec, torch.Generator().manual_seed(seed))
+        sequences = FitSequences(inputs, head_inputs, *next_period_targets(panel, lengths), lengths)
+        self.history = train_network(
+            network, sequences, self.cfg, seed=seed, progress=progress, checkpoint_dir=checkpoint_dir,
+            history=self.history,
+        )  # fmt: skip
         network.eval()
         self.network, self.kernel = network, _Kernel(network)
         return self
 
     def _build_network(self, spec: PanelSpec, generator: torch.Generator) -> _Network:
-        n_step, n_head = self._n_inputs(spec)
-        network = _Network(n_step, n_head, len(spec.event_types), self.cfg)
+        layout = self.input_layout()
+        network = _Network(layout.n_step, layout.n_known_ahead, len(spec.event_types), self.cfg)
         with torch.no_grad():
             for parameter in network.parameters():
                 if parameter.dim() > 1:
@@ -440,33 +313,6 @@ class LSTMDecayModel(DecayModel):
                 else:
                     parameter.zero_()
         return network
-
-    def _loss(self, network: _Network, tensors: tuple[torch.Tensor, ...], users: np.ndarray):
-        inputs, head_inputs, counts, spend_per_purchase, lengths = (t[users] for t in tensors)
-        max_len = int(lengths.max())
-        hidden, _ = network.lstm(inputs[:, :max_len])
-        out = network.heads(hidden, head_inputs[:, :max_len])
-        counts, spend_per_purchase = counts[:, :max_len], spend_per_purchase[:, :max_len]
-        has_target = counts[..., 0] >= 0
-        log_lik = _hurdle_log_prob(counts.clamp(min=0), out["logit_active"], out["log_mu"], out["log_theta"])
-        total = (log_lik.sum(-1) * has_target).sum()
-        has_spend = spend_per_purchase > 0
-        z = (spend_per_purchase.clamp(min=1e-6).log() - out["spend_mean"]) / out["spend_log_sd"].exp()
-        spend_log_lik = -0.5 * z**2 - out["spend_log_sd"]
-        total = total + self.cfg.spend_weight * (spend_log_lik * has_spend).sum()
-        return -total, float(has_target.sum().clamp(min=1))
-
-    @torch.no_grad()
-    def _evaluate_loss(
-        self, network: _Network, tensors: tuple[torch.Tensor, ...], users: np.ndarray
-    ) -> float:
-        network.eval()
-        total, n = 0.0, 0.0
-        for start in range(0, len(users), self.cfg.block_size):
-            loss, count = self._loss(network, tensors, users[start : start + self.cfg.block_size])
-            total += float(loss)
-            n += count
-        return total / max(n, 1.0)
 
     # ---------------------------------------------------------------------------------- interface
     @torch.no_grad()
@@ -500,7 +346,9 @@ class LSTMDecayModel(DecayModel):
         kernel = self._require_kernel()
         if contacts is None:
             contacts = no_contacts(len(state.period), spec)
-        head_inputs = self._known_ahead(spec, state.period, state.first_period, contacts)
+        layout = self.input_layout()
+        head_inputs = np.empty((len(state.period), layout.n_known_ahead), dtype=np.float32)
+        write_known_ahead(head_inputs.T, 0, layout, state.period, state.first_period, contacts.T)
         params = kernel.heads(state.hidden, head_inputs)
         p_active = expit(params["logit_active"][:, -1])
         purchases = p_active * (1.0 + np.exp(params["log_mu"][:, -1]))
@@ -541,7 +389,7 @@ class LSTMDecayModel(DecayModel):
 
     def log_prob(self, forecast: Forecast, purchases: np.ndarray) -> np.ndarray:
         p = forecast.params
-        log_prob = _hurdle_log_prob(
+        log_prob = hurdle_log_prob(
             torch.from_numpy(np.asarray(purchases, dtype=np.float64)),
             torch.from_numpy(p["logit_active"][:, -1]),
             torch.from_numpy(p["log_mu"][:, -1]),
@@ -559,16 +407,12 @@ class LSTMDecayModel(DecayModel):
         bought = activity.purchases > 0
         last_purchase = np.where(bought, state.period, state.last_purchase)
         frequency = state.frequency + activity.purchases
-        inputs = self._step_features(
-            spec,
-            state.period,
-            state.first_period,
-            activity.counts,
-            activity.spend,
-            contacts,
-            last_purchase,
-            frequency,
-        )
+        layout = self.input_layout()
+        inputs = np.empty((len(state.period), layout.n_step), dtype=np.float32)
+        write_step_inputs(
+            inputs.T, layout, state.period, state.first_period, activity.counts.T, activity.spend,
+            contacts.T, last_purchase, frequency,
+        )  # fmt: skip
         hidden, cell = kernel.step(inputs, state.hidden, state.cell)
         return dataclasses.replace(
             state,
@@ -644,96 +488,11 @@ def _negative_binomial_quantile(
     return k
 
 
+def _columns(array: np.ndarray) -> np.ndarray:
+    """A view of ``array`` with its last axis first: the column-first layout the writers index."""
+    return np.moveaxis(array, -1, 0)
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     """The logistic function; numpy's vectorised ``exp`` beats ``scipy.special.expit`` on float32 blocks."""
     return 1.0 / (1.0 + np.exp(-x))
-
-
-@torch.no_grad()
-def _update_average(averaged: nn.Module, network: nn.Module, decay: float) -> None:
-    for kept, current in zip(averaged.parameters(), network.parameters(), strict=True):
-        kept.lerp_(current, 1.0 - decay)
-
-
-def _next_period_targets(panel: PeriodPanel, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Targets aligned with the sequences: step ``j`` predicts period ``first + j + 1``.
-
-    Returns counts (n, L, E) float32 with -1 where there is no target, and spend per purchase
-    (n, L) float32 with 0 where there was no purchase.
-    """
-    max_len = int(lengths.max())
-    offsets = np.arange(max_len)
-    target_period = np.minimum(panel.first_period[:, None] + offsets[None, :] + 1, panel.spec.n_periods - 1)
-    has_target = offsets[None, :] + 1 < lengths[:, None]
-    rows = np.arange(panel.n_users)[:, None]
-    counts = panel.counts[rows, target_period].astype(np.float32)
-    counts = np.where(has_target[..., None], counts, -1.0).astype(np.float32)
-    purchases = panel.purchases[rows, target_period].astype(np.float32)
-    spend = panel.spend[rows, target_period]
-    per_purchase = np.where(has_target & (purchases > 0), spend / np.maximum(purchases, 1), 0.0)
-    return counts, per_purchase.astype(np.float32)
-
-
-class _Checkpoint:
-    """Training state after an epoch: weights and optimiser as safetensors, the rest as JSON."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.state_file = directory / "checkpoint.json"
-        self.tensor_file = directory / "checkpoint.safetensors"
-
-    def exists(self) -> bool:
-        return self.state_file.is_file() and self.tensor_file.is_file()
-
-    def save(
-        self,
-        network: _Network,
-        averaged: _Network,
-        optimizer: torch.optim.Optimizer,
-        epoch: int,
-        best_loss: float,
-        stale: int,
-        rng: np.random.Generator,
-        best_weights: dict[str, torch.Tensor] | None,
-        history: list[dict[str, float]],
-    ) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tensors = {f"model.{k}": v.contiguous() for k, v in network.state_dict().items()}
-        tensors.update({f"averaged.{k}": v.contiguous() for k, v in averaged.state_dict().items()})
-        if best_weights is not None:
-            tensors.update({f"best.{k}": v.contiguous() for k, v in best_weights.items()})
-        optim_state = optimizer.state_dict()
-        for index, slots in optim_state["state"].items():
-            for slot, value in slots.items():
-                tensors[f"optim.{index}.{slot}"] = (
-                    value.reshape(-1).contiguous() if value.dim() == 0 else value
-                )
-        save_file(tensors, str(self.tensor_file))
-        state = {
-            "epoch": epoch,
-            "best_loss": best_loss,
-            "stale": stale,
-            "rng": rng.bit_generator.state,
-            "param_groups": optim_state["param_groups"],
-            "history": history,
-        }
-        self.state_file.write_text(json.dumps(state, default=int))
-
-    def restore(self, network: _Network, averaged: _Network, optimizer: torch.optim.Optimizer):
-        state = json.loads(self.state_file.read_text())
-        tensors = load_file(str(self.tensor_file))
-        network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        averaged.load_state_dict({k[9:]: v for k, v in tensors.items() if k.startswith("averaged.")})
-        best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
-        slots: dict[int, dict[str, torch.Tensor]] = {}
-        for key, value in tensors.items():
-            if key.startswith("optim."):
-                _, index, slot = key.split(".")
-                slots.setdefault(int(index), {})[slot] = value.reshape(()) if slot == "step" else value
-        optimizer.load_state_dict({"state": slots, "param_groups": state["param_groups"]})
-        rng = np.random.default_rng()
-        rng.bit_generator.state = state["rng"]
-        return state["epoch"], state["best_loss"], state["stale"], rng, best
-
-    def history(self) -> list[dict[str, float]]:
-        return list(json.loads(self.state_file.read_text())["history"])

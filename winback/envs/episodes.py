@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 
 from winback.errors import ConfigError
-from winback.simulator.core import Simulator
 from winback.simulator.features import feature_bounds, feature_names, observe
 from winback.simulator.outcome import StepOutcome
 from winback.simulator.state import SimState
 from winback.streams import draw_keys
 
+if TYPE_CHECKING:
+    from winback.envs.config import EnvConfig
+    from winback.scenarios.scenario import Scenario
+
 DEFAULT_HORIZON = 52
 """Periods per episode: a year of weeks."""
+
+Reward = Literal["realised", "expected"]
+"""What an environment's reward is: the period's drawn net value, or its expectation."""
 
 
 LAPSE_CAP = 52
@@ -66,15 +72,16 @@ class Demand:
 
 @dataclass(frozen=True)
 class EpisodeConfig:
+    """How episodes run: their length, the frequency cap, demand shifts and the reward."""
+
     horizon: int = DEFAULT_HORIZON
-    """Periods per episode (the vectorised environments truncate here; the single-user one is
-    truncated by the ``TimeLimit`` wrapper registered with the same value)."""
+    """Periods per episode: every environment truncates its episodes here."""
     min_contact_gap: int = 0
     """Frequency cap: a contact is masked (and refused) until this many periods have passed since
     the last contact of any kind (0: no cap)."""
     demand: Demand = field(default_factory=Demand)
     """Shifts of demand the decay model does not know about, by period of the episode and lapse."""
-    reward: Literal["realised", "expected"] = "realised"
+    reward: Reward = "realised"
     """The reward returned: the period's realised net value, or its expectation over the period's
     draws (:meth:`Simulator.expected_reward`: the same expected return, far less noise to learn
     from). ``info`` always carries the realised parts."""
@@ -84,8 +91,13 @@ class EpisodeConfig:
             raise ConfigError(f"EpisodeConfig.horizon = {self.horizon} (allowed: >= 1)")
         if self.min_contact_gap < 0:
             raise ConfigError(f"EpisodeConfig.min_contact_gap = {self.min_contact_gap} (allowed: >= 0)")
-        if self.reward not in ("realised", "expected"):
+        if self.reward not in get_args(Reward):
             raise ConfigError(f"EpisodeConfig.reward = {self.reward!r} (allowed: 'realised', 'expected')")
+
+    @classmethod
+    def from_scenario(cls, scenario: Scenario, reward: Reward = "realised") -> EpisodeConfig:
+        """A scenario's episodes: its horizon, frequency cap and demand (shocks, faster decay)."""
+        return cls(scenario.horizon, scenario.min_contact_gap, scenario.demand, reward)
 
 
 def draw_users(pool: SimState, rngs: list[np.random.Generator]) -> SimState:
@@ -99,15 +111,15 @@ def draw_users(pool: SimState, rngs: list[np.random.Generator]) -> SimState:
 class EpisodeBatch:
     """N episodes stepping together through one batched simulator call."""
 
-    def __init__(self, simulator: Simulator, pool: SimState, n: int, config: EpisodeConfig) -> None:
-        if pool.n_users == 0:
+    def __init__(self, env: EnvConfig, n: int) -> None:
+        if env.population.n_users == 0:
             raise ConfigError("the environment's population is empty")
-        self.simulator, self.pool, self.config = simulator, pool, config
-        self.state = pool.take(np.zeros(n, dtype=np.int64))
+        self.simulator, self.pool, self.config = env.simulator, env.population, env.episode
+        self.state = self.pool.take(np.zeros(n, dtype=np.int64))
         self.started = self.state.period.copy()
         """(N,) the period each slot's episode started in."""
-        self.names = feature_names(simulator)
-        self.low, self.high = feature_bounds(simulator)
+        self.names = feature_names(self.simulator)
+        self.low, self.high = feature_bounds(self.simulator)
 
     @property
     def n(self) -> int:
@@ -148,30 +160,30 @@ class EpisodeBatch:
         return self.elapsed >= self.config.horizon
 
 
-def step_infos(outcome: StepOutcome, actions: tuple[str, ...]) -> list[dict[str, float | str | bool]]:
-    """Each user's ``info`` for a step: the reward components and what happened."""
-    reward = outcome.reward
-    columns = zip(
-        reward.margin.tolist(),
-        reward.discount.tolist(),
-        reward.contact_cost.tolist(),
-        outcome.activity.purchases.tolist(),
-        outcome.activity.spend.tolist(),
-        outcome.delivered.tolist(),
-        outcome.refused.tolist(),
-        outcome.opted_out.tolist(),
-        strict=True,
+INFO_KEYS = ("margin", "discount", "contact_cost", "purchases", "spend", "delivered", "refused", "opted_out")
+"""The keys of a step's ``info`` in every environment: the realised reward parts (``margin -
+discount - contact_cost`` is the realised reward), purchases and spend, the contact delivered (its
+name), whether the chosen contact was refused, and whether the user opted out."""
+
+
+def info_columns(outcome: StepOutcome, actions: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The step's ``info`` of every user as (N,) arrays under :data:`INFO_KEYS` (``delivered``:
+    an object array of action names)."""
+    reward, activity = outcome.reward, outcome.activity
+    columns = (
+        reward.margin,
+        reward.discount,
+        reward.contact_cost,
+        activity.purchases,
+        activity.spend,
+        np.asarray(actions, dtype=object)[outcome.delivered],
+        outcome.refused,
+        outcome.opted_out,
     )
-    return [
-        {
-            "margin": margin,
-            "discount": discount,
-            "contact_cost": cost,
-            "purchases": purchases,
-            "spend": spend,
-            "delivered": actions[delivered],
-            "refused": refused,
-            "opted_out": opted_out,
-        }
-        for margin, discount, cost, purchases, spend, delivered, refused, opted_out in columns
-    ]
+    return dict(zip(INFO_KEYS, columns, strict=True))
+
+
+def step_infos(outcome: StepOutcome, actions: tuple[str, ...]) -> list[dict[str, float | int | str | bool]]:
+    """Each user's ``info`` for a step: :func:`info_columns` as one dict per user of Python scalars."""
+    rows = zip(*(column.tolist() for column in info_columns(outcome, actions).values()), strict=True)
+    return [dict(zip(INFO_KEYS, row, strict=True)) for row in rows]

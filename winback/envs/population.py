@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -10,8 +11,9 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from winback.envs.defaults import default_population, default_simulator
-from winback.envs.episodes import EpisodeBatch, EpisodeConfig, step_infos
+from winback.envs.config import EnvConfig
+from winback.envs.episodes import EpisodeBatch, EpisodeConfig, Reward, step_infos
+from winback.scenarios.scenario import Scenario
 from winback.simulator.core import Simulator
 from winback.simulator.state import SimState
 
@@ -24,26 +26,30 @@ TERMINAL_OBSERVATION = "terminal_observation"
 class PopulationVecEnv(VecEnv):
     """``num_envs`` :class:`~winback.envs.activation.ActivationEnv` episodes in one batched step.
 
-    Equivalent to ``DummyVecEnv`` of ``num_envs`` ``gymnasium.make("winback/Activation-v0")``: with
-    the same seeds, every slot follows the same user through the same trajectory (tested), but one
-    simulator call steps them all. SB3 conventions: 4-tuples, auto-reset after the ``horizon``
-    with the last observation in ``info["terminal_observation"]`` and ``info["TimeLimit.truncated"]``,
+    Takes the arguments of ``ActivationEnv`` after ``num_envs`` (:meth:`EnvConfig.make`), and is
+    equivalent to ``DummyVecEnv`` of ``num_envs`` ``gymnasium.make("winback/Activation-v1", ...)`` with
+    them: with the same seeds, every slot follows the same user through the same trajectory (tested),
+    but one simulator call steps them all. SB3 conventions: 4-tuples, auto-reset after the horizon,
     seeds from :meth:`seed` used at the next :meth:`reset` (slot ``i`` gets ``seed + i``).
     ``env_method("action_masks")`` returns each slot's mask, as sb3-contrib's ``MaskablePPO`` expects.
-    With ``EpisodeConfig(reward="expected")`` the rewards are each period's expected net value (a
-    low-noise training signal); ``info`` keeps the realised parts.
+    ``infos`` hold :data:`~winback.envs.episodes.INFO_KEYS` as the single environment's do; at an
+    episode's end SB3's ``VecEnv`` API adds only ``TimeLimit.truncated`` (``True``) and
+    ``terminal_observation`` (the last observation), as ``DummyVecEnv`` does.
     """
 
     def __init__(
         self,
         num_envs: int = 64,
+        scenario: str | Path | Scenario | None = None,
+        reward: Reward | None = None,
+        *,
         simulator: Simulator | None = None,
         population: SimState | None = None,
         config: EpisodeConfig | None = None,
     ) -> None:
-        self.simulator = simulator or default_simulator()
-        pool = population if population is not None else default_population()
-        self.episodes = EpisodeBatch(self.simulator, pool, num_envs, config or EpisodeConfig())
+        env = EnvConfig.make(scenario, reward, simulator=simulator, population=population, config=config)
+        self.simulator = env.simulator
+        self.episodes = EpisodeBatch(env, num_envs)
         observation_space = spaces.Box(self.episodes.low, self.episodes.high, dtype=np.float32)
         self.render_mode = None
         super().__init__(num_envs, observation_space, spaces.Discrete(len(self.simulator.actions)))

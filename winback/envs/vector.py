@@ -1,7 +1,8 @@
-"""The Gymnasium vector entry point of ``winback/Activation-v0`` over the batched simulator."""
+"""The Gymnasium vector entry point of ``winback/Activation-v1`` over the batched simulator."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -10,8 +11,9 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from winback.envs.defaults import default_population, default_simulator
-from winback.envs.episodes import DEFAULT_HORIZON, EpisodeBatch, EpisodeConfig
+from winback.envs.config import EnvConfig
+from winback.envs.episodes import EpisodeBatch, EpisodeConfig, Reward, info_columns
+from winback.scenarios.scenario import Scenario
 from winback.simulator.core import Simulator
 from winback.simulator.state import SimState
 
@@ -19,11 +21,14 @@ from winback.simulator.state import SimState
 class ActivationVectorEnv(VectorEnv):
     """``num_envs`` activation episodes in one batched step, with Gymnasium's next-step autoreset.
 
-    ``gymnasium.make_vec("winback/Activation-v0", num_envs=N)`` builds it. Returns 5-tuples; an
-    episode is truncated after ``max_episode_steps`` (52), and the step after that resets the slot
-    (its action is ignored, reward 0), as ``AutoresetMode.NEXT_STEP`` prescribes. ``infos`` holds the
-    reward components as arrays. ``reset(seed=s)`` seeds slot ``i`` with ``s + i``, so slot ``i``
-    follows the same trajectory as ``ActivationEnv`` reset with ``s + i``.
+    ``gymnasium.make_vec("winback/Activation-v1", num_envs=N, ...)`` builds it, with the arguments of
+    :class:`~winback.envs.activation.ActivationEnv` (:meth:`EnvConfig.make`). Returns 5-tuples; an
+    episode is truncated after the configuration's horizon, and the step after that resets the slot
+    (its action is ignored, reward 0), as ``AutoresetMode.NEXT_STEP`` prescribes. ``reset(seed=s)``
+    seeds slot ``i`` with ``s + i``, so slot ``i`` follows the same trajectory as ``ActivationEnv``
+    reset with ``s + i``. ``infos`` are what ``SyncVectorEnv`` makes of the single environments'
+    (tested): each of :data:`~winback.envs.episodes.INFO_KEYS` as an array with its ``_key`` mask,
+    false in the slots being reset (none of the keys when every slot is).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
@@ -31,15 +36,16 @@ class ActivationVectorEnv(VectorEnv):
     def __init__(
         self,
         num_envs: int = 1,
+        scenario: str | Path | Scenario | None = None,
+        reward: Reward | None = None,
+        *,
         simulator: Simulator | None = None,
         population: SimState | None = None,
-        min_contact_gap: int = 0,
-        max_episode_steps: int = DEFAULT_HORIZON,
+        config: EpisodeConfig | None = None,
     ) -> None:
-        self.simulator = simulator or default_simulator()
-        pool = population if population is not None else default_population()
-        config = EpisodeConfig(horizon=max_episode_steps, min_contact_gap=min_contact_gap)
-        self.episodes = EpisodeBatch(self.simulator, pool, num_envs, config)
+        env = EnvConfig.make(scenario, reward, simulator=simulator, population=population, config=config)
+        self.simulator = env.simulator
+        self.episodes = EpisodeBatch(env, num_envs)
         self.num_envs = num_envs
         self.single_observation_space = spaces.Box(self.episodes.low, self.episodes.high, dtype=np.float32)
         self.single_action_space = spaces.Discrete(len(self.simulator.actions))
@@ -73,15 +79,16 @@ class ActivationVectorEnv(VectorEnv):
         if restarting.any():
             slots = np.flatnonzero(restarting)
             self.episodes.start(slots, [self._rngs[slot] for slot in slots])
-        parts = outcome.reward
-        rewards, margin, discount, contact_cost = (
-            np.where(restarting, 0.0, x) for x in (reward, parts.margin, parts.discount, parts.contact_cost)
-        )
+        stepped = ~restarting
+        infos: dict[str, Any] = {}
+        if stepped.any():
+            for key, column in info_columns(outcome, self.simulator.actions).items():
+                blank = np.full(self.num_envs, None) if column.dtype == object else np.zeros_like(column)
+                infos[key], infos[f"_{key}"] = np.where(stepped, column, blank), stepped
         truncated = self.episodes.truncated()
         self._autoreset = truncated.copy()
-        infos = {"margin": margin, "discount": discount, "contact_cost": contact_cost}
         terminated = np.zeros(self.num_envs, dtype=bool)
-        return self.episodes.observe(), rewards, terminated, truncated, infos
+        return self.episodes.observe(), np.where(stepped, reward, 0.0), terminated, truncated, infos
 
     def action_masks(self) -> np.ndarray:
         """(num_envs, A) bool valid actions of every slot."""

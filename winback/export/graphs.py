@@ -11,7 +11,8 @@ activity of the period that has just ended in, the next state and the interest o
 out. Contacts of kinds the scenario's simulator does not drive through the decay model (whose
 effect is a prior lift) are zeroed, as the simulator feeds them. The input features (``log1p``
 counts, tenure, recency, the BG/NBD posterior summaries, the calendar) are computed in the graph
-with the model's constants, so production needs only counts.
+by the formulas every other path runs (:mod:`winback.decay_model.lstm_period`), so production
+needs only counts.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from torch import nn
 
 from winback.agents.sb3 import ObservationNormalization
 from winback.decay_model.lstm import LSTMDecayModel
+from winback.decay_model.lstm_period import ColumnSink, torch_formulas
 from winback.errors import ArtifactError
 from winback.export.runtime.session import BATCH
 
@@ -114,7 +116,11 @@ class PolicyGraph(nn.Module):
 
 
 class StateUpdateGraph(nn.Module):
-    """One period of an :class:`LSTMDecayModel` for a batch of users (module docstring)."""
+    """One period of an :class:`LSTMDecayModel` for a batch of users (module docstring).
+
+    The inputs are computed by the model's own formulas (:mod:`winback.decay_model.lstm_period`,
+    traced with torch standing in for numpy) and the cell and head use its kernel's packed weights.
+    """
 
     def __init__(self, model: LSTMDecayModel, learned_contacts: Collection[str]) -> None:
         super().__init__()
@@ -123,28 +129,23 @@ class StateUpdateGraph(nn.Module):
                 f"state_update.onnx exports the LSTM decay model only; the scenario's model is '{model.name}'"
             )
         spec = model._require_fitted()
-        network = model._require_network()
-        self.cfg, self.calendar = model.cfg, model.calendar
-        self.hidden_size = network.lstm.hidden_size
-        self.n_event_types = network.n_event_types
+        kernel = model._require_kernel()
+        self.layout = model.input_layout()
+        self.formulas = torch_formulas()
+        self.hidden_size = kernel.hidden_size
+        self.n_event_types = kernel.n_event_types
         # Contacts of kinds whose effect the simulator takes from its priors never reach the decay model.
         learned = [kind in learned_contacts for kind in spec.interventions]
         self.register_buffer("contact_mask", torch.tensor(learned, dtype=torch.int64))
-        state = {k: v.detach().float() for k, v in network.state_dict().items()}
-        self.register_buffer(
-            "lstm_weight", torch.cat([state["lstm.weight_ih_l0"], state["lstm.weight_hh_l0"]], 1).T
-        )
-        self.register_buffer("lstm_bias", state["lstm.bias_ih_l0"] + state["lstm.bias_hh_l0"])
-        self.register_buffer("head_weight_1", state["head.0.weight"].T)
-        self.register_buffer("head_bias_1", state["head.0.bias"])
-        self.register_buffer("head_weight_2", state["head.2.weight"].T)
-        self.register_buffer("head_bias_2", state["head.2.bias"])
-        self.origin_doy = float(spec.origin_date.timetuple().tm_yday - 1)
-        self.period_days = float(spec.period_days)
-        if self.cfg.bgnbd_inputs:
-            assert model.prior is not None
-            prior = model.prior
-            self.r, self.alpha, self.a, self.b = prior.r, prior.alpha, prior.a, prior.b
+        for name in (
+            "lstm_weight",
+            "lstm_bias",
+            "head_weight_1",
+            "head_bias_1",
+            "head_weight_2",
+            "head_bias_2",
+        ):
+            self.register_buffer(name, torch.from_numpy(getattr(kernel, name).copy()))
 
     def forward(
         self,
@@ -162,69 +163,27 @@ class StateUpdateGraph(nn.Module):
         contacts = contacts * self.contact_mask
         last_purchase = torch.where(purchases > 0, period, last_purchase)
         frequency = frequency + purchases.double()
-        parts = [
-            torch.log1p(counts.float()),
-            torch.log1p(spend.float())[:, None],
-            self._known_ahead(period, first_period, contacts),
-            (period == first_period).float()[:, None],
-        ]
-        if self.cfg.recency_frequency:
-            parts += [_log1p_periods(period - last_purchase), torch.log1p(frequency).float()[:, None]]
-        if self.cfg.bgnbd_inputs:
-            parts.append(self._bgnbd(period, first_period, last_purchase, frequency))
-        inputs = torch.cat(parts, dim=1)
-        gates = torch.cat([inputs, hidden], dim=1) @ self.lstm_weight + self.lstm_bias
+        inputs = ColumnSink()
+        self.formulas.write_step_inputs(
+            inputs, self.layout, period, first_period, counts.T, spend, contacts.T, last_purchase, frequency
+        )
+        gates = torch.cat([inputs.stack(), hidden], dim=1) @ self.lstm_weight + self.lstm_bias
         h = self.hidden_size
         next_cell = torch.sigmoid(gates[:, h : 2 * h]) * cell + torch.sigmoid(gates[:, :h]) * torch.tanh(
             gates[:, 2 * h : 3 * h]
         )
         next_hidden = torch.sigmoid(gates[:, 3 * h :]) * torch.tanh(next_cell)
         next_period = period + 1
-        head_inputs = self._known_ahead(next_period, first_period, torch.zeros_like(contacts))
+        known = ColumnSink()
+        self.formulas.write_known_ahead(
+            known, 0, self.layout, next_period, first_period, torch.zeros_like(contacts).T
+        )
         layer = torch.relu(
-            torch.cat([next_hidden, head_inputs], dim=1) @ self.head_weight_1 + self.head_bias_1
+            torch.cat([next_hidden, known.stack()], dim=1) @ self.head_weight_1 + self.head_bias_1
         )
         out = layer @ self.head_weight_2 + self.head_bias_2
         interest = torch.sigmoid(out[:, self.n_event_types - 1])
         return next_hidden, next_cell, next_period, last_purchase, frequency, interest
-
-    def _known_ahead(
-        self, period: torch.Tensor, first_period: torch.Tensor, contacts: torch.Tensor
-    ) -> torch.Tensor:
-        """As ``LSTMDecayModel._known_ahead``: contacts, tenure, calendar of ``period``."""
-        parts = [torch.log1p(contacts.float())]
-        if self.cfg.tenure:
-            parts.append(_log1p_periods(period - first_period))
-        if self.calendar:
-            mid_day = period.double() * self.period_days + self.period_days / 2
-            phase = 2 * math.pi * (self.origin_doy + mid_day) / 365.25
-            parts.append(torch.stack([torch.sin(phase), torch.cos(phase)], dim=1).float())
-        return torch.cat(parts, dim=1)
-
-    def _bgnbd(
-        self,
-        period: torch.Tensor,
-        first_period: torch.Tensor,
-        last_purchase: torch.Tensor,
-        frequency: torch.Tensor,
-    ) -> torch.Tensor:
-        """P(alive) and log E[rate | alive] of the BG/NBD prior, as ``LSTMDecayModel._bgnbd_features``."""
-        x = (frequency - 1).clamp(min=0)
-        t_x = (last_purchase - first_period).double()
-        T = (period - first_period).double() + 0.5
-        log_odds = (
-            math.log(self.a)
-            - torch.log(self.b + x.clamp(min=1.0) - 1)
-            + (self.r + x) * (torch.log(self.alpha + T) - torch.log(self.alpha + t_x))
-        )
-        p_alive = torch.where(x > 0, torch.sigmoid(-log_odds), torch.ones_like(log_odds))
-        log_rate = torch.log(self.r + x) - torch.log(self.alpha + T)
-        return torch.stack([p_alive, log_rate], dim=1).float()
-
-
-def _log1p_periods(periods: torch.Tensor) -> torch.Tensor:
-    """``log1p`` of non-negative periods as (n, 1) float32 (``LSTMDecayModel._encode_time``)."""
-    return torch.log1p(periods.clamp(min=0).float())[:, None]
 
 
 def export_onnx(

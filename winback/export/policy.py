@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from winback.agents.base import DecisionContext, Policy
+from winback.agents.base import DecisionContext, Policy, ScoreKind, ScoringPolicy
 from winback.agents.sb3 import SB3Policy
 from winback.errors import ArtifactError
 from winback.export.runtime.artifact import ExportedArtifact
 from winback.export.runtime.card import CARD_FILE
 
 
-class ExportedPolicy(Policy):
+class ExportedPolicy(ScoringPolicy):
     """An :class:`ExportedArtifact` deciding for the harness: the valid action it scores highest."""
 
     def __init__(self, artifact: ExportedArtifact) -> None:
@@ -42,11 +42,15 @@ class ExportedPolicy(Policy):
             )
         super().reset(context)
 
-    def scores(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    @property
+    def score_kind(self) -> ScoreKind:
+        return "q_value" if self.artifact.card["policy"]["algo"] == "dqn" else "log_probability"
+
+    def scores(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
         """(n, A) float32 scores of ``policy.onnx``, ``-inf`` where masked."""
         return self.artifact.decide(observations, masks).scores
 
-    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    def act(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
         return self.artifact.decide(observations, masks).actions
 
 

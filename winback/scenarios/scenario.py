@@ -22,7 +22,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from winback.decay_model.base import DecayModel
-from winback.envs.episodes import DEFAULT_HORIZON, Demand, EpisodeConfig
+from winback.envs.episodes import DEFAULT_HORIZON, Demand
 from winback.errors import ConfigError
 from winback.scenarios.files import parse
 from winback.scenarios.population import cached_population, load_decay_model, split_population
@@ -110,10 +110,6 @@ class Scenario:
                 raise ConfigError(
                     f"operations.delivery_delay.{kind}: not a contact kind (kinds: {', '.join(kinds)})"
                 )
-
-    @property
-    def episode(self) -> EpisodeConfig:
-        return EpisodeConfig(self.horizon, self.min_contact_gap, demand=self.demand)
 
     @cached_property
     def demand(self) -> Demand:

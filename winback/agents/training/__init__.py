@@ -1,0 +1,108 @@
+"""Train an RL agent on a scenario's training users and select it on its validation users.
+
+A run directory holds what a user reads as JSON/CSV/PNG: ``config.json`` (the :class:`TrainConfig`),
+``train.json`` (timesteps, wall time, best validation value), ``learning_curve.csv`` and ``.png``
+(validation net value per user against timesteps), the observation statistics
+(``normalization.json``, ``best_normalization.json``); SB3's zips (``model.zip``,
+``best_model.zip``, ``checkpoints/``) are internal artifacts that :class:`~winback.agents.sb3.SB3Policy`
+loads. TensorBoard logs go to ``tb/``.
+
+One concern a module: :mod:`~winback.agents.training.config` (the :class:`TrainConfig` and its
+checks), :mod:`~winback.agents.training.runs` (run directories, checkpoints, resuming),
+:mod:`~winback.agents.training.factory` (environment and model),
+:mod:`~winback.agents.training.callbacks` (validation and checkpoints during training),
+:mod:`~winback.agents.training.curves` (the learning curve); this package runs them in order.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from stable_baselines3.common.callbacks import CallbackList
+
+from winback.agents.fast_rollouts import horizon_callback, without_distribution_checks
+from winback.agents.sb3 import MODEL_FILES, NORMALIZATION_FILES, ObservationNormalization, SB3Policy
+from winback.agents.training.callbacks import VALIDATION_SEED, RunMonitor
+from winback.agents.training.config import TrainConfig
+from winback.agents.training.curves import plot_curve
+from winback.agents.training.factory import make_env, new_model
+from winback.agents.training.runs import load_checkpoint, resume_run, start_run
+from winback.scenarios.scenario import load_scenario
+
+__all__ = ["TrainConfig", "TrainResult", "train"]
+
+
+@dataclass
+class TrainResult:
+    """Where a run ended; every file of it is in ``out_dir``."""
+
+    out_dir: Path
+    timesteps: int
+    wall_seconds: float
+    """Training time, over every resumed part of the run."""
+    best_value: float
+    """Best validation net value per user (the model in ``best_model.zip``)."""
+    best_timesteps: int
+    """Timesteps at which the best model was evaluated."""
+    policy: SB3Policy
+    """The final model, in memory."""
+
+
+def train(
+    config: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True
+) -> TrainResult:
+    """Train ``config.algo`` on the scenario's training users up to ``config.total_timesteps``.
+
+    ``resume`` continues the run in ``out_dir`` from its latest checkpoint; the config must equal the
+    run's except for ``total_timesteps``. Without ``resume``, ``out_dir`` must not hold a run yet.
+    """
+    started = time.perf_counter()
+    out = Path(out_dir)
+    scenario = load_scenario(config.scenario)
+    checkpoint = resume_run(config, out) if resume else start_run(config, out)
+    torch.set_num_threads(config.torch_threads)
+    env = make_env(config, scenario)
+    if checkpoint is None:
+        model = new_model(config, env, out / "tb")
+    else:
+        model = load_checkpoint(config, env, out, checkpoint)
+    monitor = RunMonitor(config, scenario, env, out, checkpoint, started)
+    horizon = horizon_callback(model, config.bootstrap_horizon)
+    callbacks = [monitor] if horizon is None else [monitor, horizon]  # the monitor sees infos as returned
+    with without_distribution_checks():
+        model.learn(
+            max(config.total_timesteps - model.num_timesteps, 0),
+            callback=CallbackList(callbacks),
+            tb_log_name=config.algo,
+            reset_num_timesteps=checkpoint is None,
+            progress_bar=progress,
+        )
+    model.save(out / MODEL_FILES["final"])
+    normalization = ObservationNormalization.of(env)
+    normalization.save(out / NORMALIZATION_FILES["final"])
+    wall_seconds = monitor.wall_seconds()
+    summary = {
+        "algo": config.algo,
+        "scenario": config.scenario,
+        "timesteps": model.num_timesteps,
+        "wall_seconds": round(wall_seconds, 1),
+        "best_validation_net_value": monitor.best_value,
+        "best_timesteps": monitor.best_timesteps,
+        "final_validation_net_value": monitor.last_value,
+        "validation_users": monitor.users.n_users,
+        "validation_seed": VALIDATION_SEED,
+    }
+    (out / "train.json").write_text(json.dumps(summary, indent=2) + "\n")
+    plot_curve(out, config)
+    return TrainResult(
+        out_dir=out,
+        timesteps=model.num_timesteps,
+        wall_seconds=wall_seconds,
+        best_value=monitor.best_value,
+        best_timesteps=monitor.best_timesteps,
+        policy=SB3Policy(model, normalization, name=config.algo),
+    )

@@ -1,0 +1,257 @@
+"""Fitting the LSTM decay model: the loss, the training loop with early stopping and weight averaging,
+and its checkpoints (weights and optimiser as safetensors, the rest as JSON).
+
+:meth:`winback.decay_model.lstm.LSTMDecayModel.fit` prepares the sequences (the inputs of
+:mod:`winback.decay_model.lstm_period`) and the network; :func:`train_network` trains it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from winback.data.panel import PeriodPanel
+from winback.progress import progress_bar
+
+if TYPE_CHECKING:
+    from winback.decay_model.lstm import LSTMConfig, _Network
+
+
+class FitSequences(NamedTuple):
+    """Every user's periods from birth, left-aligned: what the network reads and predicts."""
+
+    inputs: np.ndarray
+    """(n, L, inputs) float32 inputs of each period (zero past the user's length)."""
+    head_inputs: np.ndarray
+    """(n, L, known ahead) float32 head inputs of the period each step predicts."""
+    counts: np.ndarray
+    """(n, L, E) float32 counts of the predicted period, -1 where there is none."""
+    spend_per_purchase: np.ndarray
+    """(n, L) float32 spend per purchase of the predicted period, 0 without a purchase."""
+    lengths: np.ndarray
+    """(n,) int64 periods of each user."""
+
+
+def _nb_log_pmf(k: torch.Tensor, log_mu: torch.Tensor, log_theta: torch.Tensor) -> torch.Tensor:
+    theta = log_theta.exp()
+    log_mu_theta = torch.logaddexp(log_mu, log_theta)
+    return (
+        torch.lgamma(k + theta)
+        - torch.lgamma(theta)
+        - torch.lgamma(k + 1)
+        + theta * (log_theta - log_mu_theta)
+        + k * (log_mu - log_mu_theta)
+    )
+
+
+def hurdle_log_prob(
+    counts: torch.Tensor, logit_active: torch.Tensor, log_mu: torch.Tensor, log_theta: torch.Tensor
+) -> torch.Tensor:
+    active = counts > 0
+    positive = nn.functional.logsigmoid(logit_active) + _nb_log_pmf(
+        (counts - 1).clamp(min=0), log_mu, log_theta
+    )
+    return torch.where(active, positive, nn.functional.logsigmoid(-logit_active))
+
+
+def train_network(
+    network: _Network,
+    sequences: FitSequences,
+    config: LSTMConfig,
+    *,
+    seed: int,
+    progress: bool,
+    checkpoint_dir: str | Path | None,
+    history: list[dict[str, float]],
+) -> list[dict[str, float]]:
+    """Trains ``network`` in place (Adam, a seeded share of users held out for early stopping, the
+    validated weights an exponential moving average) and leaves it in eval mode with the best
+    validated weights; returns the history, ``history`` followed by a row per epoch (resumed from
+    the checkpoint in ``checkpoint_dir`` when there is one)."""
+    n_users = len(sequences.lengths)
+    rng = np.random.default_rng(seed)
+    is_validation = rng.random(n_users) < config.validation_share
+    train_users, val_users = np.flatnonzero(~is_validation), np.flatnonzero(is_validation)
+
+    averaged = copy.deepcopy(network)
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+    tensors = tuple(torch.from_numpy(array) for array in sequences)
+    n_train_targets = float(tensors[2][train_users].gt(-1).any(-1).sum())
+    checkpoint = _Checkpoint(Path(checkpoint_dir)) if checkpoint_dir is not None else None
+    start_epoch, best_loss, best_weights, stale = 0, math.inf, None, 0
+    if checkpoint is not None and checkpoint.exists():
+        start_epoch, best_loss, stale, rng, best_weights = checkpoint.restore(network, averaged, optimizer)
+        history = checkpoint.history()
+
+    with progress_bar(enabled=progress) as bar:
+        task = bar.add_task("fit lstm", total=config.max_epochs, completed=start_epoch)
+        for epoch in range(start_epoch, config.max_epochs):
+            if stale >= config.patience:
+                break
+            network.train()
+            order = rng.permutation(train_users)
+            train_loss = 0.0
+            for start in range(0, len(order), config.batch_size):
+                batch = order[start : start + config.batch_size]
+                loss, n_targets = _loss(network, tensors, batch, config.spend_weight)
+                optimizer.zero_grad()
+                (loss / n_targets).backward()
+                nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+                optimizer.step()
+                _update_average(averaged, network, config.weight_average_decay)
+                train_loss += loss.item()
+            val_loss = _evaluate_loss(averaged, tensors, val_users, config)
+            history.append(
+                {"epoch": epoch + 1, "train_loss": train_loss / n_train_targets, "val_loss": val_loss}
+            )
+            if val_loss < best_loss - 1e-5:
+                best_loss, stale = val_loss, 0
+                best_weights = {k: v.detach().clone() for k, v in averaged.state_dict().items()}
+            else:
+                stale += 1
+            if checkpoint is not None:
+                checkpoint.save(
+                    network,
+                    averaged,
+                    optimizer,
+                    epoch + 1,
+                    best_loss,
+                    stale,
+                    rng,
+                    best_weights,
+                    history,
+                )
+            bar.update(task, advance=1, description=f"fit lstm  val loss {val_loss:.4f}")
+    if best_weights is not None:
+        network.load_state_dict(best_weights)
+    network.eval()
+    return history
+
+
+def _loss(
+    network: _Network, tensors: tuple[torch.Tensor, ...], users: np.ndarray, spend_weight: float
+) -> tuple[torch.Tensor, float]:
+    inputs, head_inputs, counts, spend_per_purchase, lengths = (t[users] for t in tensors)
+    max_len = int(lengths.max())
+    hidden, _ = network.lstm(inputs[:, :max_len])
+    out = network.heads(hidden, head_inputs[:, :max_len])
+    counts, spend_per_purchase = counts[:, :max_len], spend_per_purchase[:, :max_len]
+    has_target = counts[..., 0] >= 0
+    log_lik = hurdle_log_prob(counts.clamp(min=0), out["logit_active"], out["log_mu"], out["log_theta"])
+    total = (log_lik.sum(-1) * has_target).sum()
+    has_spend = spend_per_purchase > 0
+    z = (spend_per_purchase.clamp(min=1e-6).log() - out["spend_mean"]) / out["spend_log_sd"].exp()
+    spend_log_lik = -0.5 * z**2 - out["spend_log_sd"]
+    total = total + spend_weight * (spend_log_lik * has_spend).sum()
+    return -total, float(has_target.sum().clamp(min=1))
+
+
+@torch.no_grad()
+def _evaluate_loss(
+    network: _Network, tensors: tuple[torch.Tensor, ...], users: np.ndarray, config: LSTMConfig
+) -> float:
+    network.eval()
+    total, n = 0.0, 0.0
+    for start in range(0, len(users), config.block_size):
+        loss, count = _loss(network, tensors, users[start : start + config.block_size], config.spend_weight)
+        total += float(loss)
+        n += count
+    return total / max(n, 1.0)
+
+
+@torch.no_grad()
+def _update_average(averaged: nn.Module, network: nn.Module, decay: float) -> None:
+    for kept, current in zip(averaged.parameters(), network.parameters(), strict=True):
+        kept.lerp_(current, 1.0 - decay)
+
+
+def next_period_targets(panel: PeriodPanel, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Targets aligned with the sequences: step ``j`` predicts period ``first + j + 1``.
+
+    Returns counts (n, L, E) float32 with -1 where there is no target, and spend per purchase
+    (n, L) float32 with 0 where there was no purchase.
+    """
+    max_len = int(lengths.max())
+    offsets = np.arange(max_len)
+    target_period = np.minimum(panel.first_period[:, None] + offsets[None, :] + 1, panel.spec.n_periods - 1)
+    has_target = offsets[None, :] + 1 < lengths[:, None]
+    rows = np.arange(panel.n_users)[:, None]
+    counts = panel.counts[rows, target_period].astype(np.float32)
+    counts = np.where(has_target[..., None], counts, -1.0).astype(np.float32)
+    purchases = panel.purchases[rows, target_period].astype(np.float32)
+    spend = panel.spend[rows, target_period]
+    per_purchase = np.where(has_target & (purchases > 0), spend / np.maximum(purchases, 1), 0.0)
+    return counts, per_purchase.astype(np.float32)
+
+
+class _Checkpoint:
+    """Training state after an epoch: weights and optimiser as safetensors, the rest as JSON."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.state_file = directory / "checkpoint.json"
+        self.tensor_file = directory / "checkpoint.safetensors"
+
+    def exists(self) -> bool:
+        return self.state_file.is_file() and self.tensor_file.is_file()
+
+    def save(
+        self,
+        network: _Network,
+        averaged: _Network,
+        optimizer: torch.optim.Optimizer,
+        epoch: int,
+        best_loss: float,
+        stale: int,
+        rng: np.random.Generator,
+        best_weights: dict[str, torch.Tensor] | None,
+        history: list[dict[str, float]],
+    ) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tensors = {f"model.{k}": v.contiguous() for k, v in network.state_dict().items()}
+        tensors.update({f"averaged.{k}": v.contiguous() for k, v in averaged.state_dict().items()})
+        if best_weights is not None:
+            tensors.update({f"best.{k}": v.contiguous() for k, v in best_weights.items()})
+        optim_state = optimizer.state_dict()
+        for index, slots in optim_state["state"].items():
+            for slot, value in slots.items():
+                tensors[f"optim.{index}.{slot}"] = (
+                    value.reshape(-1).contiguous() if value.dim() == 0 else value
+                )
+        save_file(tensors, str(self.tensor_file))
+        state = {
+            "epoch": epoch,
+            "best_loss": best_loss,
+            "stale": stale,
+            "rng": rng.bit_generator.state,
+            "param_groups": optim_state["param_groups"],
+            "history": history,
+        }
+        self.state_file.write_text(json.dumps(state, default=int))
+
+    def restore(self, network: _Network, averaged: _Network, optimizer: torch.optim.Optimizer):
+        state = json.loads(self.state_file.read_text())
+        tensors = load_file(str(self.tensor_file))
+        network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        averaged.load_state_dict({k[9:]: v for k, v in tensors.items() if k.startswith("averaged.")})
+        best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
+        slots: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, slot = key.split(".")
+                slots.setdefault(int(index), {})[slot] = value.reshape(()) if slot == "step" else value
+        optimizer.load_state_dict({"state": slots, "param_groups": state["param_groups"]})
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state["rng"]
+        return state["epoch"], state["best_loss"], state["stale"], rng, best
+
+    def history(self) -> list[dict[str, float]]:
+        return list(json.loads(self.state_file.read_text())["history"])

@@ -25,6 +25,7 @@ file's time stamp only: after editing ``lstm_period.py``, touch this file (or cl
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 from typing import NamedTuple
@@ -34,7 +35,7 @@ import numpy as np
 
 from winback.decay_model import lstm_period
 from winback.decay_model.base import PeriodActivity
-from winback.decay_model.lstm import LSTMDecayModel
+from winback.decay_model.lstm import LSTMDecayModel, LSTMState
 from winback.decay_model.lstm_period import InputLayout, write_known_ahead, write_step_inputs
 from winback.simulator.outcome import StepOutcome
 from winback.simulator.response import ResponseTables
@@ -52,30 +53,17 @@ _SPEND_LOG_SD_LOW, _SPEND_LOG_SD_HIGH = (np.float32(x) for x in lstm_period.SPEN
 _SPEND_MEAN_OFFSET = np.float32(lstm_period.SPEND_MEAN_OFFSET)
 
 
-class UserArrays(NamedTuple):
-    """The simulator's own per-user state (:class:`SimState`), changed in place."""
-
-    keys: np.ndarray
-    birth: np.ndarray
-    recency: np.ndarray
-    frequency: np.ndarray
-    spend_total: np.ndarray
-    fatigue: np.ndarray
-    opted_out: np.ndarray
-    lift: np.ndarray
-    valid_left: np.ndarray
-    since_contact: np.ndarray
+def _arrays_of(state: type, name: str, skip: tuple[str, ...] = ()) -> type:
+    """A named tuple of the array fields of the dataclass ``state``, in its order: the same arrays,
+    read by the same names, in compiled code."""
+    fields = [(f.name, np.ndarray) for f in dataclasses.fields(state) if f.name not in skip]
+    return NamedTuple(name, fields)  # type: ignore[return-value]
 
 
-class DecayArrays(NamedTuple):
-    """The LSTM's per-user state (:class:`~winback.decay_model.lstm.LSTMState`), changed in place."""
-
-    period: np.ndarray
-    hidden: np.ndarray
-    cell: np.ndarray
-    first_period: np.ndarray
-    last_purchase: np.ndarray
-    frequency: np.ndarray
+UserArrays = _arrays_of(SimState, "UserArrays", skip=("decay", "forecast"))
+"""The simulator's own per-user state (:class:`SimState` but the decay model's), changed in place."""
+DecayArrays = _arrays_of(LSTMState, "DecayArrays")
+"""The LSTM's per-user state (:class:`~winback.decay_model.lstm.LSTMState`), changed in place."""
 
 
 class ForecastArrays(NamedTuple):

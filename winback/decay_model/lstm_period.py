@@ -110,30 +110,30 @@ def select(condition: Values, if_true: Values, if_false: Values) -> Values:
     return np.where(condition, if_true, if_false)
 
 
-@overload(select)
+@overload(select, inline="always")
 def _select_one(condition, if_true, if_false):  # type: ignore[no-untyped-def]  # numba: same signature as the lambda
     return lambda condition, if_true, if_false: if_true if condition else if_false
 
 
-@register_jitable
+@register_jitable(inline="always")
 def log1p_amount(amount: Values) -> Values:
     """``log1p`` of a count or an amount of money."""
     return np.log1p(np.float64(amount))
 
 
-@register_jitable
+@register_jitable(inline="always")
 def log1p_periods(periods: Values) -> Values:
     """``log1p`` of a number of periods, negative ones taken as 0."""
     return np.log1p(np.maximum(np.float64(periods), 0.0))
 
 
-@register_jitable
+@register_jitable(inline="always")
 def calendar_phase(period: Values, origin_day: float, period_days: float) -> Values:
     """The day of year at the middle of ``period`` as an angle (a year of 365.25 days is 2 pi)."""
     return 2.0 * np.pi * (origin_day + (np.float64(period) * period_days + period_days / 2.0)) / 365.25
 
 
-@register_jitable
+@register_jitable(inline="always")
 def bgnbd_p_alive(x: Values, t_x: Values, T: Values, r: float, alpha: float, a: float, b: float) -> Values:
     """P(alive at T | x, t_x, T) of BG/NBD: ``1 / (1 + [x > 0] a / (b + x - 1) ((alpha + T) /
     (alpha + t_x))^(r + x))``, the factor of Fader, Hardie & Lee (2005) eq. (10)."""
@@ -145,14 +145,14 @@ def bgnbd_p_alive(x: Values, t_x: Values, T: Values, r: float, alpha: float, a: 
     return select(x > 0, 1.0 / (1.0 + np.exp(np.minimum(log_odds, _EXP_MAX))), 1.0)
 
 
-@register_jitable
+@register_jitable(inline="always")
 def bgnbd_log_rate(x: Values, T: Values, r: float, alpha: float) -> Values:
     """log E[purchase rate | alive, x, T] of BG/NBD: the posterior mean of ``Gamma(r + x, alpha + T)``."""
     return np.log(r + x) - np.log(alpha + T)
 
 
 # -------------------------------------------------------------------------------------- writers
-@register_jitable
+@register_jitable(inline="always")
 def write_known_ahead(
     out: Columns, start: int, layout: InputLayout, period: Values, first: Values, contacts: Values
 ) -> int:
@@ -175,7 +175,7 @@ def write_known_ahead(
     return j
 
 
-@register_jitable
+@register_jitable(inline="always")
 def write_step_inputs(
     out: Columns,
     layout: InputLayout,

@@ -8,6 +8,7 @@ random stream: the same seed gives the same user with the same luck, whichever e
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, get_args
@@ -176,11 +177,17 @@ def info_columns(outcome: StepOutcome, actions: tuple[str, ...]) -> dict[str, np
         reward.contact_cost,
         activity.purchases,
         activity.spend,
-        np.asarray(actions, dtype=object)[outcome.delivered],
+        _action_names(actions)[outcome.delivered],
         outcome.refused,
         outcome.opted_out,
     )
     return dict(zip(INFO_KEYS, columns, strict=True))
+
+
+@functools.cache
+def _action_names(actions: tuple[str, ...]) -> np.ndarray:
+    """``actions`` as an object array, to index by action (shared: do not modify)."""
+    return np.asarray(actions, dtype=object)
 
 
 def step_infos(outcome: StepOutcome, actions: tuple[str, ...]) -> list[dict[str, float | int | str | bool]]:

@@ -152,7 +152,7 @@ def bgnbd_log_rate(x: Values, T: Values, r: float, alpha: float) -> Values:
 
 
 # -------------------------------------------------------------------------------------- writers
-@register_jitable(inline="always")
+@register_jitable
 def write_known_ahead(
     out: Columns, start: int, layout: InputLayout, period: Values, first: Values, contacts: Values
 ) -> int:

@@ -146,7 +146,8 @@ def _split_head(out: _Array, n_event_types: int) -> dict[str, _Array]:
 
 
 class _Kernel:
-    """The fitted network as numpy arrays, for one-period inference (``forecast`` and ``advance``).
+    """The fitted network as numpy arrays with the inputs it reads, for one-period inference
+    (``forecast`` and ``advance``, and the compiled simulator step).
 
     A period of the simulator is one LSTM cell step and one head evaluation for a batch of users.
     Written with numpy rather than torch because torch's per-call overhead dominates small batches
@@ -156,7 +157,8 @@ class _Kernel:
     ``torch.set_num_threads``.
     """
 
-    def __init__(self, network: _Network) -> None:
+    def __init__(self, network: _Network, layout: InputLayout) -> None:
+        self.layout = layout
         weights = {k: v.detach().numpy().astype(np.float32) for k, v in network.state_dict().items()}
         self.hidden_size = network.lstm.hidden_size
         self.n_event_types = network.n_event_types
@@ -299,7 +301,7 @@ class LSTMDecayModel(DecayModel):
             history=self.history,
         )  # fmt: skip
         network.eval()
-        self.network, self.kernel = network, _Kernel(network)
+        self.network, self.kernel = network, _Kernel(network, self.input_layout())
         return self
 
     def _build_network(self, spec: PanelSpec, generator: torch.Generator) -> _Network:
@@ -346,7 +348,7 @@ class LSTMDecayModel(DecayModel):
         kernel = self._require_kernel()
         if contacts is None:
             contacts = no_contacts(len(state.period), spec)
-        layout = self.input_layout()
+        layout = kernel.layout
         head_inputs = np.empty((len(state.period), layout.n_known_ahead), dtype=np.float32)
         write_known_ahead(head_inputs.T, 0, layout, state.period, state.first_period, contacts.T)
         params = kernel.heads(state.hidden, head_inputs)
@@ -407,7 +409,7 @@ class LSTMDecayModel(DecayModel):
         bought = activity.purchases > 0
         last_purchase = np.where(bought, state.period, state.last_purchase)
         frequency = state.frequency + activity.purchases
-        layout = self.input_layout()
+        layout = kernel.layout
         inputs = np.empty((len(state.period), layout.n_step), dtype=np.float32)
         write_step_inputs(
             inputs.T, layout, state.period, state.first_period, activity.counts.T, activity.spend,
@@ -448,7 +450,7 @@ class LSTMDecayModel(DecayModel):
         network = model._build_network(spec, torch.Generator().manual_seed(0))
         network.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()})
         network.eval()
-        model.network, model.kernel = network, _Kernel(network)
+        model.network, model.kernel = network, _Kernel(network, model.input_layout())
         return model
 
     def _require_network(self) -> _Network:

@@ -536,7 +536,7 @@ class FusedLSTMStep:
         """``model_contact``: (K,) index of each contact kind among the model's contact inputs when the
         simulator takes its effect from the model, -1 when from the response priors."""
         kernel = model._require_kernel()
-        self.layout: InputLayout = model.input_layout()
+        self.layout: InputLayout = kernel.layout
         self.n_step, self.n_known_ahead = self.layout.n_step, self.layout.n_known_ahead
         self.weights = Weights(
             kernel.lstm_weight,

@@ -316,6 +316,32 @@ def test_learned_effects_replace_the_priors_when_the_log_had_contacts() -> None:
     )
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("learned", [False, True])
+def test_tracking_an_observed_period_gives_the_state_the_step_left(compiled: bool, learned: bool) -> None:
+    """A platform tracking its real users with :meth:`Simulator.track` ends where the simulator's own
+    step left them when the world did what the simulator drew."""
+    if learned:
+        model = LSTMDecayModel(TINY_LSTM).fit(synthetic_panel(), until=30, seed=0)
+        simulator = Simulator(model, SimulatorConfig(compiled=compiled), seed=3)
+        stepped = warm_start(simulator, synthetic_panel(), until=30)
+    else:
+        simulator, stepped = population(seed=3, compiled=compiled)
+    tracked = stepped.copy()
+    actions = np.random.default_rng(0).integers(0, len(simulator.actions), size=(4, stepped.n_users))
+    for period_actions in actions:
+        outcome = simulator.step(stepped, period_actions)
+        simulator.track(tracked, outcome.delivered, outcome.activity, outcome.opted_out)
+    assert outcome.delivered.any() and (outcome.activity.purchases > 0).any()
+    for name in ("recency", "frequency", "since_contact", "valid_left", "opted_out", "period"):
+        np.testing.assert_array_equal(getattr(tracked, name), getattr(stepped, name), err_msg=name)
+    for name in ("spend_total", "fatigue", "lift"):
+        np.testing.assert_allclose(getattr(tracked, name), getattr(stepped, name), rtol=1e-9, err_msg=name)
+    np.testing.assert_allclose(tracked.forecast.p_active, stepped.forecast.p_active, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="delivered"):
+        simulator.track(tracked, np.full(tracked.n_users, len(simulator.actions)), outcome.activity, outcome.opted_out)
+
+
 def test_bad_configuration_is_refused_with_the_field() -> None:
     with pytest.raises(ConfigError, match="opt_out"):
         ContactResponse(lift_new=1, lift_established=1, half_life=1, cost=0, fatigue=0, opt_out=2)

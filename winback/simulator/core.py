@@ -36,7 +36,7 @@ import numba as nb
 import numpy as np
 import torch
 
-from winback.decay_model.base import DecayModel, DecayState, Forecast
+from winback.decay_model.base import DecayModel, DecayState, Forecast, PeriodActivity
 from winback.decay_model.lstm import LSTMDecayModel
 from winback.errors import ConfigError
 from winback.simulator.fused import FusedLSTMStep
@@ -289,10 +289,9 @@ class Simulator:
         tables, n = self.tables, s.n_users
         if self._fused is not None:
             return self._fused.step(s, actions, min_gap, demand_shift)
-        # 1. delivery; 2. lifts of prior-driven contacts; coupons become valid
+        # 1. delivery; 2. lifts of prior-driven contacts; coupons become valid; fatigue grows
         delivered, contacted, kind, fresh = self._deliver(s, actions, min_gap)
-        s.lift[contacted, kind] = np.maximum(s.lift[contacted, kind], fresh)
-        s.valid_left[contacted, kind] = np.maximum(s.valid_left[contacted, kind], tables.validity[kind])
+        self._receive(s, contacted, kind, fresh)
         # 3. forecast with learned contacts, lift, draw
         model_contacts = self._model_contacts(n, contacted, kind)
         forecast = s.forecast if model_contacts is None else self.model.forecast(s.decay, model_contacts)
@@ -306,11 +305,56 @@ class Simulator:
         contact_cost = np.zeros(n)
         contact_cost[contacted] = tables.cost[kind]
         reward = reward_components(activity.spend, discount_rate, contact_cost, self.config.reward)
-        # 5. fatigue, opt-outs, history, decay state
-        s.fatigue[contacted] += tables.fatigue[kind]
+        # 5. opt-outs, then 5-6 as for an observed period
         leaving = uniforms[contacted, -1] < opt_out_probability(tables, kind, s.fatigue[contacted])
         opted_out = np.zeros(n, dtype=bool)
         opted_out[contacted[leaving]] = True
+        self._record(s, activity, contacted, kind, model_contacts, opted_out)
+        return StepOutcome(
+            activity=activity,
+            reward=reward,
+            delivered=delivered,
+            refused=(actions > 0) & (delivered == 0),
+            opted_out=opted_out,
+        )
+
+    def track(
+        self, state: SimState, delivered: np.ndarray, activity: PeriodActivity, opted_out: np.ndarray
+    ) -> None:
+        """Advance every user one period that happened elsewhere, in place: what a platform does with
+        its real users' period (the contacts ``delivered`` ((n,) action indices), the ``activity``
+        observed and who ``opted_out``), so their state, forecast and features stay current.
+
+        The bookkeeping is the one :meth:`step` does after drawing (composed, never compiled); only
+        the draws are replaced by what was observed.
+        """
+        delivered = np.asarray(delivered, dtype=np.int64)
+        if delivered.shape != (state.n_users,) or _outside(delivered, len(self.actions)):
+            raise ValueError(f"delivered must be ({state.n_users},) ints in [0, {len(self.actions)})")
+        contacted = np.flatnonzero(delivered)
+        kind = delivered[contacted] - 1
+        self._receive(state, contacted, kind, self._fresh_lift(state, contacted, kind))
+        model_contacts = self._model_contacts(state.n_users, contacted, kind)
+        self._record(state, activity, contacted, kind, model_contacts, np.asarray(opted_out, dtype=bool))
+
+    def _receive(self, s: SimState, contacted: np.ndarray, kind: np.ndarray, fresh: np.ndarray) -> None:
+        """Delivered contacts take effect: lifts (the larger of fresh and in force), validity, fatigue."""
+        s.lift[contacted, kind] = np.maximum(s.lift[contacted, kind], fresh)
+        s.valid_left[contacted, kind] = np.maximum(s.valid_left[contacted, kind], self.tables.validity[kind])
+        s.fatigue[contacted] += self.tables.fatigue[kind]
+
+    def _record(
+        self,
+        s: SimState,
+        activity: PeriodActivity,
+        contacted: np.ndarray,
+        kind: np.ndarray,
+        model_contacts: np.ndarray | None,
+        opted_out: np.ndarray,
+    ) -> None:
+        """The period's end: opt-outs, history, decay state; lifts fade, coupons expire, fatigue
+        decays, and the decay model forecasts the next period."""
+        tables = self.tables
         s.opted_out |= opted_out
         bought = activity.purchases > 0
         s.recency[:] = np.where(bought, 1, s.recency + 1)
@@ -319,19 +363,11 @@ class Simulator:
         np.minimum(s.since_contact + 1, SINCE_CAP, out=s.since_contact)
         s.since_contact[contacted, kind] = 1
         s.decay.assign(slice(None), self.model.advance(s.decay, activity, model_contacts))
-        # 6. fades, expiries, next forecast
         still_valid = s.valid_left > 1
         s.lift *= np.where(still_valid, 1.0, tables.fade[None, :])
         np.maximum(s.valid_left - 1, 0, out=s.valid_left)
         s.fatigue *= tables.fatigue_decay
         s.forecast.assign(slice(None), self.model.forecast(s.decay))
-        return StepOutcome(
-            activity=activity,
-            reward=reward,
-            delivered=delivered,
-            refused=(actions > 0) & (delivered == 0),
-            opted_out=opted_out,
-        )
 
     def _deliver(
         self, s: SimState, actions: np.ndarray, min_gap: int
@@ -341,9 +377,12 @@ class Simulator:
         delivered = np.where(self.action_masks(s, min_gap)[np.arange(s.n_users), actions], actions, 0)
         contacted = np.flatnonzero(delivered)
         kind = delivered[contacted] - 1
+        return delivered, contacted, kind, self._fresh_lift(s, contacted, kind)
+
+    def _fresh_lift(self, s: SimState, contacted: np.ndarray, kind: np.ndarray) -> np.ndarray:
+        """The log-odds lift of each delivered contact (0 for kinds the decay model learned)."""
         is_new = s.tenure[contacted] < self.config.response.new_user_periods
-        fresh = contact_lift(self.tables, kind, is_new, s.fatigue[contacted]) * self._uses_prior[kind]
-        return delivered, contacted, kind, fresh
+        return contact_lift(self.tables, kind, is_new, s.fatigue[contacted]) * self._uses_prior[kind]
 
     def _model_contacts(self, n: int, contacted: np.ndarray, kind: np.ndarray) -> np.ndarray | None:
         """(n, C) contacts of learned kinds in the decay model's layout, ``None`` when there are none."""

@@ -339,7 +339,8 @@ def test_tracking_an_observed_period_gives_the_state_the_step_left(compiled: boo
         np.testing.assert_allclose(getattr(tracked, name), getattr(stepped, name), rtol=1e-9, err_msg=name)
     np.testing.assert_allclose(tracked.forecast.p_active, stepped.forecast.p_active, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="delivered"):
-        simulator.track(tracked, np.full(tracked.n_users, len(simulator.actions)), outcome.activity, outcome.opted_out)
+        outside = np.full(tracked.n_users, len(simulator.actions))
+        simulator.track(tracked, outside, outcome.activity, outcome.opted_out)
 
 
 def test_bad_configuration_is_refused_with_the_field() -> None:

@@ -17,16 +17,20 @@ from __future__ import annotations
 
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from winback.agents.base import DecisionContext, Policy
-from winback.agents.reference import TrueWorld, start
+from winback.agents.reference import Reference, TrueWorld, start
+from winback.errors import ConfigError
 from winback.scenarios.operations import OperationsDesk
 from winback.scenarios.scenario import Scenario
 from winback.simulator.core import Simulator
 from winback.simulator.features import feature_names, observe
+from winback.simulator.outcome import StepOutcome
 from winback.simulator.state import SimState
 
 ACTIVE_WINDOW = 13
@@ -47,6 +51,17 @@ USER_METRICS = (
     "active_at_end",
 )
 """Per-user metrics over the horizon; ``net_value`` (margin - discounts - contact costs) is primary."""
+
+
+class Stepper(Protocol):
+    """Where users live during a run: the scenario's simulator, or another world whose periods the
+    simulator only tracks (:mod:`winback.benchmarks.ground_truth`)."""
+
+    def step(
+        self, state: SimState, actions: np.ndarray, *, min_gap: int, demand_shift: np.ndarray
+    ) -> StepOutcome:
+        """One period under ``actions`` for the users of ``state``, which it advances in place."""
+        ...
 
 
 @dataclass
@@ -93,16 +108,20 @@ def run_policy(
     category: str = "baseline",
     name: str | None = None,
     simulators: dict[int, Simulator] | None = None,
+    steppers: Callable[[int, Simulator], Stepper] | None = None,
 ) -> PolicyRun:
-    """``policy`` over copies of ``users`` for the scenario's horizon, once per seed."""
+    """``policy`` over copies of ``users`` for the scenario's horizon, once per seed.
+
+    ``steppers`` gives, per seed and simulator, where the users live instead of that simulator
+    (which then only observes them); by default they live in the simulator.
+    """
     name = name or policy.name
     started = time.perf_counter()
-    runs = [
-        _run_seed(
-            policy, scenario, users, seed, name, (simulators or {}).get(seed) or scenario.simulator_for(seed)
-        )
-        for seed in seeds
-    ]
+    runs = []
+    for seed in seeds:
+        simulator = (simulators or {}).get(seed) or scenario.simulator_for(seed)
+        stepper = simulator if steppers is None else steppers(seed, simulator)
+        runs.append(_run_seed(policy, scenario, users, seed, name, simulator, stepper))
     metrics = {key: np.stack([r[0][key] for r in runs]) for key in runs[0][0]}
     return PolicyRun(
         policy=name,
@@ -118,8 +137,16 @@ def run_policy(
 
 
 def _run_seed(
-    policy: Policy, scenario: Scenario, users: SimState, seed: int, name: str, simulator: Simulator
+    policy: Policy,
+    scenario: Scenario,
+    users: SimState,
+    seed: int,
+    name: str,
+    simulator: Simulator,
+    stepper: Stepper,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    if stepper is not simulator and isinstance(policy, Reference):
+        raise ConfigError(f"{name} reads the simulator's true state; it cannot run in another world")
     state, horizon, gap = users.copy(), scenario.horizon, scenario.min_contact_gap
     n, kinds = state.n_users, simulator.kinds
     desk = OperationsDesk(
@@ -154,7 +181,7 @@ def _run_seed(
         np.add.at(action_map, (actions, i_bin, r_bin), 1)
         shift = scenario.demand.shift(np.full(n, t), state.recency)
         arriving = desk.deliveries(t)
-        outcome = simulator.step(state, arriving, min_gap=gap, demand_shift=shift)
+        outcome = stepper.step(state, arriving, min_gap=gap, demand_shift=shift)
         desk.settle(t, arriving, outcome.delivered, outcome.activity.purchases > 0)
         policy.update(outcome.reward.total)
         reward = outcome.reward

@@ -617,6 +617,13 @@ def _transaction_rows(
     counts["cancelled_lines"] = int(cancel.sum())
     counts["cancelled_orders"] = n_cancelled
     counts["cancelled_value"] = float(value[order_cancel].sum())
+    if n_cancelled:
+        fate = {
+            "drop": "left out",
+            "net": "netted against the same user's earlier purchases",
+            "event": f"kept as '{CANCELLATION_EVENT}' events",
+        }[rules.cancellations]
+        raw.notes.append(f"{n_cancelled} cancelled orders {fate}")
     if rules.cancellations == "net" and n_cancelled:
         value, unmatched = _net_of_cancellations(order_user, time, value, order_cancel)
         counts["cancelled_value_unmatched"] = unmatched

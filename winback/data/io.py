@@ -529,15 +529,17 @@ def _event_rows(
     return _Rows(columns=columns, distinct=False)
 
 
-def _user_ids(raw: _RawColumns, skip_missing: bool, counts: dict[str, int | float]) -> pa.ChunkedArray:
-    """Trimmed user ids; rows without one are an error or, with ``skip_missing``, left out and counted."""
+def _user_ids(raw: _RawColumns, skip_missing: bool | None, counts: dict[str, int | float]) -> pa.ChunkedArray:
+    """Trimmed user ids; rows without one are an error or, with ``skip_missing``, left out and counted.
+
+    ``None``: an error that the mapping cannot turn into skipping (contacts files).
+    """
     user_id = _text(raw, "user_id", integers_allowed=True)
     raw.release("user_id")
     empty = _to_numpy(pc.equal(user_id, ""))
     if not skip_missing:
-        raw.reject(
-            empty, "empty user id", "user_id", "a non-empty user id (or missing_user = 'skip' in the mapping)"
-        )
+        hint = "" if skip_missing is None else " (or missing_user = 'skip' in the mapping)"
+        raw.reject(empty, "empty user id", "user_id", "a non-empty user id" + hint)
         return user_id
     n_empty = int(empty.sum())
     counts["rows_without_user"] = n_empty
@@ -697,7 +699,8 @@ def _line_amounts(raw: _RawColumns) -> tuple[np.ndarray, np.ndarray]:
             "a price >= 0 (returns have a negative quantity)",
             shown=price,
         )
-        amount = quantity * price
+        with np.errstate(over="ignore"):
+            amount = quantity * price
         raw.reject(
             ~np.isfinite(amount), "quantity x price is not a finite number", "price", "smaller numbers"
         )
@@ -751,7 +754,7 @@ def _contact_rows(
 ) -> _Rows:
     """Intervention-only rows from a contacts file; those of users not in ``log_users`` counted."""
     _decode_dictionaries(raw)
-    user_id = _user_ids(raw, False, counts)
+    user_id = _user_ids(raw, None, counts)
     timestamp = _timestamps(raw, contacts.timestamp_unit)
     raw.release("timestamp")
     text = _renamed(_text(raw, "kind"), contacts.kind_renames)

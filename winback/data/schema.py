@@ -48,7 +48,7 @@ class LoadReport:
     rows_without_user: int = 0
     """Rows with an empty user id, left out (guest checkouts; ``missing_user = "skip"``)."""
     order_lines: int = 0
-    """Sale lines of a transaction log (cancellation lines not included)."""
+    """Sale lines of a transaction log with a user id (cancellation lines not included)."""
     orders: int = 0
     """Purchase events formed from ``order_lines`` (one per user and order id, or one per line)."""
     cancelled_lines: int = 0

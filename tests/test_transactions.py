@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from test_data_fuzz import assert_valid
 
+from winback.cli import app
 from winback.data.io import read_event_log
 from winback.data.mapping import (
     CANCELLATION_EVENT,
@@ -25,6 +26,8 @@ from winback.data.mapping import (
 from winback.data.panel import build_panel
 from winback.data.schema import CONTACTS, EventLog
 from winback.data.summary import summarize
+from winback.data.synthetic import SyntheticConfig, generate_synthetic_log
+from winback.decay_model.artifact import load_model
 from winback.errors import DataError
 
 RETAIL_HEADER = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
@@ -505,3 +508,50 @@ def test_rows_without_a_user_are_skipped_by_default_in_transaction_logs_only() -
     assert not any(PRESETS[name].skips_missing_users for name in ("retailrocket", "rees46", "taobao"))
     assert PRESETS["online-retail"].skips_missing_users
     assert not ColumnMapping(shape="transactions", missing_user="error").skips_missing_users
+
+
+# --- downstream ---------------------------------------------------------------------------------------
+
+
+def test_decay_fit_runs_on_a_transaction_log_with_a_crm_file(tmp_path: Path) -> None:
+    events = generate_synthetic_log(SyntheticConfig(n_users=120, n_periods=16, seed=3)).log.events
+    purchases = events[events["event_type"] == "purchase"]
+    lines = pd.DataFrame(
+        {
+            "Invoice": [f"I{i}" for i in range(len(purchases))],
+            "Quantity": 1,
+            "InvoiceDate": purchases["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S").to_numpy(),
+            "Price": purchases["value"].round(2).to_numpy(),
+            "Customer ID": purchases["user_id"].to_numpy(),
+        }
+    )
+    lines.to_csv(tmp_path / "retail.csv", index=False)
+    contacts = events[events["event_type"] == ""]
+    crm = pd.DataFrame(
+        {"customer": contacts["user_id"], "sent_at": contacts["timestamp"], "kind": contacts["intervention"]}
+    )
+    crm.to_csv(tmp_path / "crm.csv", index=False)
+    toml = (
+        (EXAMPLES / "online-retail.toml").read_text()
+        + '[contacts]\npath = "crm.csv"\n[contacts.columns]\nuser_id = "customer"\ntimestamp = "sent_at"\n'
+    )
+    (tmp_path / "retail.toml").write_text(toml)
+    log = read_event_log(tmp_path / "retail.csv", mapping=str(tmp_path / "retail.toml"))
+    assert log.report.orders == len(purchases)
+    assert log.report.contact_rows == len(contacts)
+    assert (
+        log.events["intervention"].value_counts().drop("none").sum()
+        == len(contacts) - log.report.contacts_of_unknown_users
+    )
+    argv = [
+        "decay",
+        "fit",
+        "--data",
+        str(tmp_path / "retail.csv"),
+        "--mapping",
+        str(tmp_path / "retail.toml"),
+    ]
+    with pytest.raises(SystemExit) as stop:
+        app([*argv, "--model", "exponential", "--out", str(tmp_path / "model")])
+    assert stop.value.code in (0, None)
+    assert load_model(tmp_path / "model").spec.purchase_event == "purchase"

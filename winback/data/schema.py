@@ -40,6 +40,7 @@ class LoadReport:
 
     source: str
     rows_read: int
+    """Data rows read from the log file (and from a contacts file, if any), blank rows included."""
     duplicate_rows_dropped: int = 0
     out_of_order_rows: int = 0
     """Rows that were not in (user_id, timestamp) order in the file; they are kept and sorted."""

@@ -115,6 +115,61 @@ def test_summary_failures_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert code == EXIT_BAD_INPUT and "unknown file type" in err
 
 
+RETAIL_MAPPING = """shape = "transactions"
+[columns]
+user_id = "Customer ID"
+timestamp = "InvoiceDate"
+order_id = "Invoice"
+quantity = "Quantity"
+price = "Price"
+[transactions]
+cancellations = "net"
+cancellation_prefix = "C"
+[contacts]
+path = "crm.csv"
+[contacts.columns]
+user_id = "customer"
+timestamp = "sent_at"
+kind = "channel"
+"""
+
+
+def test_summary_of_a_transaction_log_with_contacts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mapping = write_log(tmp_path, RETAIL_MAPPING, "retail.toml")
+    write_log(tmp_path, "customer,sent_at,channel\n1,2024-01-01,coupon\n9,2024-01-01,coupon\n", "crm.csv")
+    path = write_log(
+        tmp_path,
+        "Invoice,Quantity,InvoiceDate,Price,Customer ID\n"
+        "A1,2,2024-01-02,5,1\nA1,1,2024-01-02,2.5,1\nA2,1,2024-01-02,4,\nC1,-1,2024-01-03,5,1\n",
+        "retail.csv",
+    )
+    code, out, _ = run(["data", "summary", str(path), "--mapping", str(mapping), "--json"], capsys)
+    assert code == 0
+    figures = json.loads(out)
+    assert figures["events_per_type"] == {"purchase": 1} and figures["intervention_only_rows"] == 1
+    assert (figures["order_lines"], figures["orders"], figures["rows_without_user"]) == (2, 1, 1)
+    assert (figures["cancelled_lines"], figures["cancelled_value"]) == (1, 5.0)
+    assert (figures["contact_rows"], figures["contacts_of_unknown_users"]) == (2, 1)
+    code, out, _ = run(["data", "summary", str(path), "--mapping", str(mapping)], capsys)
+    assert code == 0 and "| order lines into orders | 2 into 1 |" in out
+    assert "| cancellation lines (orders, value) | 1 (1, 5.00) |" in out
+    code, out, _ = run(["data", "validate", str(path), "--mapping", str(mapping)], capsys)
+    assert code == 0 and "contacts of users not in the log: 1" in out
+
+
+def test_a_malformed_transaction_log_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_log(
+        tmp_path,
+        "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
+        "A1,1,x,1,2024-01-02,5,1,UK\nA2,1,x,one,2024-01-02,5,1,UK\n",
+    )
+    code, _, err = run(["data", "summary", str(path), "--mapping", "online-retail"], capsys)
+    assert code == EXIT_BAD_INPUT and "Traceback" not in err
+    assert str(path) in err and "row 2" in err and "column 'Quantity'" in err and "not a number: 'one'" in err
+
+
 def test_each_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["data", "--help"], capsys)
     assert code == 0

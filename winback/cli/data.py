@@ -9,8 +9,9 @@ import typer
 
 from winback.data.cdnow import DATASETS, load_cdnow
 from winback.data.io import read_event_log
+from winback.data.mapping import PRESETS
 from winback.data.schema import EventLog
-from winback.data.summary import summarize
+from winback.data.summary import shape_figures, summarize
 from winback.errors import DataError
 
 app = typer.Typer(no_args_is_help=True)
@@ -23,7 +24,10 @@ PathArgument = Annotated[
 ]
 MappingOption = Annotated[
     str | None,
-    typer.Option(help="Column mapping: a preset (retailrocket, rees46, taobao) or a TOML file."),
+    typer.Option(
+        help=f"Column mapping: a preset ({', '.join(PRESETS)}) or a TOML file (its shape: events or "
+        "transactions, and a contacts file)."
+    ),
 ]
 PurchaseEventOption = Annotated[str, typer.Option(help="Event type that counts as a purchase.")]
 EventTypesOption = Annotated[
@@ -52,6 +56,7 @@ def validate(
     )
     if report.same_day_rows_merged:
         message += f", {report.same_day_rows_merged:,} same-day rows merged"
+    message += "".join(f", {figure}: {value}" for figure, value in shape_figures(report))
     typer.echo(message + "." + "".join(f" Note: {note}." for note in report.notes))
 
 

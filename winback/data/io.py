@@ -1,4 +1,8 @@
-"""Read event logs from CSV (optionally gzipped) or Parquet into a validated :class:`EventLog`; write them.
+"""Read logs from CSV (optionally gzipped) or Parquet into a validated :class:`EventLog`; write them.
+
+A log comes in one of two shapes (:attr:`ColumnMapping.shape`): an *event log*, one row per event
+with its type, or a *transaction log*, one row per order line, read into purchase events; either
+can take contacts from a second file (:attr:`ColumnMapping.contacts`).
 
 Every problem with the input is a :class:`DataError` naming the file, the first offending rows with
 their total count, the source column, and what was expected. Row numbers are 1-based data rows: the
@@ -27,8 +31,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from winback.data.mapping import IDENTITY, ColumnMapping, load_mapping
-from winback.data.schema import CANONICAL_COLUMNS, INTERVENTIONS, REQUIRED_COLUMNS, EventLog, LoadReport
+from winback.data.mapping import (
+    CANCELLATION_EVENT,
+    IDENTITY,
+    ColumnMapping,
+    ContactsFile,
+    TimestampUnit,
+    load_mapping,
+)
+from winback.data.schema import CANONICAL_COLUMNS, CONTACTS, INTERVENTIONS, EventLog, LoadReport
 from winback.errors import DataError
 
 FileFormat = Literal["csv", "parquet"]
@@ -58,27 +69,65 @@ def read_event_log(
     event_types: Iterable[str] | None = None,
     delimiter: str = ",",
 ) -> EventLog:
-    """Read, validate and canonicalise an event log (see :class:`EventLog` for the result's exact form).
+    """Read, validate and canonicalise a log (see :class:`EventLog` for the result's exact form).
 
     ``mapping`` is a :class:`ColumnMapping`, a preset name or a TOML file (see
-    :func:`winback.data.mapping.load_mapping`); ``None`` means the file uses canonical names.
+    :func:`winback.data.mapping.load_mapping`); ``None`` means an event log with canonical names.
     ``event_types`` declares the allowed event types (after renames); ``purchase_event`` must be one
-    of them. ``delimiter`` applies to CSV files.
+    of them. ``delimiter`` applies to CSV files (a contacts file has its own).
 
-    Exact duplicate rows (equal in every canonical column) are dropped, keeping the first, and
-    counted in ``report.duplicate_rows_dropped``. Of the remaining rows, in file order, a row is *out
-    of order* when its ``(user_id, timestamp)`` key is strictly smaller than the largest key of the
-    rows before it; their number is ``report.out_of_order_rows``. All rows are kept and stably sorted
-    by that key, so rows with equal keys keep their file order.
+    *Event logs*: exact duplicate rows (equal in every canonical column) are dropped, keeping the
+    first, and counted in ``report.duplicate_rows_dropped``. Of the remaining rows, in file order, a
+    row is *out of order* when its ``(user_id, timestamp)`` key is strictly smaller than the largest
+    key of the rows before it; their number is ``report.out_of_order_rows``. All rows are kept and
+    stably sorted by that key, so rows with equal keys keep their file order.
+
+    *Transaction logs* (one row per order line): a line's value is quantity x price (or its mapped
+    value). The lines of one user and order id form one ``purchase_event`` event: values and
+    quantities summed, at the time of its earliest line; without an order id each line is one
+    purchase. Cancellation lines (negative quantity or value, or an order id starting with the
+    cancellation prefix) form cancelled orders the same way and are dropped, netted or kept as
+    :data:`CANCELLATION_EVENT` events (:class:`TransactionRules`). Identical lines are all sales, so
+    nothing is dropped as a duplicate; out-of-order counts orders in the order of their first line.
+    Lines without a user id are left out unless the mapping says ``missing_user = "error"``. The
+    report counts order lines, orders, cancellations and their value.
+
+    *Contacts file*: its rows become intervention-only rows (empty event type); exact duplicates
+    among them are dropped and out-of-order rows counted within that file. Contacts of users with
+    no row in the main log are dropped or kept (:attr:`ContactsFile.unknown_users`), and counted.
+    ``report.rows_read`` counts the data rows of both files.
     """
     path = Path(path)
     column_mapping = _resolve_mapping(mapping)
     declared = _declared_event_types(event_types, purchase_event)
-    kind = file_format(path)
-    if not path.is_file():
-        raise DataError("file not found" if not path.exists() else "not a file", path=path)
-    raw = _read_csv(path, column_mapping, delimiter) if kind == "csv" else _read_parquet(path, column_mapping)
-    return _canonical_log(raw, column_mapping, purchase_event, declared)
+    raw = _read_table(path, column_mapping, delimiter)
+    counts: dict[str, int | float] = {}
+    if column_mapping.shape == "transactions":
+        rows = _transaction_rows(raw, column_mapping, purchase_event, declared, counts)
+    else:
+        rows = _event_rows(raw, column_mapping, purchase_event, declared, counts)
+    blocks = [rows]
+    rows_read = raw.rows_read
+    notes = raw.notes
+    if column_mapping.contacts is not None:
+        contacts = _read_table(
+            column_mapping.contacts.path, column_mapping.contacts, column_mapping.contacts.delimiter
+        )
+        rows_read += contacts.rows_read
+        blocks.append(_contact_rows(contacts, column_mapping.contacts, rows.columns["user_id"], counts))
+        notes += [f"contacts file {contacts.path}: {note}" for note in contacts.notes]
+    events, n_duplicates, out_of_order = _assemble(blocks)
+    report = LoadReport(
+        source=str(raw.path),
+        rows_read=rows_read,
+        duplicate_rows_dropped=n_duplicates,
+        out_of_order_rows=out_of_order,
+        notes=tuple(notes),
+        **counts,
+    )
+    return EventLog(
+        events=events, report=report, purchase_event=purchase_event, declared_event_types=declared
+    )
 
 
 def write_event_log(log: EventLog, path: str | Path) -> None:
@@ -118,6 +167,13 @@ class _RawColumns:
     @property
     def n_rows(self) -> int:
         return self.rows_read if self.row_numbers is None else len(self.row_numbers)
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Keep only the rows where ``mask`` holds; row numbers follow them."""
+        kept = np.flatnonzero(mask)
+        self.row_numbers = kept + 1 if self.row_numbers is None else self.row_numbers[kept]
+        selection = pa.array(mask)
+        self.arrays = {canonical: array.filter(selection) for canonical, array in self.arrays.items()}
 
     def release(self, canonical: str) -> None:
         """Drop a source column once it is converted, so its memory is freed before the next one's."""
@@ -189,10 +245,21 @@ def _declared_event_types(event_types: Iterable[str] | None, purchase_event: str
     return declared
 
 
+_Layout = ColumnMapping | ContactsFile
+"""What to read from a file: its fields, their source columns, the required ones, its header."""
+
+
+def _read_table(path: Path, layout: _Layout, delimiter: str) -> _RawColumns:
+    kind = file_format(path)
+    if not path.is_file():
+        raise DataError("file not found" if not path.exists() else "not a file", path=path)
+    return _read_csv(path, layout, delimiter) if kind == "csv" else _read_parquet(path, layout)
+
+
 # --- CSV ---------------------------------------------------------------------------------------------
 
 
-def _read_csv(path: Path, mapping: ColumnMapping, delimiter: str) -> _RawColumns:
+def _read_csv(path: Path, mapping: _Layout, delimiter: str) -> _RawColumns:
     if len(delimiter) != 1 or delimiter in '"\r\n':
         raise DataError(
             f"invalid delimiter {delimiter!r}", path=path, expected="a single character like ',' or ';'"
@@ -228,12 +295,11 @@ def _read_csv(path: Path, mapping: ColumnMapping, delimiter: str) -> _RawColumns
         if not blank.any():
             break
         blank &= _to_numpy(pc.equal(array, ""))
-    row_numbers = np.flatnonzero(~blank) + 1 if blank.any() else None
     raw = _RawColumns(
         path=path,
         arrays=arrays,
         sources={canonical: names[i] for canonical, i in positions.items()},
-        row_numbers=row_numbers,
+        row_numbers=None,
         rows_read=table.num_rows,
     )
     if blank.any():
@@ -241,8 +307,7 @@ def _read_csv(path: Path, mapping: ColumnMapping, delimiter: str) -> _RawColumns
         raw.notes.append(
             f"{int(blank.sum())} blank rows skipped (rows {shown}{', ...' if blank.sum() > 5 else ''})"
         )
-        keep = pa.array(~blank)
-        raw.arrays = {canonical: array.filter(keep) for canonical, array in arrays.items()}
+        raw.keep(~blank)
     if raw.n_rows == 0:
         raise DataError(
             "the file has no data rows" + (" after its header" if mapping.header is None else ""),
@@ -295,19 +360,21 @@ def _check_delimiter(line: str, fields: list[str], delimiter: str, path: Path) -
             )
 
 
-def _locate_columns(names: list[str], mapping: ColumnMapping, path: Path) -> dict[str, int]:
-    """Position of each canonical column's source column; missing required columns are an error."""
+def _locate_columns(names: list[str], mapping: _Layout, path: Path) -> dict[str, int]:
+    """Position of each field's source column; missing required columns are an error."""
     positions: dict[str, int] = {}
-    for canonical in CANONICAL_COLUMNS:
+    for canonical in mapping.fields:
         source = mapping.source(canonical)
         found = [i for i, name in enumerate(names) if name == source]
         if len(found) > 1:
             raise DataError(f"{len(found)} columns have this name", path=path, column=source)
         if found:
             positions[canonical] = found[0]
-        elif canonical in REQUIRED_COLUMNS:
+        elif canonical in mapping.required:
             hint = "pass --mapping (or mapping=) to read differently named columns"
-            if mapping is not IDENTITY:
+            if isinstance(mapping, ContactsFile):
+                hint = f"the mapping's [contacts.columns] reads '{canonical}' from '{source}'"
+            elif mapping is not IDENTITY:
                 hint = f"mapping '{mapping.name}' reads '{canonical}' from '{source}'"
             raise DataError(
                 f"missing required column (columns found: {names})",
@@ -389,7 +456,7 @@ def _raise_field_count(err: Exception, path: Path, n_fields: int, delimiter: str
 # --- Parquet -----------------------------------------------------------------------------------------
 
 
-def _read_parquet(path: Path, mapping: ColumnMapping) -> _RawColumns:
+def _read_parquet(path: Path, mapping: _Layout) -> _RawColumns:
     if path.stat().st_size == 0:
         raise DataError("the file is empty (0 bytes)", path=path, expected="a Parquet file with event rows")
     try:
@@ -413,17 +480,29 @@ def _read_parquet(path: Path, mapping: ColumnMapping) -> _RawColumns:
 # --- Conversion to canonical form ---------------------------------------------------------------------
 
 
-def _canonical_log(
-    raw: _RawColumns, mapping: ColumnMapping, purchase_event: str, declared: tuple[str, ...]
-) -> EventLog:
+@dataclass
+class _Rows:
+    """Canonical columns of one source's rows in source order (``user_id``, ``event_type`` and ``arm``
+    as Arrow text, ``intervention`` as int8 codes, the rest NumPy); :func:`_assemble` consumes them."""
+
+    columns: dict[str, pa.ChunkedArray | np.ndarray]
+    distinct: bool
+    """No row is a duplicate of another (order lines are all sales): skip duplicate removal."""
+
+
+def _event_rows(
+    raw: _RawColumns,
+    mapping: ColumnMapping,
+    purchase_event: str,
+    declared: tuple[str, ...],
+    counts: dict[str, int | float],
+) -> _Rows:
     # Memory: each source column is released once converted and each intermediate once used, so the
     # peak is not the sum of the raw table, every intermediate and the result (at 54M rows: 5.1 GiB
     # instead of 14.3; benchmarks/panel_memory.py).
     _decode_dictionaries(raw)
-    user_id = _text(raw, "user_id", integers_allowed=True)
-    raw.release("user_id")
-    raw.reject(_to_numpy(pc.equal(user_id, "")), "empty user id", "user_id", "a non-empty user id")
-    timestamp = _timestamps(raw, mapping)
+    user_id = _user_ids(raw, mapping.skips_missing_users, counts)
+    timestamp = _timestamps(raw, mapping.timestamp_unit)
     raw.release("timestamp")
     intervention = _interventions(raw)
     raw.release("intervention")
@@ -443,25 +522,317 @@ def _canonical_log(
             f"no '{purchase_event}' rows: check the purchase event name or the mapping's renames"
         )
     del is_purchase
-
-    users, user_rank = _sorted_codes(user_id)
-    del user_id
-    event_names, event_code = _codes(event_type)
-    del event_type
-    arm_names, arm_code = _codes(_text(raw, "arm"))
+    arm = _text(raw, "arm")
     raw.release("arm")
+    columns = {"user_id": user_id, "timestamp": timestamp, "event_type": event_type, "value": value}
+    columns |= {"quantity": quantity, "intervention": intervention, "arm": arm}
+    return _Rows(columns=columns, distinct=False)
+
+
+def _user_ids(raw: _RawColumns, skip_missing: bool | None, counts: dict[str, int | float]) -> pa.ChunkedArray:
+    """Trimmed user ids; rows without one are an error or, with ``skip_missing``, left out and counted.
+
+    ``None``: an error that the mapping cannot turn into skipping (contacts files).
+    """
+    user_id = _text(raw, "user_id", integers_allowed=True)
+    raw.release("user_id")
+    empty = _to_numpy(pc.equal(user_id, ""))
+    if not skip_missing:
+        hint = "" if skip_missing is None else " (or missing_user = 'skip' in the mapping)"
+        raw.reject(empty, "empty user id", "user_id", "a non-empty user id" + hint)
+        return user_id
+    n_empty = int(empty.sum())
+    counts["rows_without_user"] = n_empty
+    if not n_empty:
+        return user_id
+    column = raw.sources["user_id"]
+    if n_empty == raw.n_rows:
+        raise DataError("no row has a user id", path=raw.path, column=column, expected="user ids")
+    raw.notes.append(f"{n_empty} rows without a user id ('{column}' empty) left out")
+    raw.keep(~empty)
+    return user_id.filter(pa.array(~empty))
+
+
+def _transaction_rows(
+    raw: _RawColumns,
+    mapping: ColumnMapping,
+    purchase_event: str,
+    declared: tuple[str, ...],
+    counts: dict[str, int | float],
+) -> _Rows:
+    """Purchase events (and cancellation events, as the rules say) from order lines (see
+    :func:`read_event_log`)."""
+    rules = mapping.transactions
+    if rules.cancellations == "event" and declared and CANCELLATION_EVENT not in declared:
+        raise DataError(
+            f"cancellations become '{CANCELLATION_EVENT}' events, not among the declared event types "
+            f"{list(declared)}",
+            path=raw.path,
+            expected=f"'{CANCELLATION_EVENT}' declared, or another [transactions] cancellations mode",
+        )
+    if rules.cancellation_prefix is not None and "order_id" not in raw.arrays:
+        raise DataError(
+            "the mapping has a cancellation prefix but the file has no order id column",
+            path=raw.path,
+            column=mapping.source("order_id"),
+            expected="an order id column, or no cancellation_prefix",
+        )
+    _decode_dictionaries(raw)
+    user_id = _user_ids(raw, mapping.skips_missing_users, counts)
+    timestamp = _timestamps(raw, mapping.timestamp_unit).view(np.int64)
+    raw.release("timestamp")
+    amount, quantity = _line_amounts(raw)
+    cancel = (amount < 0) | (quantity < 0)
+    user_names, user_code = _codes(user_id)
+    del user_id
+    order_code = None
+    if "order_id" in raw.arrays:
+        order_id = _text(raw, "order_id", integers_allowed=True)
+        raw.release("order_id")
+        raw.reject(
+            _to_numpy(pc.equal(order_id, "")), "missing order id", "order_id", "an order id on every line"
+        )
+        if rules.cancellation_prefix is not None:
+            cancel |= _to_numpy(pc.starts_with(order_id, rules.cancellation_prefix))
+        order_code = _codes(order_id)[1]
+        del order_id
+    first, group = _order_of_lines(user_code, order_code, cancel)
+    if group is None:
+        value, items, time = np.abs(amount), np.abs(quantity), timestamp
+    else:
+        value = np.bincount(group, weights=np.abs(amount), minlength=len(first))
+        items = np.bincount(group, weights=np.abs(quantity), minlength=len(first))
+        time = np.full(len(first), np.iinfo(np.int64).max)
+        np.minimum.at(time, group, timestamp)
+        if not np.isfinite(value).all():
+            raise DataError(
+                "an order's total value is not a finite number",
+                path=raw.path,
+                column=raw.sources.get("price", raw.sources.get("value")),
+                expected="order totals within the float64 range",
+            )
+    order_user, order_cancel = user_code[first], cancel[first]
+    del amount, quantity, timestamp
+    n_cancelled = int(order_cancel.sum())
+    counts["order_lines"] = int(np.count_nonzero(~cancel))
+    counts["orders"] = len(value) - n_cancelled
+    counts["cancelled_lines"] = int(cancel.sum())
+    counts["cancelled_orders"] = n_cancelled
+    counts["cancelled_value"] = float(value[order_cancel].sum())
+    if n_cancelled:
+        fate = {
+            "drop": "left out",
+            "net": "netted against the same user's earlier purchases",
+            "event": f"kept as '{CANCELLATION_EVENT}' events",
+        }[rules.cancellations]
+        raw.notes.append(f"{n_cancelled} cancelled orders {fate}")
+    if rules.cancellations == "net" and n_cancelled:
+        value, unmatched = _net_of_cancellations(order_user, time, value, order_cancel)
+        counts["cancelled_value_unmatched"] = unmatched
+        zeroed = int(np.count_nonzero((value == 0) & ~order_cancel))
+        if zeroed:
+            raw.notes.append(f"{zeroed} purchases netted to a value of 0 by later cancellations")
+    kept = np.arange(len(value)) if rules.cancellations == "event" else np.flatnonzero(~order_cancel)
+    if not len(kept):
+        raise DataError(
+            "every line with a user id is a cancellation: no purchase to read",
+            path=raw.path,
+            expected="at least one sale line (positive quantity, order id without the cancellation prefix)",
+        )
+    type_names = pa.array([purchase_event, CANCELLATION_EVENT])
+    columns: dict[str, pa.ChunkedArray | np.ndarray] = {
+        "user_id": pa.chunked_array([user_names.take(pa.array(order_user[kept]))]),
+        "timestamp": time[kept].view("datetime64[ns]"),
+        "event_type": pa.chunked_array([type_names.take(pa.array(order_cancel[kept].astype(np.int8)))]),
+        "value": value[kept],
+        "quantity": items[kept],
+        "intervention": np.zeros(len(kept), dtype=np.int8),
+        "arm": pa.chunked_array([pa.repeat("", len(kept))]),
+    }
+    return _Rows(columns=columns, distinct=True)
+
+
+def _order_of_lines(
+    user_code: np.ndarray, order_code: np.ndarray | None, cancel: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The first line of each order and each line's order (``None``: every line is its own order).
+
+    An order is the lines of one user, order id and kind (sale or cancellation); orders are numbered
+    in the order of their first line, so they keep the file's order.
+    """
+    if order_code is None:
+        return np.arange(len(cancel)), None
+    n_orders = int(order_code.max()) + 1
+    line_key = (user_code.astype(np.int64) * n_orders + order_code) * 2 + cancel
+    _, first, group = np.unique(line_key, return_index=True, return_inverse=True)
+    del line_key
+    by_first = np.argsort(first)
+    rank = np.empty_like(by_first)
+    rank[by_first] = np.arange(len(by_first))
+    return first[by_first], rank[group]
+
+
+def _line_amounts(raw: _RawColumns) -> tuple[np.ndarray, np.ndarray]:
+    """Each line's signed value (quantity x price, or its mapped value, else 0) and quantity (else 0)."""
+    has = {name: name in raw.arrays for name in ("quantity", "price", "value")}
+    if has["price"] and has["value"]:
+        raise DataError(
+            f"the file has both a price column '{raw.sources['price']}' and a value column "
+            f"'{raw.sources['value']}'",
+            path=raw.path,
+            expected="one of them mapped: price (a line's value is quantity x price) or value",
+        )
+    if has["price"] and not has["quantity"]:
+        raise DataError(
+            "a price column without a quantity column",
+            path=raw.path,
+            column=raw.sources["price"],
+            expected="a quantity column too (a line's value is quantity x price), or 'value' mapped instead",
+        )
+    quantity = _line_numbers(raw, "quantity") if has["quantity"] else np.zeros(raw.n_rows)
+    if has["price"]:
+        price = _line_numbers(raw, "price")
+        raw.reject(
+            price < 0,
+            "negative price",
+            "price",
+            "a price >= 0 (returns have a negative quantity)",
+            shown=price,
+        )
+        with np.errstate(over="ignore"):
+            amount = quantity * price
+        raw.reject(
+            ~np.isfinite(amount), "quantity x price is not a finite number", "price", "smaller numbers"
+        )
+    else:
+        amount = _line_numbers(raw, "value") if has["value"] else np.zeros(raw.n_rows)
+    return amount, quantity
+
+
+def _line_numbers(raw: _RawColumns, canonical: str) -> np.ndarray:
+    """A number on every line (negative allowed: returns); missing numbers are an error naming the rows."""
+    expected = "a number on every line"
+    numbers = _numbers(raw, canonical, expected)
+    raw.release(canonical)
+    raw.reject(np.isnan(numbers), f"missing {canonical}", canonical, expected)
+    return numbers + 0.0  # -0.0 as 0.0: a line of quantity -0 is not a cancellation
+
+
+def _net_of_cancellations(
+    user: np.ndarray, time: np.ndarray, value: np.ndarray, cancel: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Purchase values net of the same user's later cancellations, most recent purchase first.
+
+    Per user in time order (purchases before cancellations at the same instant), purchases stack up
+    and cancellations take value off the top, never below zero: the stack's level is the running
+    sum of signed values reflected at zero, ``L_j = S_j - min(0, min_{k<=j} S_k)``. A purchase
+    pushed at level ``L_{j-1}`` keeps the part below the lowest later level. Returns each order's
+    value (0 for cancellations) and the cancelled value left without a purchase to reduce.
+    """
+    order = np.lexsort((cancel, time, user))
+    by_user = user[order]
+    amount = value[order]
+    is_cancel = cancel[order]
+    running = pd.Series(np.where(is_cancel, -amount, amount)).groupby(by_user).cumsum().to_numpy()
+    lowest = np.minimum(pd.Series(running).groupby(by_user).cummin().to_numpy(), 0.0)
+    level = running - lowest
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = by_user[1:] != by_user[:-1]
+    before = np.zeros(len(order))
+    before[1:] = level[:-1]
+    before[starts] = 0.0
+    later_low = pd.Series(level[::-1]).groupby(by_user[::-1]).cummin().to_numpy()[::-1]
+    kept = np.where(later_low >= level, amount, np.clip(later_low - before, 0.0, amount))
+    net = np.zeros(len(value))
+    net[order] = np.where(is_cancel, 0.0, kept)
+    ends = np.append(np.flatnonzero(starts)[1:], len(order)) - 1
+    return net, float(0.0 - lowest[ends].sum())
+
+
+def _contact_rows(
+    raw: _RawColumns, contacts: ContactsFile, log_users: pa.ChunkedArray, counts: dict[str, int | float]
+) -> _Rows:
+    """Intervention-only rows from a contacts file; those of users not in ``log_users`` counted."""
+    _decode_dictionaries(raw)
+    user_id = _user_ids(raw, None, counts)
+    timestamp = _timestamps(raw, contacts.timestamp_unit)
+    raw.release("timestamp")
+    text = _renamed(_text(raw, "kind"), contacts.kind_renames)
+    raw.release("kind")
+    raw.reject(_to_numpy(pc.equal(text, "")), "missing contact kind", "kind", f"one of {list(CONTACTS)}")
+    codes = pc.index_in(text, value_set=pa.array(CONTACTS))
+    raw.reject(
+        _to_numpy(codes.is_null()),
+        "unknown contact kind",
+        "kind",
+        f"one of {list(CONTACTS)}, or a kind renamed to one in [contacts.kind_renames]",
+        shown=text,
+    )
+    intervention = (_to_numpy(codes) + 1).astype(np.int8)  # CONTACTS are INTERVENTIONS[1:]
+    del text, codes
+    arm = _text(raw, "arm")
+    raw.release("arm")
+    known = _to_numpy(pc.is_in(user_id, value_set=pc.unique(log_users)))
+    n_unknown = int(np.count_nonzero(~known))
+    counts["contact_rows"] = len(known)
+    counts["contacts_of_unknown_users"] = n_unknown
+    if n_unknown:
+        fate = "left out" if contacts.unknown_users == "drop" else "kept (users without events)"
+        raw.notes.append(
+            f"{n_unknown} of {len(known)} contacts are of users with no row in the log, {fate}; "
+            "check that both files write user ids alike"
+        )
+    if n_unknown and contacts.unknown_users == "drop":
+        selection = pa.array(known)
+        user_id, arm = user_id.filter(selection), arm.filter(selection)
+        timestamp, intervention = timestamp[known], intervention[known]
+    columns: dict[str, pa.ChunkedArray | np.ndarray] = {
+        "user_id": user_id,
+        "timestamp": timestamp,
+        "event_type": pa.chunked_array([pa.repeat("", len(timestamp))]),
+        "value": np.zeros(len(timestamp)),
+        "quantity": np.zeros(len(timestamp)),
+        "intervention": intervention,
+        "arm": arm,
+    }
+    return _Rows(columns=columns, distinct=False)
+
+
+def _pop(blocks: list[_Rows], name: str) -> pa.ChunkedArray | np.ndarray:
+    """One column of every block, concatenated (Arrow text without a copy), and released from the blocks."""
+    parts = [block.columns.pop(name) for block in blocks]
+    if isinstance(parts[0], pa.ChunkedArray):
+        return pa.chunked_array([chunk for part in parts for chunk in part.chunks], pa.string())
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _assemble(blocks: list[_Rows]) -> tuple[pd.DataFrame, int, int]:
+    """The canonical frame of the blocks' rows sorted by ``(user_id, timestamp)``; duplicates dropped
+    (except within distinct blocks) and counted, out-of-order rows counted within each block."""
+    sizes = [len(block.columns["timestamp"]) for block in blocks]
+    users, user_rank = _sorted_codes(_pop(blocks, "user_id"))
+    timestamp = _pop(blocks, "timestamp")
+    event_names, event_code = _codes(_pop(blocks, "event_type"))
+    arm_names, arm_code = _codes(_pop(blocks, "arm"))
+    value = _pop(blocks, "value")
+    quantity = _pop(blocks, "quantity")
+    intervention = _pop(blocks, "intervention")
     key = _sort_key(user_rank, len(users), timestamp)
     # A stable sort of keys already in order is the identity: skip it (and the gathers) then.
     in_order = not np.any(key[1:] < key[:-1])
     order = None if in_order else np.argsort(key, kind="stable")
     duplicate = _exact_duplicates(key, order, [event_code, value, quantity, intervention, arm_code])
+    if any(block.distinct for block in blocks):
+        duplicate &= np.repeat([not block.distinct for block in blocks], sizes)
     n_duplicates = int(duplicate.sum())
     if order is None:
         out_of_order = 0
         kept: np.ndarray | slice = np.flatnonzero(~duplicate) if n_duplicates else slice(None)
     else:
-        kept_key = key[~duplicate]
-        out_of_order = int(np.count_nonzero(kept_key[1:] < np.maximum.accumulate(kept_key)[:-1]))
+        out_of_order = 0
+        for end, size in zip(np.cumsum(sizes), sizes, strict=True):
+            kept_key = key[end - size : end][~duplicate[end - size : end]]
+            out_of_order += int(np.count_nonzero(kept_key[1:] < np.maximum.accumulate(kept_key)[:-1]))
         del kept_key
         kept = order[~duplicate[order]]
     del key, order, duplicate
@@ -480,17 +851,7 @@ def _canonical_log(
     del intervention
     columns["arm"] = pc.take(arm_names, arm_code[kept]).to_pandas()
     del arm_code
-    events = pd.DataFrame(columns, copy=False)  # the arrays are this function's own: no copy
-    report = LoadReport(
-        source=str(raw.path),
-        rows_read=raw.rows_read,
-        duplicate_rows_dropped=n_duplicates,
-        out_of_order_rows=out_of_order,
-        notes=tuple(raw.notes),
-    )
-    return EventLog(
-        events=events, report=report, purchase_event=purchase_event, declared_event_types=declared
-    )
+    return pd.DataFrame(columns, copy=False), n_duplicates, out_of_order  # own arrays: no copy
 
 
 def _decode_dictionaries(raw: _RawColumns) -> None:
@@ -516,7 +877,7 @@ def _text(raw: _RawColumns, canonical: str, *, integers_allowed: bool = False) -
     return pc.utf8_trim_whitespace(pc.fill_null(array, ""))
 
 
-def _timestamps(raw: _RawColumns, mapping: ColumnMapping) -> np.ndarray:
+def _timestamps(raw: _RawColumns, unit: TimestampUnit | None) -> np.ndarray:
     """``datetime64[ns]`` naive UTC timestamps from datetimes, dates, ISO text or epoch numbers."""
     array = raw.arrays["timestamp"]
     kind = array.type
@@ -529,17 +890,17 @@ def _timestamps(raw: _RawColumns, mapping: ColumnMapping) -> np.ndarray:
         integers = _to_numpy(array.cast(pa.int64()))
         return _scaled_to_ns(raw, None, integers, per_unit)
     if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-        if mapping.timestamp_unit is None:
+        if unit is None:
             raw.wrong_type("timestamp", epoch_hint)
         numbers = _to_numpy(pc.fill_null(array.cast(pa.float64()), np.nan))
         raw.reject(np.isnan(numbers), "missing timestamp", "timestamp", "a timestamp on every row")
-        return _epoch_to_ns(raw, numbers, _NS_PER_UNIT[mapping.timestamp_unit])
+        return _epoch_to_ns(raw, numbers, _NS_PER_UNIT[unit])
     text = _text(raw, "timestamp")
     empty = _to_numpy(pc.equal(text, ""))
     raw.reject(empty, "missing timestamp", "timestamp", "a date or datetime on every row")
-    if mapping.timestamp_unit is not None:
-        numbers = _parse_numbers(raw, "timestamp", text, f"epoch numbers in '{mapping.timestamp_unit}'")
-        return _epoch_to_ns(raw, numbers, _NS_PER_UNIT[mapping.timestamp_unit])
+    if unit is not None:
+        numbers = _parse_numbers(raw, "timestamp", text, f"epoch numbers in '{unit}'")
+        return _epoch_to_ns(raw, numbers, _NS_PER_UNIT[unit])
     named_utc = pc.or_(pc.ends_with(text, " UTC"), pc.ends_with(text, " GMT"))  # REES46: '... 00:00:00 UTC'
     if pc.any(named_utc).as_py():
         offset = pc.binary_join_element_wise(pc.utf8_slice_codeunits(text, 0, -4), "+00:00", "")
@@ -618,22 +979,27 @@ def _parse_numbers(raw: _RawColumns, canonical: str, text: pa.ChunkedArray, expe
     return numbers
 
 
+def _numbers(raw: _RawColumns, canonical: str, expected: str) -> np.ndarray:
+    """Float64 values of a present numeric or numeric-text column, NaN where missing."""
+    array = raw.arrays[canonical]
+    kind = array.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return _parse_numbers(raw, canonical, _text(raw, canonical), expected)
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        numbers = _to_numpy(pc.fill_null(array.cast(pa.float64()), np.nan))
+        raw.reject(np.isinf(numbers), "infinite number", canonical, expected)
+        return numbers
+    if pa.types.is_null(kind):
+        return np.full(raw.n_rows, np.nan)
+    raw.wrong_type(canonical, "numbers")
+
+
 def _amounts(raw: _RawColumns, canonical: str) -> np.ndarray:
     """A non-negative float64 column (``value`` or ``quantity``) with 0 where missing."""
     if canonical not in raw.arrays:
         return np.zeros(raw.n_rows)
-    array = raw.arrays[canonical]
-    kind = array.type
     expected = "a number >= 0, or empty"
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
-        numbers = _parse_numbers(raw, canonical, _text(raw, canonical), expected)
-    elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-        numbers = _to_numpy(pc.fill_null(array.cast(pa.float64()), np.nan))
-        raw.reject(np.isinf(numbers), "infinite number", canonical, expected)
-    elif pa.types.is_null(kind):
-        return np.zeros(raw.n_rows)
-    else:
-        raw.wrong_type(canonical, "numbers")
+    numbers = _numbers(raw, canonical, expected)
     raw.reject(numbers < 0, f"negative {canonical}", canonical, expected, shown=numbers)
     cleaned = numbers + 0.0  # a writable copy, with -0.0 as 0.0; infinities were rejected above
     np.copyto(cleaned, 0.0, where=np.isnan(cleaned))
@@ -662,12 +1028,7 @@ def _event_types(
     raw: _RawColumns, mapping: ColumnMapping, declared: tuple[str, ...], intervention: np.ndarray
 ) -> pa.ChunkedArray:
     """Event types after renames: empty only on intervention rows, within ``declared`` if given."""
-    text = _text(raw, "event_type")
-    if mapping.event_renames:
-        sources = pa.array(list(mapping.event_renames), pa.string())
-        targets = pa.array(list(mapping.event_renames.values()), pa.string())
-        index = pc.index_in(text, value_set=sources)
-        text = pc.if_else(index.is_valid(), pc.take(targets, pc.fill_null(index, 0)), text)
+    text = _renamed(_text(raw, "event_type"), mapping.event_renames)
     empty = _to_numpy(pc.equal(text, ""))
     raw.reject(
         empty & (intervention == 0),
@@ -685,6 +1046,16 @@ def _event_types(
             shown=text,
         )
     return text
+
+
+def _renamed(text: pa.ChunkedArray, renames: dict[str, str]) -> pa.ChunkedArray:
+    """``text`` with each value found among the keys of ``renames`` replaced by its value."""
+    if not renames:
+        return text
+    sources = pa.array(list(renames), pa.string())
+    targets = pa.array(list(renames.values()), pa.string())
+    index = pc.index_in(text, value_set=sources)
+    return pc.if_else(index.is_valid(), pc.take(targets, pc.fill_null(index, 0)), text)
 
 
 def _codes(text: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:

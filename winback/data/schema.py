@@ -40,11 +40,30 @@ class LoadReport:
 
     source: str
     rows_read: int
+    """Data rows read from the log file (and from a contacts file, if any), blank rows included."""
     duplicate_rows_dropped: int = 0
     out_of_order_rows: int = 0
     """Rows that were not in (user_id, timestamp) order in the file; they are kept and sorted."""
     same_day_rows_merged: int = 0
     """Rows folded into another row of the same user, day and event type (CDNOW convention)."""
+    rows_without_user: int = 0
+    """Rows with an empty user id, left out (guest checkouts; ``missing_user = "skip"``)."""
+    order_lines: int = 0
+    """Sale lines of a transaction log with a user id (cancellation lines not included)."""
+    orders: int = 0
+    """Purchase events formed from ``order_lines`` (one per user and order id, or one per line)."""
+    cancelled_lines: int = 0
+    """Cancellation or return lines of a transaction log."""
+    cancelled_orders: int = 0
+    """Cancelled orders formed from ``cancelled_lines``."""
+    cancelled_value: float = 0.0
+    """Total value of ``cancelled_lines``, as a positive amount."""
+    cancelled_value_unmatched: float = 0.0
+    """Of ``cancelled_value``, what found no earlier purchase of the same user to reduce (netting only)."""
+    contact_rows: int = 0
+    """Rows read from a separate contacts file."""
+    contacts_of_unknown_users: int = 0
+    """Of ``contact_rows``, those of users with no row in the main log (dropped or kept as mapped)."""
     notes: tuple[str, ...] = ()
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import pandas as pd
 
-from winback.data.schema import CONTACTS, EventLog
+from winback.data.schema import CONTACTS, EventLog, LoadReport
 
 PURCHASE_BUCKETS: tuple[tuple[str, int, float], ...] = (
     ("0", 0, 0),
@@ -19,6 +19,31 @@ PURCHASE_BUCKETS: tuple[tuple[str, int, float], ...] = (
 )
 """Histogram buckets of purchases per user: label, smallest and largest count."""
 QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.99)
+
+
+def shape_figures(report: LoadReport | LogSummary) -> list[tuple[str, str]]:
+    """What reading a transaction log or a contacts file did, as (figure, value) pairs; only the
+    figures that apply (none for a plain event log)."""
+    figures: list[tuple[str, str]] = []
+    if report.rows_without_user:
+        figures.append(("rows without a user id, left out", f"{report.rows_without_user:,}"))
+    if report.order_lines:
+        figures.append(("order lines into orders", f"{report.order_lines:,} into {report.orders:,}"))
+    if report.cancelled_lines:
+        figures.append(
+            (
+                "cancellation lines (orders, value)",
+                f"{report.cancelled_lines:,} ({report.cancelled_orders:,}, {report.cancelled_value:,.2f})",
+            )
+        )
+    if report.cancelled_value_unmatched:
+        figures.append(
+            ("cancelled value without a purchase to net", f"{report.cancelled_value_unmatched:,.2f}")
+        )
+    if report.contact_rows:
+        figures.append(("contacts file rows", f"{report.contact_rows:,}"))
+        figures.append(("contacts of users not in the log", f"{report.contacts_of_unknown_users:,}"))
+    return figures
 
 
 @dataclass(frozen=True)
@@ -35,7 +60,8 @@ class PurchaseDistribution:
 
 @dataclass(frozen=True)
 class LogSummary:
-    """Figures describing an event log, and what its loader did to the rows it read."""
+    """Figures describing an event log, and what its loader did to the rows it read (every field of
+    its :class:`LoadReport`)."""
 
     source: str
     rows: int
@@ -55,6 +81,16 @@ class LogSummary:
     duplicate_rows_dropped: int
     out_of_order_rows: int
     same_day_rows_merged: int
+    rows_without_user: int
+    order_lines: int
+    orders: int
+    cancelled_lines: int
+    cancelled_orders: int
+    cancelled_value: float
+    cancelled_value_unmatched: float
+    contact_rows: int
+    contacts_of_unknown_users: int
+    """Counts of reading a transaction log or a contacts file (see :class:`LoadReport`)."""
     notes: tuple[str, ...]
 
     def to_dict(self) -> dict:
@@ -80,6 +116,7 @@ class LogSummary:
             ("duplicate rows dropped", f"{self.duplicate_rows_dropped:,}"),
             ("out-of-order rows sorted", f"{self.out_of_order_rows:,}"),
             ("same-day rows merged", f"{self.same_day_rows_merged:,}"),
+            *shape_figures(self),
         ]
         lines = ["| figure | value |", "|---|---|", *(f"| {name} | {value} |" for name, value in figures)]
         lines += ["", "| purchases per user | users |", "|---|---|"]
@@ -99,7 +136,6 @@ def summarize(log: EventLog) -> LogSummary:
     purchases = np.bincount(user_index[(event_type == log.purchase_event).to_numpy()], minlength=n_users)
     report = log.report
     return LogSummary(
-        source=report.source,
         rows=len(events),
         users=n_users,
         first_date=events["timestamp"].min().date().isoformat() if len(events) else None,
@@ -109,11 +145,7 @@ def summarize(log: EventLog) -> LogSummary:
         intervention_only_rows=int((event_type == "").sum()),
         contacts_per_intervention={name: int(contact_counts.get(name, 0)) for name in CONTACTS},
         purchases_per_user=_distribution(purchases),
-        rows_read=report.rows_read,
-        duplicate_rows_dropped=report.duplicate_rows_dropped,
-        out_of_order_rows=report.out_of_order_rows,
-        same_day_rows_merged=report.same_day_rows_merged,
-        notes=report.notes,
+        **{field.name: getattr(report, field.name) for field in fields(LoadReport)},
     )
 
 

@@ -1,4 +1,5 @@
-"""Synthetic data with known ground truth: event logs (:mod:`.logs`)."""
+"""Synthetic data with known ground truth: event logs (:mod:`.logs`) and a world to step policies in
+(:mod:`.world`)."""
 
 from winback.data.synthetic.logs import (
     ARM,
@@ -8,12 +9,24 @@ from winback.data.synthetic.logs import (
     SyntheticLog,
     generate_synthetic_log,
 )
+from winback.data.synthetic.world import (
+    GroundTruthWorld,
+    WorldConfig,
+    WorldLog,
+    WorldState,
+    WorldStep,
+)
 
 __all__ = [
     "ARM",
     "EVENT_TYPES",
     "WEEK_SECONDS",
+    "GroundTruthWorld",
     "SyntheticConfig",
     "SyntheticLog",
+    "WorldConfig",
+    "WorldLog",
+    "WorldState",
+    "WorldStep",
     "generate_synthetic_log",
 ]

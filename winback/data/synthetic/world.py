@@ -373,6 +373,9 @@ class WorldLog:
     P(buy | none)`` in that week (NaN for a kind never sent)."""
     treated: dict[str, int]
     """Per contact kind: the user-weeks that received it."""
+    contactable: np.ndarray
+    """(n, n_weeks) bool, users in world order: the user-weeks the logging policy could contact
+    (present, past the birth week, not opted out; a coupon drawn while one is valid is refused)."""
     base_purchase_rate: float
     """Mean ``P(buy | none)`` over all contacted user-weeks."""
 
@@ -484,13 +487,16 @@ class GroundTruthWorld:
         n, first = self.n_users, state.period
         weekly = {name: np.zeros((n, n_weeks), dtype=np.int64) for name in ("views", "carts", "purchases")}
         contact = np.full((n, n_weeks), -1, dtype=np.int8)
+        contactable = np.zeros((n, n_weeks), dtype=bool)
         spend_cell, spend_value = [], []  # spend of every purchase and its user-week cell
         effect_sum, treated, base_sum = np.zeros(len(CONTACTS)), np.zeros(len(CONTACTS), np.int64), 0.0
         none = np.zeros(n, dtype=np.int64)
         for w in range(n_weeks):
             draw = np.searchsorted(np.cumsum(rates), rng.random(n), side="right") + 1
             chosen = np.where(draw <= len(CONTACTS), draw, 0)
-            actions = self._week(state, chosen).delivered
+            week = self._week(state, chosen)
+            contactable[:, w] = week.present & ~week.born_now & ~state.opted_out
+            actions = week.delivered
             sent = actions > 0
             p_none = self.expected_purchase_probability(state, none)[sent]
             lift = self.expected_purchase_probability(state, actions)[sent] - p_none
@@ -530,6 +536,7 @@ class GroundTruthWorld:
                 for c, kind in enumerate(CONTACTS)
             },
             treated={kind: int(treated[c]) for c, kind in enumerate(CONTACTS)},
+            contactable=contactable,
             base_purchase_rate=float(base_sum / treated.sum()) if treated.sum() else math.nan,
         )
 

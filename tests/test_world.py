@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from winback.data.panel import build_panel
 from winback.data.schema import CANONICAL_COLUMNS, CONTACTS, INTERVENTIONS
@@ -20,6 +22,8 @@ from winback.data.synthetic import (
     WorldState,
     WorldStep,
 )
+from winback.decay_model.evaluate import estimate_contact_effects
+from winback.decay_model.lstm import LSTMDecayModel
 from winback.errors import ConfigError
 
 SMALL = WorldConfig(n_users=2000, seed=3)
@@ -413,10 +417,6 @@ def test_lstm_fitted_on_a_world_log_recovers_the_true_contact_effects() -> None:
     """Fitted on one world's randomized log, the LSTM's effect on the treated matches another
     world's truth within 20%, though the world is not built like the LSTM (20,000 users x 52 weeks,
     15% of user-weeks per kind; measured -2%, -4% and +2% for push, coupon and care, fit ~110 s)."""
-    torch = pytest.importorskip("torch")
-    from winback.decay_model.evaluate import estimate_contact_effects
-    from winback.decay_model.lstm import LSTMDecayModel
-
     torch.set_num_threads(1)
 
     def world_log(seed: int) -> WorldLog:
@@ -429,3 +429,21 @@ def test_lstm_fitted_on_a_world_log_recovers_the_true_contact_effects() -> None:
     estimates = estimate_contact_effects(model, build_panel(test.log, origin=test.origin, end=test.end))
     for kind, truth in test.true_effects.items():
         assert estimates[kind]["effect"] == pytest.approx(truth, rel=0.2), kind
+
+
+def test_the_default_world_rewards_targeting_and_punishes_contacting_everyone_every_week() -> None:
+    """A simple targeted rule beats never contacting clearly; every kind sent to everyone weekly loses
+    money against never (coupons pay discounts to sure buyers, the others wear users out)."""
+    world = GroundTruthWorld(WorldConfig(n_users=3000, seed=1))
+
+    def value(choose: Callable[[WorldState], np.ndarray]) -> float:
+        return float(world.run(world.start(), 104, choose).mean())
+
+    def targeted(state: WorldState) -> np.ndarray:
+        since = state.period - state.last_purchase
+        return np.where(since == 1, PUSH, np.where((since >= 12) & ((since - 12) % 8 == 0), CARE, NONE))
+
+    baseline = value(lambda state: np.zeros(state.n_users, dtype=np.int64))
+    assert value(targeted) > 1.08 * baseline
+    for kind in (PUSH, COUPON, CARE):
+        assert value(lambda state, kind=kind: np.full(state.n_users, kind)) < baseline, INTERVENTIONS[kind]

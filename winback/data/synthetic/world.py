@@ -21,10 +21,10 @@ coupon weeks left ``c``. **A week** ``t`` of every user, in this order (``s = co
    birth week, not opted out, and it is not a coupon while one is valid (``c > 0``); otherwise
    ``a = none``: nothing happens and nothing is paid.
 2. *Fatigue factor* ``g = exp(-F / fatigue_scale)``, from the fatigue before this week's contact.
-3. *Revival.* A dormant user who receives contact ``k`` becomes active for good (until the next
+3. *Revival.* A dormant user who receives contact ``k`` becomes active again (until its next
    dropout) with probability ``min(1, s * g * revival[k])``.
 4. *Coupon.* A delivered coupon sets ``c = coupon_validity``; it is valid this week if ``c > 0``.
-5. *Rate.* With ``d = t - l`` weeks since the last purchase and the season
+5. *Rate.* With ``d = max(t - l, 0)`` weeks since the last purchase and the season
    ``S(t) = 1 + season_amplitude * cos(2 pi (y(t) - y_peak))`` (``y`` the fractional year of the
    week's Thursday, ``y_peak`` that of week ``season_peak_week`` of the year)::
 
@@ -39,9 +39,9 @@ coupon weeks left ``c``. **A week** ``t`` of every user, in this order (``s = co
    ``1 - exp(-R)``; a dormant one never; a new user always in the birth week. A buying week holds
    ``1 + Poisson(extra_purchases_mean)`` purchases (at most :data:`MAX_PURCHASES`), each of spend
    ``exp(mu + spend_log_sigma * z)``, ``z ~ Normal(0, 1)``, and quantity 1.
-7. *Browsing.* ``views ~ Poisson(views_per_purchase * R * [active] + browse_views)`` for present
-   users (a dormant user still browses a little); ``carts ~ Binomial(views, cart_per_view)`` plus
-   one per purchase.
+7. *Browsing.* ``views ~ Poisson(views_per_purchase * R * [active or birth week] + browse_views)``
+   for present users (a dormant user still browses a little); ``carts ~ Binomial(views,
+   cart_per_view)`` plus one per purchase.
 8. *Economics.* ``margin * spend - coupon_discount * spend * [coupon valid] - contact_cost[a]``:
    the discount is paid on every purchase while valid, also on those that would have happened
    anyway.
@@ -136,9 +136,12 @@ _INT_MINIMUM = {"n_users": 1, "birth_weeks": 1, "initial_recency_weeks": 1, "cou
 class WorldConfig:
     """One ground-truth world (see the module docstring for the equations); checked on construction.
 
-    Defaults: a shop whose decay and dropout show within a year (an established cohort left alone
-    buys about half as often after a year), a Christmas season, and contacts strong enough that
-    contacting the right users pays while contacting everyone every week loses money. Economics
+    Defaults: a shop whose decay and dropout show within a year (left alone, the share of established
+    users buying in a week falls from 6.7% in the first quarter to 4.1% a year later, season off, as a
+    third of them drop out), a Christmas season, and contacts strong enough that contacting the right
+    users pays while contacting everyone every week loses money (tested in ``tests/test_world.py``,
+    with a simple rule: a push the week after a purchase, a care message every eight weeks from the
+    twelfth without one). Economics
     match the defaults of :mod:`winback.simulator` (``response.py`` and ``rewards.py``), so a
     winback scenario can use the same numbers.
     """
@@ -153,7 +156,7 @@ class WorldConfig:
     """New users are born uniformly over weeks ``[0, birth_weeks)`` (>= 1); three years by default."""
     rate_mean: float = 0.15
     """Mean over users of the base weekly purchase rate ``lam`` (the rate just after a purchase), in
-    (0, 5]. With ``rate_floor`` it puts an active user between 0.045 and 0.15 purchase weeks a week,
+    (0, 5]. With ``rate_floor`` it puts an active user's weekly rate between 0.045 and 0.15,
     around CDNOW's mean BG/NBD rate r / alpha = 0.243 / 4.414 = 0.055 (Fader, Hardie & Lee 2005)."""
     rate_shape: float = 1.0
     """Gamma shape of ``lam`` across users (> 0). An assumption: CDNOW's BG/NBD shape is 0.243, which

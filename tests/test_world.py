@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
 
 from winback.data.panel import build_panel
 from winback.data.schema import CANONICAL_COLUMNS, CONTACTS, INTERVENTIONS
@@ -22,6 +23,7 @@ from winback.data.synthetic import (
     WorldState,
     WorldStep,
 )
+from winback.data.synthetic.world import binomial_from_uniform, poisson_from_uniform
 from winback.decay_model.evaluate import estimate_contact_effects
 from winback.decay_model.lstm import LSTMDecayModel
 from winback.errors import ConfigError
@@ -375,6 +377,16 @@ def test_contact_rates_are_checked(world: GroundTruthWorld) -> None:
         world.write_log(world.start(), 2, {"coupon": 0.8, "care_message": 0.3}, seed=0)
     with pytest.raises(ValueError, match="actions must lie in"):
         world.step(world.start(), np.full(world.n_users, 4))
+
+
+def test_count_draws_by_inversion_are_scipy_s_quantiles() -> None:
+    rng = np.random.default_rng(11)
+    u = rng.random(20_000)
+    mean = np.concatenate([np.zeros(100), rng.gamma(1.0, 5.0, 19_800), [200.0] * 100])
+    np.testing.assert_array_equal(poisson_from_uniform(u, mean), stats.poisson.ppf(u, mean))
+    trials = rng.integers(0, 60, 20_000)
+    for p in (0.0, 0.1, 0.7):
+        np.testing.assert_array_equal(binomial_from_uniform(u, trials, p), stats.binom.ppf(u, trials, p))
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -206,7 +207,13 @@ def generate_synthetic_log(config: SyntheticConfig | None = None) -> SyntheticLo
     rng = np.random.default_rng(config.seed)
     users = _draw_users(config, rng)
     activity = _simulate(config, users, rng)
-    events = _to_events(config, users["user_id"].to_numpy(), activity, rng)
+    events = events_from_counts(
+        config.start,
+        users["user_id"].to_numpy(),
+        activity.counts,
+        rng,
+        lambda n: rng.lognormal(config.spend_log_mean, config.spend_log_sigma, size=n),
+    )
     report = LoadReport(
         source=f"synthetic(seed={config.seed})",
         rows_read=len(events),
@@ -233,14 +240,21 @@ def generate_synthetic_log(config: SyntheticConfig | None = None) -> SyntheticLo
 
 
 @dataclass(frozen=True)
-class _Activity:
-    """Per user-week counts of a simulation, plus the sums behind the true effects."""
+class WeeklyCounts:
+    """Per user-week counts to expand into event rows: (n, P) arrays over weeks ``0 .. P - 1``."""
 
     views: np.ndarray
     carts: np.ndarray
     purchases: np.ndarray
     contact: np.ndarray
     """(n, P) int8 index into :data:`CONTACTS`, -1 for no contact."""
+
+
+@dataclass(frozen=True)
+class _Activity:
+    """Per user-week counts of a simulation, plus the sums behind the true effects."""
+
+    counts: WeeklyCounts
     effect_sum: np.ndarray
     """(C,) sum of p_buy(contact) - p_buy(none) over the user-weeks that received each contact."""
     treated_count: np.ndarray
@@ -323,18 +337,27 @@ def _simulate(config: SyntheticConfig, users: pd.DataFrame, rng: np.random.Gener
         interest = np.where(
             alive, np.where(buys, decayed + config.rekindle * (1 - decayed), decayed), interest
         )
-    return _Activity(views, carts, purchases, contact, effect_sum, treated_count, base_sum)
+    return _Activity(WeeklyCounts(views, carts, purchases, contact), effect_sum, treated_count, base_sum)
 
 
-def _to_events(
-    config: SyntheticConfig, user_ids: np.ndarray, activity: _Activity, rng: np.random.Generator
+def events_from_counts(
+    start: str,
+    user_ids: np.ndarray,
+    counts: WeeklyCounts,
+    rng: np.random.Generator,
+    purchase_values: Callable[[int], np.ndarray],
 ) -> pd.DataFrame:
-    """Expand per user-week counts into canonical, sorted event rows (no per-event Python objects)."""
-    n_periods = config.n_periods
-    contact = activity.contact.ravel()
+    """Expand per user-week counts into canonical, sorted event rows (no per-event Python objects).
+
+    ``start`` is the ISO date of the Monday of week 0 and ``user_ids`` must be sorted. ``rng`` places
+    the events within their weeks; ``purchase_values(m)`` gives the spend of the ``m`` purchase rows
+    in user-week order (called after the placement draws).
+    """
+    n_periods = counts.contact.shape[1]
+    contact = counts.contact.ravel()
     cells = [np.flatnonzero(contact >= 0)]
-    for counts in (activity.views, activity.carts, activity.purchases):
-        flat = counts.ravel()
+    for weekly in (counts.views, counts.carts, counts.purchases):
+        flat = weekly.ravel()
         nonzero = np.flatnonzero(flat)
         cells.append(np.repeat(nonzero, flat[nonzero]))
     cell = np.concatenate(cells)
@@ -348,9 +371,7 @@ def _to_events(
         ]
     )
     value = np.zeros(len(cell))
-    value[len(cell) - n_purchase_rows :] = rng.lognormal(
-        config.spend_log_mean, config.spend_log_sigma, size=n_purchase_rows
-    )
+    value[len(cell) - n_purchase_rows :] = purchase_values(n_purchase_rows)
     quantity = (type_code == len(cells) - 1).astype(np.float64)
     intervention_code = np.zeros(len(cell), dtype=np.int8)
     intervention_code[:n_contact_rows] = contact[cells[0]] + 1
@@ -358,11 +379,11 @@ def _to_events(
     order = np.argsort(cell * WEEK_SECONDS + offset, kind="stable")
     cell, type_code, offset = cell[order], type_code[order], offset[order]
     seconds = (cell % n_periods) * WEEK_SECONDS + offset
-    start = np.datetime64(config.start, "ns")
+    origin = np.datetime64(start, "ns")
     return pd.DataFrame(
         {  # the canonical column order
             "user_id": _strings(user_ids, cell // n_periods),
-            "timestamp": start + seconds.astype("timedelta64[s]").astype("timedelta64[ns]"),
+            "timestamp": origin + seconds.astype("timedelta64[s]").astype("timedelta64[ns]"),
             "event_type": _strings(np.array(["", *EVENT_TYPES]), type_code),
             "value": value[order],
             "quantity": quantity[order],

@@ -16,7 +16,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from winback.data.mapping import PRESETS
 from winback.errors import ConfigError
 from winback.scenarios.schema import (
     CONTACT_RULES,
@@ -165,7 +164,7 @@ def _population(table: Mapping[str, Any], folder: Path) -> PopulationConfig:
     if values.get("log"):
         values["log"] = _resolved(folder, values["log"])
         values.setdefault("source", "")  # given as well: PopulationConfig names both keys
-    if values.get("mapping") and values["mapping"] not in PRESETS:
+    if Path(values.get("mapping", "")).suffix.lower() == ".toml":  # a file, not a preset's name
         values["mapping"] = _resolved(folder, values["mapping"])
     return PopulationConfig(**values)
 

@@ -17,11 +17,14 @@ from __future__ import annotations
 import dataclasses
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from winback.checked_json import sha256_file
 from winback.data import cdnow
 from winback.data.io import read_event_log
+from winback.data.mapping import PRESETS
 from winback.data.panel import PanelSpec, PeriodPanel, build_panel
 from winback.decay_model.artifact import load_model, load_spec
 from winback.decay_model.base import DecayModel
@@ -73,6 +76,24 @@ def warm_start_period(config: PopulationConfig, model: ModelConfig) -> int:
     if config.log:
         return _log_source(_where(config), model)[1]
     return cdnow.PANEL_SPEC.period_of(cdnow.CALIBRATION_END)
+
+
+def describe_population(config: PopulationConfig, model: ModelConfig) -> dict[str, Any]:
+    """Where the users come from, for the records of a run and a policy card: the built-in ``source``,
+    or the ``log`` (its path as the scenario holds it, resolved) with the sha256 of its bytes, the
+    ``mapping`` (with its file's sha256; ``None`` for a preset or none), and the ``until`` date the
+    users are warm-started at."""
+    until = str(model_layout(model).period_start(warm_start_period(config, model)))
+    if not config.log:
+        return {"source": config.source, "until": until}
+    mapping_file = Path(config.mapping) if config.mapping and config.mapping not in PRESETS else None
+    return {
+        "log": config.log,
+        "log_sha256": sha256_file(Path(config.log)),
+        "mapping": config.mapping or None,
+        "mapping_sha256": None if mapping_file is None else sha256_file(mapping_file),
+        "until": until,
+    }
 
 
 def build_population(config: PopulationConfig, model: ModelConfig) -> SimState:

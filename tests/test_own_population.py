@@ -206,6 +206,18 @@ def test_a_log_starting_before_the_models_origin_is_refused(shop: Shop) -> None:
     assert f"starts on {week_before}, before the origin {shop.panel.spec.origin}" in str(error.value)
 
 
+def test_a_bad_row_of_the_log_is_a_config_error_naming_the_key_the_file_and_the_row(shop: Shop) -> None:
+    events = pd.read_csv(shop.log, dtype=str, keep_default_na=False)
+    events.iloc[:3].assign(timestamp=["2021-01-04", "someday", "2021-01-05"]).to_csv(
+        shop.root / "data" / "bad.csv", index=False
+    )
+    text = '[population]\nlog = "../data/bad.csv"\n[model]\nartifact = "../models/shop"\n'
+    with pytest.raises(ConfigError) as error:
+        loads(text, source="bad.toml", folder=shop.scenario.parent)
+    bad = shop.root / "data" / "bad.csv"
+    assert str(error.value).startswith(f"bad.toml: population.log = '{bad}': {bad}, row 2")
+
+
 # ------------------------------------------------------------------------------------------------- CLI
 def test_train_bench_whatif_export_and_serve_run_on_the_shop(
     shop: Shop, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -165,7 +165,13 @@ def _log_source(where: PopulationConfig, model: ModelConfig) -> tuple[PeriodPane
     check of :func:`check_population` on the way."""
     spec = model_layout(model)
     key = f"population.log = {where.log!r}"
-    log = read_event_log(where.log, mapping=where.mapping or None, purchase_event=spec.purchase_event)
+    try:
+        log = read_event_log(where.log, mapping=where.mapping or None, purchase_event=spec.purchase_event)
+    except DataError as err:
+        raise ConfigError(f"{key}: {err}") from err
+    # The event types first, before a large log is paneled; the panel's whole layout below.
+    types = dataclasses.replace(spec, event_types=log.event_types, purchase_event=log.purchase_event)
+    _check_same_layout(types, key, model)
     timestamps = log.events["timestamp"]
     first, last = timestamps.min().date(), timestamps.max().date()
     if first < spec.origin_date:

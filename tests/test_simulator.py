@@ -180,16 +180,31 @@ def test_repeated_contacts_of_a_kind_refresh_their_lift_instead_of_stacking(comp
 
 def test_expected_reward_is_the_mean_of_the_realised_reward() -> None:
     simulator, state = population(block_size=4096)
-    run(simulator, state, np.random.default_rng(0).integers(0, 4, state.n_users), 2)  # lifts, coupons
+    actions = np.tile(np.arange(10) % 4, (2000, 1)).T.ravel()  # user-major, as replicate
+    assert_expected_reward_is_the_mean(simulator, state, actions)
+
+
+def test_expected_reward_is_the_mean_of_the_realised_reward_under_learned_effects() -> None:
+    simulator = Simulator(learned_model())
+    assert "push_new_items" in simulator.learned
+    state = warm_start(simulator, synthetic_panel(), until=30)
+    assert_expected_reward_is_the_mean(simulator, state, np.full(10 * 2000, PUSH))
+
+
+def assert_expected_reward_is_the_mean(simulator: Simulator, state: SimState, actions: np.ndarray) -> None:
+    """Ten users after two periods of random actions (lifts, coupons), 2,000 copies of each: the mean
+    realised reward part of each user, and of all, is the expected one within four standard errors."""
+    run(simulator, state, np.random.default_rng(0).integers(0, 4, state.n_users), 2)
     copies = 2000
     users = replicate(state.take(np.arange(0, 400, 40)), copies)
-    actions = np.tile(np.arange(10) % 4, (copies, 1)).T.ravel()  # user-major, as replicate
     expected = simulator.expected_reward(users, actions)
     realised = simulator.step(users, actions).reward
     for part in ("margin", "discount", "contact_cost", "total"):
-        mean = getattr(realised, part).reshape(10, copies).mean(axis=1)
-        error = getattr(realised, part).reshape(10, copies).std(axis=1) / np.sqrt(copies)
-        predicted = getattr(expected, part).reshape(10, copies)
+        drawn, predicted = getattr(realised, part), getattr(expected, part)
+        assert abs(drawn.mean() - predicted.mean()) <= 4 * drawn.std() / np.sqrt(drawn.size) + 1e-9, part
+        mean = drawn.reshape(10, copies).mean(axis=1)
+        error = drawn.reshape(10, copies).std(axis=1) / np.sqrt(copies)
+        predicted = predicted.reshape(10, copies)
         np.testing.assert_allclose(predicted, np.broadcast_to(predicted[:, :1], predicted.shape))
         assert np.all(np.abs(mean - predicted[:, 0]) <= 4 * error + 1e-9), part
 
@@ -297,8 +312,14 @@ def synthetic_panel() -> PeriodPanel:
     return build_panel(generate_synthetic_log(config).log, period="week", origin=config.start, end=str(end))
 
 
+@cache
+def learned_model() -> LSTMDecayModel:
+    """A tiny LSTM fitted on a synthetic log with randomized contacts: it learns their effects."""
+    return LSTMDecayModel(TINY_LSTM).fit(synthetic_panel(), until=30, seed=0)
+
+
 def test_learned_effects_replace_the_priors_when_the_log_had_contacts() -> None:
-    model = LSTMDecayModel(TINY_LSTM).fit(synthetic_panel(), until=30, seed=0)
+    model = learned_model()
     assert set(model.learned_contacts()) == {"push_new_items", "coupon", "care_message"}
     assert Simulator(model).learned == set(model.learned_contacts())
     assert Simulator(model, SimulatorConfig(response=ResponseConfig(effects="prior"))).learned == set()

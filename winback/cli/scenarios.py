@@ -28,6 +28,9 @@ def show(
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of TOML.")] = False,
 ) -> None:
-    """The scenario with every default filled in (TOML that loads back to the same scenario)."""
+    """The scenario with every default filled in (TOML that loads back to the same scenario).
+
+    Loading checks it: every key, and its population against its decay model (the same panel layout).
+    """
     document = to_document(load_scenario(scenario))
     typer.echo(json.dumps(document, indent=2) if as_json else dumps(document), nl=as_json)

@@ -10,12 +10,13 @@ The ``lifetimes`` package itself is never imported (its helpers break on pandas 
 
 from __future__ import annotations
 
+import datetime as dt
 from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 
-from winback.data.panel import PeriodPanel, build_panel
+from winback.data.panel import PanelSpec, PeriodPanel, build_panel
 from winback.data.schema import INTERVENTIONS, EventLog, LoadReport
 from winback.errors import DataError
 
@@ -28,6 +29,16 @@ CALIBRATION_END = "1997-10-01"
 """First day of the holdout (calibration covers weeks 0-38)."""
 END = "1998-07-01"
 """Day after the last day of the log (holdout covers weeks 39-77)."""
+PURCHASE = "purchase"
+"""The one event type of the CDNOW logs."""
+PANEL_SPEC = PanelSpec(
+    period="week",
+    origin=ORIGIN,
+    n_periods=(dt.date.fromisoformat(END) - dt.date.fromisoformat(ORIGIN)).days // 7,
+    event_types=(PURCHASE,),
+    purchase_event=PURCHASE,
+)
+"""The layout of every CDNOW panel (:func:`load_cdnow_panel`), known without reading the data."""
 
 
 def dataset_path(name: str) -> Path:
@@ -75,7 +86,7 @@ def load_cdnow(name: str = "cdnow") -> EventLog:
         .sum()
     )
     events = merged.assign(
-        event_type="purchase",
+        event_type=PURCHASE,
         intervention=pd.Categorical(["none"] * len(merged), categories=list(INTERVENTIONS)),
         arm="",
     )[["user_id", "timestamp", "event_type", "value", "quantity", "intervention", "arm"]]
@@ -85,9 +96,9 @@ def load_cdnow(name: str = "cdnow") -> EventLog:
         same_day_rows_merged=len(raw) - len(merged),
         notes=("same-day purchases of a customer merged into one transaction (Fader, Hardie & Lee 2005)",),
     )
-    return EventLog(events=events.reset_index(drop=True), report=report, purchase_event="purchase")
+    return EventLog(events=events.reset_index(drop=True), report=report, purchase_event=PURCHASE)
 
 
 def load_cdnow_panel(name: str = "cdnow") -> PeriodPanel:
-    """The weekly panel of a CDNOW dataset over its standard 78-week window."""
-    return build_panel(load_cdnow(name), period="week", origin=ORIGIN, end=END)
+    """The weekly panel of a CDNOW dataset over its standard 78-week window (layout :data:`PANEL_SPEC`)."""
+    return build_panel(load_cdnow(name), period=PANEL_SPEC.period, origin=ORIGIN, end=END)

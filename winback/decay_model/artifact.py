@@ -56,15 +56,7 @@ def load_model(directory: str | Path) -> DecayModel:
 
     root = Path(directory)
     config_path = root / CONFIG_FILE
-    if not config_path.is_file():
-        raise ArtifactError(f"{root}: no {CONFIG_FILE}; not a winback decay-model artifact")
-    body = read_checked(
-        config_path,
-        kind=("format", FORMAT),
-        version=("format_version", FORMAT_VERSION),
-        what="a winback decay-model artifact",
-        remedy="refit the model",
-    )
+    body = _read_config(root)
     weights_path = root / WEIGHTS_FILE
     if not weights_path.is_file():
         raise ArtifactError(f"{root}: {WEIGHTS_FILE} is missing")
@@ -74,3 +66,23 @@ def load_model(directory: str | Path) -> DecayModel:
         raise ArtifactError(f"{config_path}: unknown model '{body['model']}' (known: {sorted(MODELS)})")
     spec = PanelSpec.from_json(body["panel_spec"])
     return MODELS[body["model"]].from_artifact(body["config"], load_file(str(weights_path)), spec)
+
+
+def load_spec(directory: str | Path) -> PanelSpec:
+    """The layout of the panel the model in ``directory`` was fitted on, from its checked ``model.json``
+    alone (no weights read, nothing of torch imported)."""
+    return PanelSpec.from_json(_read_config(Path(directory))["panel_spec"])
+
+
+def _read_config(root: Path) -> dict[str, Any]:
+    """The checked body of ``root``'s ``model.json``."""
+    config_path = root / CONFIG_FILE
+    if not config_path.is_file():
+        raise ArtifactError(f"{root}: no {CONFIG_FILE}; not a winback decay-model artifact")
+    return read_checked(
+        config_path,
+        kind=("format", FORMAT),
+        version=("format_version", FORMAT_VERSION),
+        what="a winback decay-model artifact",
+        remedy="refit the model",
+    )

@@ -23,13 +23,14 @@ class ActivationEnv(gym.Env[np.ndarray, np.int64]):
 
     An episode follows one user drawn from a population, by default CDNOW's 23,570 customers as they
     stood at the end of calibration (week 39), simulated by :class:`winback.simulator.core.Simulator`
-    with the packaged decay model (``winback.envs.defaults``). Each step is one period (a week): the
-    agent chooses a contact or nothing; the user's interest decays as the learned model says, contacts
-    lift it by the response priors of :mod:`winback.simulator.response` (a repeat of a kind whose
-    lift is still in force refreshes it, kinds add), fatigue accumulates, and the user may opt out of
-    contacts for good. A scenario (``scenario=``) sets the simulator, the users, the horizon, the
-    frequency cap and shifts of demand the decay model does not know about (holiday shocks, faster
-    decay); the policy observes the decay model's interest, without them.
+    with the packaged decay model (``winback.envs.defaults``). Each step is one period of the decay
+    model (a week for CDNOW's): the agent chooses a contact or nothing; the user's interest decays as
+    the learned model says, contacts lift it by the response priors of
+    :mod:`winback.simulator.response` (a repeat of a kind whose lift is still in force refreshes it,
+    kinds add), fatigue accumulates, and the user may opt out of contacts for good. A scenario
+    (``scenario=``) sets the simulator, the users, the horizon, the frequency cap and shifts of
+    demand the decay model does not know about (holiday shocks, faster decay); the policy observes
+    the decay model's interest, without them.
 
     ## Action Space
 

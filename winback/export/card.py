@@ -2,10 +2,13 @@
 
 The card is plain JSON. It records the schema version, the winback version, the ordered observation
 features (name, range, unit and how each is computed from events), the actions and the mask rules,
-the inputs and outputs of both ONNX files, the decay model's and the scenario's content hashes, the
-training config, the benchmark figures with their confidence intervals, the sha256 of each ONNX
-file and the creation time. ``content_sha256`` is the sha256 of the card's other keys as canonical
-JSON (sorted keys), so an edited card is refused like an edited ONNX file
+the inputs and outputs of both ONNX files (with the decay model's grid: period, origin, event types),
+the decay model's and the scenario's content hashes, where the users the policy was trained and
+measured on come from (``population``: the built-in source, or the event log's path and sha256, its
+mapping and the warm-start date; :func:`winback.scenarios.population.describe_population`), the
+training config, the benchmark figures with their confidence intervals, the sha256 of each ONNX file
+and the creation time. ``content_sha256`` is the sha256 of the card's other keys as canonical JSON
+(sorted keys), so an edited card is refused like an edited ONNX file
 (:func:`winback.export.runtime.card.read_card`, which reads it without the simulator).
 
 Content hashes:

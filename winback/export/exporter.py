@@ -33,6 +33,7 @@ from winback.export.runtime.artifact import ExportedArtifact
 from winback.export.runtime.card import ARTIFACT_FILES, POLICY_FILE, STATE_FILE
 from winback.export.runtime.masks import MASK_RULES
 from winback.export.runtime.session import POLICY_INPUTS, POLICY_OUTPUTS, STATE_INPUTS, STATE_OUTPUTS
+from winback.scenarios.population import describe_population
 from winback.scenarios.scenario import Scenario, load_scenario
 from winback.simulator.core import Simulator
 from winback.simulator.features import feature_names
@@ -79,6 +80,7 @@ def export_policy(
             f"{run / MODEL_FILES[which]}: the network reads {n_features} features, scenario "
             f"'{scenario.name}' gives {len(names)} ({', '.join(names)})"
         )
+    population = _trained_population(run, scenario)
     decay = scenario.model()
     out.mkdir(parents=True, exist_ok=True)
     example = (torch.zeros((2, n_features)), torch.ones((2, len(simulator.actions)), dtype=torch.bool))
@@ -92,6 +94,7 @@ def export_policy(
         out / STATE_FILE,
     )
     body = _card_body(run, which, config, agent, graph.describe_outputs(), scenario, simulator)
+    body["population"] = population
     body["training"]["seed_selection"] = _seed_selection(Path(run_dir))
     policy = ExportedPolicy(
         ExportedArtifact(body, (out / POLICY_FILE).read_bytes(), (out / STATE_FILE).read_bytes())
@@ -99,6 +102,21 @@ def export_policy(
     body["benchmark"] = _benchmark(policy, scenario, seeds, eval_users)
     body["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return write_card(body, out)
+
+
+def _trained_population(run: Path, scenario: Scenario) -> dict[str, Any]:
+    """Where the scenario's users come from now (:func:`describe_population`), refused when the run's
+    ``train.json`` records other users (say the log was changed since): the card's figures would not
+    be those of the population the policy was trained on."""
+    now = describe_population(scenario.population_config, scenario.model_config)
+    summary_path = run / "train.json"
+    trained = json.loads(summary_path.read_text()).get("population") if summary_path.is_file() else None
+    if trained is not None and trained != now:
+        raise ArtifactError(
+            f"{summary_path}: the run was trained on the population {json.dumps(trained, sort_keys=True)}, "
+            f"scenario '{scenario.name}' now has {json.dumps(now, sort_keys=True)}; train again on it"
+        )
+    return now
 
 
 def _seed_selection(run_dir: Path) -> dict[str, Any] | None:
@@ -176,6 +194,7 @@ def _card_body(
             "decay_model": decay.name,
             "hidden_size": decay.cfg.hidden_size,
             "period": spec.period,
+            "origin": spec.origin,
             "event_types": list(spec.event_types),
             "purchase_event": spec.purchase_event,
             "contact_kinds": list(spec.interventions),
@@ -185,7 +204,7 @@ def _card_body(
             "new_user_periods": simulator.config.response.new_user_periods,
             "inputs": {
                 "hidden, cell": "(batch, hidden_size) float32 LSTM state before the period",
-                "period": "(batch,) int64 the period that has just been lived",
+                "period": "(batch,) int64 the period that has just been lived, counted from origin",
                 "first_period": "(batch,) int64 birth period",
                 "last_purchase": "(batch,) int64 period of the last purchase before it (birth if none)",
                 "frequency": "(batch,) float64 purchases before it since birth",

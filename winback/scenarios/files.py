@@ -7,6 +7,7 @@ Every error is a :class:`~winback.errors.ConfigError` naming the dotted key (``c
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import difflib
 import json
 import os
@@ -57,21 +58,20 @@ SECTIONS = (
 
 
 def parse(document: Mapping[str, Any], *, folder: Path, name: str) -> dict[str, Any]:
-    """The keyword arguments of a ``Scenario`` from a TOML document; a relative model artifact is
-    resolved against ``folder``, and ``name`` is the name when the document gives none."""
+    """The keyword arguments of a ``Scenario`` from a TOML document; a relative model artifact,
+    population log or mapping file is resolved against ``folder``, and ``name`` is the name when the
+    document gives none."""
     _check_known(document, "", [*SCENARIO_RULES, *SECTIONS])
     top = _read({key: value for key, value in document.items() if key in SCENARIO_RULES}, "", SCENARIO_RULES)
     model = _read(_section(document, "model"), "model", ModelConfig.RULES)
     if model.get("artifact", PACKAGED) != PACKAGED:
-        model["artifact"] = os.path.normpath(Path(folder, model["artifact"]).absolute())
+        model["artifact"] = _resolved(folder, model["artifact"])
     return {
         "name": name,
         "description": "",
         **top,
         "simulator": _simulator(document),
-        "population_config": PopulationConfig(
-            **_read(_section(document, "population"), "population", PopulationConfig.RULES)
-        ),
+        "population_config": _population(_section(document, "population"), folder),
         "model_config": ModelConfig(**model),
         "operations": _operations(_section(document, "operations")),
         "decay": DecayConfig(**_read(_section(document, "decay"), "decay", DecayConfig.RULES)),
@@ -86,7 +86,7 @@ def to_document(scenario: Scenario) -> dict[str, Any]:
     response = scenario.simulator.response
     return {
         **{key: getattr(scenario, key) for key in SCENARIO_RULES},
-        "population": dataclasses.asdict(scenario.population_config),
+        "population": _population_document(scenario.population_config),
         "model": dataclasses.asdict(scenario.model_config),
         "economics": {key: getattr(scenario.simulator.reward, key) for key in ECONOMICS_RULES},
         "contacts": {kind: dataclasses.asdict(contact) for kind, contact in response.contacts.items()},
@@ -152,6 +152,32 @@ def _simulator(document: Mapping[str, Any]) -> SimulatorConfig:
         ),
         reward=RewardConfig(**_read(_section(document, "economics"), "economics", ECONOMICS_RULES)),
     )
+
+
+def _population(table: Mapping[str, Any], folder: Path) -> PopulationConfig:
+    """``[population]``; a log and a mapping file are resolved against ``folder``, and ``until`` may be
+    a TOML date."""
+    until = table.get("until")
+    if isinstance(until, dt.date) and not isinstance(until, dt.datetime):
+        table = {**table, "until": until.isoformat()}
+    values = _read(table, "population", PopulationConfig.RULES)
+    if values.get("log"):
+        values["log"] = _resolved(folder, values["log"])
+        values.setdefault("source", "")  # given as well: PopulationConfig names both keys
+    if Path(values.get("mapping", "")).suffix.lower() == ".toml":  # a file, not a preset's name
+        values["mapping"] = _resolved(folder, values["mapping"])
+    return PopulationConfig(**values)
+
+
+def _population_document(config: PopulationConfig) -> dict[str, Any]:
+    """``[population]`` with the keys that apply: ``source``, or those of a log."""
+    left_out = PopulationConfig.LOG_KEYS if not config.log else ("source",)
+    return {key: value for key, value in dataclasses.asdict(config).items() if key not in left_out}
+
+
+def _resolved(folder: Path, path: str) -> str:
+    """``path`` as an absolute, normalised path, relative ones taken from ``folder``."""
+    return os.path.normpath(Path(folder, path).absolute())
 
 
 def _operations(table: Mapping[str, Any]) -> Operations:

@@ -25,7 +25,12 @@ from winback.decay_model.base import DecayModel
 from winback.envs.episodes import DEFAULT_HORIZON, Demand
 from winback.errors import ConfigError
 from winback.scenarios.files import parse
-from winback.scenarios.population import cached_population, load_decay_model, split_population
+from winback.scenarios.population import (
+    cached_population,
+    check_population,
+    load_decay_model,
+    split_population,
+)
 from winback.scenarios.schema import (
     SCENARIO_RULES,
     Campaign,
@@ -57,7 +62,7 @@ class Scenario:
     description: str
     """What the scenario is about, in a sentence."""
     horizon: int = DEFAULT_HORIZON
-    """Periods (weeks) each user is followed (an episode; a benchmark run)."""
+    """Periods of the decay model (weeks for CDNOW's) each user is followed (an episode; a benchmark run)."""
     min_contact_gap: int = 0
     """Frequency cap: periods that must pass after any contact before the next (0: none)."""
     eval_share: float = DEFAULT_EVAL_SHARE
@@ -110,6 +115,7 @@ class Scenario:
                 raise ConfigError(
                     f"operations.delivery_delay.{kind}: not a contact kind (kinds: {', '.join(kinds)})"
                 )
+        check_population(self.population_config, self.model_config)
 
     @cached_property
     def demand(self) -> Demand:

@@ -9,12 +9,15 @@ whose docstrings document their fields; the other sections are the dataclasses b
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from winback.errors import ConfigError
+from winback.data.io import file_format
+from winback.data.mapping import load_mapping
+from winback.errors import ConfigError, DataError
 from winback.simulator.response import default_contacts
 
 INT_MAX = 2**63 - 1
@@ -129,38 +132,95 @@ PACKAGED = "packaged"
 
 @dataclass(frozen=True)
 class PopulationConfig:
-    """``[population]``: the users a scenario starts with.
+    """``[population]``: the users a scenario starts with, from built-in data (``source``) or from an
+    event log (``log``, with ``mapping`` and ``until``), never both.
 
-    Real users are warm-started at the end of CDNOW's calibration (week 39) from their history.
+    Users of a built-in source are warm-started at the end of CDNOW's calibration (week 39). Users of
+    a log are warm-started at ``until``: the log is paneled on the decay model's grid (its period,
+    event types and origin), so the model must have been fitted on the same kind of log
+    (:func:`winback.scenarios.population.check_population`, run when a scenario is loaded).
     """
 
     RULES: ClassVar[dict[str, Rule]] = {
         "source": Rule(str, choices=tuple(SOURCES)),
+        "log": Rule(str),
+        "mapping": Rule(str),
+        "until": Rule(str),
         "size": Rule(int, 0),
         "new_user_share": Rule(float, 0, 1),
         "seed": Rule(int, 0),
     }
+    LOG_KEYS: ClassVar[tuple[str, ...]] = ("log", "mapping", "until")
+    """The keys of a population taken from a log (``source`` is empty then)."""
 
     source: str = "cdnow"
-    """Built-in data the users come from: ``cdnow`` (23,570 users) or ``cdnow-sample`` (2,357)."""
+    """Built-in data the users come from: ``cdnow`` (23,570 users) or ``cdnow-sample`` (2,357); empty
+    when ``log`` is given."""
+    log: str = ""
+    """An event-log file (``.csv``, ``.csv.gz``, ``.parquet``, ``.pq``; in a scenario file, relative
+    to the file's folder) the users come from (empty: ``source``)."""
+    mapping: str = ""
+    """How the log's columns map onto the canonical schema: a preset name or a mapping TOML file (in a
+    scenario file, relative to the file's folder; :func:`winback.data.mapping.load_mapping`); empty:
+    the log has the canonical columns."""
+    until: str = ""
+    """ISO date the log's users are warm-started at: the first day of a period on the decay model's
+    grid, at most the end of the log's last complete period (empty: that end, the start of the period
+    holding the day after the log's last event)."""
     size: int = 0
-    """Users in the population (0: every user of the source; otherwise a sample drawn by a generator
-    seeded with ``seed``, the same in every run)."""
+    """Users in the population (0: every user of the source, or every user of the log born before
+    ``until``; otherwise a sample drawn by a generator seeded with ``seed``, the same in every run)."""
     new_user_share: float = 0.0
     """Share of the population replaced by brand-new users, right after their birth period
     (:func:`winback.simulator.population.new_users`, seeded with ``seed``). Their births are
-    resampled from the source, so they live on the calendar of early 1997: the packaged model has
-    no calendar inputs, so only their age matters."""
+    resampled from the source's users (for a log: those born before ``until``), at the periods they
+    were born in: for CDNOW, the calendar of early 1997 (the packaged model has no calendar inputs,
+    so only their age matters)."""
     seed: int = 0
     """Seed of the sample, of which users are replaced and of the new users."""
 
     def __post_init__(self) -> None:
-        check_fields(self, self.RULES, "population")
+        if self.source and self.log:
+            raise ConfigError(
+                f"population.source = {self.source!r} and population.log = {self.log!r}: give one of them "
+                "(source: built-in data; log: an event-log file)"
+            )
+        rules = {key: rule for key, rule in self.RULES.items() if not (key == "source" and self.log)}
+        check_fields(self, rules, "population")
+        if self.log:
+            self._check_log()
+            return
+        if given := [key for key in self.LOG_KEYS if getattr(self, key)]:
+            raise ConfigError(
+                f"population.{given[0]} = {getattr(self, given[0])!r}: only with population.log "
+                f"(this population's users come from population.source = {self.source!r})"
+            )
         if self.size > SOURCES[self.source]:
             raise ConfigError(
                 f"population.size = {self.size} (allowed: 0 for every user, or up to the "
                 f"{SOURCES[self.source]} users of {self.source})"
             )
+
+    def _check_log(self) -> None:
+        """The log is a file of a known type, the mapping loads and ``until`` is a date."""
+        try:
+            file_format(self.log)
+        except DataError as err:
+            raise ConfigError(f"population.log = {self.log!r}: {err}") from err
+        if not _is_file(Path(self.log)):
+            raise ConfigError(f"population.log = {self.log!r} (allowed: an existing event-log file)")
+        if self.mapping:
+            try:
+                load_mapping(self.mapping)
+            except DataError as err:
+                raise ConfigError(f"population.mapping = {self.mapping!r}: {err}") from err
+        if self.until:
+            try:
+                dt.date.fromisoformat(self.until)
+            except ValueError as err:
+                raise ConfigError(
+                    f"population.until = {self.until!r} (allowed: an ISO date, YYYY-MM-DD)"
+                ) from err
 
 
 @dataclass(frozen=True)

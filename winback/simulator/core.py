@@ -218,28 +218,19 @@ class Simulator:
     ) -> RewardComponents:
         """Each user's reward for ``actions`` in the coming period, in expectation over its draws.
 
-        Call before :meth:`step` with the same actions: the delivered contacts' lifts are applied
-        as ``step`` applies them, and margin and discounts are taken on the lifted expected spend.
-        A low-variance training signal with the realised reward's expectation (the realised reward
-        is what benchmarks measure); it needs every contact kind driven by the priors.
+        Call before :meth:`step` with the same actions: the delivered contacts go through the decay
+        model (learned kinds) and the lifts (prior-driven kinds) as ``step`` sends them, and margin
+        and discounts are taken on the expected spend of that forecast. A low-variance training
+        signal with the realised reward's expectation (the realised reward is what benchmarks measure).
         """
-        if self.learned:
-            raise ConfigError(
-                "expected rewards need prior-driven contacts; the decay model learned "
-                f"{sorted(self.learned)} (use ResponseConfig.effects = 'prior', or the realised reward)"
-            )
         tables, n = self.tables, state.n_users
         _, contacted, kind, fresh = self._deliver(state, actions, min_gap)
         lift = state.lift.copy()
         lift[contacted, kind] = np.maximum(lift[contacted, kind], fresh)
         valid = state.valid_left > 0
         valid[contacted, kind] |= tables.validity[kind] > 0
-        shift = lift.sum(axis=1) + _demand_shift(demand_shift, n)
-        spend = (
-            self.model.lift(state.forecast, shift).expected_spend
-            if shift.any()
-            else state.forecast.expected_spend
-        )
+        forecast, _ = self._period_forecast(state, lift, contacted, kind, _demand_shift(demand_shift, n))
+        spend = forecast.expected_spend
         contact_cost = np.zeros(n)
         contact_cost[contacted] = tables.cost[kind]
         return reward_components(spend, valid @ tables.discount, contact_cost, self.config.reward)
@@ -293,11 +284,7 @@ class Simulator:
         delivered, contacted, kind, fresh = self._deliver(s, actions, min_gap)
         self._receive(s, contacted, kind, fresh)
         # 3. forecast with learned contacts, lift, draw
-        model_contacts = self._model_contacts(n, contacted, kind)
-        forecast = s.forecast if model_contacts is None else self.model.forecast(s.decay, model_contacts)
-        shift = s.lift.sum(axis=1) + demand_shift
-        if shift.any():
-            forecast = self.model.lift(forecast, shift)
+        forecast, model_contacts = self._period_forecast(s, s.lift, contacted, kind, demand_shift)
         uniforms = self.streams.uniforms(s.keys, s.period, self.n_model_uniforms + 1)
         activity = self.model.sample(forecast, uniforms[:, : self.n_model_uniforms])
         # 4. rewards
@@ -383,6 +370,17 @@ class Simulator:
         """The log-odds lift of each delivered contact (0 for kinds the decay model learned)."""
         is_new = s.tenure[contacted] < self.config.response.new_user_periods
         return contact_lift(self.tables, kind, is_new, s.fatigue[contacted]) * self._uses_prior[kind]
+
+    def _period_forecast(
+        self, s: SimState, lift: np.ndarray, contacted: np.ndarray, kind: np.ndarray, demand_shift: np.ndarray
+    ) -> tuple[Forecast, np.ndarray | None]:
+        """The period's forecast given the contacts delivered (learned kinds through the decay model,
+        then ``lift`` (n, K) and ``demand_shift`` on the log-odds), and the contacts of learned kinds in
+        the model's layout (``None`` when there are none)."""
+        model_contacts = self._model_contacts(s.n_users, contacted, kind)
+        forecast = s.forecast if model_contacts is None else self.model.forecast(s.decay, model_contacts)
+        shift = lift.sum(axis=1) + demand_shift
+        return (self.model.lift(forecast, shift) if shift.any() else forecast), model_contacts
 
     def _model_contacts(self, n: int, contacted: np.ndarray, kind: np.ndarray) -> np.ndarray | None:
         """(n, C) contacts of learned kinds in the decay model's layout, ``None`` when there are none."""

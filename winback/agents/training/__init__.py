@@ -1,7 +1,8 @@
 """Train an RL agent on a scenario's training users and select it on its validation users.
 
 A run directory holds what a user reads as JSON/CSV/PNG: ``config.json`` (the :class:`TrainConfig`),
-``train.json`` (timesteps, wall time, best validation value), ``learning_curve.csv`` and ``.png``
+``train.json`` (timesteps, wall time, best validation value, where the users came from:
+:func:`~winback.scenarios.population.describe_population`), ``learning_curve.csv`` and ``.png``
 (validation net value per user against timesteps), the observation statistics
 (``normalization.json``, ``best_normalization.json``); SB3's zips (``model.zip``,
 ``best_model.zip``, ``checkpoints/``) are internal artifacts that :class:`~winback.agents.sb3.SB3Policy`
@@ -31,6 +32,7 @@ from winback.agents.training.config import TrainConfig
 from winback.agents.training.curves import plot_curve
 from winback.agents.training.factory import make_env, new_model
 from winback.agents.training.runs import load_checkpoint, resume_run, start_run
+from winback.scenarios.population import describe_population
 from winback.scenarios.scenario import load_scenario
 
 __all__ = ["TrainConfig", "TrainResult", "train"]
@@ -63,6 +65,7 @@ def train(
     started = time.perf_counter()
     out = Path(out_dir)
     scenario = load_scenario(config.scenario)
+    population = describe_population(scenario.population_config, scenario.model_config)
     checkpoint = resume_run(config, out) if resume else start_run(config, out)
     torch.set_num_threads(config.torch_threads)
     env = make_env(config, scenario)
@@ -95,6 +98,7 @@ def train(
         "final_validation_net_value": monitor.last_value,
         "validation_users": monitor.users.n_users,
         "validation_seed": VALIDATION_SEED,
+        "population": population,
     }
     (out / "train.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot_curve(out, config)

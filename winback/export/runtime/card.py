@@ -14,7 +14,8 @@ from winback.errors import ArtifactError
 
 SCHEMA = "winback.policy_card"
 SCHEMA_VERSION = 2
-"""Bumped whenever a field's meaning or an ONNX file's inputs or outputs change.
+"""Bumped whenever a field's meaning or an ONNX file's inputs or outputs change (not for added fields,
+which readers of the version ignore: ``population`` and ``state_update.origin`` came in version 2).
 
 - 2: ``policy.onnx`` outputs ``probabilities`` (the policy's distribution over the allowed actions)
   and the card states exactly what ``scores`` are (``policy.outputs``); ``masks.since_cap``.

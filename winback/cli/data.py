@@ -1,17 +1,19 @@
-"""``winback data``: validate and summarise event logs."""
+"""``winback data``: validate and summarise event logs, and write one of a ground-truth world."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from winback.data.cdnow import DATASETS, load_cdnow
-from winback.data.io import read_event_log
+from winback.data.io import file_format, read_event_log, write_event_log
 from winback.data.mapping import PRESETS
 from winback.data.schema import EventLog
 from winback.data.summary import shape_figures, summarize
+from winback.data.synthetic import GroundTruthWorld, WorldConfig
 from winback.errors import DataError
 
 app = typer.Typer(no_args_is_help=True)
@@ -91,4 +93,35 @@ def _load(
         purchase_event=purchase_event,
         event_types=None if event_types is None else [name.strip() for name in event_types.split(",")],
         delimiter={"tab": "\t", "\\t": "\t"}.get(delimiter, delimiter),
+    )
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Argument(help="Event log to write (.csv, .csv.gz, .parquet, .pq).")],
+    users: Annotated[int, typer.Option(help="Users of the world (some are born during the log).")] = 20_000,
+    weeks: Annotated[int, typer.Option(help="Weeks of log.")] = 104,
+    contact_rate: Annotated[
+        float, typer.Option(help="Share of user-weeks sent a randomized contact (split evenly by kind).")
+    ] = 0.1,
+    season: Annotated[float, typer.Option(help="Amplitude of the yearly season (0: none).")] = 0.4,
+    contact_strength: Annotated[float, typer.Option(help="Scale of every contact's effect (0: none).")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the world and of the logging policy.")] = 0,
+) -> None:
+    """Write the event log of a ground-truth world (winback.data.synthetic.GroundTruthWorld): view, cart
+    and purchase events and randomized contacts, a shop's log with known dynamics to try winback on."""
+    file_format(out)
+    config = WorldConfig(
+        n_users=users,
+        birth_weeks=weeks,
+        season_amplitude=season,
+        contact_strength=contact_strength,
+        seed=seed,
+    )
+    world = GroundTruthWorld(config)
+    log = world.write_log(world.start(), weeks, contact_rate, seed=seed)
+    write_event_log(log.log, out)
+    typer.echo(
+        f"wrote {len(log.log.events):,} events of {log.log.n_users:,} users from {log.origin} to {log.end} "
+        f"-> {out}"
     )

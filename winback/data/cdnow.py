@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from winback.data.panel import PeriodPanel, build_panel
+from winback.data.panel import Period, PeriodPanel, build_panel
 from winback.data.schema import INTERVENTIONS, EventLog, LoadReport
 from winback.errors import DataError
 
@@ -88,6 +88,6 @@ def load_cdnow(name: str = "cdnow") -> EventLog:
     return EventLog(events=events.reset_index(drop=True), report=report, purchase_event="purchase")
 
 
-def load_cdnow_panel(name: str = "cdnow") -> PeriodPanel:
-    """The weekly panel of a CDNOW dataset over its standard 78-week window."""
-    return build_panel(load_cdnow(name), period="week", origin=ORIGIN, end=END)
+def load_cdnow_panel(name: str = "cdnow", *, period: Period = "week") -> PeriodPanel:
+    """The panel of a CDNOW dataset over its standard 78-week window, in weeks (the literature's) or days."""
+    return build_panel(load_cdnow(name), period=period, origin=ORIGIN, end=END)

@@ -237,3 +237,18 @@ def test_an_unknown_period_exits_2(tmp_path, capsys) -> None:
     argv = ["decay", "fit", "--data", "cdnow-sample", "--out", str(tmp_path), "--period", "month"]
     assert run(argv) == 2
     assert "month" in capsys.readouterr().err
+
+
+def test_eval_report_states_the_calendar_choice_and_both_losses(tmp_path) -> None:
+    data = write_log(tmp_path / "events.csv", buyers(60, 7 * 56, rate=0.05))
+    argv = ["decay", "eval", "--data", data, "--models", "lstm", "--out", str(tmp_path), "--draws", "2"]
+    assert run([*argv, "--max-epochs", "1", "--hidden-size", "4", "--calibration-end", "2022-01-03"]) == 0
+    choice = load_model(tmp_path / "models" / "lstm").calendar_choice
+    assert choice is not None and choice.how == "validation" and choice.window_days == 364
+    report = " ".join((tmp_path / "report.md").read_text().split())
+    losses = choice.val_loss
+    assert (
+        f"validation loss {losses['calendar']:.5f} with the calendar, {losses['no_calendar']:.5f} without"
+        in report
+    )
+    assert json.loads((tmp_path / "metrics.json").read_text())["notes"]["lstm"] == [choice.describe()]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.optimize import approx_fprime
+from scipy.optimize import OptimizeResult, approx_fprime
 
 from winback.data.cdnow import load_cdnow_panel
 from winback.data.panel import PeriodPanel
@@ -14,6 +14,7 @@ from winback.decay_model.artifact import load_model, save_model
 from winback.decay_model.base import PeriodActivity
 from winback.decay_model.bgnbd import BGNBDModel, BGNBDState, log_likelihood_and_gradient
 from winback.decay_model.registry import MODELS
+from winback.errors import DataError
 
 UNTIL = 39
 """Calibration is weeks 0-38 (FHL 2005); the holdout is the next 39 weeks."""
@@ -206,3 +207,23 @@ def test_unfitted_model_refuses_to_forecast() -> None:
         BGNBDModel().forecast(_state(np.zeros(1), np.zeros(1), np.ones(1)))
     with pytest.raises(ValueError, match="max_count"):
         BGNBDModel(max_count=0)
+
+
+def test_an_optimum_not_reached_is_a_data_error(panel: PeriodPanel, monkeypatch) -> None:
+    """The optimiser's failure names the users and repeat buyers it had, not a bare RuntimeError."""
+
+    def stopped_early(fun, x0, **options):
+        return OptimizeResult(x=x0, fun=fun(x0)[0], jac=np.ones(4), message="stopped early")
+
+    monkeypatch.setattr("winback.decay_model.bgnbd.minimize", stopped_early)
+    few = panel.select(np.arange(20))
+    repeat_buyers = int((few.rfm(UNTIL).x > 0).sum())
+    with pytest.raises(DataError, match=f"stopped early.* on 20 users with {repeat_buyers} repeat buyers"):
+        BGNBDModel().fit(few, until=UNTIL)
+
+
+def test_a_window_without_repeat_buyers_is_a_data_error(panel: PeriodPanel) -> None:
+    """a and b (the drop-out after a purchase) are learned from repeat buyers only."""
+    one_timers = panel.select(panel.rfm(UNTIL).x == 0)
+    with pytest.raises(DataError, match="no user repeats a purchase before period 39"):
+        BGNBDModel().fit(one_timers, until=UNTIL)

@@ -10,7 +10,13 @@ import pytest
 from winback.data.cdnow import load_cdnow_panel
 from winback.data.panel import build_panel
 from winback.data.synthetic import SyntheticConfig, generate_synthetic_log
-from winback.decay_model.evaluate import auc, estimate_contact_effects, evaluate_models, simulate_forward
+from winback.decay_model.evaluate import (
+    auc,
+    estimate_contact_effects,
+    evaluate_models,
+    simulate_forward,
+    weekly_mape,
+)
 from winback.decay_model.heuristic import ExponentialDecayModel, RecurrenceDecayModel
 from winback.decay_model.report import write_report
 from winback.streams import RandomStreams, user_keys
@@ -120,3 +126,24 @@ def test_rollouts_do_not_depend_on_the_batch() -> None:
     some = np.array([150, 3, 77])
     alone = simulate_forward(model, state.take(some), end=60, draws=3, streams=streams, keys=keys[some])
     np.testing.assert_array_equal(alone.totals, whole.totals[some])
+
+
+def test_weekly_mape_sums_days_into_weeks() -> None:
+    """Two weeks of days: the model is 10% high in week one and 20% low in week two, whatever the
+    days; weekly periods give the same figure from the weekly totals."""
+    rng = np.random.default_rng(0)
+    actual = rng.integers(1, 9, size=14).astype(float)
+    model = actual.copy()
+    model[:7] += 0.1 * actual[:7].sum() * rng.dirichlet(np.ones(7))
+    model[7:] -= 0.2 * actual[7:].sum() * rng.dirichlet(np.ones(7))
+    assert weekly_mape(model, actual, period_days=1) == pytest.approx(15.0)
+    weekly = [model[:7].sum(), model[7:].sum()], [actual[:7].sum(), actual[7:].sum()]
+    assert weekly_mape(*map(np.array, weekly), period_days=7) == pytest.approx(15.0)
+
+
+def test_weekly_mape_leaves_out_weeks_without_purchases() -> None:
+    """A week without actual purchases has no % error; a last partial week is compared on its days."""
+    actual = np.array([0, 0, 0, 0, 0, 0, 0, 4, 4, 2.0])
+    model = np.array([1, 1, 0, 0, 0, 0, 0, 5, 5, 2.5])
+    assert weekly_mape(model, actual, period_days=1) == pytest.approx(25.0)
+    assert np.isnan(weekly_mape(model, np.zeros(10), period_days=1))

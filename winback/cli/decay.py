@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from winback.cli.data import MappingOption
+from winback.data.panel import Period
 from winback.data.sources import PanelSplit, load_panel_split
 from winback.decay_model.artifact import load_model, save_model
 from winback.decay_model.base import DecayModel
@@ -33,6 +34,13 @@ DataOption = Annotated[
 CalibrationOption = Annotated[
     str | None,
     typer.Option(help="First holdout date (on a period boundary). Default: the standard split, or mid-log."),
+]
+PeriodOption = Annotated[
+    Period,
+    typer.Option(
+        help="Length of a period, the model's time step: week or day. The artifact keeps it; "
+        "simulator scenarios assume weeks."
+    ),
 ]
 SeedOption = Annotated[int, typer.Option(help="Seed of every random draw.")]
 ThreadsOption = Annotated[int, typer.Option(help="torch threads (0: torch's default).")]
@@ -64,6 +72,18 @@ def _fit(
     return model, time.perf_counter() - started
 
 
+def _load_lstm(path: Path, split: PanelSplit) -> DecayModel:
+    """A fitted LSTM artifact to evaluate on ``split``, whose periods it must share."""
+    model = load_model(path)
+    spec = model._require_fitted()
+    if spec.period != split.panel.spec.period:
+        raise ConfigError(
+            f"--lstm {path} was fitted on {spec.period} periods but the data are cut into "
+            f"{split.panel.spec.period} periods (pass --period {spec.period})"
+        )
+    return model
+
+
 @app.command()
 def fit(
     data: DataOption,
@@ -73,6 +93,7 @@ def fit(
     model: Annotated[str, typer.Option(help=f"Model to fit: {', '.join(MODELS)}.")] = "lstm",
     mapping: MappingOption = None,
     calibration_end: CalibrationOption = None,
+    period: PeriodOption = "week",
     seed: SeedOption = 0,
     hidden_size: HiddenOption = None,
     max_epochs: EpochsOption = None,
@@ -82,7 +103,7 @@ def fit(
     """Fit one decay model on the calibration periods and save it as an artifact."""
     if threads:
         torch.set_num_threads(threads)
-    split = load_panel_split(data, mapping=mapping, calibration_end=calibration_end)
+    split = load_panel_split(data, mapping=mapping, period=period, calibration_end=calibration_end)
     checkpoint = out / "checkpoint"
     if not resume and checkpoint.exists():
         shutil.rmtree(checkpoint)
@@ -109,6 +130,7 @@ def evaluate(
     ] = None,
     mapping: MappingOption = None,
     calibration_end: CalibrationOption = None,
+    period: PeriodOption = "week",
     draws: Annotated[int, typer.Option(help="Sampled futures per user.")] = 32,
     seed: SeedOption = 0,
     hidden_size: HiddenOption = None,
@@ -118,12 +140,13 @@ def evaluate(
     """Fit every model on calibration, forecast the holdout, and write metrics, plots and a report."""
     if threads:
         torch.set_num_threads(threads)
-    split = load_panel_split(data, mapping=mapping, calibration_end=calibration_end)
+    split = load_panel_split(data, mapping=mapping, period=period, calibration_end=calibration_end)
+    split.check_holdout()
     fitted: dict[str, DecayModel] = {}
     fit_seconds: dict[str, float] = {}
     for name in [m.strip() for m in models.split(",") if m.strip()]:
         if name == LSTMDecayModel.name and lstm is not None:
-            fitted[name], fit_seconds[name] = load_model(lstm), 0.0
+            fitted[name], fit_seconds[name] = _load_lstm(lstm, split), 0.0
         else:
             fitted[name], fit_seconds[name] = _fit(
                 _new_model(name, hidden_size, max_epochs), split, seed=seed
@@ -144,7 +167,8 @@ def evaluate(
         "fit_seconds": {k: round(v, 1) for k, v in fit_seconds.items()},
         "eval_seconds": round(time.perf_counter() - started, 1),
     }
-    report = write_report(result, out, meta)
+    notes = {name: list(model.fit_notes()) for name, model in fitted.items() if model.fit_notes()}
+    report = write_report(result, out, meta, notes)
     rows = metrics_table(result)
     table = Table(
         *rows[0], title=f"Decay models on {split.source}: holdout of {meta['holdout_periods']} periods"

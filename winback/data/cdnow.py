@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from winback.data.panel import PanelSpec, PeriodPanel, build_panel
+from winback.data.panel import PanelSpec, Period, PeriodPanel, build_panel
 from winback.data.schema import INTERVENTIONS, EventLog, LoadReport
 from winback.errors import DataError
 
@@ -99,6 +99,7 @@ def load_cdnow(name: str = "cdnow") -> EventLog:
     return EventLog(events=events.reset_index(drop=True), report=report, purchase_event=PURCHASE)
 
 
-def load_cdnow_panel(name: str = "cdnow") -> PeriodPanel:
-    """The weekly panel of a CDNOW dataset over its standard 78-week window (layout :data:`PANEL_SPEC`)."""
-    return build_panel(load_cdnow(name), period=PANEL_SPEC.period, origin=ORIGIN, end=END)
+def load_cdnow_panel(name: str = "cdnow", *, period: Period = "week") -> PeriodPanel:
+    """The panel of a CDNOW dataset over its standard 78-week window, in weeks (the literature's, the
+    layout :data:`PANEL_SPEC`) or days."""
+    return build_panel(load_cdnow(name), period=period, origin=ORIGIN, end=END)

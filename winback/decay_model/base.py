@@ -241,6 +241,10 @@ class DecayModel(ABC):
         """Contact kinds whose effect the model learned from its fitting data (none for the baselines)."""
         return ()
 
+    def fit_notes(self) -> tuple[str, ...]:
+        """Sentences a report should carry about how the fit was made (none for most models)."""
+        return ()
+
     def interest(self, state: DecayState) -> np.ndarray:
         """(n,) probability of at least one purchase next period if nothing is sent."""
         return self.forecast(state).p_active

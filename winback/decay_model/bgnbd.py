@@ -31,6 +31,7 @@ from winback.decay_model.base import (
 )
 from winback.decay_model.lstm_period import bgnbd_p_alive
 from winback.decay_model.marks import PurchaseMarks
+from winback.errors import DataError
 
 _CHUNK = 1 << 13
 """Users per block in :meth:`BGNBDModel.forecast`: keeps its (K, block) work arrays near the cache."""
@@ -114,11 +115,20 @@ class BGNBDModel(DecayModel):
         """Maximum likelihood of ``(r, alpha, a, b)`` on ``rfm(until)`` of the users born before ``until``.
 
         The optimisation (BFGS on the log-parameters, analytic gradient) is deterministic and takes
-        well under a second per 100k users, so ``seed`` and ``progress`` are not used.
+        well under a second per 100k users, so ``seed`` and ``progress`` are not used. Raises
+        :class:`DataError` when no user repeats a purchase (``a, b`` are then not identified) or the
+        optimum is not reached (a handful of users).
         """
         panel = panel.select(panel.born_before(until))
         rfm = panel.rfm(until)
-        scale = 1.0 / max(panel.n_users, 1)
+        repeat_buyers = int(np.count_nonzero(rfm.x > 0))
+        if not repeat_buyers:
+            raise DataError(
+                f"no user repeats a purchase before period {until} ({panel.spec.period_start(until)}): "
+                "BG/NBD learns the drop-out after a purchase (a, b) from repeat buyers",
+                expected="at least one user with two purchases in the calibration window",
+            )
+        scale = 1.0 / panel.n_users
 
         def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
             value, gradient = log_likelihood_and_gradient(log_params, rfm.x, rfm.t_x, rfm.T)
@@ -126,7 +136,13 @@ class BGNBDModel(DecayModel):
 
         result = minimize(objective, np.zeros(4), jac=True, method="BFGS", options={"gtol": 1e-9})
         if not np.isfinite(result.fun) or np.abs(result.jac).max() > 1e-5:
-            raise RuntimeError(f"BG/NBD fit did not converge: {result.message}")
+            raise DataError(
+                f"the BG/NBD fit did not converge ({result.message}) on {panel.n_users:,} "
+                f"user{'s' if panel.n_users > 1 else ''} with {repeat_buyers:,} repeat "
+                f"buyer{'s' if repeat_buyers > 1 else ''}: too few to tell the purchase rate from the "
+                "drop-out",
+                expected="more users, or more repeat buyers, in the calibration window",
+            )
         self.r, self.alpha, self.a, self.b = (float(v) for v in np.exp(result.x))
         self.log_likelihood = -float(result.fun) / scale
         self.marks = PurchaseMarks.fit(panel, until)

@@ -15,7 +15,8 @@ Metrics (``EvaluationResult.metrics[model]``):
 (``100 (model - actual) / actual``), ``mae`` / ``rmse`` / ``pearson_r`` (per-user expected vs actual
 holdout purchases), ``auc_any`` (P(any holdout purchase) against whether there was one),
 ``log_score`` (mean per user-period one-step log probability, higher is better), ``weekly_mape``
-(mean absolute % error of total purchases per holdout period), ``cum_error_pct_wk78``
+(mean absolute % error of total purchases per holdout week, :func:`weekly_mape`; weeks whatever the
+period, so weekly and daily fits compare), ``cum_error_pct_wk78``
 (% error of cumulative purchases after the birth period, from-birth simulation, at the panel's
 end), ``by_x`` (mean holdout purchases by calibration repeat frequency 0..6, 7+) and
 ``count_shares`` (share of users with 0..6, 7+ holdout purchases).
@@ -61,6 +62,8 @@ class ModelSeries:
 @dataclass
 class EvaluationResult:
     calibration_end: int
+    period: str = "week"
+    """The panel's period, the unit of the per-period series."""
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     series: dict[str, ModelSeries] = field(default_factory=dict)
     actual_weekly: np.ndarray | None = None
@@ -160,6 +163,7 @@ def evaluate_models(
     shown = _interest_users(panel, calibration_end, n_interest_users)
     result = EvaluationResult(
         calibration_end=calibration_end,
+        period=panel.spec.period,
         actual_weekly=actual_after_birth,
         interest_users=[str(u) for u in panel.user_ids[shown]],
         interest_purchases=panel.purchases[shown].astype(np.float64),
@@ -205,9 +209,7 @@ def evaluate_models(
                 "pearson_r": float(np.corrcoef(expected, actual_user)[0, 1]),
                 "auc_any": auc((conditional.totals > 0).mean(axis=1), actual_user > 0),
                 "log_score": float(np.nanmean(log_probs)),
-                "weekly_mape": float(
-                    100 * np.mean(np.abs(model_weekly - actual_weekly_holdout) / actual_weekly_holdout)
-                ),
+                "weekly_mape": weekly_mape(model_weekly, actual_weekly_holdout, panel.spec.period_days),
                 "cum_error_pct_wk78": float(
                     100 * (from_birth.per_period.sum() - actual_after_birth.sum()) / actual_after_birth.sum()
                 ),
@@ -228,6 +230,22 @@ def evaluate_models(
                 interest=interest,
             )
     return result
+
+
+def weekly_mape(model: np.ndarray, actual: np.ndarray, period_days: int) -> float:
+    """Mean absolute % error of total purchases per week, from per-period totals of a holdout.
+
+    Periods are summed into weeks counted from the holdout's start (a last partial week is compared
+    over the days it has); weeks without actual purchases are left out, their % error being
+    undefined (NaN when every week is without).
+    """
+    week = np.arange(len(actual)) * period_days // 7
+    model_weeks = np.bincount(week, weights=model)
+    actual_weeks = np.bincount(week, weights=actual)
+    bought = actual_weeks > 0
+    if not bought.any():
+        return float("nan")
+    return float(100 * np.mean(np.abs(model_weeks[bought] - actual_weeks[bought]) / actual_weeks[bought]))
 
 
 def auc(score: np.ndarray, label: np.ndarray) -> float:

@@ -4,8 +4,7 @@ Each period ``t`` of a user (from birth) is one LSTM step. Its inputs
 (:mod:`winback.decay_model.lstm_period`, where they are defined for every path that computes them)
 are ``log1p`` of the count of every event type, of the spend and of the contacts of each kind
 received, tenure, a birth flag, recency and frequency, the calendar (sine/cosine of the day of
-year; off unless the fitting window spans two years, since a single partial year cannot separate
-season from cohort age), and the posterior summaries of a BG/NBD model fitted on the same data,
+year; see below), and the posterior summaries of a BG/NBD model fitted on the same data,
 ``P(alive)`` and the log expected purchase rate given the user's ``(x, t_x, T)``: a structural
 prior on how silence lowers interest that keeps holding when the model is rolled past the longest
 tenure it was fitted on (without it the LSTM's forecasts drift once tenure leaves the fitting
@@ -18,6 +17,12 @@ gives a hurdle distribution: ``P(count > 0)`` and, when positive, ``count - 1 ~ 
 the spend per purchase is log-normal. The user's interest is ``P(purchases > 0)`` with no contact.
 Because contacts enter both the head (same-period effect) and the next step (lasting effect),
 the model learns intervention effects when the log has randomised contacts.
+
+Seasonality is decided on validation (:class:`CalendarChoice`). A calibration window shorter than a
+year (:data:`CALENDAR_MIN_DAYS`) cannot show a season, so the calendar stays off. From a year on, the
+model is fitted twice with the same seed, with and without the calendar inputs, and keeps the fit
+with the lower loss on the held-out users inside calibration: the calendar can also stand in for
+cohort age within one year, and only held-out users tell whether it helps.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
 import numpy as np
 import torch
@@ -45,7 +50,13 @@ from winback.decay_model.base import (
     scale_expectations,
 )
 from winback.decay_model.bgnbd import BGNBDModel
-from winback.decay_model.lstm_fit import FitSequences, hurdle_log_prob, next_period_targets, train_network
+from winback.decay_model.lstm_fit import (
+    FitSequences,
+    Training,
+    hurdle_log_prob,
+    next_period_targets,
+    train_network,
+)
 from winback.decay_model.lstm_period import (
     LOG_MU_RANGE,
     LOG_THETA_RANGE,
@@ -55,9 +66,10 @@ from winback.decay_model.lstm_period import (
     write_known_ahead,
     write_step_inputs,
 )
-from winback.errors import ConfigError
+from winback.errors import ConfigError, DataError
 
-CALENDAR_MIN_PERIODS_DAYS = 2 * 364
+CALENDAR_MIN_DAYS = 364
+"""Days (52 weeks) a calibration window must cover before a fit with calendar inputs is tried."""
 MIN_LEARNED_CONTACTS = 100
 """Contacts of a kind the fitting data must hold before the model's effect of that kind counts as learned."""
 
@@ -75,7 +87,8 @@ class LSTMConfig:
     head_size: int = 32
     """Width of the hidden layer of the output head."""
     calendar: bool | None = None
-    """Calendar inputs; ``None`` turns them on only when the fitting window spans two years."""
+    """Calendar inputs; ``None`` chooses on validation when the fitting window covers a year, and
+    leaves them off on a shorter one (:class:`CalendarChoice`)."""
     tenure: bool = True
     """Tenure input (periods since birth, log scale)."""
     recency_frequency: bool = True
@@ -112,6 +125,43 @@ class LSTMConfig:
             )
         if not 0 < self.validation_share < 1:
             raise ConfigError(f"LSTMConfig.validation_share = {self.validation_share} (allowed: (0, 1))")
+
+
+@dataclass(frozen=True)
+class CalendarChoice:
+    """How a fit decided on the calendar inputs; saved in the artifact and stated in the decay report."""
+
+    calendar: bool
+    how: Literal["config", "short_window", "validation"]
+    """Set by :attr:`LSTMConfig.calendar`, off because the window is shorter than
+    :data:`CALENDAR_MIN_DAYS`, or chosen on the held-out users."""
+    window_days: int
+    """Days the calibration (fitting) window covers."""
+    val_loss: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Best held-out loss per target of each candidate (``calendar``, ``no_calendar``) when chosen
+    on validation."""
+
+    def describe(self) -> str:
+        """One sentence for a report."""
+        weeks = f"{self.window_days / 7:.3g} weeks"
+        state = "on" if self.calendar else "off"
+        if self.how == "config":
+            return f"calendar inputs {state}, set by LSTMConfig.calendar (calibration window: {weeks})"
+        if self.how == "short_window":
+            return (
+                f"calendar inputs off: the calibration window covers {weeks}, less than a year: the "
+                "model cannot see a season"
+            )
+        return (
+            f"calendar inputs {state}, chosen on the held-out users of a {weeks} calibration window: "
+            f"validation loss {self.val_loss[_CANDIDATES[True]]:.5f} with the calendar, "
+            f"{self.val_loss[_CANDIDATES[False]]:.5f} without"
+        )
+
+
+_CANDIDATES = {False: "no_calendar", True: "calendar"}
+"""Name of each calendar candidate: its key in :attr:`CalendarChoice.val_loss` and its checkpoint
+subdirectory."""
 
 
 class _Network(nn.Module):
@@ -218,6 +268,8 @@ class LSTMDecayModel(DecayModel):
         self.history: list[dict[str, float]] = []
         self.contact_counts: dict[str, int] = {}
         """Contacts of each kind in the fitting data."""
+        self.calendar_choice: CalendarChoice | None = None
+        """How the fit decided on the calendar (``None`` for artifacts saved before it was recorded)."""
 
     # ----------------------------------------------------------------------------------- features
     def input_layout(self) -> InputLayout:
@@ -279,30 +331,83 @@ class LSTMDecayModel(DecayModel):
         checkpoint_dir: str | Path | None = None,
     ) -> Self:
         """Fit on periods before ``until`` with early stopping on held-out users
-        (:func:`~winback.decay_model.lstm_fit.train_network`).
+        (:func:`~winback.decay_model.lstm_fit.train_network`), the calendar decided as the module
+        docstring says (the choice is kept in :attr:`calendar_choice`).
 
         With ``checkpoint_dir``, the state after every epoch is written there (safetensors + JSON)
-        and a later call with the same directory resumes from it.
+        and a later call with the same directory resumes from it; when both calendar candidates
+        are fitted, each has its own subdirectory (``calendar``, ``no_calendar``), so a resumed fit
+        skips a finished candidate and continues the other.
         """
         panel = panel.select(panel.born_before(until))
-        if self.cfg.calendar is None:
-            self.calendar = until * panel.spec.period_days >= CALENDAR_MIN_PERIODS_DAYS
+        window_days = until * panel.spec.period_days
+        if self.cfg.calendar is not None:
+            how, candidates = "config", [self.cfg.calendar]
+        elif window_days < CALENDAR_MIN_DAYS:
+            how, candidates = "short_window", [False]
+        else:
+            how, candidates = "validation", [False, True]
         self.spec = panel.spec
         contacts = panel.interventions[:, :until].sum(axis=(0, 1), dtype=np.int64)
         self.contact_counts = dict(zip(panel.spec.interventions, map(int, contacts), strict=True))
         if self.cfg.bgnbd_inputs:
-            self.prior = BGNBDModel().fit(panel, until=until)
+            try:
+                self.prior = BGNBDModel().fit(panel, until=until)
+            except DataError as err:
+                raise DataError(
+                    f"the LSTM's BG/NBD prior input (LSTMConfig.bgnbd_inputs): {err.problem}",
+                    expected=err.expected,
+                ) from err
+        fits: dict[bool, tuple[_Network, Training]] = {}
+        for calendar in candidates:
+            self.calendar = calendar
+            directory = checkpoint_dir
+            if checkpoint_dir is not None and len(candidates) > 1:
+                directory = Path(checkpoint_dir) / _CANDIDATES[calendar]
+            label = (
+                f"fit lstm ({_CANDIDATES[calendar].replace('_', ' ')})" if len(candidates) > 1 else "fit lstm"
+            )
+            fits[calendar] = self._fit_network(panel, until, seed, progress, directory, label)
+        # Ties keep the model without the calendar (the first candidate): fewer inputs.
+        self.calendar = min(candidates, key=lambda calendar: fits[calendar][1].best_val_loss)
+        network, training = fits[self.calendar]
+        self.calendar_choice = CalendarChoice(
+            calendar=self.calendar,
+            how=how,
+            window_days=int(window_days),
+            val_loss={_CANDIDATES[c]: fits[c][1].best_val_loss for c in candidates}
+            if len(candidates) > 1
+            else {},
+        )
+        self.history = training.history
+        self.network, self.kernel = network, _Kernel(network, self.input_layout())
+        return self
+
+    def _fit_network(
+        self,
+        panel: PeriodPanel,
+        until: int,
+        seed: int,
+        progress: bool,
+        checkpoint_dir: str | Path | None,
+        label: str,
+    ) -> tuple[_Network, Training]:
+        """A network with the inputs :meth:`input_layout` gives now, trained on ``panel`` before ``until``."""
         until_array = np.full(panel.n_users, until, dtype=np.int64)
         inputs, head_inputs, lengths = self._sequences(panel, until_array)
         network = self._build_network(panel.spec, torch.Generator().manual_seed(seed))
         sequences = FitSequences(inputs, head_inputs, *next_period_targets(panel, lengths), lengths)
-        self.history = train_network(
+        training = train_network(
             network, sequences, self.cfg, seed=seed, progress=progress, checkpoint_dir=checkpoint_dir,
-            history=self.history,
+            history=list(self.history), label=label,
         )  # fmt: skip
-        network.eval()
-        self.network, self.kernel = network, _Kernel(network, self.input_layout())
-        return self
+        return network, training
+
+    def fit_notes(self) -> tuple[str, ...]:
+        if self.calendar_choice is None:
+            state = "on" if self.calendar else "off"
+            return (f"calendar inputs {state} (how they were chosen is not recorded in this artifact)",)
+        return (self.calendar_choice.describe(),)
 
     def _build_network(self, spec: PanelSpec, generator: torch.Generator) -> _Network:
         layout = self.input_layout()
@@ -433,6 +538,9 @@ class LSTMDecayModel(DecayModel):
             "history": self.history,
             "bgnbd_prior": None if self.prior is None else self.prior.config(),
             "contact_counts": self.contact_counts,
+            "calendar_choice": None
+            if self.calendar_choice is None
+            else dataclasses.asdict(self.calendar_choice),
         }
 
     def tensors(self) -> dict[str, np.ndarray]:
@@ -444,6 +552,8 @@ class LSTMDecayModel(DecayModel):
         model.calendar = bool(config["calendar"])
         model.history = list(config["history"])
         model.contact_counts = {str(k): int(v) for k, v in config["contact_counts"].items()}
+        choice = config.get("calendar_choice")  # absent from artifacts saved before it was recorded
+        model.calendar_choice = None if choice is None else CalendarChoice(**choice)
         model.spec = spec
         if config["bgnbd_prior"] is not None:
             model.prior = BGNBDModel.from_artifact(config["bgnbd_prior"], {}, spec)

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from winback.data.panel import PeriodPanel
+from winback.errors import DataError
 from winback.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -62,6 +63,15 @@ def hurdle_log_prob(
     return torch.where(active, positive, nn.functional.logsigmoid(-logit_active))
 
 
+class Training(NamedTuple):
+    """What :func:`train_network` reports besides the trained network."""
+
+    history: list[dict[str, float]]
+    """The history passed in followed by a row per epoch (``epoch``, ``train_loss``, ``val_loss``)."""
+    best_val_loss: float
+    """Held-out loss per target of the weights kept."""
+
+
 def train_network(
     network: _Network,
     sequences: FitSequences,
@@ -71,14 +81,21 @@ def train_network(
     progress: bool,
     checkpoint_dir: str | Path | None,
     history: list[dict[str, float]],
-) -> list[dict[str, float]]:
+    label: str = "fit lstm",
+) -> Training:
     """Trains ``network`` in place (Adam, a seeded share of users held out for early stopping, the
     validated weights an exponential moving average) and leaves it in eval mode with the best
-    validated weights; returns the history, ``history`` followed by a row per epoch (resumed from
-    the checkpoint in ``checkpoint_dir`` when there is one)."""
+    validated weights (resumed from the checkpoint in ``checkpoint_dir`` when there is one).
+
+    The held-out users depend only on ``seed`` and the number of users, so fits of the same users
+    with different inputs are validated on the same users. Raises :class:`DataError` when the draw
+    leaves no user with a next-period target on either side. ``label`` names the fit in the progress bar.
+    """
     n_users = len(sequences.lengths)
     rng = np.random.default_rng(seed)
     is_validation = rng.random(n_users) < config.validation_share
+    has_target = (sequences.counts[..., 0] >= 0).any(axis=1)
+    _check_validation_split(has_target, is_validation, config.validation_share)
     train_users, val_users = np.flatnonzero(~is_validation), np.flatnonzero(is_validation)
 
     averaged = copy.deepcopy(network)
@@ -92,7 +109,7 @@ def train_network(
         history = checkpoint.history()
 
     with progress_bar(enabled=progress) as bar:
-        task = bar.add_task("fit lstm", total=config.max_epochs, completed=start_epoch)
+        task = bar.add_task(label, total=config.max_epochs, completed=start_epoch)
         for epoch in range(start_epoch, config.max_epochs):
             if stale >= config.patience:
                 break
@@ -129,11 +146,27 @@ def train_network(
                     best_weights,
                     history,
                 )
-            bar.update(task, advance=1, description=f"fit lstm  val loss {val_loss:.4f}")
+            bar.update(task, advance=1, description=f"{label}  val loss {val_loss:.4f}")
     if best_weights is not None:
         network.load_state_dict(best_weights)
     network.eval()
-    return history
+    return Training(history, best_loss)
+
+
+def _check_validation_split(has_target: np.ndarray, is_validation: np.ndarray, share: float) -> None:
+    """Both sides of the held-out draw need a user with a next-period target (users born in the last
+    calibration period have none): one to learn from, one to stop early on."""
+    n_train = int(np.count_nonzero(has_target & ~is_validation))
+    n_val = int(np.count_nonzero(has_target & is_validation))
+    if n_train and n_val:
+        return
+    raise DataError(
+        f"the LSTM holds out a seeded {share:.0%} of users (LSTMConfig.validation_share) to stop "
+        f"early on: of the {int(has_target.sum()):,} users with a period after their first one in "
+        f"calibration, the draw leaves {n_train:,} to train on and {n_val:,} to validate on",
+        expected="users seen in at least two calibration periods on both sides: a log with more users "
+        f"({math.ceil(3 / share)} users hold out 3 on average), or a larger validation_share",
+    )
 
 
 def _loss(

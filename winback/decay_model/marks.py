@@ -14,6 +14,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from winback.data.panel import PeriodPanel
+from winback.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,12 @@ class PurchaseMarks:
         spend = panel.spend[:, :until].astype(np.float64)
         active = purchases > 0
         if not active.any():
-            raise ValueError("no purchases before the cut-off: cannot fit purchase sizes")
+            raise DataError(
+                f"no '{panel.spec.purchase_event}' event before period {until} "
+                f"({panel.spec.period_start(until)}): purchase sizes cannot be fitted",
+                column="event_type",
+                expected="at least one purchase in the calibration window",
+            )
         mean_count = purchases[active].mean()
         per_purchase = spend[active] / purchases[active]
         positive = per_purchase > 0

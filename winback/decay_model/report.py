@@ -29,8 +29,18 @@ SCALAR_METRICS: dict[str, str] = {
 BUCKET_LABELS = [str(k) for k in range(MAX_BUCKET)] + [f"{MAX_BUCKET}+"]
 
 
-def write_report(result: EvaluationResult, out: str | Path, meta: dict[str, Any]) -> Path:
-    """Write metrics.json, user_forecasts.csv, plots and report.md into ``out``; returns the report's path."""
+def write_report(
+    result: EvaluationResult,
+    out: str | Path,
+    meta: dict[str, Any],
+    notes: dict[str, list[str]] | None = None,
+) -> Path:
+    """Write metrics.json, user_forecasts.csv, plots and report.md into ``out``; returns the report's path.
+
+    ``notes`` are per model sentences on how it was fitted (:meth:`DecayModel.fit_notes`), written
+    to both files.
+    """
+    notes = notes or {}
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(
@@ -38,7 +48,7 @@ def write_report(result: EvaluationResult, out: str | Path, meta: dict[str, Any]
         | {f"expected_{name}": values for name, values in result.expected_holdout.items()}
     ).to_csv(directory / "user_forecasts.csv", index=False)
     (directory / "metrics.json").write_text(
-        json.dumps({"meta": meta, "models": result.metrics}, indent=2, sort_keys=True) + "\n"
+        json.dumps({"meta": meta, "models": result.metrics, "notes": notes}, indent=2, sort_keys=True) + "\n"
     )
     plots = {
         "tracking.png": _plot_tracking(result),
@@ -50,7 +60,7 @@ def write_report(result: EvaluationResult, out: str | Path, meta: dict[str, Any]
         figure.savefig(directory / name, dpi=110, bbox_inches="tight")
         plt.close(figure)
     report = directory / "report.md"
-    report.write_text(_markdown(result, meta, list(plots)))
+    report.write_text(_markdown(result, meta, notes, list(plots)))
     return report
 
 
@@ -69,7 +79,9 @@ def _format(value: float) -> str:
     return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.4f}" if abs(value) < 1 else f"{value:.3f}"
 
 
-def _markdown(result: EvaluationResult, meta: dict[str, Any], plots: list[str]) -> str:
+def _markdown(
+    result: EvaluationResult, meta: dict[str, Any], notes: dict[str, list[str]], plots: list[str]
+) -> str:
     rows = metrics_table(result)
     table = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     table += ["| " + " | ".join(row) + " |" for row in rows[1:]]
@@ -84,15 +96,18 @@ def _markdown(result: EvaluationResult, meta: dict[str, Any], plots: list[str]) 
     draws = next(iter(result.metrics.values()))["draws"]
     setup = "\n".join(f"- {key}: `{value}`" for key, value in meta.items())
     figures = "\n\n".join(f"![{name}]({name})" for name in plots)
+    fitted = [f"- {name}: {note}" for name, model_notes in notes.items() for note in model_notes]
+    fitting = "\n## How the models were fitted\n\n" + "\n".join(fitted) + "\n" if fitted else ""
     return f"""# Decay-model evaluation
 
 {setup}
 
 Forecasts roll each model forward from every user's calibration state by sampling ({draws} draws per user),
-as the simulator does. Definitions: `winback.decay_model.evaluate`.
+as the simulator does. Series are per {result.period}; the weekly MAPE sums them into weeks.
+Definitions: `winback.decay_model.evaluate`.
 
 {chr(10).join(table)}
-
+{fitting}
 ## Share of users by holdout purchases
 
 {chr(10).join(shares)}
@@ -112,14 +127,16 @@ def _plot_tracking(result: EvaluationResult) -> plt.Figure:
     left.axvline(result.calibration_end - 0.5, color="grey", ls="--")
     left.set(
         title="Simulated from each user's birth period",
-        xlabel="period",
-        ylabel="purchases after birth period",
+        xlabel=result.period,
+        ylabel=f"purchases after birth {result.period}",
     )
     holdout = periods[result.calibration_end :]
     right.plot(holdout, result.actual_weekly[result.calibration_end :], color="black", lw=2, label="actual")
     for name, series in result.series.items():
         right.plot(holdout, series.holdout_weekly[result.calibration_end :], label=name)
-    right.set(title="Holdout, rolled forward from calibration state", xlabel="period", ylabel="purchases")
+    right.set(
+        title="Holdout, rolled forward from calibration state", xlabel=result.period, ylabel="purchases"
+    )
     right.legend()
     return figure
 
@@ -178,8 +195,8 @@ def _plot_interest(result: EvaluationResult) -> plt.Figure:
         bought = np.flatnonzero(result.interest_purchases[i] > 0)
         axis.plot(bought, np.zeros(len(bought)), "k|", ms=10, label="purchase")
         axis.axvline(result.calibration_end - 0.5, color="grey", ls="--")
-        axis.set(title=f"user {user}", xlabel="period", ylim=(0, None))
-    axes.flat[0].set_ylabel("interest P(active next period)")
+        axis.set(title=f"user {user}", xlabel=result.period, ylim=(0, None))
+    axes.flat[0].set_ylabel(f"interest P(active next {result.period})")
     axes.flat[0].legend(fontsize=7)
     for axis in list(axes.flat)[n:]:
         axis.set_visible(False)

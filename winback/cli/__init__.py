@@ -42,6 +42,7 @@ COMMANDS = {
     "whatif": Command("winback.cli.whatif:whatif"),
     "sweep": Command("winback.cli.sweep:sweep"),
     "export": Command("winback.cli.export:export"),
+    "pipeline": Command("winback.cli.pipeline:pipeline"),
     "serve": Command("winback.cli.serve:serve"),
     "data": Command("winback.cli.data:app", "Validate and summarise event logs."),
     "decay": Command("winback.cli.decay:app", "Fit and evaluate interest-decay models."),

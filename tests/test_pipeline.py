@@ -1,0 +1,58 @@
+"""``winback pipeline``: a ground-truth world's log to a benchmarked, exported policy, in quick mode."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from winback.cli import EXIT_BAD_INPUT, app
+from winback.data.io import write_event_log
+from winback.data.synthetic import GroundTruthWorld, WorldConfig
+from winback.export.runtime.card import CARD_FILE
+from winback.scenarios.scenario import read_scenario
+
+
+def run(*args: str) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        app(list(args))
+    return int(exit_info.value.code or 0)
+
+
+def test_the_pipeline_runs_every_step_on_a_shops_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = GroundTruthWorld(WorldConfig(n_users=700, birth_weeks=40, seed=2))
+    log = world.write_log(world.start(), 40, contact_rates=0.15, seed=0)
+    shop = tmp_path / "shop.parquet"
+    write_event_log(log.log, shop)
+    out = tmp_path / "run"
+    assert (
+        run("pipeline", "--data", str(shop), "--out", str(out), "--horizon", "6", "--quick", "--no-progress")
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "6/6 export" in printed and "no_contact" in printed, "the leaderboard is printed"
+    for name in ("decay/report.md", "model/model.json", "scenario.toml", "bench/leaderboard.md"):
+        assert (out / name).is_file(), name
+    scenario = read_scenario(out / "scenario.toml")
+    assert scenario.population_config.log == str(shop.resolve())
+    assert scenario.population().n_users == log.log.n_users
+    card = json.loads((out / "export" / CARD_FILE).read_text())
+    assert card["population"]["log_sha256"] == hashlib.sha256(shop.read_bytes()).hexdigest()
+    model = json.loads((out / "model" / "model.json").read_text())
+    assert card["decay_model"]["content_sha256"] == model["content_sha256"]
+    assert run("pipeline", "--data", str(shop), "--out", str(out), "--quick") == EXIT_BAD_INPUT
+    assert "exists" in capsys.readouterr().err
+
+
+def test_a_log_no_model_can_learn_from_stops_the_pipeline_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shop = tmp_path / "one-day.csv"
+    shop.write_text("user_id,timestamp,event_type,value\na,2024-01-01,purchase,5\nb,2024-01-01,purchase,7\n")
+    assert run("pipeline", "--data", str(shop), "--out", str(tmp_path / "run"), "--quick") == EXIT_BAD_INPUT
+    assert "calibration window" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "agent").exists()

@@ -1,0 +1,128 @@
+"""``winback pipeline``: a shop's own log to a benchmarked, exported policy, in one command.
+
+The steps are the commands a user would run one by one, called with the options they would give:
+
+1. ``winback decay eval``: every decay model fitted on the calibration window, scored on the holdout;
+2. ``winback decay fit``: the scenario's LSTM, fitted on the whole log (users are warm-started where
+   the log ends, so the model has seen every period they lived);
+3. ``OUT/scenario.toml``: the log's users (``[population] log``) living by that model;
+4. ``winback train``: agents on the scenario's training users, one per seed, the best on validation kept;
+5. ``winback bench``: the agent against the tuned baselines on held-out users (the leaderboard);
+6. ``winback export``: the agent as ONNX graphs and a policy card that names the log and the model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from winback.cli.bench import bench
+from winback.cli.data import MappingOption
+from winback.cli.decay import CalibrationOption, PeriodOption, SeedOption, evaluate, fit
+from winback.cli.export import export
+from winback.cli.train import train
+from winback.data.cdnow import DATASETS
+from winback.data.io import file_format, read_event_log
+from winback.data.mapping import PRESETS
+from winback.errors import ConfigError
+from winback.scenarios.files import dumps
+
+console = Console()
+
+QUICK_LSTM = {"hidden_size": 8, "max_epochs": 2}
+QUICK_TIMESTEPS = 2048
+"""What ``--quick`` sets besides the benchmark's own quick mode: a smoke run of every step in minutes."""
+
+
+def pipeline(
+    data: Annotated[str, typer.Option("--data", help="The shop's event or transaction log (CSV/Parquet).")],
+    out: Annotated[Path, typer.Option(help="Directory of every step's output (created; must be new).")],
+    mapping: MappingOption = None,
+    period: PeriodOption = "week",
+    calibration_end: CalibrationOption = None,
+    horizon: Annotated[int, typer.Option(help="Periods the policies are followed for.")] = 52,
+    timesteps: Annotated[int, typer.Option(help="Timesteps (user-periods) each agent trains for.")] = 600_000,
+    seed: Annotated[
+        list[int] | None, typer.Option(help="Training seeds (repeat it); the best on validation is kept.")
+    ] = None,
+    bench_seeds: Annotated[int, typer.Option(help="Evaluation seeds of the benchmark.")] = 5,
+    decay_seed: SeedOption = 0,
+    quick: Annotated[bool, typer.Option("--quick", help="Tiny models, few timesteps (a smoke run).")] = False,
+    progress: Annotated[
+        bool, typer.Option(help="Show progress bars while training and benchmarking.")
+    ] = True,
+) -> None:
+    """Run winback's whole pipeline on a log: decay models, scenario, agent, benchmark, export."""
+    if data in DATASETS:
+        raise ConfigError(
+            f"--data {data}: the pipeline takes a log file; CDNOW's runs through make quickstart"
+        )
+    file_format(data)
+    if out.exists():
+        raise ConfigError(f"--out {out} exists (allowed: a new directory, so no step mixes two runs)")
+    seeds = list(seed or ([0] if quick else [0, 1]))
+    lstm = QUICK_LSTM if quick else {"hidden_size": None, "max_epochs": None}
+    log = read_event_log(data, mapping=mapping)
+    end = (log.events["timestamp"].max().date() + dt.timedelta(days=1)).isoformat()
+    paths = {name: out / name for name in ("decay", "model", "agent", "bench", "export")}
+    scenario = out / "scenario.toml"
+
+    console.rule("1/6 decay models: fitted on calibration, scored on the holdout")
+    evaluate(
+        data, paths["decay"], mapping=mapping, period=period, calibration_end=calibration_end,
+        seed=decay_seed, draws=8 if quick else 32, **lstm,
+    )  # fmt: skip
+    console.rule(f"2/6 the scenario's decay model: the LSTM fitted on the whole log (to {end})")
+    fit(data, paths["model"], mapping=mapping, period=period, calibration_end=end, seed=decay_seed, **lstm)
+    console.rule("3/6 the scenario: the log's users living by that model")
+    scenario.write_text(dumps(_scenario_document(Path(data), mapping, horizon)))
+    console.print(f"wrote {scenario}")
+    console.rule(f"4/6 agents trained on the scenario's training users (seeds {seeds})")
+    train(
+        paths["agent"],
+        scenario=str(scenario),
+        timesteps=QUICK_TIMESTEPS if quick else timesteps,
+        seed=seeds,
+        progress=progress,
+    )
+    console.rule("5/6 benchmark: the agent against the tuned baselines on held-out users")
+    bench(
+        paths["bench"],
+        agent=[paths["agent"]],
+        scenario=[str(scenario)],
+        seeds=bench_seeds,
+        quick=quick,
+        progress=progress,
+    )
+    console.rule("6/6 export: ONNX graphs and a policy card naming the log and the model")
+    export(paths["agent"], paths["export"], seeds=bench_seeds, eval_users=300 if quick else 0)
+    table = Table("step", "output", title=f"winback pipeline on {data}")
+    for step, path in (
+        ("decay models (report)", paths["decay"] / "report.md"),
+        ("decay model of the scenario", paths["model"]),
+        ("scenario", scenario),
+        ("agent", paths["agent"]),
+        ("benchmark (leaderboard)", paths["bench"] / "leaderboard.md"),
+        ("exported policy (winback serve)", paths["export"]),
+    ):
+        table.add_row(step, str(path))
+    console.print(table)
+
+
+def _scenario_document(log: Path, mapping: str | None, horizon: int) -> dict[str, object]:
+    """The scenario of the log's users: absolute paths to the user's files, the model beside the file."""
+    population: dict[str, object] = {"log": str(log.resolve())}
+    if mapping is not None:
+        population["mapping"] = mapping if mapping in PRESETS else str(Path(mapping).resolve())
+    return {
+        "name": log.name.split(".")[0],
+        "description": f"the users of {log.name}, living by the LSTM fitted on it",
+        "horizon": horizon,
+        "population": population,
+        "model": {"artifact": "model"},
+    }

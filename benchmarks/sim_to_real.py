@@ -212,9 +212,9 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
 
 
 def _decay_table(metrics: dict[str, Any]) -> str:
-    models = metrics["models"] if "models" in metrics else metrics
+    models = metrics["models"]
     names = list(models)
-    keys = [k for k in ("total_bias", "rmse", "weekly_mape", "auc") if k in models[names[0]]]
+    keys = ["holdout_bias_pct", "rmse", "weekly_mape", "auc_any", "log_score"]
     rows = ["| model | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
     for name in names:
         rows.append(f"| {name} | " + " | ".join(f"{models[name][k]:.4g}" for k in keys) + " |")

@@ -74,11 +74,11 @@ def main() -> None:
         results.append(run_world(name, args))
         results[-1]["seconds"] = round(time.perf_counter() - started, 1)
         print(f"{name}: done in {results[-1]['seconds']:.0f}s", flush=True)
-    (args.out / "results.json").write_text(
-        json.dumps({"args": _plain(vars(args)), "worlds": results}, indent=2)
-    )
-    (args.out / "report.md").write_text(markdown(results, args))
-    plot(results, args.out / "sim_vs_world.png")
+        (args.out / "results.json").write_text(
+            json.dumps({"args": _plain(vars(args)), "worlds": results}, indent=2)
+        )
+        (args.out / "report.md").write_text(markdown(results, args))
+        plot(results, args.out / "sim_vs_world.png")
     print((args.out / "report.md").read_text())
 
 

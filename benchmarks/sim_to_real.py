@@ -9,6 +9,9 @@ For each ground-truth world (:class:`winback.data.synthetic.GroundTruthWorld`, p
    (the benchmark's seeds) and in the true world (from where its log ended, the same evaluation users,
    their state tracked by the decay model as a platform would), over the scenario's horizon.
 
+A world whose pipeline run finished (``OUT/<world>/run/export`` holds a card) is not run again: the
+world and its log are deterministic, so a stopped benchmark resumes at the world it was in.
+
 Reported per world and policy: net value per user in the learned simulator and in the world, the
 paired difference to the best baseline *chosen in the simulator* in both (95% CI over users), the
 simulator's relative error, and whether the ranking holds. Writes ``OUT/report.md``,
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -43,6 +47,7 @@ from winback.benchmarks.stats import mean_ci, paired_difference
 from winback.benchmarks.suite import BASELINES, BenchConfig, load_agents, load_finished_bench, make_policies
 from winback.data.io import write_event_log
 from winback.data.synthetic import GroundTruthWorld, WorldConfig
+from winback.export.runtime.card import CARD_FILE
 
 WORLDS: dict[str, dict[str, float]] = {
     "strong-season": {"contact_strength": 1.0, "season_amplitude": 0.4},
@@ -96,8 +101,12 @@ def run_world(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "--out", str(out / "run"), "--horizon", str(args.horizon), "--timesteps", str(args.timesteps),
         *(["--quick"] if args.quick else []),
     ]  # fmt: skip
-    print(" ".join(command[2:]), flush=True)
-    subprocess.run(command, check=True)
+    if (out / "run" / "export" / CARD_FILE).is_file():
+        print(f"reusing the finished pipeline run in {out / 'run'}", flush=True)
+    else:
+        shutil.rmtree(out / "run", ignore_errors=True)  # an unfinished run: every step is redone
+        print(" ".join(command[2:]), flush=True)
+        subprocess.run(command, check=True)
 
     bench = load_finished_bench(out / "run" / "bench")
     scenario, users = bench.scenario, bench.users

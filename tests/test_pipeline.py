@@ -47,6 +47,19 @@ def test_the_pipeline_runs_every_step_on_a_shops_log(
     assert run("pipeline", "--data", str(shop), "--out", str(out), "--quick") == EXIT_BAD_INPUT
     assert "exists" in capsys.readouterr().err
 
+    settings = tmp_path / "shop-settings.toml"
+    settings.write_text("[economics]\nmargin = 0.4\n[fatigue]\nannoyance = 0.5\n")
+    again = tmp_path / "again"
+    given = ("--model", str(out / "model"), "--settings", str(settings), "--horizon", "6")
+    assert run("pipeline", "--data", str(shop), "--out", str(again), *given, "--quick", "--no-progress") == 0
+    assert "skipped (--model)" in capsys.readouterr().out and not (again / "decay").exists()
+    rerun = read_scenario(again / "scenario.toml")
+    assert rerun.simulator.reward.margin == 0.4 and rerun.simulator.response.fatigue_annoyance == 0.5
+    assert Path(rerun.model_config.artifact) == (out / "model").resolve()
+    settings.write_text('[model]\nartifact = "packaged"\n')
+    assert run("pipeline", "--data", str(shop), "--out", str(tmp_path / "x"), *given) == EXIT_BAD_INPUT
+    assert "[model]" in capsys.readouterr().err
+
 
 def test_a_log_no_model_can_learn_from_stops_the_pipeline_before_training(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -128,6 +128,27 @@ def test_a_demand_shock_only_adds_buyers_and_none_changes_nothing(compiled: bool
         simulator.step(state, actions, demand_shift=np.zeros(n + 1))
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_wear_out_lowers_the_odds_of_over_contacted_users_as_a_demand_shift_would(compiled: bool) -> None:
+    response = ResponseConfig(fatigue_annoyance=0.8, fatigue_tolerance=1.5)
+    worn, state = population(seed=2, compiled=compiled, response=response)
+    plain = Simulator(worn.model, SimulatorConfig(compiled=compiled), seed=2)
+    state.fatigue[:] = np.linspace(0.0, 6.0, state.n_users)
+    actions = np.zeros(state.n_users, dtype=np.int64)
+    shift = -0.8 * np.maximum(state.fatigue - 1.5, 0.0)
+    with_wear_out = worn.step(state.copy(), actions)
+    as_shift = plain.step(state.copy(), actions, demand_shift=shift)
+    np.testing.assert_array_equal(with_wear_out.activity.counts, as_shift.activity.counts)
+    expected = worn.expected_reward(state, actions).margin
+    np.testing.assert_allclose(expected, plain.expected_reward(state, actions, demand_shift=shift).margin)
+    rested = plain.expected_reward(state, actions).margin
+    tired = state.fatigue > 1.5
+    assert np.all(expected[tired] < rested[tired])
+    np.testing.assert_allclose(expected[~tired], rested[~tired], rtol=1e-6)
+    with pytest.raises(ConfigError, match="fatigue_annoyance"):
+        ResponseConfig(fatigue_annoyance=-1.0)
+
+
 def test_contacts_only_add_buyers_and_raise_purchases() -> None:
     simulator, state = population(block_size=128)
     pushed_state = state.copy()

@@ -5,17 +5,22 @@ The steps are the commands a user would run one by one, called with the options 
 1. ``winback decay eval``: every decay model fitted on the calibration window, scored on the holdout;
 2. ``winback decay fit``: the scenario's LSTM, fitted on the whole log (users are warm-started where
    the log ends, so the model has seen every period they lived);
-3. ``OUT/scenario.toml``: the log's users (``[population] log``) living by that model;
+3. ``OUT/scenario.toml``: the log's users (``[population] log``) living by that model, with the
+   shop's own economics, contacts, fatigue or operations merged in from ``--settings``;
 4. ``winback train``: agents on the scenario's training users, one per seed, the best on validation kept;
 5. ``winback bench``: the agent against the tuned baselines on held-out users (the leaderboard);
 6. ``winback export``: the agent as ONNX graphs and a policy card that names the log and the model.
+
+``--model`` takes a decay model already fitted on the log instead (steps 1-2 are skipped): retrain
+and re-benchmark under new settings without refitting.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -31,6 +36,7 @@ from winback.data.io import file_format, read_event_log
 from winback.data.mapping import PRESETS
 from winback.errors import ConfigError
 from winback.scenarios.files import dumps
+from winback.scenarios.scenario import read_scenario
 
 console = Console()
 
@@ -52,6 +58,17 @@ def pipeline(
     ] = None,
     bench_seeds: Annotated[int, typer.Option(help="Evaluation seeds of the benchmark.")] = 5,
     decay_seed: SeedOption = 0,
+    settings: Annotated[
+        Path | None,
+        typer.Option(
+            help="A scenario TOML of your economics, contacts, fatigue, operations... (no [population] "
+            "or [model]): merged into the scenario the pipeline writes."
+        ),
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="A decay-model artifact fitted on this log: steps 1-2 are skipped, it is used."),
+    ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Tiny models, few timesteps (a smoke run).")] = False,
     progress: Annotated[
         bool, typer.Option(help="Show progress bars while training and benchmarking.")
@@ -72,15 +89,24 @@ def pipeline(
     paths = {name: out / name for name in ("decay", "model", "agent", "bench", "export")}
     scenario = out / "scenario.toml"
 
-    console.rule("1/6 decay models: fitted on calibration, scored on the holdout")
-    evaluate(
-        data, paths["decay"], mapping=mapping, period=period, calibration_end=calibration_end,
-        seed=decay_seed, draws=8 if quick else 32, **lstm,
-    )  # fmt: skip
-    console.rule(f"2/6 the scenario's decay model: the LSTM fitted on the whole log (to {end})")
-    fit(data, paths["model"], mapping=mapping, period=period, calibration_end=end, seed=decay_seed, **lstm)
+    extra = _settings(settings)
+    if model is None:
+        console.rule("1/6 decay models: fitted on calibration, scored on the holdout")
+        evaluate(
+            data, paths["decay"], mapping=mapping, period=period, calibration_end=calibration_end,
+            seed=decay_seed, draws=8 if quick else 32, **lstm,
+        )  # fmt: skip
+        console.rule(f"2/6 the scenario's decay model: the LSTM fitted on the whole log (to {end})")
+        fit(
+            data, paths["model"], mapping=mapping, period=period, calibration_end=end, seed=decay_seed, **lstm
+        )
+    else:
+        console.rule(f"1-2/6 the scenario's decay model: {model} (given: no decay models fitted)")
+        paths["model"] = model.resolve()
     console.rule("3/6 the scenario: the log's users living by that model")
-    scenario.write_text(dumps(_scenario_document(Path(data), mapping, horizon)))
+    out.mkdir(parents=True, exist_ok=True)
+    scenario.write_text(dumps(_scenario_document(Path(data), mapping, horizon, paths["model"], extra)))
+    read_scenario(scenario)  # its errors (a model of another layout, a bad setting) before any training
     console.print(f"wrote {scenario}")
     console.rule(f"4/6 agents trained on the scenario's training users (seeds {seeds})")
     train(
@@ -103,7 +129,7 @@ def pipeline(
     export(paths["agent"], paths["export"], seeds=bench_seeds, eval_users=300 if quick else 0)
     table = Table("step", "output", title=f"winback pipeline on {data}")
     for step, path in (
-        ("decay models (report)", paths["decay"] / "report.md"),
+        ("decay models (report)", paths["decay"] / "report.md" if model is None else "skipped (--model)"),
         ("decay model of the scenario", paths["model"]),
         ("scenario", scenario),
         ("agent", paths["agent"]),
@@ -114,15 +140,37 @@ def pipeline(
     console.print(table)
 
 
-def _scenario_document(log: Path, mapping: str | None, horizon: int) -> dict[str, object]:
-    """The scenario of the log's users: absolute paths to the user's files, the model beside the file."""
-    population: dict[str, object] = {"log": str(log.resolve())}
+def _settings(path: Path | None) -> dict[str, Any]:
+    """The scenario keys of ``--settings`` (checked with the rest when the scenario is read)."""
+    if path is None:
+        return {}
+    try:
+        with path.open("rb") as file:
+            document = tomllib.load(file)
+    except OSError as err:
+        raise ConfigError(f"--settings {path}: cannot read it ({err.strerror})") from err
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"--settings {path}: not valid TOML ({err})") from err
+    if taken := [key for key in ("population", "model") if key in document]:
+        raise ConfigError(
+            f"--settings {path} has [{taken[0]}] (allowed: every scenario key but [population] and [model], "
+            "which the pipeline sets to the log and the model fitted on it)"
+        )
+    return document
+
+
+def _scenario_document(
+    log: Path, mapping: str | None, horizon: int, model: Path, settings: dict[str, Any]
+) -> dict[str, Any]:
+    """The scenario of the log's users (absolute paths to the user's files) with ``settings`` merged."""
+    population: dict[str, Any] = {"log": str(log.resolve())}
     if mapping is not None:
         population["mapping"] = mapping if mapping in PRESETS else str(Path(mapping).resolve())
     return {
         "name": log.name.split(".")[0],
         "description": f"the users of {log.name}, living by the LSTM fitted on it",
         "horizon": horizon,
+        **settings,
         "population": population,
-        "model": {"artifact": "model"},
+        "model": {"artifact": str(model.resolve())},
     }

@@ -111,12 +111,16 @@ FATIGUE_KEYS: dict[str, str] = {
     "half_life": "fatigue_half_life",
     "scale": "fatigue_scale",
     "opt_out_per_fatigue": "opt_out_per_fatigue",
+    "annoyance": "fatigue_annoyance",
+    "tolerance": "fatigue_tolerance",
 }
 """Keys of ``[fatigue]`` and the ``ResponseConfig`` fields they set."""
 FATIGUE_RULES: dict[str, Rule] = {
     "half_life": Rule(float, 0, open_low=True),
     "scale": Rule(float, 0, open_low=True),
     "opt_out_per_fatigue": Rule(float, 0, 1),
+    "annoyance": Rule(float, 0),
+    "tolerance": Rule(float, 0),
 }
 ECONOMICS_RULES: dict[str, Rule] = {"margin": Rule(float, 0, 1)}
 """Keys of ``[economics]``: the fields of ``RewardConfig``."""

@@ -8,9 +8,10 @@ A period of one user, in order (RecSim's composition, batched over users):
    down by fatigue, to the larger of the fresh lift and the one still in force (repeats of a kind
    saturate, kinds add);
 3. the decay model forecasts the period (with the contacts whose effect it learned, if any), the
-   summed lift raises the odds of buying, and the period's activity is drawn from the user's own
-   random stream (:class:`winback.streams.RandomStreams`): the same user meets the same luck under
-   every policy, so a contact only adds buyers who would not have bought anyway;
+   summed lift raises the odds of buying (wear-out, if set, lowers them for over-contacted users),
+   and the period's activity is drawn from the user's own random stream
+   (:class:`winback.streams.RandomStreams`): the same user meets the same luck under every policy,
+   so a contact only adds buyers who would not have bought anyway;
 4. rewards: margin on spend, minus discounts paid while a coupon is valid (on every purchase, those
    the user would have made anyway included), minus contact costs (:mod:`winback.simulator.rewards`);
 5. fatigue grows and the user may opt out; the activity, intervention-caused purchases included, is
@@ -229,7 +230,8 @@ class Simulator:
         lift[contacted, kind] = np.maximum(lift[contacted, kind], fresh)
         valid = state.valid_left > 0
         valid[contacted, kind] |= tables.validity[kind] > 0
-        forecast, _ = self._period_forecast(state, lift, contacted, kind, _demand_shift(demand_shift, n))
+        shift = self._with_wear_out(_demand_shift(demand_shift, n), state.fatigue)
+        forecast, _ = self._period_forecast(state, lift, contacted, kind, shift)
         spend = forecast.expected_spend
         contact_cost = np.zeros(n)
         contact_cost[contacted] = tables.cost[kind]
@@ -253,7 +255,7 @@ class Simulator:
         actions = np.asarray(actions, dtype=np.int64)
         if actions.shape != (state.n_users,):
             raise ValueError(f"actions has shape {actions.shape}, expected ({state.n_users},)")
-        demand_shift = _demand_shift(demand_shift, state.n_users)
+        demand_shift = self._with_wear_out(_demand_shift(demand_shift, state.n_users), state.fatigue)
         if _outside(actions, len(self.actions)):
             raise ValueError(f"actions must be in [0, {len(self.actions)}) ({', '.join(self.actions)})")
         size = self.config.block_size
@@ -272,6 +274,14 @@ class Simulator:
             if threads == 1:
                 return StepOutcome.concatenate([step_block(i) for i in starts])
             return StepOutcome.concatenate(list(block_pool(threads).map(step_block, starts)))
+
+    def _with_wear_out(self, demand_shift: np.ndarray, fatigue: np.ndarray) -> np.ndarray:
+        """``demand_shift`` lowered by each user's wear-out (fatigue beyond the tolerance), if any."""
+        response = self.config.response
+        if response.fatigue_annoyance == 0:
+            return demand_shift
+        excess = np.maximum(fatigue - response.fatigue_tolerance, 0.0)
+        return demand_shift - response.fatigue_annoyance * excess
 
     def _step_block(
         self, s: SimState, actions: np.ndarray, min_gap: int, demand_shift: np.ndarray

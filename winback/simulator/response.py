@@ -29,6 +29,12 @@ parameter; the defaults and their sources:
   ``fatigue_half_life = 4`` weeks; lifts are multiplied by ``exp(-fatigue / fatigue_scale)`` with
   ``fatigue_scale = 3``. Assumed values: weekly pushes settle at a fatigue of about 6, where a push
   keeps ~12% of its fresh lift.
+- **Wear-out** (off by default): with ``fatigue_annoyance > 0``, fatigue beyond
+  ``fatigue_tolerance`` lowers the log-odds of buying itself, by ``fatigue_annoyance`` per unit: users
+  contacted too often buy less than if left alone. No public figure sizes it, and logs from a
+  logging policy that never over-contacts cannot show it, so it is a prior to set (the ground-truth
+  world of :mod:`winback.data.synthetic.world` has one; ``benchmarks/sim_to_real.py`` measures what
+  leaving it out costs).
 - **Opt-out**: each delivered contact makes the user opt out of all contacts for good with
   probability ``opt_out + opt_out_per_fatigue * fatigue`` (fatigue after the contact). The base
   0.2% per contact is the order of the average e-mail unsubscribe rate that e-mail service providers
@@ -136,6 +142,12 @@ class ResponseConfig:
     """Lifts are multiplied by ``exp(-fatigue / fatigue_scale)``."""
     opt_out_per_fatigue: float = 0.001
     """Added opt-out probability per unit of fatigue, per delivered contact."""
+    fatigue_annoyance: float = 0.0
+    """Wear-out: the log-odds of buying fall by this much per unit of fatigue above
+    ``fatigue_tolerance`` (fatigue before the period's contact); 0 (the default): contacts never
+    lower demand, they only lose their lift."""
+    fatigue_tolerance: float = 1.0
+    """Fatigue a user takes before wear-out lowers their demand."""
     new_user_periods: int = NEW_USER_PERIODS
     """A user is new for this many periods after birth (the birth period included)."""
     effects: Effects = "auto"
@@ -150,6 +162,8 @@ class ResponseConfig:
         _check_range(self, "fatigue_half_life", self.fatigue_half_life, 1e-9, math.inf)
         _check_range(self, "fatigue_scale", self.fatigue_scale, 1e-9, math.inf)
         _check_range(self, "opt_out_per_fatigue", self.opt_out_per_fatigue, 0.0, 1.0)
+        _check_range(self, "fatigue_annoyance", self.fatigue_annoyance, 0.0, math.inf)
+        _check_range(self, "fatigue_tolerance", self.fatigue_tolerance, 0.0, math.inf)
         _check_range(self, "new_user_periods", self.new_user_periods, 0, math.inf)
         if self.effects not in ("auto", "prior", "learned"):
             raise ConfigError(

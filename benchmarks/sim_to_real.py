@@ -9,6 +9,10 @@ For each ground-truth world (:class:`winback.data.synthetic.GroundTruthWorld`, p
    (the benchmark's seeds) and in the true world (from where its log ended, the same evaluation users,
    their state tracked by the decay model as a platform would), over the scenario's horizon.
 
+The scenario gets the world's economics, fatigue and opt-outs (``--settings``), its wear-out of
+over-contacted users included unless ``--no-wear-out``: what a shop knows or must assume, since a log
+shows only purchases and contacts. ``--models-from`` reuses an earlier run's decay models.
+
 A world whose pipeline run finished (``OUT/<world>/run/export`` holds a card) is not run again: the
 world and its log are deterministic, so a stopped benchmark resumes at the world it was in.
 
@@ -46,8 +50,10 @@ from winback.benchmarks.rollout import PolicyRun, run_policy
 from winback.benchmarks.stats import mean_ci, paired_difference
 from winback.benchmarks.suite import BASELINES, BenchConfig, load_agents, load_finished_bench, make_policies
 from winback.data.io import write_event_log
+from winback.data.schema import CONTACTS
 from winback.data.synthetic import GroundTruthWorld, WorldConfig
 from winback.export.runtime.card import CARD_FILE
+from winback.scenarios.files import dumps
 
 WORLDS: dict[str, dict[str, float]] = {
     "strong-season": {"contact_strength": 1.0, "season_amplitude": 0.4},
@@ -71,6 +77,14 @@ def main() -> None:
     parser.add_argument("--worlds", default=",".join(WORLDS))
     parser.add_argument("--seed", type=int, default=0, help="Seed of the worlds and their logs.")
     parser.add_argument("--quick", action="store_true", help="The pipeline's quick mode (a smoke run).")
+    parser.add_argument(
+        "--no-wear-out", action="store_true", help="Leave the world's wear-out out of the scenario."
+    )
+    parser.add_argument(
+        "--models-from",
+        type=Path,
+        help="An earlier run's OUT: each world's decay model (and decay table) is taken from it.",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     results = []
@@ -96,10 +110,13 @@ def run_world(name: str, args: argparse.Namespace) -> dict[str, Any]:
     state = world.start()
     log = world.write_log(state, args.weeks, CONTACT_RATE, seed=args.seed)
     write_event_log(log.log, out / "log.parquet")
+    (out / "settings.toml").write_text(dumps(settings(config, wear_out=not args.no_wear_out)))
+    earlier = None if args.models_from is None else args.models_from / name / "run"
     command = [
         sys.executable, "-m", "winback.cli", "pipeline", "--data", str(out / "log.parquet"),
         "--out", str(out / "run"), "--horizon", str(args.horizon), "--timesteps", str(args.timesteps),
-        *(["--quick"] if args.quick else []),
+        "--settings", str(out / "settings.toml"),
+        *(["--quick"] if args.quick else []), *(["--model", str(earlier / "model")] if earlier else []),
     ]  # fmt: skip
     if (out / "run" / "export" / CARD_FILE).is_file():
         print(f"reusing the finished pipeline run in {out / 'run'}", flush=True)
@@ -143,9 +160,33 @@ def run_world(name: str, args: argparse.Namespace) -> dict[str, Any]:
         },
         "true_effects": log.true_effects,
         "evaluation_users": users.n_users,
-        "decay_models": json.loads((out / "run" / "decay" / "metrics.json").read_text()),
+        "decay_models": json.loads(((earlier or out / "run") / "decay" / "metrics.json").read_text()),
+        "wear_out_in_scenario": not args.no_wear_out,
         "policies": compare(sim, real),
     }
+
+
+def settings(config: WorldConfig, *, wear_out: bool) -> dict[str, Any]:
+    """The scenario keys a shop knows of its world: margin, contact costs, coupon terms, fatigue and
+    opt-outs (from its own e-mail statistics), and the wear-out of over-contacted users (an
+    assumption it must make: the logging policy never over-contacts, so the log cannot show it)."""
+    contacts: dict[str, dict[str, Any]] = {
+        kind: {
+            "cost": getattr(config, f"{kind}_cost"),
+            "fatigue": getattr(config, f"{kind}_fatigue"),
+            "opt_out": config.opt_out,
+        }
+        for kind in CONTACTS
+    }
+    contacts["coupon"] |= {"discount": config.coupon_discount, "validity": config.coupon_validity}
+    fatigue: dict[str, Any] = {
+        "half_life": config.fatigue_half_life,
+        "scale": config.fatigue_scale,
+        "opt_out_per_fatigue": config.opt_out_per_fatigue,
+    }
+    if wear_out:
+        fatigue |= {"annoyance": config.fatigue_annoyance, "tolerance": config.fatigue_tolerance}
+    return {"economics": {"margin": config.margin}, "contacts": contacts, "fatigue": fatigue}
 
 
 def compare(sim: dict[str, PolicyRun], real: dict[str, PolicyRun]) -> list[dict[str, Any]]:
@@ -177,7 +218,9 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "# Sim-to-real: the learned simulator's verdicts in the world its log came from",
         "",
         f"`python benchmarks/sim_to_real.py --out {args.out} --users {args.users} --weeks {args.weeks} "
-        f"--horizon {args.horizon} --timesteps {args.timesteps}{' --quick' if args.quick else ''}`",
+        f"--horizon {args.horizon} --timesteps {args.timesteps}{' --quick' if args.quick else ''}"
+        f"{' --no-wear-out' if args.no_wear_out else ''}"
+        f"{f' --models-from {args.models_from}' if args.models_from else ''}`",
         "",
         f"Net value per user over {args.horizon} weeks; 95% CIs over users; `vs best` is the paired "
         "difference to the best baseline chosen in the simulator (marked *), in each world.",
@@ -189,7 +232,8 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             "",
             f"{result['log']['users']:,} users, {result['log']['events']:,} events from "
             f"{result['log']['origin']} to {result['log']['end']}; "
-            f"{result['evaluation_users']:,} evaluation users; {result['seconds']:.0f} s.",
+            f"{result['evaluation_users']:,} evaluation users; {result['seconds']:.0f} s. The scenario's "
+            f"wear-out: {'the world' + chr(39) + 's' if result['wear_out_in_scenario'] else 'none'}.",
             "",
             "| policy | simulator | world | sim vs best | world vs best | sim error | rank sim / world |",
             "|---|---|---|---|---|---|---|",

@@ -84,8 +84,6 @@ def pipeline(
         raise ConfigError(f"--out {out} exists (allowed: a new directory, so no step mixes two runs)")
     seeds = list(seed or ([0] if quick else [0, 1]))
     lstm = QUICK_LSTM if quick else {"hidden_size": None, "max_epochs": None}
-    log = read_event_log(data, mapping=mapping)
-    end = (log.events["timestamp"].max().date() + dt.timedelta(days=1)).isoformat()
     paths = {name: out / name for name in ("decay", "model", "agent", "bench", "export")}
     scenario = out / "scenario.toml"
 
@@ -96,6 +94,8 @@ def pipeline(
             data, paths["decay"], mapping=mapping, period=period, calibration_end=calibration_end,
             seed=decay_seed, draws=8 if quick else 32, **lstm,
         )  # fmt: skip
+        log = read_event_log(data, mapping=mapping)  # the day after its last event ends the fit's window
+        end = (log.events["timestamp"].max().date() + dt.timedelta(days=1)).isoformat()
         console.rule(f"2/6 the scenario's decay model: the LSTM fitted on the whole log (to {end})")
         fit(
             data, paths["model"], mapping=mapping, period=period, calibration_end=end, seed=decay_seed, **lstm

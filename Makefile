@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraint
 OUT ?= runs/quickstart
 TIMESTEPS ?= 600000
 
-.PHONY: quickstart test test-slow lint clean
+.PHONY: quickstart test fuzz test-slow lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ test: $(VENV)/.installed-dev
 	$(BIN)/ruff check winback tests benchmarks
 	$(BIN)/ruff format --check winback tests benchmarks
 	$(BIN)/python -m pytest -q
+
+fuzz: $(VENV)/.installed-dev  # the fuzz tests with fresh random examples (make test repeats fixed ones)
+	HYPOTHESIS_PROFILE=explore $(BIN)/python -m pytest -q -m "not slow" $(wildcard tests/test_*fuzz*.py) \
+		tests/test_scenarios.py tests/test_sweep.py tests/test_operations.py
 
 test-slow: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q -m slow

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
 from tiny import TRAINING
 
 from winback.agents.training import TrainConfig, train
 from winback.cli import app
 from winback.scenarios.scenario import Scenario, load_scenario
+
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+"""Fuzz tests draw the same examples on every ``make test`` (CI must not fail on luck); ``make fuzz``
+draws new ones on every run."""
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -96,7 +96,7 @@ def reference(
     """What reading should give, computed line by line; ``None`` where the reader must fail."""
     orders: dict[tuple, Order] = {}
     without_user = lines = cancelled_lines = 0
-    cancelled_value = 0.0
+    cancelled_value = total = 0.0
     for index, row in enumerate(rows):
         if all(row[c] == "" for c in header):
             continue  # a blank row
@@ -120,6 +120,9 @@ def reference(
         lines += not cancel
         cancelled_lines += cancel
         cancelled_value += abs(amount) if cancel else 0.0
+        total += abs(amount)
+    if total == float("inf"):
+        return None  # every sum the reader forms (an order's, the cancelled value) stays finite
     if not orders or (mode != "event" and all(order.cancel for order in orders.values())):
         return None
     unmatched = net_by_stack(list(orders.values())) if mode == "net" else 0.0

@@ -582,6 +582,15 @@ def _transaction_rows(
     timestamp = _timestamps(raw, mapping.timestamp_unit).view(np.int64)
     raw.release("timestamp")
     amount, quantity = _line_amounts(raw)
+    with np.errstate(over="ignore"):
+        total = np.abs(amount).sum()
+    if not np.isfinite(total):
+        raise DataError(
+            "the lines' values add up beyond the float64 range",
+            path=raw.path,
+            column=raw.sources.get("price", raw.sources.get("value")),
+            expected="order, cancellation and log totals within the float64 range",
+        )
     cancel = (amount < 0) | (quantity < 0)
     user_names, user_code = _codes(user_id)
     del user_id
@@ -604,13 +613,6 @@ def _transaction_rows(
         items = np.bincount(group, weights=np.abs(quantity), minlength=len(first))
         time = np.full(len(first), np.iinfo(np.int64).max)
         np.minimum.at(time, group, timestamp)
-        if not np.isfinite(value).all():
-            raise DataError(
-                "an order's total value is not a finite number",
-                path=raw.path,
-                column=raw.sources.get("price", raw.sources.get("value")),
-                expected="order totals within the float64 range",
-            )
     order_user, order_cancel = user_code[first], cancel[first]
     del amount, quantity, timestamp
     n_cancelled = int(order_cancel.sum())

@@ -81,6 +81,9 @@ def main() -> None:
         "--no-wear-out", action="store_true", help="Leave the world's wear-out out of the scenario."
     )
     parser.add_argument(
+        "--imitate", default="", help="winback pipeline --imitate: the rule the agents start from."
+    )
+    parser.add_argument(
         "--models-from",
         type=Path,
         help="An earlier run's OUT: each world's decay model (and decay table) is taken from it.",
@@ -116,6 +119,7 @@ def run_world(name: str, args: argparse.Namespace) -> dict[str, Any]:
         sys.executable, "-m", "winback.cli", "pipeline", "--data", str(out / "log.parquet"),
         "--out", str(out / "run"), "--horizon", str(args.horizon), "--timesteps", str(args.timesteps),
         "--settings", str(out / "settings.toml"),
+        "--imitate", args.imitate,
         *(["--quick"] if args.quick else []), *(["--model", str(earlier / "model")] if earlier else []),
     ]  # fmt: skip
     if (out / "run" / "export" / CARD_FILE).is_file():
@@ -220,6 +224,7 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"`python benchmarks/sim_to_real.py --out {args.out} --users {args.users} --weeks {args.weeks} "
         f"--horizon {args.horizon} --timesteps {args.timesteps}{' --quick' if args.quick else ''}"
         f"{' --no-wear-out' if args.no_wear_out else ''}"
+        f"{f' --imitate {args.imitate}' if args.imitate else ''}"
         f"{f' --models-from {args.models_from}' if args.models_from else ''}`",
         "",
         f"Net value per user over {args.horizon} weeks; 95% CIs over users; `vs best` is the paired "

@@ -51,11 +51,16 @@ def test_the_pipeline_runs_every_step_on_a_shops_log(
     settings.write_text("[economics]\nmargin = 0.4\n[fatigue]\nannoyance = 0.5\n")
     again = tmp_path / "again"
     given = ("--model", str(out / "model"), "--settings", str(settings), "--horizon", "6")
-    assert run("pipeline", "--data", str(shop), "--out", str(again), *given, "--quick", "--no-progress") == 0
+    cloned = ("--imitate", "interest_threshold", "--quick", "--no-progress")
+    assert run("pipeline", "--data", str(shop), "--out", str(again), *given, *cloned) == 0
     assert "skipped (--model)" in capsys.readouterr().out and not (again / "decay").exists()
+    record = json.loads((again / "agent" / "train.json").read_text())
+    assert record["imitation"]["rule"] == "interest_threshold"
     rerun = read_scenario(again / "scenario.toml")
     assert rerun.simulator.reward.margin == 0.4 and rerun.simulator.response.fatigue_annoyance == 0.5
     assert Path(rerun.model_config.artifact) == (out / "model").resolve()
+    assert run("pipeline", "--data", str(shop), "--out", str(tmp_path / "y"), "--imitate", "ab_test") == 2
+    assert "imitate" in capsys.readouterr().err and not (tmp_path / "y").exists()
     settings.write_text('[model]\nartifact = "packaged"\n')
     assert run("pipeline", "--data", str(shop), "--out", str(tmp_path / "x"), *given) == EXIT_BAD_INPUT
     assert "[model]" in capsys.readouterr().err

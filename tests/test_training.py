@@ -215,6 +215,7 @@ def test_cli_trains_a_run_and_rejects_bad_input_with_exit_code_2(tmp_path, capsy
         ["train", "--scenario", "mars", "--out", str(tmp_path / "b")],
         ["train", "--resume", "--out", str(tmp_path / "c")],
         ["train", "--config", str(tmp_path / "missing.toml"), "--out", str(tmp_path / "d")],
+        ["train", "--imitate", "nonsense", "--out", str(tmp_path / "e")],
     ):
         assert run_cli(bad) == 2, bad
     assert "error:" in capsys.readouterr().err

@@ -7,7 +7,8 @@ The steps are the commands a user would run one by one, called with the options 
    the log ends, so the model has seen every period they lived);
 3. ``OUT/scenario.toml``: the log's users (``[population] log``) living by that model, with the
    shop's own economics, contacts, fatigue or operations merged in from ``--settings``;
-4. ``winback train``: agents on the scenario's training users, one per seed, the best on validation kept;
+4. ``winback train --config OUT/train.toml``: agents on the scenario's training users, one per seed
+   (started from a tuned rule with ``--imitate``), the best on validation kept;
 5. ``winback bench``: the agent against the tuned baselines on held-out users (the leaderboard);
 6. ``winback export``: the agent as ONNX graphs and a policy card that names the log and the model.
 
@@ -26,6 +27,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from winback.agents.training import TrainConfig
 from winback.cli.bench import bench
 from winback.cli.data import MappingOption
 from winback.cli.decay import CalibrationOption, PeriodOption, SeedOption, evaluate, fit
@@ -42,6 +44,7 @@ console = Console()
 
 QUICK_LSTM = {"hidden_size": 8, "max_epochs": 2}
 QUICK_TIMESTEPS = 2048
+QUICK_IMITATION_USERS = 300
 """What ``--quick`` sets besides the benchmark's own quick mode: a smoke run of every step in minutes."""
 
 
@@ -56,6 +59,13 @@ def pipeline(
     seed: Annotated[
         list[int] | None, typer.Option(help="Training seeds (repeat it); the best on validation is kept.")
     ] = None,
+    imitate: Annotated[
+        str,
+        typer.Option(
+            help="The rule the agents start from (winback train --imitate): best_rule, a rule family, "
+            "or '' for random weights."
+        ),
+    ] = "",
     bench_seeds: Annotated[int, typer.Option(help="Evaluation seeds of the benchmark.")] = 5,
     decay_seed: SeedOption = 0,
     settings: Annotated[
@@ -80,6 +90,7 @@ def pipeline(
             f"--data {data}: the pipeline takes a log file; CDNOW's runs through make quickstart"
         )
     file_format(data)
+    TrainConfig(imitate=imitate)  # a bad rule fails before anything runs
     if out.exists():
         raise ConfigError(f"--out {out} exists (allowed: a new directory, so no step mixes two runs)")
     seeds = list(seed or ([0] if quick else [0, 1]))
@@ -109,13 +120,9 @@ def pipeline(
     read_scenario(scenario)  # its errors (a model of another layout, a bad setting) before any training
     console.print(f"wrote {scenario}")
     console.rule(f"4/6 agents trained on the scenario's training users (seeds {seeds})")
-    train(
-        paths["agent"],
-        scenario=str(scenario),
-        timesteps=QUICK_TIMESTEPS if quick else timesteps,
-        seed=seeds,
-        progress=progress,
-    )
+    training = out / "train.toml"
+    training.write_text(dumps(_training_document(scenario, timesteps, imitate, quick)))
+    train(paths["agent"], config=training, seed=seeds, progress=progress)
     console.rule("5/6 benchmark: the agent against the tuned baselines on held-out users")
     bench(
         paths["bench"],
@@ -138,6 +145,18 @@ def pipeline(
     ):
         table.add_row(step, str(path))
     console.print(table)
+
+
+def _training_document(scenario: Path, timesteps: int, imitate: str, quick: bool) -> dict[str, Any]:
+    """The agents' training config (``winback train --config``), written beside the scenario."""
+    document: dict[str, Any] = {
+        "scenario": str(scenario),
+        "total_timesteps": QUICK_TIMESTEPS if quick else timesteps,
+        "imitate": imitate,
+    }
+    if quick and imitate:
+        document |= {"imitation_quick": True, "imitation_users": QUICK_IMITATION_USERS}
+    return document
 
 
 def _settings(path: Path | None) -> dict[str, Any]:

@@ -44,6 +44,13 @@ def train(
         int | None, typer.Option(help="Seeds' runs trained at a time (default: one per core).")
     ] = None,
     n_envs: Annotated[int | None, typer.Option(help="Users stepping together in the environment.")] = None,
+    imitate: Annotated[
+        str | None,
+        typer.Option(
+            help="Start from a tuned rule (interest_threshold, recency_rule, fixed_cadence, or best_rule): "
+            "clone it, warm the critic up, then train (PPO, MaskablePPO)."
+        ),
+    ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in OUT from its latest checkpoint.")
     ] = False,
@@ -71,6 +78,7 @@ def train(
             "total_timesteps": timesteps,
             "seed": seeds[0] if len(seeds) == 1 else None,
             "n_envs": n_envs,
+            "imitate": imitate,
         }.items()
         if value is not None
     }

@@ -2,16 +2,17 @@
 
 A run directory holds what a user reads as JSON/CSV/PNG: ``config.json`` (the :class:`TrainConfig`),
 ``train.json`` (timesteps, wall time, best validation value, where the users came from:
-:func:`~winback.scenarios.population.describe_population`), ``learning_curve.csv`` and ``.png``
-(validation net value per user against timesteps), the observation statistics
-(``normalization.json``, ``best_normalization.json``); SB3's zips (``model.zip``,
-``best_model.zip``, ``checkpoints/``) are internal artifacts that :class:`~winback.agents.sb3.SB3Policy`
-loads. TensorBoard logs go to ``tb/``.
+:func:`~winback.scenarios.population.describe_population`, the rule it was cloned from if any),
+``learning_curve.csv`` and ``.png`` (validation net value per user against timesteps), the
+observation statistics (``normalization.json``, ``best_normalization.json``); SB3's zips
+(``model.zip``, ``best_model.zip``, ``checkpoints/``) are internal artifacts that
+:class:`~winback.agents.sb3.SB3Policy` loads. TensorBoard logs go to ``tb/``.
 
 One concern a module: :mod:`~winback.agents.training.config` (the :class:`TrainConfig` and its
 checks), :mod:`~winback.agents.training.runs` (run directories, checkpoints, resuming),
 :mod:`~winback.agents.training.factory` (environment and model),
 :mod:`~winback.agents.training.callbacks` (validation and checkpoints during training),
+:mod:`~winback.agents.training.imitation` (starting from a tuned rule),
 :mod:`~winback.agents.training.curves` (the learning curve); this package runs them in order.
 """
 
@@ -31,11 +32,15 @@ from winback.agents.training.callbacks import VALIDATION_SEED, RunMonitor
 from winback.agents.training.config import TrainConfig
 from winback.agents.training.curves import plot_curve
 from winback.agents.training.factory import make_env, new_model
+from winback.agents.training.imitation import CriticWarmUp, kickstart
 from winback.agents.training.runs import load_checkpoint, resume_run, start_run
 from winback.scenarios.population import describe_population
 from winback.scenarios.scenario import load_scenario
 
 __all__ = ["TrainConfig", "TrainResult", "train"]
+
+IMITATION_FILE = "imitation.json"
+"""The rule a run was cloned from and how closely (:class:`~winback.agents.training.imitation.Imitation`)."""
 
 
 @dataclass
@@ -71,11 +76,16 @@ def train(
     env = make_env(config, scenario)
     if checkpoint is None:
         model = new_model(config, env, out / "tb")
+        if config.imitate:
+            imitation = kickstart(config, scenario, model, env, progress=progress)
+            (out / IMITATION_FILE).write_text(json.dumps(imitation.to_dict(), indent=2) + "\n")
     else:
         model = load_checkpoint(config, env, out, checkpoint)
     monitor = RunMonitor(config, scenario, env, out, checkpoint, started)
     horizon = horizon_callback(model, config.bootstrap_horizon)
     callbacks = [monitor] if horizon is None else [monitor, horizon]  # the monitor sees infos as returned
+    if config.imitate:
+        callbacks.append(CriticWarmUp(config.value_warmup))
     with without_distribution_checks():
         model.learn(
             max(config.total_timesteps - model.num_timesteps, 0),
@@ -100,6 +110,8 @@ def train(
         "validation_seed": VALIDATION_SEED,
         "population": population,
     }
+    if config.imitate:
+        summary["imitation"] = json.loads((out / IMITATION_FILE).read_text())
     (out / "train.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot_curve(out, config)
     return TrainResult(

@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from winback.agents.sb3 import ALGORITHMS
+from winback.agents.tuning import FAMILIES
 from winback.errors import ConfigError
 from winback.scenarios.scenario import BUILT_IN
 
 PPO_FAMILY = ("ppo", "maskable_ppo", "recurrent_ppo")
 """Algorithms that split a rollout into minibatches of ``batch_size``."""
+CLONABLE = ("ppo", "maskable_ppo")
+"""Algorithms that can start from a rule (``imitate``): feed-forward actor-critics."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,18 @@ class TrainConfig:
     """Scale rewards by the running std of discounted returns (training only; validation is in dollars).
     The hyperparameter that matters most: without it, PPO learns far less
     (:func:`~winback.agents.training.factory.make_env` has the measurements)."""
+    imitate: str = ""
+    """Start from a tuned rule instead of random weights (:mod:`~winback.agents.training.imitation`):
+    a rule family (``interest_threshold``, ``recency_rule``, ``fixed_cadence``), ``best_rule`` (the
+    best of the three after tuning), or empty. PPO and MaskablePPO only."""
+    imitation_users: int = 4000
+    """Training users the imitated rule is tuned on and recorded on (0: all; as ``bench --tuning-users``)."""
+    imitation_quick: bool = False
+    """Tune the imitated rule on its coarse grid (as ``bench --quick``; for tests and smoke runs)."""
+    imitation_epochs: int = 10
+    """Passes of behaviour cloning over the rule's recorded decisions."""
+    value_warmup: int = 50_000
+    """Timesteps after cloning during which only the critic learns (the actor frozen)."""
     eval_every: int = 20_000
     """Timesteps between validation evaluations (also one before training and one at the end)."""
     eval_users: int = 0
@@ -142,6 +157,13 @@ class TrainConfig:
             "checkpoint_every": (self.checkpoint_every >= 1, ">= 1"),
             "torch_threads": (self.torch_threads >= 1, ">= 1"),
             "reward": (self.reward in ("expected", "realised"), "'expected' or 'realised'"),
+            "imitate": (
+                self.imitate in ("", "best_rule", *FAMILIES) and (not self.imitate or self.algo in CLONABLE),
+                f"'', 'best_rule' or one of {', '.join(FAMILIES)}; with algo {' or '.join(CLONABLE)}",
+            ),
+            "imitation_users": (self.imitation_users >= 0, ">= 0 (0: all)"),
+            "imitation_epochs": (self.imitation_epochs >= 1, ">= 1"),
+            "value_warmup": (self.value_warmup >= 0, ">= 0"),
         }
         for name, (ok, allowed) in checks.items():
             if not ok:

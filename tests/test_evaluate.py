@@ -111,6 +111,31 @@ def test_contact_effects_recover_a_known_lift() -> None:
         assert effects[kind]["effect"] == pytest.approx(lift)
 
 
+def test_rollouts_get_the_logged_contacts_as_they_happened() -> None:
+    """Contacts raise the forecast only of the user-periods that got them; zeros change no draw."""
+    panel = build_panel(generate_synthetic_log(SyntheticConfig(n_users=300, n_periods=20, seed=4)).log)
+    panel = panel.select(panel.born_before(10))
+    model = _KnownLiftModel().fit(panel, until=panel.spec.n_periods)
+    model.lifts = np.array([0.5, 0.5, 0.5])
+    state, keys = model.initial_state(panel, until=10), user_keys(panel.user_ids)
+    end, logged = panel.spec.n_periods, panel.interventions
+
+    def rollout(contacts: np.ndarray | None, rows_per_block: int = 16384):
+        return simulate_forward(
+            model, state, end=end, draws=2, streams=RandomStreams(3), keys=keys,
+            contacts=contacts, rows_per_block=rows_per_block,
+        )  # fmt: skip
+
+    plain = rollout(None)
+    np.testing.assert_array_equal(rollout(np.zeros_like(logged)).totals, plain.totals)
+    given = rollout(logged)
+    np.testing.assert_array_equal(rollout(logged, rows_per_block=5).totals, given.totals)
+    contacted = logged[:, 10:].any(axis=(1, 2))
+    assert contacted.any() and not contacted.all()
+    np.testing.assert_array_equal(given.totals[~contacted], plain.totals[~contacted])
+    assert given.totals[contacted].sum() > plain.totals[contacted].sum()
+
+
 def test_rollouts_do_not_depend_on_the_batch() -> None:
     """Common random numbers: block size and the other users in a batch change no user's draws."""
     panel = load_cdnow_panel("cdnow-sample").select(np.arange(200))

@@ -44,6 +44,7 @@ def test_the_clone_chooses_the_rules_actions(cloned) -> None:
     assert imitation.decisions == 200 * 52
     assert imitation.agreement >= 0.95
     assert imitation.contact_agreement >= 0.9
+    assert imitation.entropy > 0.3  # smoothed: the clone still explores
     assert env.obs_rms.count > imitation.decisions  # the statistics start from the rule's observations
 
 
@@ -78,8 +79,21 @@ def test_a_cloned_run_starts_at_the_rule_and_records_it(tmp_path) -> None:
     assert result.best_value >= first[2]
 
 
+def test_without_smoothing_the_clone_hardly_explores(scenario) -> None:
+    config = TrainConfig(**CLONE, imitation_smoothing=0.0)
+    env = make_env(config, scenario)
+    model = new_model(config, env, tensorboard_log=None)
+    assert kickstart(config, scenario, model, env, progress=False).entropy < 0.2
+
+
 @pytest.mark.parametrize(
-    "fields", [{"imitate": "uplift"}, {"imitate": "best_rule", "algo": "dqn"}, {"imitation_epochs": 0}]
+    "fields",
+    [
+        {"imitate": "uplift"},
+        {"imitate": "best_rule", "algo": "dqn"},
+        {"imitation_epochs": 0},
+        {"imitation_smoothing": 1.0},
+    ],
 )
 def test_bad_imitation_settings_are_config_errors(fields: dict) -> None:
     with pytest.raises(ConfigError, match="imitat"):

@@ -85,11 +85,14 @@ def simulate_forward(
     draws: int,
     streams: RandomStreams,
     keys: np.ndarray,
+    contacts: np.ndarray | None = None,
     rows_per_block: int = 16384,
 ) -> Rollout:
-    """Roll every user from their state's period to ``end`` (exclusive), ``draws`` times, with no contacts.
+    """Roll every user from their state's period to ``end`` (exclusive), ``draws`` times.
 
-    Draw ``d`` of the user with key ``k`` in period ``t`` uses the uniforms of
+    ``contacts`` ((n, periods, kinds), a panel's ``interventions``) are the contacts each user got in
+    each period, given to the model as they happened (the shop's own decisions, not the users'); none
+    without them. Draw ``d`` of the user with key ``k`` in period ``t`` uses the uniforms of
     ``(draw_keys(k, d), t)``, so results do not depend on ``rows_per_block`` or on the other users.
     """
     n = len(state.period)
@@ -102,13 +105,18 @@ def simulate_forward(
         current = state.take(block).repeat(draws)
         row_keys = draw_keys(keys[block], draws)
         block_totals = np.zeros(len(block) * draws, dtype=np.int64)
+        row_users = np.repeat(block, draws)
         while (live := current.period < end).any():
             uniforms = streams.uniforms(row_keys, current.period, n_uniforms)
-            activity = model.sample(model.forecast(current), uniforms)
+            received = None
+            if contacts is not None:
+                period = np.minimum(current.period, end - 1)
+                received = contacts[row_users, period].astype(np.int64) * live[:, None]
+            activity = model.sample(model.forecast(current, received), uniforms)
             purchases = np.where(live, activity.purchases, 0)
             block_totals += purchases
             np.add.at(per_period, current.period[live], purchases[live])
-            current = model.advance(current, activity)
+            current = model.advance(current, activity, received)
         totals[block] = block_totals.reshape(len(block), draws)
     return Rollout(totals=totals, per_period=per_period / draws)
 
@@ -150,6 +158,9 @@ def evaluate_models(
 ) -> EvaluationResult:
     """Evaluate fitted models on the holdout ``[calibration_end, n_periods)`` of users born before it.
 
+    Forecasts are given the contacts the log shows, as they happened (a log of randomized contacts
+    is scored on what its users lived, contacts included; models without contact effects ignore them).
+
     ``draws`` sampled futures per user make the per-user forecasts; the from-birth simulation only
     feeds population totals per period and uses ``tracking_draws``.
     """
@@ -182,6 +193,7 @@ def evaluate_models(
                 draws=draws,
                 streams=streams,
                 keys=keys,
+                contacts=panel.interventions,
             )
             bar.update(task, advance=1, description=f"evaluate {name}: from-birth simulation")
             from_birth = simulate_forward(
@@ -191,6 +203,7 @@ def evaluate_models(
                 draws=tracking_draws,
                 streams=streams,
                 keys=keys,
+                contacts=panel.interventions,
             )
             bar.update(task, advance=1, description=f"evaluate {name}: one-step log score")
             log_probs, _ = filter_history(model, panel, start=calibration_end, end=end)

@@ -5,7 +5,9 @@ best threshold rule: the gains it must find are small against the noise of its o
 run with ``imitate`` set starts instead from the rule the benchmark compares it with: the rule is
 tuned on training users exactly as ``winback bench`` tunes it, its decisions on those users are
 recorded, and the policy network is fitted to them (cross-entropy of the masked action
-distribution). The observation statistics start as those of the recorded observations. PPO then
+distribution, against the rule's action smoothed over the allowed ones: the clone's greedy choice is
+the rule's, but it still explores as PPO's own policies do). The observation statistics start as
+those of the recorded observations. PPO then
 trains the critic alone for ``value_warmup`` timesteps (the actor frozen, so that the first policy
 updates follow real advantages rather than an untrained critic's), and everything after that.
 
@@ -24,6 +26,7 @@ import torch
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.vec_env import VecNormalize
 
 from winback.agents.base import DecisionContext, Policy
@@ -55,6 +58,8 @@ class Imitation:
     """Share of them where the cloned policy's greedy action is the rule's."""
     contact_agreement: float
     """The same, among the user-periods where the rule contacts."""
+    entropy: float
+    """Mean entropy (nats) of the clone's masked action distribution on them: how much it explores."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +70,7 @@ class Imitation:
             "decisions": self.decisions,
             "agreement": round(self.agreement, 4),
             "contact_agreement": round(self.contact_agreement, 4),
+            "entropy": round(self.entropy, 4),
         }
 
 
@@ -106,7 +112,8 @@ def kickstart(
     observations, masks, actions = (np.concatenate(part) for part in zip(*recorder.batches, strict=True))
     env.obs_rms.update(observations)
     normalization = ObservationNormalization.of(env)
-    _fit(config, model, normalization.normalize(observations), masks, actions)
+    normalized = normalization.normalize(observations)
+    _fit(config, model, normalized, masks, actions)
     greedy = SB3Policy(model, normalization).act(observations, masks, 0)
     contacts = actions > 0
     return Imitation(
@@ -117,7 +124,21 @@ def kickstart(
         decisions=len(actions),
         agreement=float(np.mean(greedy == actions)),
         contact_agreement=float(np.mean(greedy[contacts] == actions[contacts])) if contacts.any() else 1.0,
+        entropy=_entropy(model, normalized, masks),
     )
+
+
+def _distribution(model: BaseAlgorithm, obs: torch.Tensor, masks: np.ndarray) -> Distribution:
+    """``model``'s action distribution on ``obs`` (masked for MaskablePPO)."""
+    if isinstance(model, MaskablePPO):
+        return model.policy.get_distribution(obs, action_masks=masks)
+    return model.policy.get_distribution(obs)
+
+
+def _entropy(model: BaseAlgorithm, observations: np.ndarray, masks: np.ndarray) -> float:
+    """Mean entropy (nats) of ``model``'s action distribution on ``observations``."""
+    with torch.no_grad():
+        return float(_distribution(model, torch.as_tensor(observations), masks).entropy().mean())
 
 
 def _fit(
@@ -128,23 +149,22 @@ def _fit(
     actions: np.ndarray,
 ) -> None:
     """``config.imitation_epochs`` passes of cross-entropy between the policy's (masked) action
-    distribution and ``actions``, in seeded minibatches."""
+    distribution and ``actions`` smoothed over the allowed actions, in seeded minibatches."""
     policy = model.policy
     optimizer = torch.optim.Adam(policy.parameters(), lr=LEARNING_RATE)
     generator = torch.Generator().manual_seed(config.seed)
     obs, acts = torch.as_tensor(observations), torch.as_tensor(actions)
     masks_tensor = torch.as_tensor(masks)
-    masked = isinstance(model, MaskablePPO)
+    smoothing = config.imitation_smoothing
     policy.set_training_mode(True)
     for _ in range(config.imitation_epochs):
         for index in torch.randperm(len(acts), generator=generator).split(BATCH_SIZE):
-            if masked:
-                _, log_prob, _ = policy.evaluate_actions(
-                    obs[index], acts[index], action_masks=masks_tensor[index].numpy()
-                )
-            else:
-                _, log_prob, _ = policy.evaluate_actions(obs[index], acts[index])
-            loss = -log_prob.mean()
+            allowed = masks_tensor[index].float()
+            distribution = _distribution(model, obs[index], masks[index.numpy()])
+            log_p = torch.log_softmax(distribution.distribution.logits, dim=1)
+            chosen = log_p.gather(1, acts[index, None]).squeeze(1)
+            spread = (log_p * allowed).sum(dim=1) / allowed.sum(dim=1)
+            loss = -((1 - smoothing) * chosen + smoothing * spread).mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -81,7 +81,9 @@ def main() -> None:
         "--no-wear-out", action="store_true", help="Leave the world's wear-out out of the scenario."
     )
     parser.add_argument(
-        "--imitate", default="", help="winback pipeline --imitate: the rule the agents start from."
+        "--imitate",
+        default="best_rule",
+        help="winback pipeline --imitate: the rule the agents start from ('' for random weights).",
     )
     parser.add_argument(
         "--models-from",
@@ -224,7 +226,7 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"`python benchmarks/sim_to_real.py --out {args.out} --users {args.users} --weeks {args.weeks} "
         f"--horizon {args.horizon} --timesteps {args.timesteps}{' --quick' if args.quick else ''}"
         f"{' --no-wear-out' if args.no_wear_out else ''}"
-        f"{f' --imitate {args.imitate}' if args.imitate else ''}"
+        f" --imitate '{args.imitate}'"
         f"{f' --models-from {args.models_from}' if args.models_from else ''}`",
         "",
         f"Net value per user over {args.horizon} weeks; 95% CIs over users; `vs best` is the paired "

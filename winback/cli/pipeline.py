@@ -7,8 +7,8 @@ The steps are the commands a user would run one by one, called with the options 
    the log ends, so the model has seen every period they lived);
 3. ``OUT/scenario.toml``: the log's users (``[population] log``) living by that model, with the
    shop's own economics, contacts, fatigue or operations merged in from ``--settings``;
-4. ``winback train --config OUT/train.toml``: agents on the scenario's training users, one per seed
-   (started from a tuned rule with ``--imitate``), the best on validation kept;
+4. ``winback train --config OUT/train.toml``: agents on the scenario's training users, one per seed,
+   started from the best tuned rule (``--imitate``), the best on validation kept;
 5. ``winback bench``: the agent against the tuned baselines on held-out users (the leaderboard);
 6. ``winback export``: the agent as ONNX graphs and a policy card that names the log and the model.
 
@@ -65,7 +65,7 @@ def pipeline(
             help="The rule the agents start from (winback train --imitate): best_rule, a rule family, "
             "or '' for random weights."
         ),
-    ] = "",
+    ] = "best_rule",
     bench_seeds: Annotated[int, typer.Option(help="Evaluation seeds of the benchmark.")] = 5,
     decay_seed: SeedOption = 0,
     settings: Annotated[

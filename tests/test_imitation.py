@@ -4,6 +4,7 @@ rule, the critic warms up with the actor frozen, and the choices are checked."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,10 +32,20 @@ def same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
 
 
 @pytest.fixture(scope="module")
-def cloned(scenario):
-    config = TrainConfig(**CLONE)
+def tensorboard(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tb")
+
+
+def fresh(config: TrainConfig, scenario, tensorboard: Path):
+    """A new model of ``config`` and its environment (TensorBoard logs kept out of the repo)."""
     env = make_env(config, scenario)
-    model = new_model(config, env, tensorboard_log=None)
+    return new_model(config, env, tensorboard), env
+
+
+@pytest.fixture(scope="module")
+def cloned(scenario, tensorboard):
+    config = TrainConfig(**CLONE)
+    model, env = fresh(config, scenario, tensorboard)
     return config, env, model, kickstart(config, scenario, model, env, progress=False)
 
 
@@ -48,19 +59,18 @@ def test_the_clone_chooses_the_rules_actions(cloned) -> None:
     assert env.obs_rms.count > imitation.decisions  # the statistics start from the rule's observations
 
 
-def test_cloning_is_deterministic(cloned, scenario) -> None:
+def test_cloning_is_deterministic(cloned, scenario, tensorboard) -> None:
     config, _, model, imitation = cloned
-    again = new_model(config, env := make_env(config, scenario), tensorboard_log=None)
+    again, env = fresh(config, scenario, tensorboard)
     assert kickstart(config, scenario, again, env, progress=False) == imitation
     for a, b in zip(model.policy.parameters(), again.policy.parameters(), strict=True):
         assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("until", [10_000, 0])
-def test_the_actor_stays_frozen_while_the_critic_warms_up(cloned, scenario, until: int) -> None:
+def test_the_actor_stays_frozen_while_the_critic_warms_up(cloned, scenario, tensorboard, until: int) -> None:
     config, _, _, _ = cloned
-    env = make_env(config, scenario)
-    model = new_model(config, env, tensorboard_log=None)
+    model, _ = fresh(config, scenario, tensorboard)
     actor, critic = actor_and_critic(model)
     model.learn(512, callback=CriticWarmUp(until))
     actor_after, critic_after = actor_and_critic(model)
@@ -79,10 +89,9 @@ def test_a_cloned_run_starts_at_the_rule_and_records_it(tmp_path) -> None:
     assert result.best_value >= first[2]
 
 
-def test_without_smoothing_the_clone_hardly_explores(scenario) -> None:
+def test_without_smoothing_the_clone_hardly_explores(scenario, tensorboard) -> None:
     config = TrainConfig(**CLONE, imitation_smoothing=0.0)
-    env = make_env(config, scenario)
-    model = new_model(config, env, tensorboard_log=None)
+    model, env = fresh(config, scenario, tensorboard)
     assert kickstart(config, scenario, model, env, progress=False).entropy < 0.2
 
 

@@ -18,6 +18,7 @@ recurrent policy's state and the value-based learners have no action distributio
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +36,14 @@ from winback.agents.training.callbacks import VALIDATION_SEED, validation_users
 from winback.agents.training.config import TrainConfig
 from winback.agents.tuning import FAMILIES
 from winback.benchmarks.rollout import run_policy
-from winback.benchmarks.suite import RULES, BenchConfig, tune_baselines, tuning_population, tuning_seeds
+from winback.benchmarks.suite import (
+    RULES,
+    BenchConfig,
+    SimulatorsBySeed,
+    tune_baselines,
+    tuning_population,
+    tuning_seeds,
+)
 from winback.scenarios.scenario import Scenario
 
 BATCH_SIZE = 256
@@ -63,14 +71,8 @@ class Imitation:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "rule": self.rule,
-            "params": self.params,
-            "rule_value": round(self.rule_value, 4),
-            "rule_validation_value": round(self.rule_validation_value, 4),
-            "decisions": self.decisions,
-            "agreement": round(self.agreement, 4),
-            "contact_agreement": round(self.contact_agreement, 4),
-            "entropy": round(self.entropy, 4),
+            key: round(value, 4) if isinstance(value, float) else value
+            for key, value in dataclasses.asdict(self).items()
         }
 
 
@@ -103,7 +105,7 @@ def kickstart(
         tuning_users=config.imitation_users,
         quick=config.imitation_quick,
     )
-    tuned = tune_baselines(bench, scenario, {}, progress=progress)
+    tuned = tune_baselines(bench, scenario, SimulatorsBySeed(scenario), progress=progress)
     best = max(tuned.values(), key=lambda result: result.best.net_value)
     rule = best.policy(FAMILIES[best.family].make, best.family)
     validation = run_policy(rule, scenario, validation_users(scenario, config.eval_users), [VALIDATION_SEED])

@@ -82,8 +82,8 @@ def main() -> None:
     )
     parser.add_argument(
         "--imitate",
-        default="best_rule",
-        help="winback pipeline --imitate: the rule the agents start from ('' for random weights).",
+        action="append",
+        help="winback pipeline --imitate (repeatable): what the agents start from (default: the pipeline's).",
     )
     parser.add_argument(
         "--models-from",
@@ -121,7 +121,7 @@ def run_world(name: str, args: argparse.Namespace) -> dict[str, Any]:
         sys.executable, "-m", "winback.cli", "pipeline", "--data", str(out / "log.parquet"),
         "--out", str(out / "run"), "--horizon", str(args.horizon), "--timesteps", str(args.timesteps),
         "--settings", str(out / "settings.toml"),
-        "--imitate", args.imitate,
+        *[option for start in args.imitate or [] for option in ("--imitate", start)],
         *(["--quick"] if args.quick else []), *(["--model", str(earlier / "model")] if earlier else []),
     ]  # fmt: skip
     if (out / "run" / "export" / CARD_FILE).is_file():
@@ -226,7 +226,7 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"`python benchmarks/sim_to_real.py --out {args.out} --users {args.users} --weeks {args.weeks} "
         f"--horizon {args.horizon} --timesteps {args.timesteps}{' --quick' if args.quick else ''}"
         f"{' --no-wear-out' if args.no_wear_out else ''}"
-        f" --imitate '{args.imitate}'"
+        f"{''.join(f' --imitate {start}' for start in args.imitate or [])}"
         f"{f' --models-from {args.models_from}' if args.models_from else ''}`",
         "",
         f"Net value per user over {args.horizon} weeks; 95% CIs over users; `vs best` is the paired "

@@ -40,6 +40,8 @@ def test_the_pipeline_runs_every_step_on_a_shops_log(
     scenario = read_scenario(out / "scenario.toml")
     assert scenario.population_config.log == str(shop.resolve())
     assert scenario.population().n_users == log.log.n_users
+    seeds = json.loads((out / "agent" / "seeds.json").read_text())
+    assert seeds["starts"] == ["", "best_rule"], "by default a run from random weights and one from the rule"
     card = json.loads((out / "export" / CARD_FILE).read_text())
     assert card["population"]["log_sha256"] == hashlib.sha256(shop.read_bytes()).hexdigest()
     model = json.loads((out / "model" / "model.json").read_text())

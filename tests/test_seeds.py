@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from tiny import TRAINING
 
 from winback.agents.sb3 import SEEDS_FILE, SB3Policy, selected_run
 from winback.agents.seeds import train_seeds
-from winback.agents.training import TrainConfig
+from winback.agents.training import IMITATION_FILE, TrainConfig, train
 from winback.agents.training.callbacks import validation_users
 from winback.cli import app
 from winback.errors import ArtifactError, ConfigError
@@ -57,7 +58,7 @@ def test_seeds_resume_to_a_new_total_and_refuse_other_seeds_or_a_second_start(tm
     train_seeds(config, [0, 1], tmp_path, workers=1, progress=False)
     with pytest.raises(ConfigError, match="already holds a training run"):
         train_seeds(config, [0, 1], tmp_path, workers=1, progress=False)
-    with pytest.raises(ConfigError, match=r"seeds \[0, 2\]: its runs are of seeds \[0, 1\]"):
+    with pytest.raises(ConfigError, match=r"seeds \[0, 2\] and starts \[''\]: its runs are of seeds"):
         train_seeds(config, [0, 2], tmp_path, workers=1, resume=True, progress=False)
     longer = TrainConfig(algo="ppo", **{**TRAINING, "total_timesteps": 512})
     result = train_seeds(longer, [0, 1], tmp_path, workers=1, resume=True, progress=False)
@@ -67,6 +68,35 @@ def test_seeds_resume_to_a_new_total_and_refuse_other_seeds_or_a_second_start(tm
     for seeds, workers in [([3], 1), ([3, 3], 1), ([0, 1], 0)]:
         with pytest.raises(ConfigError, match=r"seeds|workers"):
             train_seeds(config, seeds, tmp_path / "other", workers=workers, progress=False)
+
+
+def test_runs_from_each_start_are_trained_and_selected_together_and_resume_only_with_their_starts(
+    tmp_path,
+) -> None:
+    quick_rule = {"imitation_users": 100, "imitation_quick": True}
+    config = TrainConfig(algo="ppo", **TRAINING, **quick_rule)
+    starts = ["", "fixed_cadence"]
+    result = train_seeds(config, [3], tmp_path, starts=starts, workers=1, progress=False)
+    record = json.loads((tmp_path / SEEDS_FILE).read_text())
+    assert record["seeds"] == [3] and record["starts"] == starts and "imitate" not in record["config"]
+    assert [(run["run"], run["start"]) for run in record["runs"]] == [
+        ("seed-3", ""),
+        ("seed-3-fixed_cadence", "fixed_cadence"),
+    ]
+    values = {run["run"]: run["best_validation_net_value"] for run in record["runs"]}
+    assert record["selected"] == max(values, key=values.get) == result.selected.run
+    assert not (tmp_path / "seed-3" / IMITATION_FILE).exists()
+    cloned = json.loads((tmp_path / "seed-3-fixed_cadence" / "train.json").read_text())
+    assert cloned["imitation"]["rule"] == "fixed_cadence"
+    alone = replace(config, seed=3, imitate="fixed_cadence")
+    train(alone, tmp_path / "alone", progress=False)
+    assert curve(tmp_path / "seed-3-fixed_cadence") == curve(tmp_path / "alone")
+    with pytest.raises(ConfigError, match=r"starts \['fixed_cadence', ''\]: its runs are of seeds"):
+        train_seeds(config, [3], tmp_path, starts=starts[::-1], workers=1, resume=True, progress=False)
+    for seeds, bad in [([3], [""]), ([3], ["", ""]), ([3], []), ([3, 4], ["uplift"])]:
+        with pytest.raises(ConfigError, match=r"runs|starts|imitate"):
+            train_seeds(config, seeds, tmp_path / "other", starts=bad, workers=1, progress=False)
+    assert not (tmp_path / "other").exists()
 
 
 @pytest.mark.parametrize(

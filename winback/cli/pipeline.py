@@ -7,8 +7,8 @@ The steps are the commands a user would run one by one, called with the options 
    the log ends, so the model has seen every period they lived);
 3. ``OUT/scenario.toml``: the log's users (``[population] log``) living by that model, with the
    shop's own economics, contacts, fatigue or operations merged in from ``--settings``;
-4. ``winback train --config OUT/train.toml``: agents on the scenario's training users, one per seed,
-   started from the best tuned rule (``--imitate``), the best on validation kept;
+4. ``winback train --config OUT/train.toml``: agents on the scenario's training users, one per seed
+   and start (random weights and the best tuned rule, ``--imitate``), the best on validation kept;
 5. ``winback bench``: the agent against the tuned baselines on held-out users (the leaderboard);
 6. ``winback export``: the agent as ONNX graphs and a policy card that names the log and the model.
 
@@ -27,12 +27,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from winback.agents.seeds import start_label
 from winback.agents.training import TrainConfig
 from winback.cli.bench import bench
 from winback.cli.data import MappingOption
 from winback.cli.decay import CalibrationOption, PeriodOption, SeedOption, evaluate, fit
 from winback.cli.export import export
-from winback.cli.train import train
+from winback.cli.train import RANDOM_START, start_of, train
 from winback.data.cdnow import DATASETS
 from winback.data.io import file_format, read_event_log
 from winback.data.mapping import PRESETS
@@ -46,6 +47,9 @@ QUICK_LSTM = {"hidden_size": 8, "max_epochs": 2}
 QUICK_TIMESTEPS = 2048
 QUICK_IMITATION_USERS = 300
 """What ``--quick`` sets besides the benchmark's own quick mode: a smoke run of every step in minutes."""
+DEFAULT_STARTS = (RANDOM_START, "best_rule")
+"""Neither start won in every ground-truth world (``benchmarks/RESULTS.md``, "Your own users"): both
+are trained, validation users choose."""
 
 
 def pipeline(
@@ -60,12 +64,12 @@ def pipeline(
         list[int] | None, typer.Option(help="Training seeds (repeat it); the best on validation is kept.")
     ] = None,
     imitate: Annotated[
-        str,
+        list[str] | None,
         typer.Option(
-            help="The rule the agents start from (winback train --imitate): best_rule, a rule family, "
-            "or '' for random weights."
+            help="What the agents start from (winback train --imitate; repeat it): none (random weights), "
+            "best_rule or a rule family. Default: none and best_rule, a run per seed from each."
         ),
-    ] = "best_rule",
+    ] = None,
     bench_seeds: Annotated[int, typer.Option(help="Evaluation seeds of the benchmark.")] = 5,
     decay_seed: SeedOption = 0,
     settings: Annotated[
@@ -90,7 +94,9 @@ def pipeline(
             f"--data {data}: the pipeline takes a log file; CDNOW's runs through make quickstart"
         )
     file_format(data)
-    TrainConfig(imitate=imitate)  # a bad rule fails before anything runs
+    starts = [start_of(value) for value in imitate or DEFAULT_STARTS]
+    for start in starts:
+        TrainConfig(imitate=start)  # a bad rule fails before anything runs
     if out.exists():
         raise ConfigError(f"--out {out} exists (allowed: a new directory, so no step mixes two runs)")
     seeds = list(seed or ([0] if quick else [0, 1]))
@@ -119,10 +125,13 @@ def pipeline(
     scenario.write_text(dumps(_scenario_document(Path(data), mapping, horizon, paths["model"], extra)))
     read_scenario(scenario)  # its errors (a model of another layout, a bad setting) before any training
     console.print(f"wrote {scenario}")
-    console.rule(f"4/6 agents trained on the scenario's training users (seeds {seeds})")
+    console.rule(
+        f"4/6 agents trained on the scenario's training users (seeds {seeds}, "
+        f"{', '.join(start_label(start) for start in starts)})"
+    )
     training = out / "train.toml"
-    training.write_text(dumps(_training_document(scenario, timesteps, imitate, quick)))
-    train(paths["agent"], config=training, seed=seeds, progress=progress)
+    training.write_text(dumps(_training_document(scenario, timesteps, quick)))
+    train(paths["agent"], config=training, seed=seeds, imitate=starts, progress=progress)
     console.rule("5/6 benchmark: the agent against the tuned baselines on held-out users")
     bench(
         paths["bench"],
@@ -147,14 +156,14 @@ def pipeline(
     console.print(table)
 
 
-def _training_document(scenario: Path, timesteps: int, imitate: str, quick: bool) -> dict[str, Any]:
-    """The agents' training config (``winback train --config``), written beside the scenario."""
+def _training_document(scenario: Path, timesteps: int, quick: bool) -> dict[str, Any]:
+    """The agents' training config (``winback train --config``; seeds and starts are its options),
+    written beside the scenario."""
     document: dict[str, Any] = {
         "scenario": str(scenario),
         "total_timesteps": QUICK_TIMESTEPS if quick else timesteps,
-        "imitate": imitate,
     }
-    if quick and imitate:
+    if quick:
         document |= {"imitation_quick": True, "imitation_users": QUICK_IMITATION_USERS}
     return document
 

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from winback.agents.sb3 import ALGORITHMS, SEEDS_FILE
-from winback.agents.seeds import seed_run_name, stored_seeds, train_seeds
+from winback.agents.seeds import seed_run_name, start_label, stored_seeds, train_seeds
 from winback.agents.training import TrainConfig
 from winback.agents.training import train as train_agent
 from winback.errors import ConfigError
@@ -21,6 +21,9 @@ from winback.scenarios.scenario import BUILT_IN, load_scenario
 from winback.scenarios.schema import Operations
 
 console = Console()
+
+RANDOM_START = "none"
+"""The ``--imitate`` value of a run started from random weights."""
 
 
 def train(
@@ -45,10 +48,11 @@ def train(
     ] = None,
     n_envs: Annotated[int | None, typer.Option(help="Users stepping together in the environment.")] = None,
     imitate: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             help="Start from a tuned rule (interest_threshold, recency_rule, fixed_cadence, or best_rule): "
-            "clone it, warm the critic up, then train (PPO, MaskablePPO)."
+            "clone it, warm the critic up, then train (PPO, MaskablePPO); 'none': random weights. Repeat "
+            "it to train a run per seed and start (OUT/seed-N-RULE) and select the best on validation users."
         ),
     ] = None,
     resume: Annotated[
@@ -61,15 +65,16 @@ def train(
     Unset options come from --config, else (with --resume) from the run's config.json (seeds.json for
     several seeds), else from the defaults of TrainConfig. With --resume, only --timesteps may change.
     """
-    seeds = list(seed or [])
+    seeds, starts = list(seed or []), [start_of(value) for value in imitate or []]
     stored = stored_seeds(out) if resume else None
-    if stored is not None and not seeds:
-        seeds = stored[1]
-    if stored is not None and seeds != stored[1]:
-        raise ConfigError(
-            f"{out} holds the runs of seeds {stored[1]}, resumed together (give no --seed, or all of "
-            f"them); one seed's run resumes on its own as {out / seed_run_name(seeds[0])}"
-        )
+    if stored is not None:
+        seeds, starts = seeds or stored[1], starts or stored[2]
+        if (seeds, starts) != stored[1:]:
+            raise ConfigError(
+                f"{out} holds the runs of seeds {stored[1]} and starts {stored[2]}, resumed together (give "
+                f"no --seed or --imitate, or all of them); one run resumes on its own as "
+                f"{out / seed_run_name(seeds[0], starts[0])}"
+            )
     overrides: dict[str, Any] = {
         key: value
         for key, value in {
@@ -78,7 +83,7 @@ def train(
             "total_timesteps": timesteps,
             "seed": seeds[0] if len(seeds) == 1 else None,
             "n_envs": n_envs,
-            "imitate": imitate,
+            "imitate": starts[0] if len(starts) == 1 else None,
         }.items()
         if value is not None
     }
@@ -98,8 +103,9 @@ def train(
             f"note: {world.name}'s operations and campaigns are not in the training environments; "
             "checkpoints are chosen on validation users under them (winback whatif shows their cost)"
         )
-    if len(seeds) > 1:
-        _train_seeds(train_config, seeds, out, workers or os.cpu_count() or 1, resume, progress)
+    if len(seeds) > 1 or len(starts) > 1:
+        seeds, starts = seeds or [train_config.seed], starts or [train_config.imitate]
+        _train_seeds(train_config, seeds, starts, out, workers or os.cpu_count() or 1, resume, progress)
         return
     result = train_agent(train_config, out, resume=resume, progress=progress)
     console.print(
@@ -112,22 +118,35 @@ def train(
     )
 
 
+def start_of(value: str) -> str:
+    """``TrainConfig.imitate`` of a ``--imitate`` value (``none``: random weights)."""
+    return "" if value == RANDOM_START else value
+
+
 def _train_seeds(
-    config: TrainConfig, seeds: list[int], out: Path, workers: int, resume: bool, progress: bool
+    config: TrainConfig,
+    seeds: list[int],
+    starts: list[str],
+    out: Path,
+    workers: int,
+    resume: bool,
+    progress: bool,
 ) -> None:
-    result = train_seeds(config, seeds, out, workers=workers, resume=resume, progress=progress)
-    table = Table("seed", "best validation net value per user", "at timesteps", "training s")
+    result = train_seeds(config, seeds, out, starts=starts, workers=workers, resume=resume, progress=progress)
+    table = Table("seed", "start", "best validation net value per user", "at timesteps", "training s")
     for run in result.runs:
         mark = " (selected)" if run is result.selected else ""
         table.add_row(
             f"{run.seed}{mark}",
+            start_label(run.start),
             f"{run.best_validation_net_value:.3f}",
             f"{run.best_timesteps:,}",
             f"{run.wall_seconds:.0f}",
         )
     console.print(table)
     console.print(
-        f"trained {config.algo} on {config.scenario} with seeds {', '.join(map(str, seeds))} in "
+        f"trained {config.algo} on {config.scenario} with seeds {', '.join(map(str, seeds))}, "
+        f"{', '.join(start_label(start) for start in starts)}, in "
         f"{result.wall_seconds:.0f}s -> {out}; selected on validation users: {out / result.selected.run} "
         f"({out / SEEDS_FILE}); learning curves: {out / 'learning_curve.png'}"
     )

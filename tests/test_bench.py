@@ -73,6 +73,7 @@ def test_random_copies_the_rates_of_the_best_candidate_on_the_tuning_users() -> 
         "monthly_care": FixedCadence(CARE, 4, name="monthly_care"),
     }
     random, reference = matched_random(candidates, scenario, users, seeds, simulators=simulators)
+    assert list(simulators) == seeds, "one simulator per seed, shared by the candidates' runs"
     runs = {name: run_policy(p, scenario, users, seeds, name=name) for name, p in candidates.items()}
     best = max(runs.values(), key=lambda run: run.metrics["net_value"].mean())
     assert reference == best.policy == "monthly_care"  # a weekly coupon pays discounts on every purchase

@@ -141,3 +141,22 @@ def test_cli_trains_several_seeds_and_resumes_them(tmp_path, capsys) -> None:
     record = json.loads((out / SEEDS_FILE).read_text())
     assert [run["timesteps"] for run in record["runs"]] == [512, 512]
     assert record["config"]["algo"] == "ppo"
+
+
+def test_cli_trains_a_run_per_start_with_none_for_random_weights(tmp_path, capsys) -> None:
+    config = tmp_path / "tiny.toml"
+    fields = {**TRAINING, "imitation_users": 100, "imitation_quick": True}
+    config.write_text(
+        "\n".join(f"{k} = {json.dumps(list(v) if isinstance(v, tuple) else v)}" for k, v in fields.items())
+    )
+    out = tmp_path / "starts"
+    argv = ["train", "--algo", "ppo", "--config", str(config), "--workers", "1", "--no-progress"]
+    for starts, code in [(["none", "fixed_cadence"], 0), (["none", "uplift"], 2)]:
+        with pytest.raises(SystemExit) as stop:
+            app([*argv, "--out", str(out / starts[-1]), *[a for s in starts for a in ("--imitate", s)]])
+        assert int(stop.value.code or 0) == code
+    record = json.loads((out / "fixed_cadence" / SEEDS_FILE).read_text())
+    assert record["starts"] == ["", "fixed_cadence"] and record["seeds"] == [0]
+    printed = capsys.readouterr()
+    assert "from random weights" in printed.out and "from fixed_cadence" in printed.out
+    assert "imitate" in printed.err and not (out / "uplift").exists()

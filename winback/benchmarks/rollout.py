@@ -112,14 +112,16 @@ def run_policy(
 ) -> PolicyRun:
     """``policy`` over copies of ``users`` for the scenario's horizon, once per seed.
 
-    ``steppers`` gives, per seed and simulator, where the users live instead of that simulator
-    (which then only observes them); by default they live in the simulator.
+    ``simulators`` (e.g. :class:`~winback.benchmarks.suite.SimulatorsBySeed`) holds the simulator of
+    each seed, shared between runs; by default each run builds its own. ``steppers`` gives, per seed
+    and simulator, where the users live instead of that simulator (which then only observes them);
+    by default they live in the simulator.
     """
     name = name or policy.name
     started = time.perf_counter()
     runs = []
     for seed in seeds:
-        simulator = (simulators or {}).get(seed) or scenario.simulator_for(seed)
+        simulator = scenario.simulator_for(seed) if simulators is None else simulators[seed]
         stepper = simulator if steppers is None else steppers(seed, simulator)
         runs.append(_run_seed(policy, scenario, users, seed, name, simulator, stepper))
     metrics = {key: np.stack([r[0][key] for r in runs]) for key in runs[0][0]}

@@ -240,7 +240,7 @@ def _plot_curves(out: Path, config: TrainConfig, runs: list[SeedRun], selected: 
         )
     axes.set_xlabel("timesteps (user-periods)")
     axes.set_ylabel("validation net value per user ($)")
-    axes.set_title(f"{config.algo} on {config.scenario}, {len(runs)} runs")
+    axes.set_title(f"{config.algo} on {Path(config.scenario).name}, {len(runs)} runs")
     axes.grid(alpha=0.3)
     axes.legend()
     figure.savefig(out / "learning_curve.png", dpi=120)

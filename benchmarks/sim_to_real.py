@@ -73,7 +73,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--weeks", type=int, default=104)
     parser.add_argument("--horizon", type=int, default=52)
-    parser.add_argument("--timesteps", type=int, default=600_000)
+    parser.add_argument(
+        "--timesteps", type=int, help="winback pipeline --timesteps (default: the pipeline's)."
+    )
     parser.add_argument("--worlds", default=",".join(WORLDS))
     parser.add_argument("--seed", type=int, default=0, help="Seed of the worlds and their logs.")
     parser.add_argument("--quick", action="store_true", help="The pipeline's quick mode (a smoke run).")
@@ -119,7 +121,8 @@ def run_world(name: str, args: argparse.Namespace) -> dict[str, Any]:
     earlier = None if args.models_from is None else args.models_from / name / "run"
     command = [
         sys.executable, "-m", "winback.cli", "pipeline", "--data", str(out / "log.parquet"),
-        "--out", str(out / "run"), "--horizon", str(args.horizon), "--timesteps", str(args.timesteps),
+        "--out", str(out / "run"), "--horizon", str(args.horizon),
+        *(["--timesteps", str(args.timesteps)] if args.timesteps else []),
         "--settings", str(out / "settings.toml"),
         *[option for start in args.imitate or [] for option in ("--imitate", start)],
         *(["--quick"] if args.quick else []), *(["--model", str(earlier / "model")] if earlier else []),
@@ -224,7 +227,8 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "# Sim-to-real: the learned simulator's verdicts in the world its log came from",
         "",
         f"`python benchmarks/sim_to_real.py --out {args.out} --users {args.users} --weeks {args.weeks} "
-        f"--horizon {args.horizon} --timesteps {args.timesteps}{' --quick' if args.quick else ''}"
+        f"--horizon {args.horizon}{f' --timesteps {args.timesteps}' if args.timesteps else ''}"
+        f"{' --quick' if args.quick else ''}"
         f"{' --no-wear-out' if args.no_wear_out else ''}"
         f"{''.join(f' --imitate {start}' for start in args.imitate or [])}"
         f"{f' --models-from {args.models_from}' if args.models_from else ''}`",

@@ -42,6 +42,7 @@ def test_the_pipeline_runs_every_step_on_a_shops_log(
     assert scenario.population().n_users == log.log.n_users
     seeds = json.loads((out / "agent" / "seeds.json").read_text())
     assert seeds["starts"] == ["", "best_rule"], "by default a run from random weights and one from the rule"
+    assert [run["run"] for run in seeds["runs"]] == ["seed-0", "seed-0-best_rule"]  # started in reverse
     card = json.loads((out / "export" / CARD_FILE).read_text())
     assert card["population"]["log_sha256"] == hashlib.sha256(shop.read_bytes()).hexdigest()
     model = json.loads((out / "model" / "model.json").read_text())

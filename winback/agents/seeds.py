@@ -176,20 +176,24 @@ def _train_one(config: TrainConfig, out: Path, resume: bool, progress: bool) -> 
 def _train_in_processes(
     configs: list[TrainConfig], dirs: list[Path], resume: bool, workers: int, progress: bool
 ) -> list[SeedRun]:
-    """The runs in ``workers`` spawned processes; the bar follows the timesteps of their curves."""
+    """The runs in ``workers`` spawned processes; the bar follows the timesteps of their curves.
+
+    Runs from a rule start first: tuning and cloning the rule come before their training, so they
+    take longest, and started last one of them would be left running alone on one core."""
     total = sum(config.total_timesteps for config in configs)
     context = get_context("spawn")
+    longest_first = sorted(range(len(configs)), key=lambda i: not configs[i].imitate)
     with (
         ProcessPoolExecutor(workers, mp_context=context, initializer=one_thread_per_process) as pool,
         progress_bar(enabled=progress) as bar,
     ):
         task = bar.add_task(f"training {len(configs)} runs, {workers} at a time", total=total)
-        futures = [pool.submit(_train_one, c, d, resume, False) for c, d in zip(configs, dirs, strict=True)]
-        pending = set(futures)
+        futures = {i: pool.submit(_train_one, configs[i], dirs[i], resume, False) for i in longest_first}
+        pending = set(futures.values())
         while pending:
             _, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
             bar.update(task, completed=sum(_timesteps_done(d) for d in dirs))
-        return [future.result() for future in futures]
+        return [futures[i].result() for i in range(len(configs))]
 
 
 def _timesteps_done(run: Path) -> int:

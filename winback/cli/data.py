@@ -9,11 +9,12 @@ from typing import Annotated
 import typer
 
 from winback.data.cdnow import DATASETS, load_cdnow
-from winback.data.io import file_format, read_event_log, write_event_log
+from winback.data.io import file_format, read_event_log
 from winback.data.mapping import PRESETS
 from winback.data.schema import EventLog
 from winback.data.summary import shape_figures, summarize
-from winback.data.synthetic import GroundTruthWorld, WorldConfig
+from winback.data.synthetic import WorldConfig
+from winback.data.synthetic.blocks import write_world_log
 from winback.errors import DataError
 
 app = typer.Typer(no_args_is_help=True)
@@ -107,6 +108,10 @@ def generate(
     season: Annotated[float, typer.Option(help="Amplitude of the yearly season (0: none).")] = 0.4,
     contact_strength: Annotated[float, typer.Option(help="Scale of every contact's effect (0: none).")] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed of the world and of the logging policy.")] = 0,
+    block_users: Annotated[
+        int, typer.Option(help="Users simulated and written at a time (memory holds one block).")
+    ] = 50_000,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Write the event log of a ground-truth world (winback.data.synthetic.GroundTruthWorld): view, cart
     and purchase events and randomized contacts, a shop's log with known dynamics to try winback on."""
@@ -118,10 +123,8 @@ def generate(
         contact_strength=contact_strength,
         seed=seed,
     )
-    world = GroundTruthWorld(config)
-    log = world.write_log(world.start(), weeks, contact_rate, seed=seed)
-    write_event_log(log.log, out)
+    log = write_world_log(out, config, weeks, contact_rate, seed, block_users=block_users, progress=progress)
     typer.echo(
-        f"wrote {len(log.log.events):,} events of {log.log.n_users:,} users from {log.origin} to {log.end} "
-        f"-> {out}"
+        f"wrote {log.n_events:,} events of {log.n_users:,} users ({log.blocks} block(s)) from {log.origin} "
+        f"to {log.end} -> {out}"
     )

@@ -136,19 +136,52 @@ def write_event_log(log: EventLog, path: str | Path) -> None:
     CSV timestamps are written to the nanosecond (``2024-01-31 12:00:00.000000000``), so a round trip
     through :func:`read_event_log` gives back the same events.
     """
-    path = Path(path)
-    table = pa.Table.from_pandas(log.events[list(CANONICAL_COLUMNS)], preserve_index=False)
-    if file_format(path) == "parquet":
-        pq.write_table(table, path)
-        return
-    table = table.set_column(
-        CANONICAL_COLUMNS.index("intervention"),
-        "intervention",
-        table.column("intervention").cast(pa.string()),
-    )
-    gzipped = path.name.lower().endswith(".gz")
-    with pa.CompressedOutputStream(str(path), "gzip") if gzipped else pa.OSFile(str(path), "wb") as sink:
-        pa_csv.write_csv(table, sink)
+    with EventLogWriter(path) as writer:
+        writer.write(log.events)
+
+
+class EventLogWriter:
+    """Writes an event log to one file in parts (``write`` once per block of rows), so a log larger
+    than memory is written a block at a time; the file is :func:`write_event_log`'s."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.parquet = file_format(self.path) == "parquet"
+        self._writer: pq.ParquetWriter | pa_csv.CSVWriter | None = None
+        self._schema: pa.Schema | None = None
+        self._sink: pa.NativeFile | None = None
+        self.rows = 0
+
+    def __enter__(self) -> EventLogWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if self._sink is not None:
+            self._sink.close()
+
+    def write(self, events: pd.DataFrame) -> None:
+        """Append ``events`` (an :class:`EventLog`'s ``events``: canonical columns and dtypes)."""
+        table = pa.Table.from_pandas(events[list(CANONICAL_COLUMNS)], preserve_index=False)
+        if not self.parquet:
+            column = CANONICAL_COLUMNS.index("intervention")
+            table = table.set_column(column, "intervention", table.column(column).cast(pa.string()))
+        if self._writer is None:
+            self._schema, self._writer = table.schema, self._open(table.schema)
+        else:
+            table = table.cast(self._schema)  # a later block's categories may be coded differently
+        self._writer.write_table(table)
+        self.rows += table.num_rows
+
+    def _open(self, schema: pa.Schema) -> pq.ParquetWriter | pa_csv.CSVWriter:
+        if self.parquet:
+            return pq.ParquetWriter(self.path, schema)
+        gzipped = self.path.name.lower().endswith(".gz")
+        self._sink = (
+            pa.CompressedOutputStream(str(self.path), "gzip") if gzipped else pa.OSFile(str(self.path), "wb")
+        )
+        return pa_csv.CSVWriter(self._sink, schema)
 
 
 @dataclass

@@ -1,0 +1,118 @@
+"""Ingestion at scale: winback's path from a log file to per-user period panels against DuckDB's own
+raw group-by of the same file, in the same run.
+
+Each measurement runs in its own process, so each peak RSS is its own:
+
+- ``raw``: DuckDB's plain count of rows per user, day and event type (one scan, one hash
+  aggregation: the floor of any ingestion), under ``--memory-limit`` with a spill directory;
+- ``pandas``: ``read_event_log`` (validation included) then ``build_panel`` (weekly periods), the
+  path every command takes today.
+
+The log is a ground-truth world's (``winback data generate --block-users``), written once into
+``OUT`` unless ``--log`` names one. Writes ``OUT/results.json`` and ``OUT/report.md``.
+
+    python benchmarks/ingest_scale.py --out runs/ingest --users 200000 --weeks 104
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+MEASURES = ("raw", "pandas")
+
+
+def measure(name: str, log: Path, memory_limit: str) -> dict[str, Any]:
+    """Run one measurement in this process: its wall time, peak RSS and what it produced."""
+    started = time.perf_counter()
+    if name == "raw":
+        import duckdb
+
+        with tempfile.TemporaryDirectory() as spill:
+            connection = duckdb.connect(
+                config={
+                    "memory_limit": memory_limit,
+                    "temp_directory": spill,
+                    "preserve_insertion_order": False,
+                }
+            )
+            reader = "read_parquet" if log.suffix in (".parquet", ".pq") else "read_csv"
+            (cells,) = connection.execute(
+                f"SELECT count(*) FROM (SELECT user_id, CAST(timestamp AS DATE), event_type, count(*) "
+                f"FROM {reader}(?) GROUP BY ALL)",
+                [str(log)],
+            ).fetchone()
+        produced = {"user_day_type_cells": int(cells)}
+    else:
+        from winback.data.io import read_event_log
+        from winback.data.panel import build_panel
+
+        events = read_event_log(log)
+        panel = build_panel(events)
+        produced = {"rows": len(events.events), "users": panel.n_users, "periods": panel.spec.n_periods}
+    return {
+        "measure": name,
+        "seconds": round(time.perf_counter() - started, 2),
+        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+        **produced,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--log", type=Path, help="A log to measure (default: generate one into OUT).")
+    parser.add_argument("--users", type=int, default=200_000)
+    parser.add_argument("--weeks", type=int, default=104)
+    parser.add_argument("--memory-limit", default="12GB", help="DuckDB's memory_limit.")
+    parser.add_argument("--measure", choices=MEASURES, help=argparse.SUPPRESS)  # one child process
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure, args.log, args.memory_limit)))
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = args.log or args.out / f"world-{args.users}x{args.weeks}.parquet"
+    if not log.exists():
+        generate = ["data", "generate", str(log), "--users", str(args.users), "--weeks", str(args.weeks)]
+        subprocess.run([sys.executable, "-m", "winback.cli", *generate, "--no-progress"], check=True)
+    results = []
+    for name in MEASURES:
+        child = [sys.executable, __file__, "--out", str(args.out), "--log", str(log), "--measure", name]
+        child += ["--memory-limit", args.memory_limit]
+        done = subprocess.run(child, check=True, capture_output=True, text=True)
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(results[-1], flush=True)
+    raw = results[0]
+    body = {"log": str(log), "bytes": log.stat().st_size, "memory_limit": args.memory_limit}
+    body["results"] = results
+    (args.out / "results.json").write_text(json.dumps(body, indent=2) + "\n")
+    lines = [
+        "# Ingestion: winback's path against DuckDB's raw group-by",
+        "",
+        f"`python benchmarks/ingest_scale.py --out {args.out}"
+        f"{f' --log {args.log}' if args.log else f' --users {args.users} --weeks {args.weeks}'}`",
+        "",
+        f"{log.name}: {log.stat().st_size / 2**20:,.0f} MiB",
+        "",
+        "| measure | wall s | x raw | peak RSS GiB | x raw | produced |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for row in results:
+        produced = {k: v for k, v in row.items() if k not in ("measure", "seconds", "peak_rss_gib")}
+        lines.append(
+            f"| {row['measure']} | {row['seconds']:.1f} | {row['seconds'] / raw['seconds']:.2f} | "
+            f"{row['peak_rss_gib']:.2f} | {row['peak_rss_gib'] / raw['peak_rss_gib']:.2f} | {produced} |"
+        )
+    (args.out / "report.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -60,6 +60,9 @@ def test_seeds_resume_to_a_new_total_and_refuse_other_seeds_or_a_second_start(tm
         train_seeds(config, [0, 1], tmp_path, workers=1, progress=False)
     with pytest.raises(ConfigError, match=r"seeds \[0, 2\] and starts \[''\]: its runs are of seeds"):
         train_seeds(config, [0, 2], tmp_path, workers=1, resume=True, progress=False)
+    record = json.loads((tmp_path / SEEDS_FILE).read_text())
+    del record["starts"]  # as recorded before runs had starts: every seed from the config's start
+    (tmp_path / SEEDS_FILE).write_text(json.dumps(record))
     longer = TrainConfig(algo="ppo", **{**TRAINING, "total_timesteps": 512})
     result = train_seeds(longer, [0, 1], tmp_path, workers=1, resume=True, progress=False)
     assert [run.timesteps for run in result.runs] == [512, 512]

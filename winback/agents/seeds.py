@@ -126,9 +126,12 @@ def stored_seeds(out_dir: str | Path) -> tuple[TrainConfig, list[int], list[str]
         return None
     if not isinstance(body, dict) or body.get("kind") != KIND:
         raise ConfigError(f"{path}: not a record of winback training seeds (kind != '{KIND}')")
-    seeds, starts = body.get("seeds"), body.get("starts")
+    config = body.get("config")
+    seeds = body.get("seeds")
+    # Records written before runs had starts trained every seed from the config's one start.
+    starts = body.get("starts", [config.get("imitate", "")] if isinstance(config, dict) else None)
     if not (
-        isinstance(body.get("config"), dict)
+        isinstance(config, dict)
         and isinstance(seeds, list)
         and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
         and isinstance(starts, list)
@@ -138,7 +141,7 @@ def stored_seeds(out_dir: str | Path) -> tuple[TrainConfig, list[int], list[str]
             f"{path}: expected 'config' (an object), 'seeds' (a list of integers) and 'starts' (a list of "
             "strings)"
         )
-    return TrainConfig.from_dict(body["config"], source=str(path)), seeds, starts
+    return TrainConfig.from_dict(config, source=str(path)), seeds, starts
 
 
 def _begin(config: TrainConfig, seeds: list[int], starts: list[str], out: Path, resume: bool) -> None:

@@ -63,9 +63,9 @@ def pipeline(
     period: PeriodOption = "week",
     calibration_end: CalibrationOption = None,
     horizon: Annotated[int, typer.Option(help="Periods the policies are followed for.")] = 52,
-    timesteps: Annotated[
-        int, typer.Option(help="Timesteps (user-periods) each agent trains for (see DEFAULT_TIMESTEPS).")
-    ] = DEFAULT_TIMESTEPS,
+    timesteps: Annotated[int, typer.Option(help="Timesteps (user-periods) each agent trains for.")] = (
+        DEFAULT_TIMESTEPS
+    ),
     seed: Annotated[
         list[int] | None, typer.Option(help="Training seeds (repeat it); the best on validation is kept.")
     ] = None,

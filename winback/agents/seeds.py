@@ -66,7 +66,7 @@ class SeedsResult:
     out_dir: Path
     runs: tuple[SeedRun, ...]
     selected: SeedRun
-    """The run with the highest best validation net value per user (the first seed on a tie)."""
+    """The run with the highest best validation net value per user (the first run on a tie)."""
     wall_seconds: float
     """Wall time of this call, every run included."""
 
@@ -75,7 +75,7 @@ def start_label(start: str) -> str:
     return f"from {start}" if start else "from random weights"
 
 
-def seed_run_name(seed: int, start: str = "") -> str:
+def seed_run_name(seed: int, start: str) -> str:
     return f"seed-{seed}-{start}" if start else f"seed-{seed}"
 
 

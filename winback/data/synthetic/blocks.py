@@ -59,7 +59,7 @@ def write_world_log(
         task = bar.add_task(f"writing {n:,} users' log", total=n)
         for block, first in enumerate(starts):
             size = min(block_users, n - first)
-            log = _block_log(config, n_weeks, contact_rates, seed, block, first, size)
+            log = _block_log(config, n_weeks, contact_rates, seed, block if len(starts) > 1 else None, size)
             if len(starts) > 1:
                 log.log.events["user_id"] = _global_ids(log, first, width)
             writer.write(log.log.events)
@@ -73,11 +73,11 @@ def _block_log(
     n_weeks: int,
     contact_rates: dict[str, float] | float,
     seed: int,
-    block: int,
-    first: int,
+    block: int | None,
     n_users: int,
 ) -> WorldLog:
-    if first == 0 and n_users == config.n_users:
+    """Block ``block``'s log (``None``: the log is one block, the world's own seeds)."""
+    if block is None:
         world_seed, log_seed = config.seed, seed
     else:
         world_seed, log_seed = (int(s) for s in np.random.SeedSequence([seed, block]).generate_state(2))

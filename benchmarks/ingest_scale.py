@@ -5,8 +5,10 @@ Each measurement runs in its own process, so each peak RSS is its own:
 
 - ``raw``: DuckDB's plain count of rows per user, day and event type (one scan, one hash
   aggregation: the floor of any ingestion), under ``--memory-limit`` with a spill directory;
-- ``pandas``: ``read_event_log`` (validation included) then ``build_panel`` (weekly periods), the
-  path every command takes today.
+- ``pandas``: ``read_event_log`` (validation included) then ``build_panel`` (weekly periods), all
+  in memory;
+- ``shards``: ``ingest_log`` (the same validation in blocks, user shards of ~4M rows built by
+  ``--workers`` processes, written as Parquet), the path for logs larger than memory.
 
 The log is a ground-truth world's (``winback data generate --block-users``), written once into
 ``OUT`` unless ``--log`` names one. Writes ``OUT/results.json`` and ``OUT/report.md``.
@@ -26,10 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-MEASURES = ("raw", "pandas")
+MEASURES = ("raw", "pandas", "shards")
 
 
-def measure(name: str, log: Path, memory_limit: str) -> dict[str, Any]:
+def measure(name: str, log: Path, memory_limit: str, workers: int) -> dict[str, Any]:
     """Run one measurement in this process: its wall time, peak RSS and what it produced."""
     started = time.perf_counter()
     if name == "raw":
@@ -50,13 +52,26 @@ def measure(name: str, log: Path, memory_limit: str) -> dict[str, Any]:
                 [str(log)],
             ).fetchone()
         produced = {"user_day_type_cells": int(cells)}
+    elif name == "shards":
+        from winback.data.shards import ingest_log
+
+        with tempfile.TemporaryDirectory() as out:
+            panel = ingest_log(log, out, workers=workers)
+            produced = {
+                "rows": panel.report.rows_read,
+                "users": panel.n_users,
+                "periods": panel.spec.n_periods,
+            }
+            produced |= {"duplicates": panel.report.duplicate_rows_dropped, "shards": panel.n_shards}
+            produced["panel_mib"] = round(sum(p.stat().st_size for p in Path(out).iterdir()) / 2**20, 1)
     else:
         from winback.data.io import read_event_log
         from winback.data.panel import build_panel
 
         events = read_event_log(log)
         panel = build_panel(events)
-        produced = {"rows": len(events.events), "users": panel.n_users, "periods": panel.spec.n_periods}
+        produced = {"rows": events.report.rows_read, "users": panel.n_users, "periods": panel.spec.n_periods}
+        produced["duplicates"] = events.report.duplicate_rows_dropped
     return {
         "measure": name,
         "seconds": round(time.perf_counter() - started, 2),
@@ -72,10 +87,14 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=200_000)
     parser.add_argument("--weeks", type=int, default=104)
     parser.add_argument("--memory-limit", default="12GB", help="DuckDB's memory_limit.")
+    parser.add_argument("--workers", type=int, default=2, help="Processes building the shards.")
+    parser.add_argument(
+        "--skip", choices=MEASURES[1:], action="append", default=[], help="Leave out a measure."
+    )
     parser.add_argument("--measure", choices=MEASURES, help=argparse.SUPPRESS)  # one child process
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.measure, args.log, args.memory_limit)))
+        print(json.dumps(measure(args.measure, args.log, args.memory_limit, args.workers)))
         return
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.log or args.out / f"world-{args.users}x{args.weeks}.parquet"
@@ -83,21 +102,27 @@ def main() -> None:
         generate = ["data", "generate", str(log), "--users", str(args.users), "--weeks", str(args.weeks)]
         subprocess.run([sys.executable, "-m", "winback.cli", *generate, "--no-progress"], check=True)
     results = []
-    for name in MEASURES:
+    for name in (name for name in MEASURES if name not in args.skip):
         child = [sys.executable, __file__, "--out", str(args.out), "--log", str(log), "--measure", name]
-        child += ["--memory-limit", args.memory_limit]
+        child += ["--memory-limit", args.memory_limit, "--workers", str(args.workers)]
         done = subprocess.run(child, check=True, capture_output=True, text=True)
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(results[-1], flush=True)
     raw = results[0]
-    body = {"log": str(log), "bytes": log.stat().st_size, "memory_limit": args.memory_limit}
+    body = {
+        "log": str(log),
+        "bytes": log.stat().st_size,
+        "memory_limit": args.memory_limit,
+        "workers": args.workers,
+    }
     body["results"] = results
     (args.out / "results.json").write_text(json.dumps(body, indent=2) + "\n")
     lines = [
         "# Ingestion: winback's path against DuckDB's raw group-by",
         "",
         f"`python benchmarks/ingest_scale.py --out {args.out}"
-        f"{f' --log {args.log}' if args.log else f' --users {args.users} --weeks {args.weeks}'}`",
+        f"{f' --log {args.log}' if args.log else f' --users {args.users} --weeks {args.weeks}'}"
+        f"{''.join(f' --skip {name}' for name in args.skip)}`",
         "",
         f"{log.name}: {log.stat().st_size / 2**20:,.0f} MiB",
         "",

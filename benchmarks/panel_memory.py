@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from winback.data.io import read_event_log
-from winback.data.panel import build_panel
+from winback.data.panel import USER_ARRAYS, build_panel
 from winback.data.schema import CANONICAL_COLUMNS
 from winback.data.synthetic import SyntheticConfig, generate_synthetic_log
 
@@ -191,20 +191,7 @@ def run_measure(args: argparse.Namespace) -> None:
     load_end = load_average()
 
     rows = len(log.events)
-    numeric = {
-        name: getattr(panel, name).nbytes
-        for name in (
-            "first_period",
-            "first_day",
-            "first_purchase_period",
-            "first_purchase_day",
-            "counts",
-            "spend",
-            "interventions",
-            "last_purchase_day",
-        )
-    }
-    user_id_bytes = panel.user_ids.nbytes
+    numeric = {name: getattr(panel, name).nbytes for name in USER_ARRAYS}    user_id_bytes = panel.user_ids.nbytes
     if panel.user_ids.dtype == object:  # pointers above, the str objects here
         user_id_bytes += sum(sys.getsizeof(u) for u in panel.user_ids)
     events_bytes = int(log.events.memory_usage(deep=True).sum())

@@ -174,3 +174,20 @@ def test_each_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["data", "--help"], capsys)
     assert code == 0
     assert "Check an event log" in out and "Summarise an event log" in out
+
+
+def test_panel_writes_shards_and_refuses_bad_input(
+    log_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from winback.data.shards import open_panel
+
+    argv = ["data", "panel", str(log_path), str(tmp_path / "panel"), "--shards", "2", "--period", "day"]
+    code, out, _ = run([*argv, "--no-progress"], capsys)
+    assert code == 0
+    assert "2 users x 3 days from 2024-01-01" in out and "1 exact duplicate rows dropped" in out
+    assert "2 out-of-order rows sorted" in out  # as `data validate` counts them
+    assert open_panel(tmp_path / "panel").load().counts.sum() == 3
+    bad = write_log(tmp_path, f"{HEADER}\nu1,2024-01-01,view,-3,,,\n", "bad.csv")
+    code, _, err = run(["data", "panel", str(bad), str(tmp_path / "bad"), "--no-progress"], capsys)
+    assert code == EXIT_BAD_INPUT
+    assert "bad.csv, row 1, column 'value': negative value" in err

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
 from winback.data.cdnow import DATASETS, load_cdnow
 from winback.data.io import file_format, read_event_log
 from winback.data.mapping import PRESETS
+from winback.data.panel import Period
 from winback.data.schema import EventLog
+from winback.data.shards import ROWS_PER_SHARD, ingest_log
+from winback.data.stream import DEFAULT_BLOCK_ROWS
 from winback.data.summary import shape_figures, summarize
 from winback.data.synthetic import WorldConfig
 from winback.data.synthetic.blocks import write_world_log
@@ -77,6 +80,70 @@ def summary(
     typer.echo(json.dumps(figures.to_dict(), indent=2) if as_json else figures.to_markdown())
 
 
+@app.command()
+def panel(
+    path: Annotated[
+        str, typer.Argument(help="Event log: a CSV or Parquet file, or a directory of Parquet files.")
+    ],
+    out: Annotated[Path, typer.Argument(help="Directory to write the panel into (panel.json and shards).")],
+    mapping: MappingOption = None,
+    purchase_event: PurchaseEventOption = "purchase",
+    event_types: EventTypesOption = None,
+    delimiter: DelimiterOption = ",",
+    period: Annotated[str, typer.Option(help="Period of the panel: week or day.")] = "week",
+    origin: Annotated[
+        str | None, typer.Option(help="First day of period 0 (default: the log's first day).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Day after the last period (default: after the last event).")
+    ] = None,
+    shards: Annotated[
+        int | None, typer.Option(help=f"User shards (default: one per {ROWS_PER_SHARD:,} rows of the log).")
+    ] = None,
+    block_rows: Annotated[int, typer.Option(help="Rows read and validated at a time.")] = DEFAULT_BLOCK_ROWS,
+    workers: Annotated[int, typer.Option(help="Processes building the shards.")] = 1,
+    temp_dir: Annotated[
+        Path | None, typer.Option(help="Where the rows are partitioned (default: the system's).")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Validate a log of any size and write its per-user period panel as user shards (memory follows a
+    block of rows and a shard, not the log)."""
+    built = ingest_log(
+        path,
+        out,
+        mapping=mapping,
+        purchase_event=purchase_event,
+        event_types=_event_types(event_types),
+        delimiter=_delimiter(delimiter),
+        period=cast(Period, period),
+        origin=origin,
+        end=end,
+        shards=shards,
+        block_rows=block_rows,
+        temp_directory=temp_dir,
+        workers=workers,
+        progress=progress,
+    )
+    report = built.report
+    spec = built.spec
+    notes = "".join(f". Note: {note}" for note in (*report.notes, *built.notes))
+    typer.echo(
+        f"wrote {built.n_users:,} users x {spec.n_periods} {spec.period}s from {spec.origin} in "
+        f"{built.n_shards} shard(s) -> {out}; {report.rows_read:,} rows read, "
+        f"{report.duplicate_rows_dropped:,} exact duplicate rows dropped, "
+        f"{report.out_of_order_rows:,} out-of-order rows sorted{notes}."
+    )
+
+
+def _event_types(event_types: str | None) -> list[str] | None:
+    return None if event_types is None else [name.strip() for name in event_types.split(",")]
+
+
+def _delimiter(delimiter: str) -> str:
+    return {"tab": "\t", "\\t": "\t"}.get(delimiter, delimiter)
+
+
 def _load(
     path: str, mapping: str | None, purchase_event: str, event_types: str | None, delimiter: str
 ) -> EventLog:
@@ -92,8 +159,8 @@ def _load(
         path,
         mapping=mapping,
         purchase_event=purchase_event,
-        event_types=None if event_types is None else [name.strip() for name in event_types.split(",")],
-        delimiter={"tab": "\t", "\\t": "\t"}.get(delimiter, delimiter),
+        event_types=_event_types(event_types),
+        delimiter=_delimiter(delimiter),
     )
 
 

@@ -106,16 +106,20 @@ def read_event_log(
         rows = _transaction_rows(raw, column_mapping, purchase_event, declared, counts)
     else:
         rows = _event_rows(raw, column_mapping, purchase_event, declared, counts)
+    tally = SourceTally(path=raw.path, user_column=raw.sources["user_id"], purchase_event=purchase_event)
+    tally.add(raw, counts, rows.purchases)
     blocks = [rows]
     rows_read = raw.rows_read
-    notes = raw.notes
+    notes = tally.notes()
     if column_mapping.contacts is not None:
         contacts = _read_table(
             column_mapping.contacts.path, column_mapping.contacts, column_mapping.contacts.delimiter
         )
         rows_read += contacts.rows_read
         blocks.append(_contact_rows(contacts, column_mapping.contacts, rows.columns["user_id"], counts))
-        notes += [f"contacts file {contacts.path}: {note}" for note in contacts.notes]
+        contacts_tally = SourceTally(contacts.path, contacts.sources["user_id"], purchase_event)
+        contacts_tally.add(contacts, {}, None)
+        notes += [f"contacts file {contacts.path}: {note}" for note in contacts_tally.notes()]
     events, n_duplicates, out_of_order = _assemble(blocks)
     report = LoadReport(
         source=str(raw.path),
@@ -196,6 +200,10 @@ class _RawColumns:
     """1-based data-row number of each row; ``None`` when no row was skipped (row i is row i + 1)."""
     rows_read: int
     notes: list[str] = field(default_factory=list)
+    row_offset: int = 0
+    """Data rows of the file before these (a file read in blocks): row i here is row_offset + i + 1."""
+    blank_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Row numbers of the blank rows skipped."""
 
     @property
     def n_rows(self) -> int:
@@ -204,7 +212,7 @@ class _RawColumns:
     def keep(self, mask: np.ndarray) -> None:
         """Keep only the rows where ``mask`` holds; row numbers follow them."""
         kept = np.flatnonzero(mask)
-        self.row_numbers = kept + 1 if self.row_numbers is None else self.row_numbers[kept]
+        self.row_numbers = kept + 1 + self.row_offset if self.row_numbers is None else self.row_numbers[kept]
         selection = pa.array(mask)
         self.arrays = {canonical: array.filter(selection) for canonical, array in self.arrays.items()}
 
@@ -225,7 +233,7 @@ class _RawColumns:
         if not len(bad):
             return
         first_bad = bad[: DataError.max_rows_shown]
-        rows = first_bad + 1 if self.row_numbers is None else self.row_numbers[first_bad]
+        rows = first_bad + 1 + self.row_offset if self.row_numbers is None else self.row_numbers[first_bad]
         if shown is not None:
             value = shown[bad[0]]
             value = value.as_py() if isinstance(value, pa.Scalar) else value
@@ -292,7 +300,28 @@ def _read_table(path: Path, layout: _Layout, delimiter: str) -> _RawColumns:
 # --- CSV ---------------------------------------------------------------------------------------------
 
 
-def _read_csv(path: Path, mapping: _Layout, delimiter: str) -> _RawColumns:
+@dataclass(frozen=True)
+class _CsvLayout:
+    """How to parse one CSV file: pyarrow's options and where each wanted field is."""
+
+    read_options: pa_csv.ReadOptions
+    parse_options: pa_csv.ParseOptions
+    convert_options: pa_csv.ConvertOptions
+    names: list[str]
+    """Column names, from the header or the mapping."""
+    internal: list[str]
+    """The names pyarrow reads the columns under (``c0``, ``c1``, ...)."""
+    wanted: dict[str, str]
+    """Canonical field -> internal name."""
+    sources: dict[str, str]
+    """Canonical field -> source column name."""
+
+    def raise_error(self, err: Exception, path: Path) -> NoReturn:
+        _raise_csv_error(err, path, self.internal, self.names, self.read_options, self.parse_options)
+
+
+def _csv_layout(path: Path, mapping: _Layout, delimiter: str, block_size: int | None = None) -> _CsvLayout:
+    """Check the header against the mapping and set up the parse (``block_size`` bytes per block)."""
     if len(delimiter) != 1 or delimiter in '"\r\n':
         raise DataError(
             f"invalid delimiter {delimiter!r}", path=path, expected="a single character like ',' or ';'"
@@ -309,20 +338,52 @@ def _read_csv(path: Path, mapping: _Layout, delimiter: str) -> _RawColumns:
     internal = [f"c{i}" for i in range(len(names))]
     wanted = {canonical: internal[i] for canonical, i in positions.items()}
     read_options = pa_csv.ReadOptions(column_names=internal, skip_rows=1 if mapping.header is None else 0)
-    convert_options = pa_csv.ConvertOptions(
-        column_types={name: pa.string() for name in wanted.values()},
-        include_columns=list(wanted.values()),
-        strings_can_be_null=False,
-        quoted_strings_can_be_null=False,
+    if block_size is not None:
+        read_options.block_size = block_size
+    return _CsvLayout(
+        read_options=read_options,
+        parse_options=pa_csv.ParseOptions(
+            delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=False
+        ),
+        convert_options=pa_csv.ConvertOptions(
+            column_types={name: pa.string() for name in wanted.values()},
+            include_columns=list(wanted.values()),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+        names=names,
+        internal=internal,
+        wanted=wanted,
+        sources={canonical: names[i] for canonical, i in positions.items()},
     )
-    parse_options = pa_csv.ParseOptions(
-        delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=False
-    )
+
+
+def _read_csv(path: Path, mapping: _Layout, delimiter: str) -> _RawColumns:
+    layout = _csv_layout(path, mapping, delimiter)
     try:
-        table = pa_csv.read_csv(str(path), read_options, parse_options, convert_options)
+        table = pa_csv.read_csv(str(path), layout.read_options, layout.parse_options, layout.convert_options)
     except (pa.ArrowException, OSError, EOFError) as err:
-        _raise_csv_error(err, path, internal, names, read_options, parse_options)
-    arrays = {canonical: table.column(name) for canonical, name in wanted.items()}
+        layout.raise_error(err, path)
+    raw = _csv_columns(table, path, layout.wanted, layout.sources, 0)
+    if raw.n_rows == 0:
+        raise DataError(
+            "the file has no data rows" + (" after its header" if mapping.header is None else ""),
+            path=path,
+            expected="at least one event row",
+        )
+    return raw
+
+
+def _csv_columns(
+    table: pa.Table | pa.RecordBatch,
+    path: Path,
+    wanted: dict[str, str],
+    sources: dict[str, str],
+    row_offset: int,
+) -> _RawColumns:
+    """The wanted text columns of parsed CSV rows, blank rows (every wanted field empty) skipped and
+    recorded."""
+    arrays = {canonical: _chunked(table.column(name)) for canonical, name in wanted.items()}
     blank = _to_numpy(pc.equal(arrays["user_id"], ""))
     for array in arrays.values():
         if not blank.any():
@@ -331,23 +392,19 @@ def _read_csv(path: Path, mapping: _Layout, delimiter: str) -> _RawColumns:
     raw = _RawColumns(
         path=path,
         arrays=arrays,
-        sources={canonical: names[i] for canonical, i in positions.items()},
+        sources=sources,
         row_numbers=None,
         rows_read=table.num_rows,
+        row_offset=row_offset,
     )
     if blank.any():
-        shown = ", ".join(str(r) for r in (np.flatnonzero(blank)[:5] + 1))
-        raw.notes.append(
-            f"{int(blank.sum())} blank rows skipped (rows {shown}{', ...' if blank.sum() > 5 else ''})"
-        )
+        raw.blank_rows = np.flatnonzero(blank) + 1 + row_offset
         raw.keep(~blank)
-    if raw.n_rows == 0:
-        raise DataError(
-            "the file has no data rows" + (" after its header" if mapping.header is None else ""),
-            path=path,
-            expected="at least one event row",
-        )
     return raw
+
+
+def _chunked(array: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
+    return array if isinstance(array, pa.ChunkedArray) else pa.chunked_array([array])
 
 
 def _first_line(path: Path, *, has_header: bool) -> str:
@@ -521,6 +578,57 @@ class _Rows:
     columns: dict[str, pa.ChunkedArray | np.ndarray]
     distinct: bool
     """No row is a duplicate of another (order lines are all sales): skip duplicate removal."""
+    purchases: int | None = None
+    """Rows of the purchase event (event logs), for the note on a log without any."""
+    late: np.ndarray | None = None
+    """Whether each row's ``(user_id, timestamp)`` is below the largest before it in its whole file
+    (rows of a file read in blocks); ``None``: :func:`_assemble` compares the rows given."""
+
+
+@dataclass
+class SourceTally:
+    """Figures of a source file summed over the blocks it is read in, and the notes stating them."""
+
+    path: Path
+    user_column: str
+    purchase_event: str
+    rows_read: int = 0
+    blank_rows: int = 0
+    first_blank_rows: list[int] = field(default_factory=list)
+    rows_without_user: int = 0
+    purchases: int | None = None
+    other_notes: list[str] = field(default_factory=list)
+
+    def add(self, raw: _RawColumns, counts: dict[str, int | float], purchases: int | None) -> None:
+        """Count one block's rows (``raw`` after conversion, ``counts`` its figures)."""
+        self.rows_read += raw.rows_read
+        self.blank_rows += len(raw.blank_rows)
+        self.first_blank_rows += raw.blank_rows[: 5 - len(self.first_blank_rows)].tolist()
+        self.rows_without_user += int(counts.get("rows_without_user", 0))
+        if purchases is not None:
+            self.purchases = (self.purchases or 0) + purchases
+        self.other_notes += [note for note in raw.notes if note not in self.other_notes]
+
+    def notes(self) -> list[str]:
+        """The file's notes; a file of which no row has a user id is an error."""
+        notes = []
+        if self.blank_rows:
+            shown = ", ".join(map(str, self.first_blank_rows)) + (", ..." if self.blank_rows > 5 else "")
+            notes.append(f"{self.blank_rows} blank rows skipped (rows {shown})")
+        if self.rows_without_user:
+            if self.rows_without_user == self.rows_read - self.blank_rows:
+                raise DataError(
+                    "no row has a user id", path=self.path, column=self.user_column, expected="user ids"
+                )
+            notes.append(
+                f"{self.rows_without_user} rows without a user id ('{self.user_column}' empty) left out"
+            )
+        notes += self.other_notes
+        if self.purchases == 0:
+            notes.append(
+                f"no '{self.purchase_event}' rows: check the purchase event name or the mapping's renames"
+            )
+        return notes
 
 
 def _event_rows(
@@ -550,16 +658,13 @@ def _event_rows(
     if mapping.value_only_on_purchase and has_value:
         value = np.where(is_purchase, value, 0.0)
         raw.notes.append(f"'value' read from '{raw.sources['value']}' on '{purchase_event}' rows only")
-    if not is_purchase.any():
-        raw.notes.append(
-            f"no '{purchase_event}' rows: check the purchase event name or the mapping's renames"
-        )
+    purchases = int(np.count_nonzero(is_purchase))
     del is_purchase
     arm = _text(raw, "arm")
     raw.release("arm")
     columns = {"user_id": user_id, "timestamp": timestamp, "event_type": event_type, "value": value}
     columns |= {"quantity": quantity, "intervention": intervention, "arm": arm}
-    return _Rows(columns=columns, distinct=False)
+    return _Rows(columns=columns, distinct=False, purchases=purchases)
 
 
 def _user_ids(raw: _RawColumns, skip_missing: bool | None, counts: dict[str, int | float]) -> pa.ChunkedArray:
@@ -578,10 +683,6 @@ def _user_ids(raw: _RawColumns, skip_missing: bool | None, counts: dict[str, int
     counts["rows_without_user"] = n_empty
     if not n_empty:
         return user_id
-    column = raw.sources["user_id"]
-    if n_empty == raw.n_rows:
-        raise DataError("no row has a user id", path=raw.path, column=column, expected="user ids")
-    raw.notes.append(f"{n_empty} rows without a user id ('{column}' empty) left out")
     raw.keep(~empty)
     return user_id.filter(pa.array(~empty))
 
@@ -843,7 +944,8 @@ def _pop(blocks: list[_Rows], name: str) -> pa.ChunkedArray | np.ndarray:
 
 def _assemble(blocks: list[_Rows]) -> tuple[pd.DataFrame, int, int]:
     """The canonical frame of the blocks' rows sorted by ``(user_id, timestamp)``; duplicates dropped
-    (except within distinct blocks) and counted, out-of-order rows counted within each block."""
+    (except within distinct blocks) and counted, out-of-order rows counted within each block (or, for
+    a block with ``late`` flags, its late rows that are not duplicates)."""
     sizes = [len(block.columns["timestamp"]) for block in blocks]
     users, user_rank = _sorted_codes(_pop(blocks, "user_id"))
     timestamp = _pop(blocks, "timestamp")
@@ -860,15 +962,18 @@ def _assemble(blocks: list[_Rows]) -> tuple[pd.DataFrame, int, int]:
     if any(block.distinct for block in blocks):
         duplicate &= np.repeat([not block.distinct for block in blocks], sizes)
     n_duplicates = int(duplicate.sum())
+    out_of_order = 0
+    for block, end, size in zip(blocks, np.cumsum(sizes), sizes, strict=True):
+        unique = ~duplicate[end - size : end]
+        if block.late is not None:
+            out_of_order += int(np.count_nonzero(block.late[unique]))
+        elif order is not None:
+            kept_key = key[end - size : end][unique]
+            out_of_order += int(np.count_nonzero(kept_key[1:] < np.maximum.accumulate(kept_key)[:-1]))
+            del kept_key
     if order is None:
-        out_of_order = 0
         kept: np.ndarray | slice = np.flatnonzero(~duplicate) if n_duplicates else slice(None)
     else:
-        out_of_order = 0
-        for end, size in zip(np.cumsum(sizes), sizes, strict=True):
-            kept_key = key[end - size : end][~duplicate[end - size : end]]
-            out_of_order += int(np.count_nonzero(kept_key[1:] < np.maximum.accumulate(kept_key)[:-1]))
-        del kept_key
         kept = order[~duplicate[order]]
     del key, order, duplicate
 

@@ -27,6 +27,17 @@ from winback.errors import DataError
 
 Period = Literal["week", "day"]
 PERIOD_DAYS: dict[str, int] = {"week": 7, "day": 1}
+USER_ARRAYS: tuple[str, ...] = (
+    "first_period",
+    "first_day",
+    "first_purchase_period",
+    "first_purchase_day",
+    "counts",
+    "spend",
+    "interventions",
+    "last_purchase_day",
+)
+"""The :class:`PeriodPanel` arrays with one row per user, besides ``user_ids``."""
 
 
 @dataclass(frozen=True)
@@ -136,19 +147,8 @@ class PeriodPanel:
 
     def select(self, users: np.ndarray) -> PeriodPanel:
         """A panel of a subset of users, by boolean mask or index array."""
-        return PeriodPanel(
-            spec=self.spec,
-            user_ids=self.user_ids[users],
-            first_period=self.first_period[users],
-            first_day=self.first_day[users],
-            first_purchase_period=self.first_purchase_period[users],
-            first_purchase_day=self.first_purchase_day[users],
-            counts=self.counts[users],
-            spend=self.spend[users],
-            interventions=self.interventions[users],
-            last_purchase_day=self.last_purchase_day[users],
-            notes=self.notes,
-        )
+        selected = {name: getattr(self, name)[users] for name in USER_ARRAYS}
+        return PeriodPanel(spec=self.spec, user_ids=self.user_ids[users], notes=self.notes, **selected)
 
     def truncate(self, end: int) -> PeriodPanel:
         """The first ``end`` periods, users born later dropped (e.g. to validate inside calibration)."""

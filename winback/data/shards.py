@@ -1,11 +1,11 @@
 """Per-user period panels of logs larger than memory: built a shard of users at a time, stored as
 Parquet shards, read back one shard at a time.
 
-:func:`ingest_log` streams a log's validated blocks (:mod:`winback.data.stream`: the checks and
-messages of :func:`~winback.data.io.read_event_log`) into DuckDB, which hash-partitions the
-canonical rows by user into spill files under an explicit memory limit and spill directory. Each
-partition holds every row of its users, so it becomes its shard's :class:`PeriodPanel` with the code
-an in-memory log goes through (exact duplicates dropped keeping the first in file order, then
+:func:`ingest_log` reads a log in validated blocks (:mod:`winback.data.stream`: the checks and
+messages of :func:`~winback.data.io.read_event_log`) and partitions their canonical rows by a hash
+of the user id (DuckDB's) into one LZ4 Arrow spill file per shard, on disk. Each partition holds
+every row of its users, so it becomes its shard's :class:`PeriodPanel` with the code an in-memory
+log goes through (exact duplicates dropped keeping the first in file order, then
 :func:`~winback.data.panel.build_panel` on the log's common window): the shards together are the
 panel of the whole log, exactly (tested). Peak memory follows the block and the largest shard, not
 the log.
@@ -116,7 +116,6 @@ def ingest_log(
     end: str | dt.date | None = None,
     shards: int | None = None,
     block_rows: int = DEFAULT_BLOCK_ROWS,
-    memory_limit: str = "4GB",
     temp_directory: str | Path | None = None,
     workers: int = 1,
     progress: bool = False,
@@ -125,9 +124,9 @@ def ingest_log(
 
     Reading and window arguments are :func:`read_event_log`'s and :func:`build_panel`'s. ``shards``
     defaults to one per :data:`ROWS_PER_SHARD` rows of the log (counted from a Parquet file's
-    metadata, estimated from a CSV file's size). DuckDB partitions the rows under ``memory_limit``,
-    spilling to ``temp_directory`` (default: a temporary directory); ``workers`` processes build the
-    shards' panels.
+    metadata, estimated from a CSV file's size). The rows are partitioned on disk in
+    ``temp_directory`` (default: the system's temporary directory); ``workers`` processes build
+    the shards' panels.
     """
     if period not in PERIOD_DAYS:
         raise DataError(f"unknown period '{period}'", expected=f"one of {sorted(PERIOD_DAYS)}")

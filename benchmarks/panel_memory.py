@@ -191,7 +191,8 @@ def run_measure(args: argparse.Namespace) -> None:
     load_end = load_average()
 
     rows = len(log.events)
-    numeric = {name: getattr(panel, name).nbytes for name in USER_ARRAYS}    user_id_bytes = panel.user_ids.nbytes
+    numeric = {name: getattr(panel, name).nbytes for name in USER_ARRAYS}
+    user_id_bytes = panel.user_ids.nbytes
     if panel.user_ids.dtype == object:  # pointers above, the str objects here
         user_id_bytes += sum(sys.getsizeof(u) for u in panel.user_ids)
     events_bytes = int(log.events.memory_usage(deep=True).sum())

@@ -459,3 +459,21 @@ def test_the_default_world_rewards_targeting_and_punishes_contacting_everyone_ev
     assert value(targeted) > 1.08 * baseline
     for kind in (PUSH, COUPON, CARE):
         assert value(lambda state, kind=kind: np.full(state.n_users, kind)) < baseline, INTERVENTIONS[kind]
+
+
+def test_favourites_are_a_fourth_event_type_that_changes_nothing_else() -> None:
+    """Taobao's four behaviours: ``fav`` events drawn from their own slot, so every other count of
+    every user-week is the log's without them."""
+    plain = GroundTruthWorld(SMALL)
+    with_favs = GroundTruthWorld(dataclasses.replace(SMALL, fav_per_view=0.05))
+    logs = [world.write_log(world.start(), 12, 0.1, seed=4).log for world in (plain, with_favs)]
+    assert set(logs[0].event_types) == set(EVENT_TYPES)
+    assert set(logs[1].event_types) == {*EVENT_TYPES, "fav"}
+    panels = [build_panel(log) for log in logs]
+    types = panels[1].spec.event_types
+    others = [types.index(name) for name in panels[0].spec.event_types]
+    assert np.array_equal(panels[0].counts, panels[1].counts[:, :, others])
+    assert np.array_equal(panels[0].interventions, panels[1].interventions)
+    favs = panels[1].counts[:, :, types.index("fav")].sum()
+    views = panels[1].counts[:, :, types.index("view")].sum()
+    assert abs(favs - 0.05 * views) < 4 * np.sqrt(views * 0.05 * 0.95)

@@ -174,6 +174,9 @@ def generate(
     ] = 0.1,
     season: Annotated[float, typer.Option(help="Amplitude of the yearly season (0: none).")] = 0.4,
     contact_strength: Annotated[float, typer.Option(help="Scale of every contact's effect (0: none).")] = 1.0,
+    fav_per_view: Annotated[
+        float, typer.Option(help="Probability that a view also saves a favourite: a fourth event type, fav.")
+    ] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of the world and of the logging policy.")] = 0,
     block_users: Annotated[
         int, typer.Option(help="Users simulated and written at a time (memory holds one block).")
@@ -181,13 +184,14 @@ def generate(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Write the event log of a ground-truth world (winback.data.synthetic.GroundTruthWorld): view, cart
-    and purchase events and randomized contacts, a shop's log with known dynamics to try winback on."""
+    (fav) and purchase events and randomized contacts, a shop's log with known dynamics to try winback on."""
     file_format(out)
     config = WorldConfig(
         n_users=users,
         birth_weeks=weeks,
         season_amplitude=season,
         contact_strength=contact_strength,
+        fav_per_view=fav_per_view,
         seed=seed,
     )
     log = write_world_log(out, config, weeks, contact_rate, seed, block_users=block_users, progress=progress)

@@ -248,6 +248,18 @@ class WeeklyCounts:
     purchases: np.ndarray
     contact: np.ndarray
     """(n, P) int8 index into :data:`CONTACTS`, -1 for no contact."""
+    favs: np.ndarray | None = None
+    """Favourites saved, written as ``fav`` events; ``None``: a log of :data:`EVENT_TYPES` only."""
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        """The log's event types in funnel order, the purchase last."""
+        return EVENT_TYPES if self.favs is None else (*EVENT_TYPES[:-1], "fav", EVENT_TYPES[-1])
+
+    def per_type(self) -> tuple[np.ndarray, ...]:
+        """The (n, P) counts of each of :attr:`event_types`, in order."""
+        middle = () if self.favs is None else (self.favs,)
+        return (self.views, self.carts, *middle, self.purchases)
 
 
 @dataclass(frozen=True)
@@ -356,7 +368,7 @@ def events_from_counts(
     n_periods = counts.contact.shape[1]
     contact = counts.contact.ravel()
     cells = [np.flatnonzero(contact >= 0)]
-    for weekly in (counts.views, counts.carts, counts.purchases):
+    for weekly in counts.per_type():
         flat = weekly.ravel()
         nonzero = np.flatnonzero(flat)
         cells.append(np.repeat(nonzero, flat[nonzero]))
@@ -384,7 +396,7 @@ def events_from_counts(
         {  # the canonical column order
             "user_id": _strings(user_ids, cell // n_periods),
             "timestamp": origin + seconds.astype("timedelta64[s]").astype("timedelta64[ns]"),
-            "event_type": _strings(np.array(["", *EVENT_TYPES]), type_code),
+            "event_type": _strings(np.array(["", *counts.event_types]), type_code),
             "value": value[order],
             "quantity": quantity[order],
             "intervention": pd.Categorical.from_codes(

@@ -41,7 +41,8 @@ coupon weeks left ``c``. **A week** ``t`` of every user, in this order (``s = co
    ``exp(mu + spend_log_sigma * z)``, ``z ~ Normal(0, 1)``, and quantity 1.
 7. *Browsing.* ``views ~ Poisson(views_per_purchase * R * [active or birth week] + browse_views)``
    for present users (a dormant user still browses a little); ``carts ~ Binomial(views,
-   cart_per_view)`` plus one per purchase.
+   cart_per_view)`` plus one per purchase; ``favs ~ Binomial(views, fav_per_view)``, written as a
+   fourth event type ``fav`` (Taobao's four behaviours) only when ``fav_per_view > 0``.
 8. *Economics.* ``margin * spend - coupon_discount * spend * [coupon valid] - contact_cost[a]``:
    the discount is paid on every purchase while valid, also on those that would have happened
    anyway.
@@ -71,7 +72,7 @@ import pandas as pd
 from scipy.special import ndtri
 
 from winback.data.schema import CONTACTS, INTERVENTIONS, EventLog, LoadReport
-from winback.data.synthetic.logs import EVENT_TYPES, WeeklyCounts, events_from_counts
+from winback.data.synthetic.logs import WeeklyCounts, events_from_counts
 from winback.errors import ConfigError
 from winback.streams import RandomStreams, user_keys
 
@@ -80,7 +81,8 @@ MAX_PURCHASES = 8
 cap binds with probability below 1e-12)."""
 _BUY, _EXTRA, _VIEWS, _CARTS, _REVIVE, _OPT_OUT, _DROPOUT, _SPEND = range(8)
 """Slot of each use of randomness in a user-week; the spend of purchase ``j`` uses ``_SPEND + j``."""
-_N_SLOTS = _SPEND + MAX_PURCHASES
+_FAVS = _SPEND + MAX_PURCHASES
+_N_SLOTS = _FAVS + 1
 _PUSH, _COUPON, _CARE = (INTERVENTIONS.index(kind) for kind in ("push_new_items", "coupon", "care_message"))
 _DAYS_PER_YEAR = 365.25
 
@@ -104,6 +106,7 @@ _RANGES: dict[str, tuple[float, bool, float, bool, str]] = {
     "views_per_purchase": (0.0, True, 100.0, True, "[0, 100]"),
     "browse_views": (0.0, True, 10.0, True, "[0, 10]"),
     "cart_per_view": _BELOW_ONE,
+    "fav_per_view": _BELOW_ONE,
     "season_amplitude": _BELOW_ONE,
     "contact_strength": (0.0, True, 10.0, True, "[0, 10]"),
     "push_boost": _NON_NEGATIVE,
@@ -194,6 +197,9 @@ class WorldConfig:
     """Expected views a week of every present user, dormant ones included, in [0, 10]."""
     cart_per_view: float = 0.1
     """Probability that a view adds to cart, in [0, 1)."""
+    fav_per_view: float = 0.0
+    """Probability that a view also saves the item as a favourite, in [0, 1); 0 (the default) writes no
+    ``fav`` events and no ``fav`` event type."""
     season_amplitude: float = 0.4
     """Relative amplitude of the yearly season of the rate, in [0, 1); 0 turns it off. An assumption:
     the peak week sells 2.3 times the trough week."""
@@ -340,6 +346,8 @@ class WorldStep:
     """(n,) int64."""
     carts: np.ndarray
     """(n,) int64."""
+    favs: np.ndarray
+    """(n,) int64 (zeros when ``fav_per_view`` is 0)."""
     purchases: np.ndarray
     """(n,) int64."""
     spend: np.ndarray
@@ -488,7 +496,12 @@ class GroundTruthWorld:
             raise ValueError(f"n_weeks must be an integer >= 1, got {n_weeks!r}")
         rng = np.random.default_rng(seed)
         n, first = self.n_users, state.period
-        weekly = {name: np.zeros((n, n_weeks), dtype=np.int64) for name in ("views", "carts", "purchases")}
+        kinds = (
+            ("views", "carts", "favs", "purchases")
+            if self.config.fav_per_view
+            else ("views", "carts", "purchases")
+        )
+        weekly = {name: np.zeros((n, n_weeks), dtype=np.int64) for name in kinds}
         contact = np.full((n, n_weeks), -1, dtype=np.int8)
         contactable = np.zeros((n, n_weeks), dtype=bool)
         spend_cell, spend_value = [], []  # spend of every purchase and its user-week cell
@@ -509,6 +522,8 @@ class GroundTruthWorld:
             base_sum += float(p_none.sum())
             step, purchase_spend = self._play(state, actions)
             weekly["views"][:, w], weekly["carts"][:, w] = step.views, step.carts
+            if "favs" in weekly:
+                weekly["favs"][:, w] = step.favs
             weekly["purchases"][:, w], contact[:, w] = step.purchases, step.delivered - 1
             bought = np.arange(MAX_PURCHASES) < step.purchases[:, None]
             spend_cell.append(np.nonzero(bought)[0] * n_weeks + w)
@@ -527,7 +542,7 @@ class GroundTruthWorld:
             ),
         )
         log = EventLog(
-            events=events, report=report, purchase_event="purchase", declared_event_types=EVENT_TYPES
+            events=events, report=report, purchase_event="purchase", declared_event_types=counts.event_types
         )
         return WorldLog(
             log=log,
@@ -593,11 +608,12 @@ class GroundTruthWorld:
         )
         views = poisson_from_uniform(u[:, _VIEWS], view_mean)
         carts = binomial_from_uniform(u[:, _CARTS], views, config.cart_per_view) + purchases
+        favs = binomial_from_uniform(u[:, _FAVS], views, config.fav_per_view)
         bought = np.arange(MAX_PURCHASES) < purchases[:, None]
         purchase_spend = np.zeros((self.n_users, MAX_PURCHASES))
         purchase_spend[bought] = np.exp(
             np.broadcast_to(self._spend_level[:, None], bought.shape)[bought]
-            + config.spend_log_sigma * ndtri(u[:, _SPEND:][bought])
+            + config.spend_log_sigma * ndtri(u[:, _SPEND:_FAVS][bought])
         )
         spend = purchase_spend.sum(axis=1)
         valid = week.coupon_left > 0
@@ -618,6 +634,7 @@ class GroundTruthWorld:
             present=present,
             views=views,
             carts=carts,
+            favs=favs,
             purchases=purchases,
             spend=spend,
             delivered=delivered,

@@ -15,7 +15,8 @@ from rich.table import Table
 
 from winback.cli.data import MappingOption
 from winback.data.panel import Period
-from winback.data.sources import PanelSplit, load_panel_split
+from winback.data.shards import is_sharded_panel, open_panel
+from winback.data.sources import PanelSplit, load_panel_split, sharded_calibration_end
 from winback.decay_model.artifact import load_model, save_model
 from winback.decay_model.base import DecayModel
 from winback.decay_model.evaluate import evaluate_models
@@ -29,7 +30,11 @@ console = Console()
 
 DataOption = Annotated[
     str,
-    typer.Option("--data", help="Built-in dataset (cdnow, cdnow-sample) or an event-log file (CSV/Parquet)."),
+    typer.Option(
+        "--data",
+        help="Built-in dataset (cdnow, cdnow-sample), an event-log file (CSV/Parquet), or for `fit` a panel "
+        "in shards (a directory written by `winback data panel`).",
+    ),
 ]
 CalibrationOption = Annotated[
     str | None,
@@ -103,16 +108,48 @@ def fit(
     """Fit one decay model on the calibration periods and save it as an artifact."""
     if threads:
         torch.set_num_threads(threads)
-    split = load_panel_split(data, mapping=mapping, period=period, calibration_end=calibration_end)
     checkpoint = out / "checkpoint"
     if not resume and checkpoint.exists():
         shutil.rmtree(checkpoint)
+    if is_sharded_panel(data):
+        _fit_shards(data, out, model, calibration_end, period, seed, hidden_size, max_epochs, checkpoint)
+        return
+    split = load_panel_split(data, mapping=mapping, period=period, calibration_end=calibration_end)
     fitted, seconds = _fit(
         _new_model(model, hidden_size, max_epochs), split, seed=seed, checkpoint_dir=checkpoint
     )
     save_model(fitted, out)
     console.print(
         f"fitted {model} on {split.source} ({split.panel.n_users:,} users) in {seconds:.1f}s -> {out}"
+    )
+
+
+def _fit_shards(
+    data: str,
+    out: Path,
+    model: str,
+    calibration_end: str | None,
+    period: Period,
+    seed: int,
+    hidden_size: int | None,
+    max_epochs: int | None,
+    checkpoint: Path,
+) -> None:
+    """``decay fit`` on a panel stored in shards (``winback data panel``): the LSTM, a shard at a time."""
+    if model != LSTMDecayModel.name:
+        raise ConfigError(
+            f"a panel in shards is fitted by the lstm model only, not '{model}' (pass --model lstm)"
+        )
+    panel = open_panel(data)
+    until = sharded_calibration_end(panel, calibration_end, period)
+    started = time.perf_counter()
+    fitted = _new_model(model, hidden_size, max_epochs)
+    assert isinstance(fitted, LSTMDecayModel)
+    fitted.fit_shards(panel, until=until, seed=seed, progress=True, checkpoint_dir=checkpoint)
+    save_model(fitted, out)
+    console.print(
+        f"fitted {model} on {data} ({panel.n_users:,} users in {panel.n_shards} shards) in "
+        f"{time.perf_counter() - started:.1f}s -> {out}"
     )
 
 

@@ -89,6 +89,14 @@ class ShardedPanel:
             self.path / self.shard_files[index], self.spec, self.shard_users[index], self.notes
         )
 
+    def shard_column(self, index: int, name: str) -> np.ndarray:
+        """One per-user array of shard ``index`` (``first_period``, ...), read alone."""
+        path = self.path / self.shard_files[index]
+        try:
+            return pq.read_table(path, columns=[name])[name].to_numpy()
+        except (pa.ArrowException, OSError) as err:
+            raise DataError(f"cannot read the panel shard ({err})", path=path) from err
+
     def __iter__(self) -> Iterator[PeriodPanel]:
         return (self.shard(index) for index in range(self.n_shards))
 
@@ -177,6 +185,11 @@ def ingest_log(
     )
     _write_manifest(panel)
     return panel
+
+
+def is_sharded_panel(path: str | Path) -> bool:
+    """Whether ``path`` is a directory written by :func:`ingest_log`."""
+    return (Path(path) / MANIFEST).is_file()
 
 
 def open_panel(path: str | Path) -> ShardedPanel:

@@ -18,6 +18,7 @@ from winback.data import cdnow
 from winback.data.io import read_event_log
 from winback.data.panel import PERIOD_DAYS, Period, PeriodPanel, build_panel
 from winback.data.schema import EventLog
+from winback.data.shards import ShardedPanel
 from winback.errors import ConfigError, DataError
 
 MIN_CALIBRATION_PERIODS = 2
@@ -154,6 +155,27 @@ def load_panel_split(
         )
     panel = build_panel(log, period=period, origin=_origin_on_grid(log, split_date, period))
     return PanelSplit(panel=panel, calibration_end=panel.spec.period_of(split_date), source=str(data))
+
+
+def sharded_calibration_end(panel: ShardedPanel, calibration_end: str | None, period: Period) -> int:
+    """The first holdout period of a panel stored in shards (``calibration_end`` as in
+    :func:`load_panel_split`, on the panel's period grid; default: the middle period)."""
+    spec = panel.spec
+    if period != spec.period:
+        raise ConfigError(
+            f"the panel in {panel.path} has {spec.period} periods, not {period}s "
+            f"(pass --period {spec.period})"
+        )
+    end = spec.n_periods // 2 if calibration_end is None else spec.period_of(_parse_date(calibration_end))
+    if not MIN_CALIBRATION_PERIODS <= end <= spec.n_periods:
+        raise DataError(
+            f"the calibration end {spec.period_start(end)} leaves {_span(max(end, 0), spec.period)} of "
+            f"calibration in a panel of {_span(spec.n_periods, spec.period)} from {spec.origin}",
+            path=panel.path,
+            expected=f"a date from {spec.period_start(MIN_CALIBRATION_PERIODS)} to "
+            f"{spec.period_start(spec.n_periods)}",
+        )
+    return end
 
 
 def _parse_date(text: str) -> dt.date:

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import betainc, betaln, digamma, gammaln, hyp2f1
 
-from winback.data.panel import PanelSpec, PeriodPanel
+from winback.data.panel import PanelSpec, PeriodPanel, RFMSummary
 from winback.decay_model.base import (
     DecayModel,
     DecayState,
@@ -89,6 +89,16 @@ def log_likelihood_and_gradient(
     return float((common + mixed).sum()), gradient
 
 
+def require_repeat_buyers(rfm: RFMSummary, spec: PanelSpec, until: int) -> None:
+    """BG/NBD learns the drop-out after a purchase from repeat buyers: none is an error."""
+    if not np.any(rfm.x > 0):
+        raise DataError(
+            f"no user repeats a purchase before period {until} ({spec.period_start(until)}): "
+            "BG/NBD learns the drop-out after a purchase (a, b) from repeat buyers",
+            expected="at least one user with two purchases in the calibration window",
+        )
+
+
 class BGNBDModel(DecayModel):
     """BG/NBD (Fader, Hardie & Lee 2005) behind the decay-model interface (see the module docstring).
 
@@ -121,14 +131,14 @@ class BGNBDModel(DecayModel):
         """
         panel = panel.select(panel.born_before(until))
         rfm = panel.rfm(until)
+        require_repeat_buyers(rfm, panel.spec, until)
+        return self.fit_summary(rfm, PurchaseMarks.fit(panel, until), panel.spec)
+
+    def fit_summary(self, rfm: RFMSummary, marks: PurchaseMarks, spec: PanelSpec) -> Self:
+        """:meth:`fit` from the users' summaries and fitted marks (what a panel in shards gives)."""
         repeat_buyers = int(np.count_nonzero(rfm.x > 0))
-        if not repeat_buyers:
-            raise DataError(
-                f"no user repeats a purchase before period {until} ({panel.spec.period_start(until)}): "
-                "BG/NBD learns the drop-out after a purchase (a, b) from repeat buyers",
-                expected="at least one user with two purchases in the calibration window",
-            )
-        scale = 1.0 / panel.n_users
+        n_users = len(rfm.x)
+        scale = 1.0 / n_users
 
         def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
             value, gradient = log_likelihood_and_gradient(log_params, rfm.x, rfm.t_x, rfm.T)
@@ -137,16 +147,16 @@ class BGNBDModel(DecayModel):
         result = minimize(objective, np.zeros(4), jac=True, method="BFGS", options={"gtol": 1e-9})
         if not np.isfinite(result.fun) or np.abs(result.jac).max() > 1e-5:
             raise DataError(
-                f"the BG/NBD fit did not converge ({result.message}) on {panel.n_users:,} "
-                f"user{'s' if panel.n_users > 1 else ''} with {repeat_buyers:,} repeat "
+                f"the BG/NBD fit did not converge ({result.message}) on {n_users:,} "
+                f"user{'s' if n_users > 1 else ''} with {repeat_buyers:,} repeat "
                 f"buyer{'s' if repeat_buyers > 1 else ''}: too few to tell the purchase rate from the "
                 "drop-out",
                 expected="more users, or more repeat buyers, in the calibration window",
             )
         self.r, self.alpha, self.a, self.b = (float(v) for v in np.exp(result.x))
         self.log_likelihood = -float(result.fun) / scale
-        self.marks = PurchaseMarks.fit(panel, until)
-        self.spec = panel.spec
+        self.marks = marks
+        self.spec = spec
         return self
 
     def initial_state(self, panel: PeriodPanel, *, until: int | np.ndarray) -> BGNBDState:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self, TypeVar
@@ -39,7 +40,8 @@ from scipy.special import expit, logit, ndtri
 from scipy.stats import nbinom
 from torch import nn
 
-from winback.data.panel import PanelSpec, PeriodPanel
+from winback.data.panel import PanelSpec, PeriodPanel, RFMSummary
+from winback.data.shards import ShardedPanel
 from winback.decay_model.base import (
     DecayModel,
     DecayState,
@@ -49,9 +51,11 @@ from winback.decay_model.base import (
     no_contacts,
     scale_expectations,
 )
-from winback.decay_model.bgnbd import BGNBDModel
+from winback.decay_model.bgnbd import BGNBDModel, require_repeat_buyers
 from winback.decay_model.lstm_fit import (
     FitSequences,
+    SequenceSource,
+    ShardSequences,
     Training,
     hurdle_log_prob,
     next_period_targets,
@@ -66,6 +70,7 @@ from winback.decay_model.lstm_period import (
     write_known_ahead,
     write_step_inputs,
 )
+from winback.decay_model.marks import MarkMoments, PurchaseMarks
 from winback.errors import ConfigError, DataError
 
 CALENDAR_MIN_DAYS = 364
@@ -340,19 +345,82 @@ class LSTMDecayModel(DecayModel):
         skips a finished candidate and continues the other.
         """
         panel = panel.select(panel.born_before(until))
-        window_days = until * panel.spec.period_days
+        contacts = panel.interventions[:, :until].sum(axis=(0, 1), dtype=np.int64)
+        return self._fit(
+            panel.spec,
+            until,
+            contacts,
+            lambda: BGNBDModel().fit(panel, until=until),
+            lambda: self._fit_sequences(panel, until),
+            seed,
+            progress,
+            checkpoint_dir,
+        )
+
+    def fit_shards(
+        self,
+        panel: ShardedPanel,
+        *,
+        until: int,
+        seed: int = 0,
+        progress: bool = False,
+        checkpoint_dir: str | Path | None = None,
+    ) -> Self:
+        """:meth:`fit` on a panel stored as user shards (:mod:`winback.data.shards`), holding one
+        shard's sequences at a time (:class:`~winback.decay_model.lstm_fit.ShardSequences`): memory
+        follows the shard, plus the BG/NBD prior's three summaries per user (24 bytes).
+
+        The held-out users are drawn per shard, so the fit is not :meth:`fit`'s on the same users,
+        but it is the same model, loss and early stopping.
+        """
+        contacts = np.zeros(len(panel.spec.interventions), dtype=np.int64)
+        rfms, moments = [], MarkMoments()
+        for shard in panel:
+            shard = shard.select(shard.born_before(until))
+            contacts += shard.interventions[:, :until].sum(axis=(0, 1), dtype=np.int64)
+            rfms.append(shard.rfm(until))
+            moments.add(shard, until)
+        rfm = RFMSummary(
+            *(np.concatenate([getattr(part, name) for part in rfms]) for name in ("x", "t_x", "T"))
+        )
+
+        def prior() -> BGNBDModel:
+            require_repeat_buyers(rfm, panel.spec, until)
+            return BGNBDModel().fit_summary(
+                rfm, PurchaseMarks.from_moments(moments, panel.spec, until), panel.spec
+            )
+
+        def sequences() -> ShardSequences:
+            return ShardSequences(
+                panel, until, lambda shard: self._fit_sequences(shard, until), seed, self.cfg.validation_share
+            )
+
+        return self._fit(panel.spec, until, contacts, prior, sequences, seed, progress, checkpoint_dir)
+
+    def _fit(
+        self,
+        spec: PanelSpec,
+        until: int,
+        contacts: np.ndarray,
+        fit_prior: Callable[[], BGNBDModel],
+        sequences: Callable[[], FitSequences | SequenceSource],
+        seed: int,
+        progress: bool,
+        checkpoint_dir: str | Path | None,
+    ) -> Self:
+        """The fit of :meth:`fit` and :meth:`fit_shards`, given the users' contacts, prior and sequences."""
+        window_days = until * spec.period_days
         if self.cfg.calendar is not None:
             how, candidates = "config", [self.cfg.calendar]
         elif window_days < CALENDAR_MIN_DAYS:
             how, candidates = "short_window", [False]
         else:
             how, candidates = "validation", [False, True]
-        self.spec = panel.spec
-        contacts = panel.interventions[:, :until].sum(axis=(0, 1), dtype=np.int64)
-        self.contact_counts = dict(zip(panel.spec.interventions, map(int, contacts), strict=True))
+        self.spec = spec
+        self.contact_counts = dict(zip(spec.interventions, map(int, contacts), strict=True))
         if self.cfg.bgnbd_inputs:
             try:
-                self.prior = BGNBDModel().fit(panel, until=until)
+                self.prior = fit_prior()
             except DataError as err:
                 raise DataError(
                     f"the LSTM's BG/NBD prior input (LSTMConfig.bgnbd_inputs): {err.problem}",
@@ -367,7 +435,12 @@ class LSTMDecayModel(DecayModel):
             label = (
                 f"fit lstm ({_CANDIDATES[calendar].replace('_', ' ')})" if len(candidates) > 1 else "fit lstm"
             )
-            fits[calendar] = self._fit_network(panel, until, seed, progress, directory, label)
+            network = self._build_network(spec, torch.Generator().manual_seed(seed))
+            training = train_network(
+                network, sequences(), self.cfg, seed=seed, progress=progress, checkpoint_dir=directory,
+                history=list(self.history), label=label,
+            )  # fmt: skip
+            fits[calendar] = network, training
         # Ties keep the model without the calendar (the first candidate): fewer inputs.
         self.calendar = min(candidates, key=lambda calendar: fits[calendar][1].best_val_loss)
         network, training = fits[self.calendar]
@@ -383,25 +456,11 @@ class LSTMDecayModel(DecayModel):
         self.network, self.kernel = network, _Kernel(network, self.input_layout())
         return self
 
-    def _fit_network(
-        self,
-        panel: PeriodPanel,
-        until: int,
-        seed: int,
-        progress: bool,
-        checkpoint_dir: str | Path | None,
-        label: str,
-    ) -> tuple[_Network, Training]:
-        """A network with the inputs :meth:`input_layout` gives now, trained on ``panel`` before ``until``."""
+    def _fit_sequences(self, panel: PeriodPanel, until: int) -> FitSequences:
+        """What the network of :meth:`input_layout`'s inputs reads, from the periods before ``until``."""
         until_array = np.full(panel.n_users, until, dtype=np.int64)
         inputs, head_inputs, lengths = self._sequences(panel, until_array)
-        network = self._build_network(panel.spec, torch.Generator().manual_seed(seed))
-        sequences = FitSequences(inputs, head_inputs, *next_period_targets(panel, lengths), lengths)
-        training = train_network(
-            network, sequences, self.cfg, seed=seed, progress=progress, checkpoint_dir=checkpoint_dir,
-            history=list(self.history), label=label,
-        )  # fmt: skip
-        return network, training
+        return FitSequences(inputs, head_inputs, *next_period_targets(panel, lengths), lengths)
 
     def fit_notes(self) -> tuple[str, ...]:
         if self.calendar_choice is None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import copy
 import json
 import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from winback.errors import DataError
 from winback.progress import progress_bar
 
 if TYPE_CHECKING:
+    from winback.data.shards import ShardedPanel
     from winback.decay_model.lstm import LSTMConfig, _Network
 
 
@@ -72,9 +74,111 @@ class Training(NamedTuple):
     """Held-out loss per target of the weights kept."""
 
 
+Batch = tuple[torch.Tensor, ...]
+"""The tensors of :class:`FitSequences` for some users."""
+
+
+class SequenceSource(Protocol):
+    """Where :func:`train_network` reads its users' sequences from: held-out users fixed by the seed."""
+
+    def n_train_targets(self) -> float:
+        """Training users with at least one next-period target (the epoch loss's denominator)."""
+        ...
+
+    def train_batches(self, rng: np.random.Generator, batch_size: int) -> Iterator[Batch]:
+        """One epoch of training users in batches, their order drawn from ``rng``."""
+        ...
+
+    def validation_batches(self, block_size: int) -> Iterator[Batch]:
+        """The held-out users, in blocks."""
+        ...
+
+
+class InMemorySequences:
+    """Every user's sequences in memory; ``validation_share`` of them held out by a draw of
+    ``np.random.default_rng(seed)``, which then orders the epochs."""
+
+    def __init__(self, sequences: FitSequences, validation_share: float, rng: np.random.Generator) -> None:
+        is_validation = rng.random(len(sequences.lengths)) < validation_share
+        has_target = (sequences.counts[..., 0] >= 0).any(axis=1)
+        _check_validation_split(has_target, is_validation, validation_share)
+        self.train_users, self.val_users = np.flatnonzero(~is_validation), np.flatnonzero(is_validation)
+        self.tensors = tuple(torch.from_numpy(array) for array in sequences)
+
+    def n_train_targets(self) -> float:
+        return float(self.tensors[2][self.train_users].gt(-1).any(-1).sum())
+
+    def train_batches(self, rng: np.random.Generator, batch_size: int) -> Iterator[Batch]:
+        order = rng.permutation(self.train_users)
+        for start in range(0, len(order), batch_size):
+            yield self.take(order[start : start + batch_size])
+
+    def validation_batches(self, block_size: int) -> Iterator[Batch]:
+        for start in range(0, len(self.val_users), block_size):
+            yield self.take(self.val_users[start : start + block_size])
+
+    def take(self, users: np.ndarray) -> Batch:
+        return tuple(tensor[users] for tensor in self.tensors)
+
+
+class ShardSequences:
+    """The users of a panel stored as user shards, one shard's sequences in memory at a time.
+
+    Shard ``i``'s held-out users are a ``validation_share`` draw of
+    ``np.random.default_rng([seed, i])`` over its users born before ``until``; an epoch visits the
+    shards in an order drawn from the training generator, and each shard's users in another.
+    """
+
+    def __init__(
+        self,
+        panel: ShardedPanel,
+        until: int,
+        sequences_of: Callable[[PeriodPanel], FitSequences],
+        seed: int,
+        validation_share: float,
+    ) -> None:
+        self.panel, self.until, self.sequences_of = panel, until, sequences_of
+        self.seed, self.validation_share = seed, validation_share
+        has_target, is_validation = [], []
+        for index in range(panel.n_shards):
+            first = panel.shard_column(index, "first_period")
+            first = first[first < until]
+            has_target.append(first < until - 1)
+            is_validation.append(self._validation(index, len(first)))
+        targets, validation = np.concatenate(has_target), np.concatenate(is_validation)
+        _check_validation_split(targets, validation, validation_share)
+        self._n_train_targets = float(np.count_nonzero(targets & ~validation))
+
+    def n_train_targets(self) -> float:
+        return self._n_train_targets
+
+    def train_batches(self, rng: np.random.Generator, batch_size: int) -> Iterator[Batch]:
+        for index in rng.permutation(self.panel.n_shards):
+            tensors, is_validation = self._load(int(index))
+            order = rng.permutation(np.flatnonzero(~is_validation))
+            for start in range(0, len(order), batch_size):
+                yield tuple(tensor[order[start : start + batch_size]] for tensor in tensors)
+
+    def validation_batches(self, block_size: int) -> Iterator[Batch]:
+        for index in range(self.panel.n_shards):
+            tensors, is_validation = self._load(index)
+            users = np.flatnonzero(is_validation)
+            for start in range(0, len(users), block_size):
+                yield tuple(tensor[users[start : start + block_size]] for tensor in tensors)
+
+    def _validation(self, index: int, n_users: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, index]).random(n_users) < self.validation_share
+
+    def _load(self, index: int) -> tuple[Batch, np.ndarray]:
+        shard = self.panel.shard(index)
+        shard = shard.select(shard.born_before(self.until))
+        tensors = tuple(torch.from_numpy(array) for array in self.sequences_of(shard))
+        return tensors, self._validation(index, shard.n_users)
+
+
 def train_network(
     network: _Network,
-    sequences: FitSequences,
+    sequences: FitSequences | SequenceSource,
     config: LSTMConfig,
     *,
     seed: int,
@@ -87,21 +191,18 @@ def train_network(
     validated weights an exponential moving average) and leaves it in eval mode with the best
     validated weights (resumed from the checkpoint in ``checkpoint_dir`` when there is one).
 
-    The held-out users depend only on ``seed`` and the number of users, so fits of the same users
-    with different inputs are validated on the same users. Raises :class:`DataError` when the draw
-    leaves no user with a next-period target on either side. ``label`` names the fit in the progress bar.
+    In-memory ``sequences`` hold out users by a draw that depends only on ``seed`` and the number of
+    users (:class:`InMemorySequences`), so fits of the same users with different inputs are validated
+    on the same users; a :class:`SequenceSource` holds out its own. Raises :class:`DataError` when the
+    draw leaves no user with a next-period target on either side. ``label`` names the fit in the
+    progress bar.
     """
-    n_users = len(sequences.lengths)
     rng = np.random.default_rng(seed)
-    is_validation = rng.random(n_users) < config.validation_share
-    has_target = (sequences.counts[..., 0] >= 0).any(axis=1)
-    _check_validation_split(has_target, is_validation, config.validation_share)
-    train_users, val_users = np.flatnonzero(~is_validation), np.flatnonzero(is_validation)
-
+    if isinstance(sequences, FitSequences):
+        sequences = InMemorySequences(sequences, config.validation_share, rng)
     averaged = copy.deepcopy(network)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
-    tensors = tuple(torch.from_numpy(array) for array in sequences)
-    n_train_targets = float(tensors[2][train_users].gt(-1).any(-1).sum())
+    n_train_targets = sequences.n_train_targets()
     checkpoint = _Checkpoint(Path(checkpoint_dir)) if checkpoint_dir is not None else None
     start_epoch, best_loss, best_weights, stale = 0, math.inf, None, 0
     if checkpoint is not None and checkpoint.exists():
@@ -114,18 +215,16 @@ def train_network(
             if stale >= config.patience:
                 break
             network.train()
-            order = rng.permutation(train_users)
             train_loss = 0.0
-            for start in range(0, len(order), config.batch_size):
-                batch = order[start : start + config.batch_size]
-                loss, n_targets = _loss(network, tensors, batch, config.spend_weight)
+            for batch in sequences.train_batches(rng, config.batch_size):
+                loss, n_targets = _loss(network, batch, config.spend_weight)
                 optimizer.zero_grad()
                 (loss / n_targets).backward()
                 nn.utils.clip_grad_norm_(network.parameters(), 1.0)
                 optimizer.step()
                 _update_average(averaged, network, config.weight_average_decay)
                 train_loss += loss.item()
-            val_loss = _evaluate_loss(averaged, tensors, val_users, config)
+            val_loss = _evaluate_loss(averaged, sequences, config)
             history.append(
                 {"epoch": epoch + 1, "train_loss": train_loss / n_train_targets, "val_loss": val_loss}
             )
@@ -169,10 +268,8 @@ def _check_validation_split(has_target: np.ndarray, is_validation: np.ndarray, s
     )
 
 
-def _loss(
-    network: _Network, tensors: tuple[torch.Tensor, ...], users: np.ndarray, spend_weight: float
-) -> tuple[torch.Tensor, float]:
-    inputs, head_inputs, counts, spend_per_purchase, lengths = (t[users] for t in tensors)
+def _loss(network: _Network, batch: Batch, spend_weight: float) -> tuple[torch.Tensor, float]:
+    inputs, head_inputs, counts, spend_per_purchase, lengths = batch
     max_len = int(lengths.max())
     hidden, _ = network.lstm(inputs[:, :max_len])
     out = network.heads(hidden, head_inputs[:, :max_len])
@@ -188,13 +285,11 @@ def _loss(
 
 
 @torch.no_grad()
-def _evaluate_loss(
-    network: _Network, tensors: tuple[torch.Tensor, ...], users: np.ndarray, config: LSTMConfig
-) -> float:
+def _evaluate_loss(network: _Network, sequences: SequenceSource, config: LSTMConfig) -> float:
     network.eval()
     total, n = 0.0, 0.0
-    for start in range(0, len(users), config.block_size):
-        loss, count = _loss(network, tensors, users[start : start + config.block_size], config.spend_weight)
+    for batch in sequences.validation_batches(config.block_size):
+        loss, count = _loss(network, batch, config.spend_weight)
         total += float(loss)
         n += count
     return total / max(n, 1.0)

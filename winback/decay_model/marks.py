@@ -9,12 +9,47 @@ purchases of one period share one price (one uniform per user-period keeps draws
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import NoReturn
 
 import numpy as np
 from scipy.special import ndtri
 
-from winback.data.panel import PeriodPanel
+from winback.data.panel import PanelSpec, PeriodPanel
 from winback.errors import DataError
+
+
+@dataclass
+class MarkMoments:
+    """Sums behind :meth:`PurchaseMarks.fit`, added a part of a panel at a time."""
+
+    active: int = 0
+    """User-periods with a purchase."""
+    purchases: float = 0.0
+    positive: int = 0
+    """Of ``active``, those with a positive spend."""
+    log_sum: float = 0.0
+    """Sum of log spend per purchase over ``positive``, and of its square."""
+    log_square_sum: float = 0.0
+
+    def add(self, panel: PeriodPanel, until: int) -> None:
+        purchases = panel.purchases[:, :until].astype(np.float64)
+        active = purchases > 0
+        per_purchase = panel.spend[:, :until].astype(np.float64)[active] / purchases[active]
+        logs = np.log(per_purchase[per_purchase > 0])
+        self.active += int(active.sum())
+        self.purchases += float(purchases[active].sum())
+        self.positive += len(logs)
+        self.log_sum += float(logs.sum())
+        self.log_square_sum += float((logs**2).sum())
+
+
+def _no_purchases(spec: PanelSpec, until: int) -> NoReturn:
+    raise DataError(
+        f"no '{spec.purchase_event}' event before period {until} ({spec.period_start(until)}): "
+        "purchase sizes cannot be fitted",
+        column="event_type",
+        expected="at least one purchase in the calibration window",
+    )
 
 
 @dataclass(frozen=True)
@@ -30,12 +65,7 @@ class PurchaseMarks:
         spend = panel.spend[:, :until].astype(np.float64)
         active = purchases > 0
         if not active.any():
-            raise DataError(
-                f"no '{panel.spec.purchase_event}' event before period {until} "
-                f"({panel.spec.period_start(until)}): purchase sizes cannot be fitted",
-                column="event_type",
-                expected="at least one purchase in the calibration window",
-            )
+            _no_purchases(panel.spec, until)
         mean_count = purchases[active].mean()
         per_purchase = spend[active] / purchases[active]
         positive = per_purchase > 0
@@ -44,6 +74,19 @@ class PurchaseMarks:
             extra_purchase_q=float(1.0 - 1.0 / mean_count),
             log_spend_mean=float(logs.mean()),
             log_spend_sd=float(max(logs.std(), 1e-6)),
+        )
+
+    @classmethod
+    def from_moments(cls, moments: MarkMoments, spec: PanelSpec, until: int) -> PurchaseMarks:
+        """:meth:`fit` from moments summed over parts of a panel (equal up to rounding)."""
+        if not moments.active:
+            _no_purchases(spec, until)
+        n, mean = max(moments.positive, 1), moments.log_sum / max(moments.positive, 1)
+        variance = max(moments.log_square_sum / n - mean**2, 0.0) if moments.positive else 0.0
+        return cls(
+            extra_purchase_q=float(1.0 - moments.active / moments.purchases),
+            log_spend_mean=float(mean),
+            log_spend_sd=float(max(np.sqrt(variance), 1e-6)),
         )
 
     @property

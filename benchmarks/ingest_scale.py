@@ -1,7 +1,8 @@
 """Ingestion at scale: winback's path from a log file to per-user period panels against DuckDB's own
 raw group-by of the same file, in the same run.
 
-Each measurement runs in its own process, so each peak RSS is its own:
+Each measurement runs in its own process, so each peak RSS is its own (with its worker processes,
+sampled from /proc):
 
 - ``raw``: DuckDB's plain count of rows per user, day and event type (one scan, one hash
   aggregation: the floor of any ingestion), under ``--memory-limit`` with a spill directory;
@@ -20,10 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -31,8 +34,59 @@ from typing import Any
 MEASURES = ("raw", "pandas", "shards")
 
 
+class TreeMemory:
+    """Peak resident memory of this process and its children (``--workers`` processes), sampled from
+    /proc every 50 ms in a thread (getrusage gives one process's peak, or the largest child's)."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, sum(_rss(pid) for pid in _tree(os.getpid())))
+
+
+def _tree(pid: int) -> list[int]:
+    pids, children = [pid], []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            children += [int(child) for child in task.read_text().split()]
+        except OSError:
+            continue
+    for child in children:
+        pids += _tree(child)
+    return pids
+
+
+def _rss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def measure(name: str, log: Path, memory_limit: str, workers: int) -> dict[str, Any]:
     """Run one measurement in this process: its wall time, peak RSS and what it produced."""
+    with TreeMemory() as memory:
+        result = _run(name, log, memory_limit, workers)
+    result["peak_rss_gib"] = round(max(memory.peak, result["peak_rss_gib"] * 2**30) / 2**30, 3)
+    return result
+
+
+def _run(name: str, log: Path, memory_limit: str, workers: int) -> dict[str, Any]:
     started = time.perf_counter()
     if name == "raw":
         import duckdb

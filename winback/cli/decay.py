@@ -6,7 +6,7 @@ import dataclasses
 import shutil
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import torch
 import typer
@@ -20,7 +20,7 @@ from winback.data.sources import PanelSplit, load_panel_split, sharded_calibrati
 from winback.decay_model.artifact import load_model, save_model
 from winback.decay_model.base import DecayModel
 from winback.decay_model.evaluate import evaluate_models
-from winback.decay_model.lstm import LSTMConfig, LSTMDecayModel
+from winback.decay_model.lstm import LSTMConfig, LSTMDecayModel, RayBackend
 from winback.decay_model.registry import MODELS
 from winback.decay_model.report import metrics_table, write_report
 from winback.errors import ConfigError
@@ -50,6 +50,7 @@ PeriodOption = Annotated[
 SeedOption = Annotated[int, typer.Option(help="Seed of every random draw.")]
 ThreadsOption = Annotated[int, typer.Option(help="torch threads (0: torch's default).")]
 HiddenOption = Annotated[int | None, typer.Option(help="LSTM hidden size (default from LSTMConfig).")]
+Backend = Literal["local", "ray"]
 EpochsOption = Annotated[int | None, typer.Option(help="LSTM maximum epochs (default from LSTMConfig).")]
 
 
@@ -104,6 +105,13 @@ def fit(
     max_epochs: EpochsOption = None,
     resume: Annotated[bool, typer.Option(help="Resume LSTM fitting from OUT/checkpoint.")] = False,
     threads: ThreadsOption = 0,
+    backend: Annotated[
+        Backend, typer.Option(help="Where a panel in shards is fitted: this process, or Ray Train's workers.")
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Address of a running Ray cluster (default: a local Ray).")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Ray Train workers (with --backend ray).")] = 2,
 ) -> None:
     """Fit one decay model on the calibration periods and save it as an artifact."""
     if threads:
@@ -111,9 +119,17 @@ def fit(
     checkpoint = out / "checkpoint"
     if not resume and checkpoint.exists():
         shutil.rmtree(checkpoint)
+    ray = RayBackend(workers=workers, address=ray_address) if backend == "ray" else None
+    if ray is not None and workers < 1:
+        raise ConfigError(f"--workers {workers} (allowed: at least 1)")
     if is_sharded_panel(data):
-        _fit_shards(data, out, model, calibration_end, period, seed, hidden_size, max_epochs, checkpoint)
+        _fit_shards(data, out, model, calibration_end, period, seed, hidden_size, max_epochs, checkpoint, ray)
         return
+    if ray is not None:
+        raise ConfigError(
+            f"--backend ray fits a panel in shards, and {data} is not one "
+            "(write one with `winback data panel`)"
+        )
     split = load_panel_split(data, mapping=mapping, period=period, calibration_end=calibration_end)
     fitted, seconds = _fit(
         _new_model(model, hidden_size, max_epochs), split, seed=seed, checkpoint_dir=checkpoint
@@ -134,6 +150,7 @@ def _fit_shards(
     hidden_size: int | None,
     max_epochs: int | None,
     checkpoint: Path,
+    ray: RayBackend | None,
 ) -> None:
     """``decay fit`` on a panel stored in shards (``winback data panel``): the LSTM, a shard at a time."""
     if model != LSTMDecayModel.name:
@@ -145,7 +162,7 @@ def _fit_shards(
     started = time.perf_counter()
     fitted = _new_model(model, hidden_size, max_epochs)
     assert isinstance(fitted, LSTMDecayModel)
-    fitted.fit_shards(panel, until=until, seed=seed, progress=True, checkpoint_dir=checkpoint)
+    fitted.fit_shards(panel, until=until, seed=seed, progress=True, checkpoint_dir=checkpoint, ray=ray)
     save_model(fitted, out)
     console.print(
         f"fitted {model} on {data} ({panel.n_users:,} users in {panel.n_shards} shards) in "

@@ -412,20 +412,24 @@ def _read_shard(path: Path, spec: PanelSpec, n_users: int, notes: tuple[str, ...
             path=path,
             expected="the shard written with the manifest",
         )
-    n_periods, n_types, n_contacts = spec.n_periods, len(spec.event_types), len(spec.interventions)
+    return panel_of_rows(table, spec, notes)
+
+
+def panel_of_rows(table: pa.Table, spec: PanelSpec, notes: tuple[str, ...] = ()) -> PeriodPanel:
+    """The panel of some rows of a shard (one row per user), e.g. a batch read by Ray Data."""
+    n_users = table.num_rows
     shapes = {
-        "counts": (n_users, n_periods, n_types),
-        "spend": (n_users, n_periods),
-        "interventions": (n_users, n_periods, n_contacts),
-        "last_purchase_day": (n_users, n_periods),
+        "counts": (n_users, spec.n_periods, len(spec.event_types)),
+        "spend": (n_users, spec.n_periods),
+        "interventions": (n_users, spec.n_periods, len(spec.interventions)),
+        "last_purchase_day": (n_users, spec.n_periods),
     }
     fields = {}
     for name in USER_ARRAYS:
         column = table[name].combine_chunks()
-        if name in shapes:
-            fields[name] = column.flatten().to_numpy().reshape(shapes[name])
-        else:
-            fields[name] = column.to_numpy()
+        fields[name] = (
+            column.flatten().to_numpy().reshape(shapes[name]) if name in shapes else column.to_numpy()
+        )
     user_ids = np.asarray(table["user_id"].to_pylist(), dtype=object)
     return PeriodPanel(spec=spec, user_ids=user_ids, notes=notes, **fields)
 

@@ -185,7 +185,8 @@ def _parquet_blocks(path: Path, mapping: ColumnMapping, block_rows: int) -> Iter
     if path.stat().st_size == 0:
         raise DataError("the file is empty (0 bytes)", path=path, expected="a Parquet file with event rows")
     try:
-        parquet = pq.ParquetFile(path)
+        # pre_buffer (pyarrow's default) keeps every row group it has read: memory would grow with the file.
+        parquet = pq.ParquetFile(path, pre_buffer=False)
         names = list(parquet.schema_arrow.names)
     except (pa.ArrowException, OSError) as err:
         raise DataError(f"not a readable Parquet file ({err})", path=path) from err

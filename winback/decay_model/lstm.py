@@ -258,6 +258,20 @@ class LSTMState(DecayState):
     """(n,) purchases so far."""
 
 
+TrainCandidate = Callable[["_Network", str | Path | None, str], Training]
+"""Trains a freshly built network in place (given its checkpoint directory and progress label)."""
+
+
+@dataclass(frozen=True)
+class RayBackend:
+    """Where :meth:`LSTMDecayModel.fit_shards` trains with Ray: ``address`` of a running cluster
+    (``None``: a local Ray of ``workers + 1`` CPUs, one for Ray Data's reads) and ``workers``
+    data-parallel CPU workers."""
+
+    workers: int = 2
+    address: str | None = None
+
+
 class LSTMDecayModel(DecayModel):
     """Learned interest decay (see the module docstring)."""
 
@@ -351,9 +365,8 @@ class LSTMDecayModel(DecayModel):
             until,
             contacts,
             lambda: BGNBDModel().fit(panel, until=until),
-            lambda: self._fit_sequences(panel, until),
+            self._local_training(lambda: self._fit_sequences(panel, until), seed, progress),
             seed,
-            progress,
             checkpoint_dir,
         )
 
@@ -365,13 +378,16 @@ class LSTMDecayModel(DecayModel):
         seed: int = 0,
         progress: bool = False,
         checkpoint_dir: str | Path | None = None,
+        ray: RayBackend | None = None,
     ) -> Self:
         """:meth:`fit` on a panel stored as user shards (:mod:`winback.data.shards`), holding one
         shard's sequences at a time (:class:`~winback.decay_model.lstm_fit.ShardSequences`): memory
         follows the shard, plus the BG/NBD prior's three summaries per user (24 bytes).
 
-        The held-out users are drawn per shard, so the fit is not :meth:`fit`'s on the same users,
-        but it is the same model, loss and early stopping.
+        Users are held out by a seeded hash of their id (:func:`~winback.decay_model.lstm_fit.held_out`),
+        so the fit is not :meth:`fit`'s on the same users, but it is the same model, loss and early
+        stopping. With ``ray``, the network is trained by Ray Train's data-parallel workers reading the
+        shards through Ray Data (:mod:`winback.decay_model.lstm_ray`; ``checkpoint_dir`` unused).
         """
         contacts = np.zeros(len(panel.spec.interventions), dtype=np.int64)
         rfms, moments = [], MarkMoments()
@@ -395,7 +411,26 @@ class LSTMDecayModel(DecayModel):
                 panel, until, lambda shard: self._fit_sequences(shard, until), seed, self.cfg.validation_share
             )
 
-        return self._fit(panel.spec, until, contacts, prior, sequences, seed, progress, checkpoint_dir)
+        if ray is None:
+            training = self._local_training(sequences, seed, progress)
+        else:
+            from winback.decay_model.lstm_ray import ray_training
+
+            training = ray_training(self, panel, until, seed, ray, progress)
+        return self._fit(panel.spec, until, contacts, prior, training, seed, checkpoint_dir)
+
+    def _local_training(
+        self, sequences: Callable[[], FitSequences | SequenceSource], seed: int, progress: bool
+    ) -> TrainCandidate:
+        """Trains a candidate network in this process (:func:`train_network`)."""
+
+        def train(network: _Network, checkpoint_dir: str | Path | None, label: str) -> Training:
+            return train_network(
+                network, sequences(), self.cfg, seed=seed, progress=progress, checkpoint_dir=checkpoint_dir,
+                history=list(self.history), label=label,
+            )  # fmt: skip
+
+        return train
 
     def _fit(
         self,
@@ -403,12 +438,12 @@ class LSTMDecayModel(DecayModel):
         until: int,
         contacts: np.ndarray,
         fit_prior: Callable[[], BGNBDModel],
-        sequences: Callable[[], FitSequences | SequenceSource],
+        train: TrainCandidate,
         seed: int,
-        progress: bool,
         checkpoint_dir: str | Path | None,
     ) -> Self:
-        """The fit of :meth:`fit` and :meth:`fit_shards`, given the users' contacts, prior and sequences."""
+        """The fit of :meth:`fit` and :meth:`fit_shards`, given the users' contacts, prior and a trainer
+        of each candidate network (called with the calendar decided in :attr:`calendar`)."""
         window_days = until * spec.period_days
         if self.cfg.calendar is not None:
             how, candidates = "config", [self.cfg.calendar]
@@ -436,11 +471,7 @@ class LSTMDecayModel(DecayModel):
                 f"fit lstm ({_CANDIDATES[calendar].replace('_', ' ')})" if len(candidates) > 1 else "fit lstm"
             )
             network = self._build_network(spec, torch.Generator().manual_seed(seed))
-            training = train_network(
-                network, sequences(), self.cfg, seed=seed, progress=progress, checkpoint_dir=directory,
-                history=list(self.history), label=label,
-            )  # fmt: skip
-            fits[calendar] = network, training
+            fits[calendar] = network, train(network, directory, label)
         # Ties keep the model without the calendar (the first candidate): fewer inputs.
         self.calendar = min(candidates, key=lambda calendar: fits[calendar][1].best_val_loss)
         network, training = fits[self.calendar]

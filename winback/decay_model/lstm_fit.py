@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
+import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -121,12 +122,19 @@ class InMemorySequences:
         return tuple(tensor[users] for tensor in self.tensors)
 
 
+def held_out(user_ids: np.ndarray, seed: int, share: float) -> np.ndarray:
+    """Whether each user is held out for early stopping: a seeded hash of the id below ``share``, so a
+    user's role depends on the seed alone, never on the shards or workers that read it."""
+    key = f"winback{seed % 10**9:09d}"
+    hashes = pd.util.hash_array(np.asarray(user_ids, dtype=object), hash_key=key, categorize=False)
+    return (hashes >> np.uint64(11)).astype(np.float64) / float(1 << 53) < share
+
+
 class ShardSequences:
     """The users of a panel stored as user shards, one shard's sequences in memory at a time.
 
-    Shard ``i``'s held-out users are a ``validation_share`` draw of
-    ``np.random.default_rng([seed, i])`` over its users born before ``until``; an epoch visits the
-    shards in an order drawn from the training generator, and each shard's users in another.
+    Users are held out by :func:`held_out`; an epoch visits the shards in an order drawn from the
+    training generator, and each shard's users in another.
     """
 
     def __init__(
@@ -142,9 +150,9 @@ class ShardSequences:
         has_target, is_validation = [], []
         for index in range(panel.n_shards):
             first = panel.shard_column(index, "first_period")
-            first = first[first < until]
-            has_target.append(first < until - 1)
-            is_validation.append(self._validation(index, len(first)))
+            born = first < until
+            has_target.append(first[born] < until - 1)
+            is_validation.append(held_out(panel.shard_column(index, "user_id")[born], seed, validation_share))
         targets, validation = np.concatenate(has_target), np.concatenate(is_validation)
         _check_validation_split(targets, validation, validation_share)
         self._n_train_targets = float(np.count_nonzero(targets & ~validation))
@@ -166,14 +174,11 @@ class ShardSequences:
             for start in range(0, len(users), block_size):
                 yield tuple(tensor[users[start : start + block_size]] for tensor in tensors)
 
-    def _validation(self, index: int, n_users: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, index]).random(n_users) < self.validation_share
-
     def _load(self, index: int) -> tuple[Batch, np.ndarray]:
         shard = self.panel.shard(index)
         shard = shard.select(shard.born_before(self.until))
         tensors = tuple(torch.from_numpy(array) for array in self.sequences_of(shard))
-        return tensors, self._validation(index, shard.n_users)
+        return tensors, held_out(shard.user_ids, self.seed, self.validation_share)
 
 
 def train_network(

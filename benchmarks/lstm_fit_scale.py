@@ -7,8 +7,13 @@ figure. Each fit runs in its own process (its peak RSS its own): ``fit_shards`` 
 (``--epochs``), and for sizes up to ``--in-memory-up-to`` users also ``fit`` on the same users
 loaded into one in-memory panel. Writes ``OUT/results.json`` and ``OUT/report.md``.
 
+``--ray USERS`` instead fits that many users to the end (early stopping, ``LSTMConfig``'s epochs)
+twice, in this process and on Ray Train's two local workers, and compares their held-out loss and
+time (``OUT/ray.json``, ``OUT/ray.md``).
+
     python benchmarks/lstm_fit_scale.py --panel runs/panel10m --out runs/lstm_fit_scale \\
         --users 100000 --users 1000000 --users 5000000
+    python benchmarks/lstm_fit_scale.py --panel runs/panel10m --out runs/lstm_fit_scale --ray 100000
 """
 
 from __future__ import annotations
@@ -59,18 +64,18 @@ def raw_lstm_throughput(n_inputs: int, hidden: int, batch: int, length: int, sec
     return steps * batch * length / (time.perf_counter() - started)
 
 
-def measure(panel_dir: Path, users: int, mode: str, until: int, epochs: int) -> dict[str, Any]:
+def measure(panel_dir: Path, users: int, mode: str, until: int, epochs: int | None) -> dict[str, Any]:
     import torch
 
-    from winback.decay_model.lstm import LSTMConfig, LSTMDecayModel
+    from winback.decay_model.lstm import LSTMConfig, LSTMDecayModel, RayBackend
 
     torch.set_num_threads(1)
     panel = subset(panel_dir, users)
-    config = LSTMConfig(max_epochs=epochs, calendar=False)
+    config = LSTMConfig(calendar=False) if epochs is None else LSTMConfig(max_epochs=epochs, calendar=False)
     model = LSTMDecayModel(config)
     started = time.perf_counter()
-    if mode == "shards":
-        model.fit_shards(panel, until=until, seed=0)
+    if mode in ("shards", "ray"):
+        model.fit_shards(panel, until=until, seed=0, ray=RayBackend(workers=2) if mode == "ray" else None)
         n_users = panel.n_users
     else:
         loaded = panel.load()
@@ -85,6 +90,8 @@ def measure(panel_dir: Path, users: int, mode: str, until: int, epochs: int) -> 
         "seconds": round(seconds, 1),
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
         "val_loss": model.history[-1]["val_loss"],
+        "best_val_loss": min(row["val_loss"] for row in model.history),
+        "epochs": len(model.history),
         "n_inputs": layout.n_step,
         "hidden": config.hidden_size,
         "batch": config.batch_size,
@@ -100,11 +107,40 @@ def measure(panel_dir: Path, users: int, mode: str, until: int, epochs: int) -> 
     return result
 
 
+def compare_ray(args: argparse.Namespace, until: int) -> None:
+    results = []
+    for mode in ("local", "ray"):
+        child = [sys.executable, __file__, "--panel", str(args.panel), "--out", str(args.out)]
+        child += ["--until", str(until), "--child", str(args.ray), mode]
+        done = subprocess.run(child, check=True, capture_output=True, text=True)
+        results.append({**json.loads(done.stdout.strip().splitlines()[-1]), "mode": mode})
+        print(results[-1], flush=True)
+    (args.out / "ray.json").write_text(json.dumps({"until": until, "results": results}, indent=2) + "\n")
+    local = results[0]
+    lines = [
+        "# The LSTM fit in one process against Ray Train's two local workers",
+        "",
+        f"`python benchmarks/lstm_fit_scale.py --panel {args.panel} --out {args.out} --ray {args.ray}`",
+        "",
+        "| fit | users | epochs | best held-out loss | x local | wall s | x local | peak RSS GiB (driver) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in results:
+        lines.append(
+            f"| {row['mode']} | {row['users']:,} | {row['epochs']} | {row['best_val_loss']:.4f} | "
+            f"{row['best_val_loss'] / local['best_val_loss']:.4f} | {row['seconds']:.1f} | "
+            f"{row['seconds'] / local['seconds']:.2f} | {row['peak_rss_gib']:.2f} |"
+        )
+    (args.out / "ray.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--panel", type=Path, required=True, help="A panel directory (winback data panel).")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--users", type=int, action="append", required=True)
+    parser.add_argument("--users", type=int, action="append", default=[])
+    parser.add_argument("--ray", type=int, metavar="USERS", help="Compare a whole fit here and on Ray.")
     parser.add_argument("--until", type=int, help="Calibration end period (default: the panel's last).")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--in-memory-up-to", type=int, default=1_000_000)
@@ -114,9 +150,14 @@ def main() -> None:
 
     until = args.until or open_panel(args.panel).spec.n_periods
     if args.child:
-        print(json.dumps(measure(args.panel, int(args.child[0]), args.child[1], until, args.epochs)))
+        epochs = None if args.child[1] in ("local", "ray") else args.epochs
+        mode = "shards" if args.child[1] == "local" else args.child[1]
+        print(json.dumps(measure(args.panel, int(args.child[0]), mode, until, epochs)))
         return
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.ray:
+        compare_ray(args, until)
+        return
     results = []
     for users in args.users:
         for mode in ("shards", "memory") if users <= args.in_memory_up_to else ("shards",):

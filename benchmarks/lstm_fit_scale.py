@@ -107,14 +107,20 @@ def measure(panel_dir: Path, users: int, mode: str, until: int, epochs: int | No
     return result
 
 
+def run_child(args: argparse.Namespace, users: int, mode: str, until: int) -> dict[str, Any]:
+    """One measurement in its own process (its peak RSS its own), printed as it comes."""
+    child = [sys.executable, __file__, "--panel", str(args.panel), "--out", str(args.out)]
+    child += ["--until", str(until), "--epochs", str(args.epochs), "--child", str(users), mode]
+    done = subprocess.run(child, check=True, capture_output=True, text=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(result, flush=True)
+    return result
+
+
 def compare_ray(args: argparse.Namespace, until: int) -> None:
     results = []
     for mode in ("local", "ray"):
-        child = [sys.executable, __file__, "--panel", str(args.panel), "--out", str(args.out)]
-        child += ["--until", str(until), "--child", str(args.ray), mode]
-        done = subprocess.run(child, check=True, capture_output=True, text=True)
-        results.append({**json.loads(done.stdout.strip().splitlines()[-1]), "mode": mode})
-        print(results[-1], flush=True)
+        results.append({**run_child(args, args.ray, mode, until), "mode": mode})
     (args.out / "ray.json").write_text(json.dumps({"until": until, "results": results}, indent=2) + "\n")
     local = results[0]
     lines = [
@@ -161,12 +167,7 @@ def main() -> None:
     results = []
     for users in args.users:
         for mode in ("shards", "memory") if users <= args.in_memory_up_to else ("shards",):
-            child = [sys.executable, __file__, "--panel", str(args.panel), "--out", str(args.out)]
-            child += ["--users", str(users), "--until", str(until), "--epochs", str(args.epochs)]
-            child += ["--child", str(users), mode]
-            done = subprocess.run(child, check=True, capture_output=True, text=True)
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            print(results[-1], flush=True)
+            results.append(run_child(args, users, mode, until))
     first = results[0]
     raw = raw_lstm_throughput(first["n_inputs"], first["hidden"], first["batch"], until)
     body = {"panel": str(args.panel), "until": until, "epochs": args.epochs, "raw_user_periods_per_s": raw}

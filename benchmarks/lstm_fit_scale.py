@@ -7,9 +7,9 @@ figure. Each fit runs in its own process (its peak RSS its own): ``fit_shards`` 
 (``--epochs``), and for sizes up to ``--in-memory-up-to`` users also ``fit`` on the same users
 loaded into one in-memory panel. Writes ``OUT/results.json`` and ``OUT/report.md``.
 
-``--ray USERS`` instead fits that many users to the end (early stopping, ``LSTMConfig``'s epochs)
-twice, in this process and on Ray Train's two local workers, and compares their held-out loss and
-time (``OUT/ray.json``, ``OUT/ray.md``).
+``--ray USERS`` instead fits that many users twice, in this process and on Ray Train's two local
+workers (``--ray-epochs`` epochs, or to early stopping), and compares their held-out loss and time
+(``OUT/ray.json``, ``OUT/ray.md``).
 
     python benchmarks/lstm_fit_scale.py --panel runs/panel10m --out runs/lstm_fit_scale \\
         --users 100000 --users 1000000 --users 5000000
@@ -110,9 +110,10 @@ def measure(panel_dir: Path, users: int, mode: str, until: int, epochs: int | No
 def run_child(args: argparse.Namespace, users: int, mode: str, until: int) -> dict[str, Any]:
     """One measurement in its own process (its peak RSS its own), printed as it comes."""
     child = [sys.executable, __file__, "--panel", str(args.panel), "--out", str(args.out)]
-    child += ["--until", str(until), "--epochs", str(args.epochs), "--child", str(users), mode]
-    done = subprocess.run(child, check=True, capture_output=True, text=True)
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    child += ["--until", str(until), "--epochs", str(args.epochs), "--ray-epochs", str(args.ray_epochs)]
+    child += ["--child", str(users), mode]
+    subprocess.run(child, check=True, capture_output=True, text=True)
+    result = json.loads((args.out / f"{mode}-{users}.json").read_text())
     print(result, flush=True)
     return result
 
@@ -126,7 +127,8 @@ def compare_ray(args: argparse.Namespace, until: int) -> None:
     lines = [
         "# The LSTM fit in one process against Ray Train's two local workers",
         "",
-        f"`python benchmarks/lstm_fit_scale.py --panel {args.panel} --out {args.out} --ray {args.ray}`",
+        f"`python benchmarks/lstm_fit_scale.py --panel {args.panel} --out {args.out} --until {until} "
+        f"--ray {args.ray} --ray-epochs {args.ray_epochs}`",
         "",
         "| fit | users | epochs | best held-out loss | x local | wall s | x local | peak RSS GiB (driver) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -146,7 +148,8 @@ def main() -> None:
     parser.add_argument("--panel", type=Path, required=True, help="A panel directory (winback data panel).")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--users", type=int, action="append", default=[])
-    parser.add_argument("--ray", type=int, metavar="USERS", help="Compare a whole fit here and on Ray.")
+    parser.add_argument("--ray", type=int, metavar="USERS", help="Compare a fit here and on Ray.")
+    parser.add_argument("--ray-epochs", type=int, default=0, help="Epochs of that fit (0: early stopping).")
     parser.add_argument("--until", type=int, help="Calibration end period (default: the panel's last).")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--in-memory-up-to", type=int, default=1_000_000)
@@ -156,9 +159,10 @@ def main() -> None:
 
     until = args.until or open_panel(args.panel).spec.n_periods
     if args.child:
-        epochs = None if args.child[1] in ("local", "ray") else args.epochs
+        epochs = (args.ray_epochs if args.child[1] in ("local", "ray") else args.epochs) or None
         mode = "shards" if args.child[1] == "local" else args.child[1]
-        print(json.dumps(measure(args.panel, int(args.child[0]), mode, until, epochs)))
+        result = measure(args.panel, int(args.child[0]), mode, until, epochs)
+        (args.out / f"{args.child[1]}-{args.child[0]}.json").write_text(json.dumps(result))
         return
     args.out.mkdir(parents=True, exist_ok=True)
     if args.ray:

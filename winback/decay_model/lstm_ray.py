@@ -1,6 +1,9 @@
 """Training the LSTM with Ray Train: data-parallel CPU workers (gloo) reading a panel's shards through
 Ray Data, for :meth:`winback.decay_model.lstm.LSTMDecayModel.fit_shards` with a ``RayBackend``.
 
+The shards are read once into Ray's object store (``materialize``: it spills to disk beyond its
+memory), and each epoch streams them to the workers, split between them.
+
 Every worker builds the same network from the seed and holds an identical copy of it all along:
 after each worker's backward pass, one all-reduce sums the gradients and the number of workers that
 had a batch, every worker steps Adam with the mean, and a worker whose users ran out contributes
@@ -66,7 +69,7 @@ def ray_training(
                 _train_worker,
                 train_loop_config={"model": model, "until": until, "seed": seed},
                 scaling_config=ScalingConfig(num_workers=backend.workers, use_gpu=False),
-                datasets={"train": ray.data.read_parquet(files)},
+                datasets={"train": ray.data.read_parquet(files).materialize()},
                 run_config=RunConfig(name="winback-lstm", storage_path=storage),
             )
             try:

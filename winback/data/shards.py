@@ -24,6 +24,7 @@ import math
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from winback.data.mapping import ColumnMapping
 from winback.data.panel import PERIOD_DAYS, USER_ARRAYS, PanelSpec, Period, PeriodPanel, build_panel
 from winback.data.schema import EventLog, LoadReport
 from winback.data.stream import DEFAULT_BLOCK_ROWS, StreamedLog, stream_log
-from winback.errors import DataError
+from winback.errors import ConfigError, DataError
 from winback.progress import progress_bar
 
 MANIFEST = "panel.json"
@@ -139,7 +140,7 @@ def ingest_log(
     if period not in PERIOD_DAYS:
         raise DataError(f"unknown period '{period}'", expected=f"one of {sorted(PERIOD_DAYS)}")
     if workers < 1:
-        raise DataError(f"{workers} workers", expected="at least 1")
+        raise ConfigError(f"workers = {workers} (allowed: at least 1)")
     log = stream_log(
         source,
         mapping=mapping,
@@ -162,8 +163,8 @@ def ingest_log(
             shard_task = bar.add_task("building shards", total=n_shards)
             jobs = [(partitions / f"{k}.arrow", spec, out / _shard_name(k)) for k in range(n_shards)]
             built = []
-            with ProcessPoolExecutor(workers) if workers > 1 else _InProcess() as pool:
-                for result in pool.map(_build_shard, jobs):
+            with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
+                for result in map(_build_shard, jobs) if pool is None else pool.map(_build_shard, jobs):
                     built.append(result)
                     bar.advance(shard_task)
     kept = [(k, result) for k, result in enumerate(built) if result.users]
@@ -447,16 +448,3 @@ def _write_manifest(panel: ShardedPanel) -> None:
         "notes": list(panel.notes),
     }
     (panel.path / MANIFEST).write_text(json.dumps(with_hash(body), indent=2) + "\n")
-
-
-class _InProcess:
-    """The part of an executor :func:`ingest_log` uses, run in this process."""
-
-    def __enter__(self) -> _InProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def map(self, function, items):
-        return map(function, items)

@@ -125,7 +125,7 @@ def test_a_directory_of_parquet_files_is_one_log(tmp_path: Path) -> None:
     write(rows[first], tmp_path / "log" / "part-0.parquet")
     write(rows[~first], tmp_path / "log" / "part-1.parquet")
     whole = read_event_log(write(rows, tmp_path / "whole.parquet"))
-    sharded = ingest_log(tmp_path / "log", tmp_path / "panel", shards=3)
+    sharded = ingest_log(tmp_path / "log", tmp_path / "panel", shards=3, workers=2)
     assert sharded.report.rows_read == whole.report.rows_read
     assert sharded.report.duplicate_rows_dropped == whole.report.duplicate_rows_dropped
     assert_same_panel(sharded.load(), build_panel(whole))

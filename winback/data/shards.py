@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from winback.checked_json import read_checked, with_hash
-from winback.data.io import _assemble, _Rows
+from winback.data.io import _assemble, _Rows, file_format
 from winback.data.mapping import ColumnMapping
 from winback.data.panel import PERIOD_DAYS, USER_ARRAYS, PanelSpec, Period, PeriodPanel, build_panel
 from winback.data.schema import EventLog, LoadReport
@@ -227,8 +227,8 @@ def _partition(log: StreamedLog, out: Path, n_shards: int, advance: Callable[[in
     connection = duckdb.connect()
     ordinal = 0
     try:
-        for block in log.blocks():
-            batch = _canonical_batch(block.rows, ordinal)
+        for rows in log.blocks():
+            batch = _canonical_batch(rows, ordinal)
             ordinal += batch.num_rows
             shard = _shard_of(connection, batch.column(0), n_shards)
             order = np.argsort(shard, kind="stable")
@@ -249,11 +249,10 @@ def _shard_of(connection: duckdb.DuckDBPyConnection, user_id: pa.Array, n_shards
     """Each row's shard, hashing each distinct id once."""
     names = pc.unique(user_id)
     connection.register("user_names", pa.table({"user_id": names}))
-    of_name = connection.sql(f"SELECT hash(user_id) % {int(n_shards)} AS shard FROM user_names").fetchnumpy()[
-        "shard"
-    ]
+    query = f"SELECT hash(user_id) % {int(n_shards)} AS shard FROM user_names"
+    of_name = connection.sql(query).fetchnumpy()["shard"].astype(np.int64)
     connection.unregister("user_names")
-    return of_name.astype(np.int64)[pc.index_in(user_id, value_set=names).to_numpy()]
+    return of_name[pc.index_in(user_id, value_set=names).to_numpy()]
 
 
 def _canonical_batch(rows: _Rows, ordinal: int) -> pa.RecordBatch:
@@ -284,7 +283,7 @@ def _estimated_rows(log: StreamedLog) -> int:
     """Rows of the log: exact for Parquet (metadata), estimated from the bytes of a CSV file."""
     total = 0
     for path in log.files():
-        if path.suffix.lower() in (".parquet", ".pq"):
+        if file_format(path) == "parquet":
             try:
                 total += pq.ParquetFile(path).metadata.num_rows
             except (pa.ArrowException, OSError) as err:
@@ -399,7 +398,7 @@ def _write_shard(panel: PeriodPanel, path: Path) -> None:
     for name in USER_ARRAYS:
         array = getattr(panel, name)
         columns[name] = per_user(array) if array.ndim > 1 else pa.array(array)
-    pq.write_table(pa.table(columns), path)
+    pq.write_table(pa.table(columns), path, use_dictionary=False)  # half the time to write and read
 
 
 def _read_shard(path: Path, spec: PanelSpec, n_users: int, notes: tuple[str, ...]) -> PeriodPanel:

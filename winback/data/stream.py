@@ -43,14 +43,6 @@ _CSV_BYTES_PER_ROW = 64
 
 
 @dataclass
-class LogBlock:
-    """One block's canonical rows (:class:`winback.data.io._Rows` with ``late`` flags)."""
-
-    rows: _Rows
-    path: Path
-
-
-@dataclass
 class StreamedLog:
     """Reads a log's blocks (:meth:`blocks`) and keeps the whole-log figures once they are read."""
 
@@ -73,13 +65,14 @@ class StreamedLog:
         if not self.path.is_dir():
             file_format(self.path)
             return [self.path]
-        found = sorted(p for p in self.path.rglob("*") if p.is_file() and file_format_or_none(p) == "parquet")
+        found = sorted(p for p in self.path.rglob("*") if p.is_file() and _is_parquet(p))
         if not found:
             raise DataError("no Parquet files in the directory", path=self.path, expected="*.parquet files")
         return found
 
-    def blocks(self) -> Iterator[LogBlock]:
-        """Every block of every file, validated; raises :class:`DataError` at the first problem."""
+    def blocks(self) -> Iterator[_Rows]:
+        """Every block of every file as canonical rows with their ``late`` flags, validated; raises
+        :class:`DataError` at the first problem."""
         if self.mapping.shape != "events" or self.mapping.contacts is not None:
             raise DataError(
                 "only event logs without a separate contacts file are read in blocks",
@@ -97,7 +90,7 @@ class StreamedLog:
                 tally.add(raw, counts, rows.purchases)
                 rows.late, carry = _late_rows(rows, carry)
                 self._observe(rows)
-                yield LogBlock(rows=rows, path=path)
+                yield rows
             if tally.rows_read == tally.blank_rows:
                 raise DataError("the file has no data rows", path=path, expected="at least one event row")
             tally.notes()  # a file of which no row has a user id is an error
@@ -161,11 +154,11 @@ def stream_log(
     )
 
 
-def file_format_or_none(path: Path) -> str | None:
+def _is_parquet(path: Path) -> bool:
     try:
-        return file_format(path)
+        return file_format(path) == "parquet"
     except DataError:
-        return None
+        return False
 
 
 def _csv_blocks(path: Path, mapping: ColumnMapping, delimiter: str, block_rows: int) -> Iterator[_RawColumns]:

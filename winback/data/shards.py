@@ -58,7 +58,6 @@ _ROW_SCHEMA = pa.schema(
         ("quantity", pa.float64()),
         ("intervention", pa.int8()),
         ("arm", pa.string()),
-        ("ordinal", pa.int64()),
         ("late", pa.bool_()),
     ]
 )
@@ -220,16 +219,15 @@ def open_panel(path: str | Path) -> ShardedPanel:
 
 def _partition(log: StreamedLog, out: Path, n_shards: int, advance: Callable[[int], None]) -> None:
     """Write the log's canonical rows (:data:`_ROW_SCHEMA`) into one LZ4 Arrow file per shard, a
-    user's rows all in shard ``hash(user_id) % n_shards`` (DuckDB's hash of the text)."""
+    user's rows all in shard ``hash(user_id) % n_shards`` (DuckDB's hash of the text). Blocks come in
+    file order and a stable sort splits each, so every shard's file keeps its rows in file order."""
     out.mkdir(parents=True, exist_ok=True)
     writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
     options = pa.ipc.IpcWriteOptions(compression="lz4")
     connection = duckdb.connect()
-    ordinal = 0
     try:
         for rows in log.blocks():
-            batch = _canonical_batch(rows, ordinal)
-            ordinal += batch.num_rows
+            batch = _canonical_batch(rows)
             shard = _shard_of(connection, batch.column(0), n_shards)
             order = np.argsort(shard, kind="stable")
             bounds = np.searchsorted(shard[order], np.arange(n_shards + 1))
@@ -255,10 +253,9 @@ def _shard_of(connection: duckdb.DuckDBPyConnection, user_id: pa.Array, n_shards
     return of_name[pc.index_in(user_id, value_set=names).to_numpy()]
 
 
-def _canonical_batch(rows: _Rows, ordinal: int) -> pa.RecordBatch:
-    """One block's rows as an Arrow batch of :data:`_ROW_SCHEMA`, numbered from ``ordinal``."""
+def _canonical_batch(rows: _Rows) -> pa.RecordBatch:
+    """One block's rows as an Arrow batch of :data:`_ROW_SCHEMA`."""
     columns = rows.columns
-    n = len(rows.late)
     return pa.record_batch(
         [
             columns["user_id"].combine_chunks().cast(pa.string()),
@@ -268,7 +265,6 @@ def _canonical_batch(rows: _Rows, ordinal: int) -> pa.RecordBatch:
             pa.array(columns["quantity"]),
             pa.array(columns["intervention"]),
             columns["arm"].combine_chunks().cast(pa.string()),
-            pa.array(np.arange(ordinal, ordinal + n, dtype=np.int64)),
             pa.array(rows.late),
         ],
         schema=_ROW_SCHEMA,
@@ -310,7 +306,7 @@ def _build_shard(job: tuple[Path, PanelSpec, Path]) -> _BuiltShard:
     if not partition.exists():
         return _BuiltShard(users=0, duplicates=0, out_of_order=0, notes=())
     with pa.memory_map(str(partition)) as source:
-        table = pa.ipc.open_file(source).read_all().sort_by("ordinal")  # file order
+        table = pa.ipc.open_file(source).read_all()  # in file order: see _partition
     rows = _Rows(
         columns={
             "user_id": table["user_id"],

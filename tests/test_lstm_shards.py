@@ -87,5 +87,9 @@ def test_decay_fit_reads_a_panel_in_shards(
     assert "3 shards" in capsys.readouterr().out  # rich wraps the line
     assert load_model(tmp_path / "model").spec == sharded.spec
     assert run("--model", "bgnbd") == EXIT_BAD_INPUT
+    with pytest.raises(SystemExit) as evaluation:
+        app(["decay", "eval", "--data", str(sharded.path), "--out", str(tmp_path / "eval")])
+    assert evaluation.value.code == EXIT_BAD_INPUT
+    assert "read only by `winback decay fit`" in capsys.readouterr().err
     assert run("--calibration-end", sharded.spec.period_start(1).isoformat()) == EXIT_BAD_INPUT
     assert "calibration" in capsys.readouterr().err

@@ -18,7 +18,7 @@ from winback.data import cdnow
 from winback.data.io import read_event_log
 from winback.data.panel import PERIOD_DAYS, Period, PeriodPanel, build_panel
 from winback.data.schema import EventLog
-from winback.data.shards import ShardedPanel
+from winback.data.shards import ShardedPanel, is_sharded_panel
 from winback.errors import ConfigError, DataError
 
 MIN_CALIBRATION_PERIODS = 2
@@ -147,6 +147,12 @@ def load_panel_split(
         panel = cdnow.load_cdnow_panel(data, period=period)
         end = panel.spec.period_of(split_date or cdnow.CALIBRATION_END)
         return PanelSplit(panel=panel, calibration_end=end, source=data)
+    if is_sharded_panel(data):
+        raise DataError(
+            "a panel in shards (winback data panel) is read only by `winback decay fit`",
+            path=data,
+            expected="the event log itself here",
+        )
     log = read_event_log(data, mapping=mapping)
     if split_date is None:
         panel = build_panel(log, period=period)

@@ -15,7 +15,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import asdict, dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -220,33 +221,12 @@ def build_panel(
     # smaller, built in place where possible, and no per-row Python objects are made.
     day_index = events["timestamp"].to_numpy().astype("datetime64[D]").view(np.int64)  # days since epoch
     first_day, last_day = int(day_index.min()), int(day_index.max())
-    origin_day = (
-        np.datetime64(pd.Timestamp(origin).date(), "D")
-        if origin is not None
-        else np.datetime64(first_day, "D")
-    )
-    origin_number = int(origin_day.astype(np.int64))
-    if end is None:
-        span = last_day - origin_number + 1
-        n_periods = -(-span // pd_days)
-    else:
-        span = int((np.datetime64(pd.Timestamp(end).date(), "D") - origin_day).astype(np.int64))
-        if span <= 0 or span % pd_days:
-            raise DataError(
-                f"panel window {origin_day} to {end} is not a positive whole number of {period}s",
-                expected=f"end - origin a positive multiple of {pd_days} days",
-            )
-        n_periods = span // pd_days
-    day_index -= origin_number
-    if first_day < origin_number or last_day - origin_number >= n_periods * pd_days:
+    window = panel_window(first_day, last_day, period, origin, end)
+    origin_day, n_periods = window.origin, window.n_periods
+    day_index -= int(origin_day.astype(np.int64))
+    if not window.covers:
         outside = (day_index < 0) | (day_index >= n_periods * pd_days)
-        raise DataError(
-            f"{int(outside.sum())} events fall outside the panel window starting {origin_day} "
-            f"({n_periods} {period}s)",
-            path=log.report.source,
-            column="timestamp",
-            expected="a window covering every event, or a log filtered to the window first",
-        )
+        raise window.outside(f"{int(outside.sum())} events", log.report.source)
     spec = PanelSpec(
         period=period,
         origin=str(origin_day),
@@ -306,6 +286,52 @@ def build_panel(
         last_purchase_day=last_purchase_day.reshape(n_users, n_periods),
         notes=tuple(notes),
     )
+
+
+class PanelWindow(NamedTuple):
+    """The periods of a panel (:func:`panel_window`), and whether they cover the log's days."""
+
+    origin: np.datetime64
+    """First day of period 0."""
+    n_periods: int
+    period: Period
+    covers: bool
+
+    def outside(self, what: str, path: str | Path) -> DataError:
+        """The error for ``what`` (e.g. ``"3 events"``) outside a window that does not cover the log."""
+        return DataError(
+            f"{what} fall outside the panel window starting {self.origin} ({self.n_periods} {self.period}s)",
+            path=path,
+            column="timestamp",
+            expected="a window covering every event, or a log filtered to the window first",
+        )
+
+
+def panel_window(
+    first_day: int, last_day: int, period: Period, origin: str | dt.date | None, end: str | dt.date | None
+) -> PanelWindow:
+    """The periods :func:`build_panel` lays over a log whose events fall on days ``first_day`` to
+    ``last_day`` (days since the epoch), given its ``origin`` and ``end`` arguments."""
+    pd_days = PERIOD_DAYS[period]
+    origin_day = (
+        np.datetime64(pd.Timestamp(origin).date(), "D")
+        if origin is not None
+        else np.datetime64(first_day, "D")
+    )
+    origin_number = int(origin_day.astype(np.int64))
+    if end is None:
+        span = last_day - origin_number + 1
+        n_periods = -(-span // pd_days)
+    else:
+        span = int((np.datetime64(pd.Timestamp(end).date(), "D") - origin_day).astype(np.int64))
+        if span <= 0 or span % pd_days:
+            raise DataError(
+                f"panel window {origin_day} to {end} is not a positive whole number of {period}s",
+                expected=f"end - origin a positive multiple of {pd_days} days",
+            )
+        n_periods = span // pd_days
+    covers = first_day >= origin_number and last_day - origin_number < n_periods * pd_days
+    return PanelWindow(origin_day, n_periods, period, covers)
 
 
 def _count_by_kind(

@@ -37,7 +37,15 @@ import pyarrow.parquet as pq
 from winback.checked_json import read_checked, with_hash
 from winback.data.io import _assemble, _Rows, file_format
 from winback.data.mapping import ColumnMapping
-from winback.data.panel import PERIOD_DAYS, USER_ARRAYS, PanelSpec, Period, PeriodPanel, build_panel
+from winback.data.panel import (
+    PERIOD_DAYS,
+    USER_ARRAYS,
+    PanelSpec,
+    Period,
+    PeriodPanel,
+    build_panel,
+    panel_window,
+)
 from winback.data.schema import EventLog, LoadReport
 from winback.data.stream import DEFAULT_BLOCK_ROWS, StreamedLog, stream_log
 from winback.errors import ConfigError, DataError
@@ -340,40 +348,17 @@ def _spec(
     log: StreamedLog, period: Period, origin: str | dt.date | None, end: str | dt.date | None
 ) -> PanelSpec:
     """The panel's layout: the window :func:`build_panel` would choose for the whole log."""
-    days = PERIOD_DAYS[period]
-    first_day = log.first_timestamp // _NS_PER_DAY
-    last_day = log.last_timestamp // _NS_PER_DAY
-    origin_day = (
-        (dt.date.fromisoformat(str(origin)[:10]) - dt.date(1970, 1, 1)).days
-        if origin is not None
-        else first_day
-    )
-    if end is None:
-        n_periods = -(-(last_day - origin_day + 1) // days)
-    else:
-        span = (dt.date.fromisoformat(str(end)[:10]) - dt.date(1970, 1, 1)).days - origin_day
-        if span <= 0 or span % days:
-            raise DataError(
-                f"panel window {origin} to {end} is not a positive whole number of {period}s",
-                expected=f"end - origin a positive multiple of {days} days",
-            )
-        n_periods = span // days
-    if first_day < origin_day or last_day - origin_day >= n_periods * days:
-        epoch = dt.date(1970, 1, 1)
-        raise DataError(
-            f"events from {epoch + dt.timedelta(days=first_day)} to {epoch + dt.timedelta(days=last_day)} "
-            f"fall outside the panel window starting {epoch + dt.timedelta(days=origin_day)} "
-            f"({n_periods} {period}s)",
-            path=log.path,
-            column="timestamp",
-            expected="a window covering every event, or a log filtered to the window first",
-        )
+    first_day, last_day = log.first_timestamp // _NS_PER_DAY, log.last_timestamp // _NS_PER_DAY
+    window = panel_window(first_day, last_day, period, origin, end)
+    if not window.covers:
+        days = np.array([first_day, last_day]).astype("datetime64[D]")
+        raise window.outside(f"events from {days[0]} to {days[1]}", log.path)
     types = set(log.declared) if log.declared else set(log.event_types_seen)
     types.discard(log.purchase_event)
     return PanelSpec(
         period=period,
-        origin=str(dt.date(1970, 1, 1) + dt.timedelta(days=origin_day)),
-        n_periods=n_periods,
+        origin=str(window.origin),
+        n_periods=window.n_periods,
         event_types=(*sorted(types), log.purchase_event),
         purchase_event=log.purchase_event,
     )

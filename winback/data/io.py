@@ -547,24 +547,36 @@ def _raise_field_count(err: Exception, path: Path, n_fields: int, delimiter: str
 
 
 def _read_parquet(path: Path, mapping: _Layout) -> _RawColumns:
-    if path.stat().st_size == 0:
-        raise DataError("the file is empty (0 bytes)", path=path, expected="a Parquet file with event rows")
+    parquet, sources = open_parquet(path, mapping)
     try:
-        parquet = pq.ParquetFile(path)
-        names = list(parquet.schema_arrow.names)
-        positions = _locate_columns(names, mapping, path)
-        table = parquet.read(columns=[names[i] for i in positions.values()])
+        table = parquet.read(columns=list(sources.values()))
     except (pa.ArrowException, OSError) as err:
         raise DataError(f"not a readable Parquet file ({err})", path=path) from err
     if table.num_rows == 0:
         raise DataError("the file has no data rows", path=path, expected="at least one event row")
     return _RawColumns(
         path=path,
-        arrays={canonical: table.column(i) for i, canonical in enumerate(positions)},
-        sources={canonical: names[i] for canonical, i in positions.items()},
+        arrays={canonical: table.column(i) for i, canonical in enumerate(sources)},
+        sources=sources,
         row_numbers=None,
         rows_read=table.num_rows,
     )
+
+
+def open_parquet(
+    path: Path, mapping: _Layout, *, pre_buffer: bool = True
+) -> tuple[pq.ParquetFile, dict[str, str]]:
+    """A Parquet file and the source column of each field the mapping reads from it (``pre_buffer``
+    off for a file read in blocks: pyarrow keeps every row group it has pre-buffered)."""
+    if path.stat().st_size == 0:
+        raise DataError("the file is empty (0 bytes)", path=path, expected="a Parquet file with event rows")
+    try:
+        parquet = pq.ParquetFile(path, pre_buffer=pre_buffer)
+        names = list(parquet.schema_arrow.names)
+    except (pa.ArrowException, OSError) as err:
+        raise DataError(f"not a readable Parquet file ({err})", path=path) from err
+    positions = _locate_columns(names, mapping, path)
+    return parquet, {canonical: names[i] for canonical, i in positions.items()}
 
 
 # --- Conversion to canonical form ---------------------------------------------------------------------
@@ -968,9 +980,7 @@ def _assemble(blocks: list[_Rows]) -> tuple[pd.DataFrame, int, int]:
         if block.late is not None:
             out_of_order += int(np.count_nonzero(block.late[unique]))
         elif order is not None:
-            kept_key = key[end - size : end][unique]
-            out_of_order += int(np.count_nonzero(kept_key[1:] < np.maximum.accumulate(kept_key)[:-1]))
-            del kept_key
+            out_of_order += int(np.count_nonzero(late_keys(key[end - size : end][unique])))
     if order is None:
         kept: np.ndarray | slice = np.flatnonzero(~duplicate) if n_duplicates else slice(None)
     else:
@@ -1234,6 +1244,13 @@ def _sort_key(user_rank: np.ndarray, n_users: int, timestamp: np.ndarray) -> np.
     key *= n_ticks
     key += ticks.view(np.int64)  # ticks < 2**62 here, so the view is exact
     return key
+
+
+def late_keys(key: np.ndarray) -> np.ndarray:
+    """Whether each key is below the largest of the keys before it: the out-of-order rows of a file."""
+    late = np.zeros(len(key), dtype=bool)
+    late[1:] = key[1:] < np.maximum.accumulate(key)[:-1]
+    return late
 
 
 def _exact_duplicates(key: np.ndarray, order: np.ndarray | None, columns: list[np.ndarray]) -> np.ndarray:

@@ -18,7 +18,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 
 from winback.data.io import (
     SourceTally,
@@ -26,13 +25,14 @@ from winback.data.io import (
     _csv_layout,
     _declared_event_types,
     _event_rows,
-    _locate_columns,
     _RawColumns,
     _resolve_mapping,
     _Rows,
     _sort_key,
     _sorted_codes,
     file_format,
+    late_keys,
+    open_parquet,
 )
 from winback.data.mapping import ColumnMapping
 from winback.errors import DataError
@@ -175,16 +175,7 @@ def _csv_blocks(path: Path, mapping: ColumnMapping, delimiter: str, block_rows: 
 
 
 def _parquet_blocks(path: Path, mapping: ColumnMapping, block_rows: int) -> Iterator[_RawColumns]:
-    if path.stat().st_size == 0:
-        raise DataError("the file is empty (0 bytes)", path=path, expected="a Parquet file with event rows")
-    try:
-        # pre_buffer (pyarrow's default) keeps every row group it has read: memory would grow with the file.
-        parquet = pq.ParquetFile(path, pre_buffer=False)
-        names = list(parquet.schema_arrow.names)
-    except (pa.ArrowException, OSError) as err:
-        raise DataError(f"not a readable Parquet file ({err})", path=path) from err
-    positions = _locate_columns(names, mapping, path)
-    sources = {canonical: names[i] for canonical, i in positions.items()}
+    parquet, sources = open_parquet(path, mapping, pre_buffer=False)
     offset = 0
     batches = parquet.iter_batches(batch_size=block_rows, columns=list(sources.values()))
     while True:
@@ -207,7 +198,7 @@ def _parquet_blocks(path: Path, mapping: ColumnMapping, block_rows: int) -> Iter
 
 
 def _within_block(err: DataError, raw: _RawColumns) -> DataError:
-    """``err`` with its row count marked as counted within its block, when the file goes on after it."""
+    """``err`` with its row count marked as counted within the block it was found in."""
     if not err.rows:
         return err
     first, last = raw.row_offset + 1, raw.row_offset + raw.rows_read
@@ -242,9 +233,7 @@ def _late_rows(rows: _Rows, carry: tuple[str, int] | None) -> tuple[np.ndarray, 
         timestamps = np.concatenate([[carry[1]], timestamps])
     names, rank = _sorted_codes(pa.chunked_array([users]))
     key = _sort_key(rank, len(names), timestamps.view("datetime64[ns]"))
-    largest = np.maximum.accumulate(key)
-    late = np.zeros(len(key), dtype=bool)
-    late[1:] = key[1:] < largest[:-1]
+    late = late_keys(key)
     top = int(np.argmax(key))
     new_carry = (users[top].as_py(), int(timestamps[top]))
     return (late[1:] if carry is not None else late), new_carry

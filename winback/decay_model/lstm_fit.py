@@ -162,23 +162,55 @@ class ShardSequences:
 
     def train_batches(self, rng: np.random.Generator, batch_size: int) -> Iterator[Batch]:
         for index in rng.permutation(self.panel.n_shards):
-            tensors, is_validation = self._load(int(index))
-            order = rng.permutation(np.flatnonzero(~is_validation))
-            for start in range(0, len(order), batch_size):
-                yield tuple(tensor[order[start : start + batch_size]] for tensor in tensors)
+            tensors = self._side(int(index), validation=False)
+            if tensors is not None:
+                yield from shuffled_batches(tensors, rng, batch_size)
 
     def validation_batches(self, block_size: int) -> Iterator[Batch]:
         for index in range(self.panel.n_shards):
-            tensors, is_validation = self._load(index)
-            users = np.flatnonzero(is_validation)
-            for start in range(0, len(users), block_size):
-                yield tuple(tensor[users[start : start + block_size]] for tensor in tensors)
+            tensors = self._side(index, validation=True)
+            if tensors is not None:
+                yield from in_blocks(tensors, block_size)
 
-    def _load(self, index: int) -> tuple[Batch, np.ndarray]:
-        shard = self.panel.shard(index)
-        shard = shard.select(shard.born_before(self.until))
-        tensors = tuple(torch.from_numpy(array) for array in self.sequences_of(shard))
-        return tensors, held_out(shard.user_ids, self.seed, self.validation_share)
+    def _side(self, index: int, *, validation: bool) -> Batch | None:
+        return side_of(
+            self.panel.shard(index),
+            self.until,
+            self.sequences_of,
+            self.seed,
+            self.validation_share,
+            validation,
+        )
+
+
+def side_of(
+    panel: PeriodPanel,
+    until: int,
+    sequences_of: Callable[[PeriodPanel], FitSequences],
+    seed: int,
+    validation_share: float,
+    validation: bool,
+) -> Batch | None:
+    """The sequences of the panel's users born before ``until`` that are held out (``validation``) or
+    trained on (:func:`held_out`); ``None`` when there are none. Only that side's sequences are built."""
+    panel = panel.select(panel.born_before(until))
+    chosen = held_out(panel.user_ids, seed, validation_share) == validation
+    if not chosen.any():
+        return None
+    return tuple(torch.from_numpy(array) for array in sequences_of(panel.select(chosen)))
+
+
+def shuffled_batches(tensors: Batch, rng: np.random.Generator, batch_size: int) -> Iterator[Batch]:
+    """The users of ``tensors`` in an order drawn from ``rng``, ``batch_size`` at a time."""
+    order = rng.permutation(len(tensors[0]))
+    for start in range(0, len(order), batch_size):
+        yield tuple(tensor[order[start : start + batch_size]] for tensor in tensors)
+
+
+def in_blocks(tensors: Batch, block_size: int) -> Iterator[Batch]:
+    """The users of ``tensors`` in order, ``block_size`` at a time."""
+    for start in range(0, len(tensors[0]), block_size):
+        yield tuple(tensor[start : start + block_size] for tensor in tensors)
 
 
 def train_network(

@@ -34,7 +34,15 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from winback.data.shards import ShardedPanel, panel_of_rows
-from winback.decay_model.lstm_fit import Batch, Training, _loss, _update_average, held_out
+from winback.decay_model.lstm_fit import (
+    Batch,
+    Training,
+    _loss,
+    _update_average,
+    in_blocks,
+    shuffled_batches,
+    side_of,
+)
 from winback.errors import WinbackError
 from winback.progress import progress_bar
 
@@ -109,20 +117,23 @@ def _train_worker(config: dict[str, Any]) -> None:
     history: list[dict[str, float]] = []
     best_loss, best_weights, stale = math.inf, None, 0
 
-    def blocks() -> Iterator[tuple[Batch, np.ndarray]]:
-        """Each Ray Data batch of users as tensors, with who is held out."""
+    def sides(validation: bool) -> Iterator[Batch]:
+        """Each Ray Data batch of users as the tensors of its held-out or trained-on users."""
         for rows in data.iter_batches(batch_size=BLOCK_USERS, batch_format="pyarrow"):
-            panel = panel_of_rows(rows, model.spec)
-            panel = panel.select(panel.born_before(until))
-            if panel.n_users:
-                tensors = tuple(torch.from_numpy(array) for array in model._fit_sequences(panel, until))
-                yield tensors, held_out(panel.user_ids, seed, cfg.validation_share)
+            tensors = side_of(
+                panel_of_rows(rows, model.spec),
+                until,
+                lambda panel: model._fit_sequences(panel, until),
+                seed,
+                cfg.validation_share,
+                validation,
+            )
+            if tensors is not None:
+                yield tensors
 
     def train_batches() -> Iterator[Batch]:
-        for tensors, is_validation in blocks():
-            order = rng.permutation(np.flatnonzero(~is_validation))
-            for start in range(0, len(order), batch_size):
-                yield tuple(tensor[order[start : start + batch_size]] for tensor in tensors)
+        for tensors in sides(validation=False):
+            yield from shuffled_batches(tensors, rng, batch_size)
 
     for epoch in range(cfg.max_epochs):
         if stale >= cfg.patience:
@@ -132,10 +143,8 @@ def _train_worker(config: dict[str, Any]) -> None:
         averaged.eval()
         val_loss, val_targets = 0.0, 0.0
         with torch.no_grad():
-            for tensors, is_validation in blocks():
-                users = np.flatnonzero(is_validation)
-                for start in range(0, len(users), cfg.block_size):
-                    batch = tuple(tensor[users[start : start + cfg.block_size]] for tensor in tensors)
+            for tensors in sides(validation=True):
+                for batch in in_blocks(tensors, cfg.block_size):
                     loss, count = _loss(averaged, batch, cfg.spend_weight)
                     val_loss, val_targets = val_loss + float(loss), val_targets + count
         totals = torch.tensor([train_loss, train_targets, val_loss, val_targets], dtype=torch.float64)

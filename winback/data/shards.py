@@ -156,7 +156,8 @@ def ingest_log(
         delimiter=delimiter,
         block_rows=block_rows,
     )
-    n_shards = shards if shards is not None else _default_shards(log)
+    estimated_rows = _estimated_rows(log)
+    n_shards = shards if shards is not None else max(1, math.ceil(estimated_rows / ROWS_PER_SHARD))
     if n_shards < 1:
         raise DataError(f"{n_shards} shards", expected="at least 1")
     out = Path(out)
@@ -164,7 +165,7 @@ def ingest_log(
     with tempfile.TemporaryDirectory(dir=temp_directory, prefix="winback-ingest-") as spill:
         partitions = Path(spill) / "rows"
         with progress_bar(enabled=progress) as bar:
-            task = bar.add_task("reading the log (rows)", total=_estimated_rows(log))
+            task = bar.add_task("reading the log (rows)", total=estimated_rows)
             _partition(log, partitions, n_shards, lambda n: bar.advance(task, n))
             spec = _spec(log, period, origin, end)
             shard_task = bar.add_task("building shards", total=n_shards)
@@ -277,10 +278,6 @@ def _canonical_batch(rows: _Rows) -> pa.RecordBatch:
         ],
         schema=_ROW_SCHEMA,
     )
-
-
-def _default_shards(log: StreamedLog) -> int:
-    return max(1, math.ceil(_estimated_rows(log) / ROWS_PER_SHARD))
 
 
 def _estimated_rows(log: StreamedLog) -> int:

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from winback.benchmarks.backends import make_backend
 from winback.benchmarks.suite import BenchConfig
 from winback.benchmarks.sweep import run_sweep
-from winback.benchmarks.sweep.backends import make_backend
 from winback.benchmarks.sweep.grid import GridAxis, SweepConfig
 from winback.scenarios.files import to_document
 from winback.scenarios.scenario import load_scenario
@@ -46,10 +46,9 @@ def sweep_config(quick: bool) -> SweepConfig:
         tuning_users=200 if quick else 1000,
         eval_users=400 if quick else 0,
         quick=True,
+        shard_users=100 if quick else 1200,
     )
-    return SweepConfig(
-        bench, tuple(GridAxis.parse(t, document) for t in grid), shard_users=100 if quick else 1200
-    )
+    return SweepConfig(bench, tuple(GridAxis.parse(t, document) for t in grid))
 
 
 def main() -> None:
@@ -94,7 +93,6 @@ def main() -> None:
         "config": {
             "grid": {axis.key: list(axis.values) for axis in config.axes},
             "bench": dataclasses.asdict(config.bench) | {"agents": []},
-            "shard_users": config.shard_users,
         },
         "identical_tables": True,
         "load_average_start": load_start,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from winback.benchmarks import stats as stats_module
 from winback.benchmarks.stats import Estimate, mean_ci, paired_difference
 
 
@@ -70,3 +71,17 @@ def test_same_rng_seed_gives_the_same_ci() -> None:
     first = mean_ci(values, rng=np.random.default_rng(7))
     assert mean_ci(values, rng=np.random.default_rng(7)) == first
     assert mean_ci(values, rng=np.random.default_rng(8)) != first
+
+
+def test_many_users_get_students_t_interval_that_agrees_with_the_bootstrap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    values = np.random.default_rng(3).gamma(0.3, 10.0, (2, 4000))
+    bootstrap = mean_ci(values, rng=np.random.default_rng(0))
+    monkeypatch.setattr(stats_module, "BOOTSTRAP_MAX_USERS", 1000)
+    normal = mean_ci(values, rng=np.random.default_rng(0))
+    assert normal.mean == bootstrap.mean
+    width = bootstrap.high - bootstrap.low
+    assert abs(normal.low - bootstrap.low) < 0.05 * width
+    assert abs(normal.high - bootstrap.high) < 0.05 * width
+    assert mean_ci(np.full((1, 2000), 2.0), rng=np.random.default_rng(0)) == Estimate(2.0, 2.0, 2.0)

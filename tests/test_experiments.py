@@ -28,7 +28,8 @@ def scenario() -> Scenario:
 
 
 def context(n: int, seed: int = 0, horizon: int = 16) -> DecisionContext:
-    return DecisionContext(FEATURES, ACTIONS, n, np.random.default_rng(seed), horizon)
+    keys = np.arange(n, dtype=np.uint64)
+    return DecisionContext(FEATURES, ACTIONS, n, np.random.default_rng(seed), horizon, keys)
 
 
 def observations(interest: np.ndarray, since: float | np.ndarray = 1.0) -> np.ndarray:

@@ -258,6 +258,7 @@ def test_exported_policy_refuses_another_simulators_features(tiny_export) -> Non
         n_users=1,
         rng=np.random.default_rng(0),
         horizon=1,
+        keys=np.zeros(1, dtype=np.uint64),
     )
     with pytest.raises(ArtifactError, match="reads features"):
         policy.reset(context)

@@ -92,7 +92,12 @@ def test_without_limits_the_engine_equals_the_gymnasium_env(
     policy = Unmasked()
     policy.reset(
         DecisionContext(
-            feature_names(simulator), simulator.actions, 64, policy_seed(policy.name, SEED), HORIZON
+            feature_names(simulator),
+            simulator.actions,
+            64,
+            policy_seed(policy.name, SEED),
+            HORIZON,
+            start.keys,
         )
     )
     rewards, contacts = np.zeros(64), np.zeros(64)

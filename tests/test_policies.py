@@ -64,6 +64,7 @@ def context(n: int, seed: int = 0) -> DecisionContext:
         n_users=n,
         rng=np.random.default_rng(seed),
         horizon=scenario().horizon,
+        keys=np.arange(n, dtype=np.uint64),
     )
 
 
@@ -163,7 +164,12 @@ def drive(policy: Policy, seed: int, check: PeriodCheck | None = None) -> list[n
     simulator, state, n = scenario().simulator_for(seed), users().copy(), users().n_users
     rng = np.random.default_rng(seed)
     context = DecisionContext(
-        feature_names(simulator), simulator.actions, n, np.random.default_rng(seed), scenario().horizon
+        feature_names(simulator),
+        simulator.actions,
+        n,
+        np.random.default_rng(seed),
+        scenario().horizon,
+        state.keys,
     )
     start(policy, context, TrueWorld(simulator, state, 0, scenario().demand))
     chosen = []

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from winback.benchmarks.backends import LocalBackend, RayBackend
 from winback.benchmarks.suite import BenchConfig
 from winback.benchmarks.sweep import run_sweep
-from winback.benchmarks.sweep.backends import LocalBackend, RayBackend
 from winback.benchmarks.sweep.grid import GridAxis, SweepConfig, cell_document
 from winback.benchmarks.sweep.tasks import cell_scenario
 from winback.cli import app
@@ -28,7 +28,7 @@ def config(
     *grids: str, policies: tuple[str, ...] = ("no_contact", "fixed_cadence"), shard: int = 0
 ) -> SweepConfig:
     axes = tuple(GridAxis.parse(text, DOCUMENT) for text in grids)
-    return SweepConfig(BenchConfig(policies=policies, **TINY), axes, shard_users=shard)
+    return SweepConfig(BenchConfig(policies=policies, **TINY, shard_users=shard), axes)
 
 
 def test_grid_keys_and_values_are_checked() -> None:
@@ -73,13 +73,15 @@ def test_sharded_local_and_ray_sweeps_give_the_same_table(tmp_path: Path) -> Non
     assert "`fatigue.half_life`" in (tmp_path / "ray" / "sweep.md").read_text()
 
 
-def test_policies_that_decide_across_users_are_not_sharded(tmp_path: Path) -> None:
+def test_policies_that_decide_across_users_run_whole(tmp_path: Path) -> None:
     axes = (GridAxis.parse("horizon=8", DOCUMENT),)
-    bench = BenchConfig(policies=("no_contact", "ab_test"), **TINY | {"tuning_users": 200})
-    sweep = SweepConfig(bench, axes, shard_users=30)
-    result = run_sweep(sweep, LocalBackend(1, progress=False), tmp_path)
-    assert result.tasks["evaluation"] == 2, "one task per seed"
-    assert "ab_test decide across users" in result.report.read_text()
+    bench = BenchConfig(policies=("no_contact", "ab_test"), **TINY | {"tuning_users": 200, "shard_users": 30})
+    sharded = run_sweep(SweepConfig(bench, axes), LocalBackend(1, progress=False), tmp_path / "sharded")
+    assert sharded.tasks["evaluation"] == 2 * (3 + 1), "per seed: no_contact in 3 shards, ab_test whole"
+    assert "ab_test: run on all users in one task" in sharded.report.read_text()
+    whole_bench = dataclasses.replace(bench, shard_users=0)
+    whole = run_sweep(SweepConfig(whole_bench, axes), LocalBackend(1, progress=False), tmp_path / "whole")
+    pd.testing.assert_frame_equal(sharded.table, whole.table)
 
 
 def test_the_cli_names_a_bad_grid_with_exit_code_2(
@@ -93,8 +95,10 @@ def test_the_cli_names_a_bad_grid_with_exit_code_2(
 
 def test_cells_that_change_the_population_or_horizon_are_sized_per_cell(tmp_path: Path) -> None:
     axes = tuple(GridAxis.parse(text, DOCUMENT) for text in ("eval_share=0.2,0.3", "horizon=3,4"))
-    bench = BenchConfig(policies=("no_contact",), seeds=1, tuning_seeds=1, tuning_users=40, quick=True)
-    result = run_sweep(SweepConfig(bench, axes, shard_users=5000), LocalBackend(1, progress=False), tmp_path)
+    bench = BenchConfig(
+        policies=("no_contact",), seeds=1, tuning_seeds=1, tuning_users=40, quick=True, shard_users=5000
+    )
+    result = run_sweep(SweepConfig(bench, axes), LocalBackend(1, progress=False), tmp_path)
     default = load_scenario("default")
     sizes = [dataclasses.replace(default, eval_share=share).eval_users().n_users for share in (0.2, 0.3)]
     assert sizes[0] < 5000 < sizes[1], "the second share's users take two shards"

@@ -49,7 +49,14 @@ def batch(scenario, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def fresh(policy: SB3Policy, n: int) -> SB3Policy:
     policy.reset(
-        DecisionContext(feature_names=(), actions=(), n_users=n, rng=np.random.default_rng(0), horizon=1)
+        DecisionContext(
+            feature_names=(),
+            actions=(),
+            n_users=n,
+            rng=np.random.default_rng(0),
+            horizon=1,
+            keys=np.arange(n, dtype=np.uint64),
+        )
     )
     return policy
 

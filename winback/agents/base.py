@@ -39,6 +39,10 @@ class DecisionContext:
     """The policy's own seeded generator (randomised policies draw only from it)."""
     horizon: int
     """Periods the batch will be followed."""
+    keys: np.ndarray
+    """(n_users,) uint64 stable keys of the users (hashes of their ids, :func:`winback.streams.user_keys`):
+    a policy that draws per user from :class:`~winback.streams.RandomStreams` under these keys draws the
+    same for a user whichever users share the batch."""
 
 
 class Policy(ABC):
@@ -48,7 +52,7 @@ class Policy(ABC):
     separable: bool = True
     """Whether each user's actions depend on that user alone: then a population split into shards
     and run apart gets the same actions. Policies that learn from or draw across the whole batch
-    (experiments, random draws by position) are not."""
+    (experiments) are not."""
 
     def reset(self, context: DecisionContext) -> None:
         """A new batch of users starts (stateful policies clear their state here)."""

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from winback.agents.base import Features, Policy, allowed
+from winback.agents.base import DecisionContext, Features, Policy, allowed
 from winback.errors import ConfigError
 from winback.simulator.response import CARE, COUPON, PUSH
+from winback.streams import RandomStreams
 
 
 class NoContact(Policy):
@@ -34,10 +35,9 @@ class RandomContact(Policy):
     """Contacts at random: each period a user gets kind ``k`` with probability ``rates[k]``.
 
     With the rates of another policy (:meth:`matched`), it sends as many contacts of each kind, but
-    to nobody in particular: the gap between the two is the value of choosing whom and when.
+    to nobody in particular: the gap between the two is the value of choosing whom and when. Each
+    user's draw is keyed by the user (:attr:`DecisionContext.keys`) and the period.
     """
-
-    separable = False
 
     rates: dict[str, float]
     name: str = "random"
@@ -53,10 +53,14 @@ class RandomContact(Policy):
         """Rates that send ``contacts_per_user[kind]`` contacts of each kind per user over ``horizon``."""
         return cls({kind: min(count / horizon, 1.0) for kind, count in contacts_per_user.items()}, name)
 
+    def reset(self, context: DecisionContext) -> None:
+        super().reset(context)
+        self._streams = RandomStreams(int(context.rng.integers(2**63)))
+
     def act(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
         actions = self.context.actions
         edges = np.cumsum([self.rates.get(kind, 0.0) for kind in actions[1:]])
-        draws = self.context.rng.random(len(observations))
+        draws = self._streams.uniforms(self.context.keys, period, 1)[:, 0]
         chosen = np.searchsorted(edges, draws, side="right") + 1  # len(edges) + 1 past the last: none
         return allowed(np.where(chosen <= len(edges), chosen, 0), masks)
 

@@ -86,7 +86,7 @@ class Oracle(Reference):
             first = np.repeat(np.where(valid, action, 0), copies)
             shift = demand.shift(periods, future.recency)
             value = simulator.step(future, first, min_gap=gap, demand_shift=shift).reward.total
-            follow = self._follower(future.n_users, window)
+            follow = self._follower(future.keys, window)
             for ahead in range(1, window):
                 shift = demand.shift(periods + ahead, future.recency)
                 actions = follow(future, ahead - 1)
@@ -94,18 +94,19 @@ class Oracle(Reference):
             values[valid, action] = value.reshape(-1, copies).mean(axis=1)[valid]
         return np.argmax(values, axis=1).astype(np.int64)  # ties go to the lowest action: none first
 
-    def _follower(self, n_users: int, window: int) -> Callable[[SimState, int], np.ndarray]:
-        """The actions taken after the first one in a look-ahead of ``n_users`` simulated users, by
+    def _follower(self, keys: np.ndarray, window: int) -> Callable[[SimState, int], np.ndarray]:
+        """The actions taken after the first one in a look-ahead of the simulated users ``keys``, by
         the state and the period of the ``base`` policy's run (which starts after the first action)."""
         if self.base is None:
-            idle = np.zeros(n_users, dtype=np.int64)
+            idle = np.zeros(len(keys), dtype=np.int64)
             return lambda future, period: idle
         simulator, gap, base = self.world.simulator, self.world.min_gap, self.base
         base.reset(
             dataclasses.replace(
                 self.context,
-                n_users=n_users,
+                n_users=len(keys),
                 rng=np.random.default_rng(self._base_seed),
+                keys=keys,
                 horizon=max(window - 1, 1),
             )
         )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -162,7 +162,9 @@ def _run_seed(
     )
     start(
         policy,
-        DecisionContext(feature_names(simulator), simulator.actions, n, policy_seed(name, seed), horizon),
+        DecisionContext(
+            feature_names(simulator), simulator.actions, n, policy_seed(name, seed), horizon, state.keys
+        ),
         TrueWorld(simulator, state, gap, scenario.demand),
     )
     totals = {key: np.zeros(n) for key in ("margin", "discounts", "contact_costs", "revenue")}
@@ -203,3 +205,29 @@ def _run_seed(
         **{f"contacts_{kind}": contacts[:, k] for k, kind in enumerate(kinds)},
     }
     return metrics, retention, interest, action_map, desk.log.series()
+
+
+def concatenate_runs(parts: Sequence[PolicyRun]) -> PolicyRun:
+    """One policy's runs on consecutive shards of users (same seeds) as one run on all of them, in
+    the shards' order: per-user metrics side by side, the per-period means weighted by each shard's
+    users, the counts of the action map and of operations summed, wall times summed."""
+    first = parts[0]
+    if any(p.policy != first.policy or not np.array_equal(p.seeds, first.seeds) for p in parts):
+        raise ValueError("the runs to concatenate must be of one policy under the same seeds")
+    users = np.array([p.metrics["net_value"].shape[1] for p in parts], dtype=np.float64)
+    weights = users / users.sum()
+
+    def weighted(field: str) -> np.ndarray:
+        return np.sum([w * getattr(p, field) for w, p in zip(weights, parts, strict=True)], axis=0)
+
+    return PolicyRun(
+        policy=first.policy,
+        category=first.category,
+        seeds=first.seeds,
+        metrics={key: np.concatenate([p.metrics[key] for p in parts], axis=1) for key in first.metrics},
+        retention=weighted("retention"),
+        interest=weighted("interest"),
+        action_map=np.sum([p.action_map for p in parts], axis=0),
+        operations={key: np.sum([p.operations[key] for p in parts], axis=0) for key in first.operations},
+        seconds=float(sum(p.seconds for p in parts)),
+    )

@@ -17,6 +17,11 @@ from scipy import stats
 
 BOOTSTRAP_ELEMENTS = 2**21
 """Resampled values held in memory at once (batches of resamples; also bounds BCa's jackknife)."""
+BOOTSTRAP_MAX_USERS = 50_000
+"""Above this many users the interval is Student's t on the users' means instead of the bootstrap:
+BCa's jackknife is quadratic in users (6.6 s an interval at 50,000 on this machine, hours at a
+million), while at this size the mean's sampling distribution is normal to well within the bootstrap's
+own noise (benchmarks/RESULTS.md, "Benchmarks in user shards")."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,8 @@ def mean_ci(
 
     Each user is averaged over the S seeds (a user's seeds are correlated; users are the independent
     draws), then the mean over the U users is bootstrapped with BCa, or with percentiles where BCa is
-    degenerate (e.g. constant data, where the interval has zero width).
+    degenerate (e.g. constant data, where the interval has zero width); above
+    :data:`BOOTSTRAP_MAX_USERS` users, Student's t interval of the users' means.
     """
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 2:
@@ -49,6 +55,10 @@ def mean_ci(
     if not np.all(np.isfinite(values)):
         raise ValueError("values contain NaN or infinity")
     per_user = values.mean(axis=0)
+    if per_user.size > BOOTSTRAP_MAX_USERS:
+        mean, error = float(values.mean()), float(stats.sem(per_user))
+        half = float(stats.t.ppf((1 + level) / 2, per_user.size - 1)) * error
+        return Estimate(mean, mean - half, mean + half)
     options = {
         "n_resamples": n_resamples,
         "batch": max(1, BOOTSTRAP_ELEMENTS // per_user.size),

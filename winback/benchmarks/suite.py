@@ -22,7 +22,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,9 @@ from winback.agents.baselines import CARE, COUPON, PUSH, FixedCadence, NoContact
 from winback.agents.experiments import ABTestThenRollout, UpliftTargeting
 from winback.agents.oracle import Oracle
 from winback.agents.tuning import FAMILIES, Family, TuningResult, tune
+from winback.benchmarks.backends import Backend
 from winback.benchmarks.report import summarize, write_report
-from winback.benchmarks.rollout import PolicyRun, run_policy
+from winback.benchmarks.rollout import PolicyRun, concatenate_runs, run_policy
 from winback.errors import ConfigError
 from winback.export.policy import load_policy_dir
 from winback.scenarios.scenario import Scenario, load_scenario
@@ -82,6 +83,9 @@ class BenchConfig:
     """Futures the planner averages per action."""
     quick: bool = False
     """Coarse grids (for tests and smoke runs)."""
+    shard_users: int = 0
+    """Evaluation users per task when the evaluation runs in shards (0: each policy on all users in
+    one task); see :func:`evaluation_tasks` for what always runs whole."""
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.policies) - set(KNOWN_POLICIES))
@@ -90,7 +94,7 @@ class BenchConfig:
         for field in ("seeds", "tuning_seeds"):
             if getattr(self, field) < 1:
                 raise ConfigError(f"BenchConfig.{field} = {getattr(self, field)} (allowed: >= 1)")
-        for field in ("tuning_users", "eval_users"):
+        for field in ("tuning_users", "eval_users", "shard_users"):
             if getattr(self, field) < 0:
                 raise ConfigError(f"BenchConfig.{field} = {getattr(self, field)} (allowed: >= 0)")
 
@@ -123,46 +127,43 @@ class SimulatorsBySeed(dict[int, Simulator]):
         return self[seed]
 
 
-def run_benchmark(config: BenchConfig, out_dir: Path, *, progress: bool = True) -> BenchResult:
+def run_benchmark(
+    config: BenchConfig, out_dir: Path, *, progress: bool = True, backend: Backend | None = None
+) -> BenchResult:
+    """Tune the baselines, run every policy on the evaluation users and write the report to ``out_dir``.
+
+    The evaluation's tasks (:func:`evaluation_tasks`) run on ``backend`` (``None``: one after the
+    other in this process); the table is the same on any backend and with any ``shard_users``.
+    """
     scenario = load_scenario(config.scenario)
     simulators = SimulatorsBySeed(scenario)
     eval_seeds = list(range(config.seeds))
-    eval_users = sample_users(scenario.eval_users(), config.eval_users, seed=0)
     tuning = tune_baselines(config, scenario, simulators, progress=progress)
     params = {family: result.best.params for family, result in tuning.items()}
-    policies = make_policies([p for p in config.policies if p not in REFERENCES], params, config)
-
-    def evaluate(policy: Policy, name: str, category: str) -> PolicyRun:
-        return run_policy(
-            policy, scenario, eval_users, eval_seeds, name=name, category=category, simulators=simulators
-        )
-
-    agents = load_agents(config.agents)
-    runs = [evaluate(policy, name, "baseline") for name, policy in policies.items()]
-    runs += [evaluate(agent, agent.name, "agent") for agent in agents]
     tuning_users = tuning_population(config, scenario)
     notes = [
-        f"Evaluation: {eval_users.n_users} held-out users x seeds {eval_seeds}; baselines tuned on "
-        f"{tuning_users.n_users} training users x seeds {tuning_seeds(config)}"
+        f"Evaluation: {evaluation_users(config, scenario).n_users} held-out users x seeds {eval_seeds}; "
+        f"baselines tuned on {tuning_users.n_users} training users x seeds {tuning_seeds(config)}"
         + (" (quick grids)." if config.quick else "."),
         *(f"Tuned {family}: {result.best.params}" for family, result in tuning.items()),
     ]
+    policies = PolicySet(config, params)
     if "random" in config.policies:
-        candidates = {agent.name: agent for agent in agents} or {
-            name: policy for name, policy in policies.items() if name in RULES
-        }
+        built = policies.build()
+        agents = {name: policy for name, (policy, category) in built.items() if category == "agent"}
+        candidates = agents or {name: built[name][0] for name in RULES if name in built}
         if not candidates:
             raise ConfigError("'random' matches the contact rates of an agent or a rule: run one of them too")
         random, reference = matched_random(
             candidates, scenario, tuning_users, tuning_seeds(config), simulators=simulators
         )
-        runs.append(evaluate(random, "random", "baseline"))
+        policies = PolicySet(config, params, random.rates)
         notes.append(
             f"random sends contacts at the rates of {reference}, the best "
             f"{'agent' if agents else 'rule'} on the training users the baselines were tuned on."
         )
-    references = make_policies([p for p in config.policies if p in REFERENCES], params, config)
-    runs += [evaluate(policy, name, "reference") for name, policy in references.items()]
+    runs, task_notes = evaluate(scenario, policies, eval_seeds, backend)
+    notes += task_notes
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "tuning.json").write_text(json.dumps(_tuning_dict(tuning), indent=2) + "\n")
     (out_dir / "bench.json").write_text(json.dumps(_config_dict(config), indent=2) + "\n")
@@ -176,6 +177,105 @@ def run_benchmark(config: BenchConfig, out_dir: Path, *, progress: bool = True) 
         table=table,
     )
     return BenchResult(runs, tuning, table, report)
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """A benchmark's policies as what builds them in any process (a backend's worker): the tuned
+    ``params`` of each parametrised family, the agents' directories and references in ``config``, and
+    ``random``'s matched rates once known."""
+
+    config: BenchConfig
+    params: dict[str, dict[str, Any]]
+    random_rates: dict[str, float] | None = None
+    """Contacts per period of each kind for ``random`` (:func:`matched_random`; ``None``: not run)."""
+
+    def build(self) -> dict[str, tuple[Policy, str]]:
+        """Every policy by name with its category, in the report's order: baselines, agents,
+        ``random``, references."""
+        chosen = self.config.policies
+        baselines = make_policies([p for p in chosen if p not in REFERENCES], self.params, self.config)
+        built = {name: (policy, "baseline") for name, policy in baselines.items()}
+        built |= {agent.name: (agent, "agent") for agent in cached_agents(self.config.agents)}
+        if self.random_rates is not None:
+            built["random"] = (RandomContact(self.random_rates), "baseline")
+        references = make_policies([p for p in chosen if p in REFERENCES], self.params, self.config)
+        return built | {name: (policy, "reference") for name, policy in references.items()}
+
+
+EvaluationTask = tuple[tuple[str, ...], tuple[int, int]]
+"""The policies a task runs and the range ``[start, stop)`` of the evaluation users it runs them on."""
+
+
+def evaluation_tasks(
+    scenario: Scenario, policies: Mapping[str, Policy], n_users: int, shard_users: int
+) -> tuple[list[EvaluationTask], list[str]]:
+    """The tasks of an evaluation and a note on each policy that runs whole.
+
+    With ``shard_users``, the users are cut into consecutive ranges of that many, each one task of
+    every policy that decides for each user alone (:attr:`Policy.separable`). A policy that decides
+    across users (an experiment), and every policy when users share the coupon budget or the care
+    team, runs on all users in a task of its own: sharded, it would decide differently. Without
+    ``shard_users`` each policy is a task on all users.
+    """
+    whole = (0, n_users)
+    operations = scenario.operations
+    if not shard_users or shard_users >= n_users:
+        return [((name,), whole) for name in policies], []
+    if operations.coupon_budget_per_period or operations.care_capacity:
+        note = "Not run in shards: users share the coupon budget or the care team."
+        return [((name,), whole) for name in policies], [note]
+    coupled = [name for name, policy in policies.items() if not policy.separable]
+    separable = tuple(name for name in policies if name not in coupled)
+    tasks: list[EvaluationTask] = []
+    if separable:
+        starts = range(0, n_users, shard_users)
+        tasks = [(separable, (start, min(start + shard_users, n_users))) for start in starts]
+    tasks += [((name,), whole) for name in coupled]
+    if not coupled:
+        return tasks, []
+    return tasks, [f"{', '.join(coupled)}: run on all users in one task (they decide across users)."]
+
+
+def evaluate(
+    scenario: Scenario, policies: PolicySet, seeds: list[int], backend: Backend | None = None
+) -> tuple[list[PolicyRun], list[str]]:
+    """Every policy of ``policies`` on the scenario's evaluation users under ``seeds``, in the tasks of
+    :func:`evaluation_tasks` on ``backend`` (``None``: in this process), and the notes on how they ran."""
+    built = policies.build()
+    n_users = evaluation_users(policies.config, scenario).n_users
+    by_name = {name: policy for name, (policy, _) in built.items()}
+    tasks, notes = evaluation_tasks(scenario, by_name, n_users, policies.config.shard_users)
+    calls = [(scenario, policies, names, users, seeds) for names, users in tasks]
+    if backend is None:
+        results = [evaluate_task(*call) for call in calls]
+    else:
+        results = backend.map(evaluate_task, calls, f"evaluating {len(built)} policies in {len(calls)} tasks")
+    parts: dict[str, list[PolicyRun]] = {name: [] for name in built}
+    for result in results:  # in task order: a policy's shards in user order
+        for run in result:
+            parts[run.policy].append(run)
+    return [concatenate_runs(parts[name]) for name in built], notes
+
+
+def evaluate_task(
+    scenario: Scenario, policies: PolicySet, names: tuple[str, ...], users: tuple[int, int], seeds: list[int]
+) -> list[PolicyRun]:
+    """The policies ``names`` on the range ``users`` of the scenario's evaluation users under ``seeds``
+    (a task of :func:`evaluate`, run in any process)."""
+    built = policies.build()
+    population = evaluation_users(policies.config, scenario).take(np.arange(*users))
+    simulators = SimulatorsBySeed(scenario)
+    return [
+        run_policy(built[name][0], scenario, population, seeds, name=name, category=built[name][1],
+                   simulators=simulators)
+        for name in names
+    ]  # fmt: skip
+
+
+def evaluation_users(config: BenchConfig, scenario: Scenario) -> SimState:
+    """The held-out users the policies are evaluated on (a fixed sample of ``config.eval_users``)."""
+    return sample_users(scenario.eval_users(), config.eval_users, seed=0)
 
 
 def matched_random(
@@ -272,6 +372,12 @@ def ab_candidates(rules: dict[str, Policy]) -> dict[str, Policy]:
     }
 
 
+@cache
+def cached_agents(run_dirs: tuple[Path, ...]) -> tuple[Policy, ...]:
+    """:func:`load_agents`, once per process (every run resets them)."""
+    return tuple(load_agents(run_dirs))
+
+
 def load_agents(run_dirs: Sequence[Path]) -> list[Policy]:
     """Each training run's best model or exported policy (:func:`~winback.export.policy.load_policy_dir`),
     named by its algorithm (and directory when algorithms repeat)."""
@@ -336,13 +442,20 @@ def load_finished_bench(directory: Path) -> FinishedBench:
 
 
 def run_scenarios(
-    config: BenchConfig, scenarios: Sequence[str], out_dir: Path, *, progress: bool = True
+    config: BenchConfig,
+    scenarios: Sequence[str],
+    out_dir: Path,
+    *,
+    progress: bool = True,
+    backend: Backend | None = None,
 ) -> tuple[list[BenchResult], Path]:
     """:func:`run_benchmark` for each scenario into ``out_dir/<scenario>/``, and one table of every
     policy's net value per user by scenario (``scenarios.md``, ``scenarios.csv``)."""
     names = [load_scenario(scenario).name for scenario in scenarios]
     results = [
-        run_benchmark(dataclasses.replace(config, scenario=scenario), out_dir / name, progress=progress)
+        run_benchmark(
+            dataclasses.replace(config, scenario=scenario), out_dir / name, progress=progress, backend=backend
+        )
         for scenario, name in zip(scenarios, names, strict=True)
     ]
     return results, write_scenario_table(results, names, out_dir)

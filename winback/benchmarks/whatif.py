@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from winback.benchmarks.backends import Backend
 from winback.benchmarks.report import CATEGORY_LINES, LEVEL, interval, palette
 from winback.benchmarks.rollout import PolicyRun
 from winback.benchmarks.suite import BenchConfig, run_benchmark
@@ -29,9 +30,12 @@ PLOTS = {
 }
 
 
-def run_whatif(config: BenchConfig, out_dir: Path, *, progress: bool = True) -> Path:
-    """The benchmark of ``config`` into ``out_dir`` and its what-if report; returns ``whatif.md``."""
-    result = run_benchmark(config, out_dir, progress=progress)
+def run_whatif(
+    config: BenchConfig, out_dir: Path, *, progress: bool = True, backend: Backend | None = None
+) -> Path:
+    """The benchmark of ``config`` (its evaluation on ``backend``, :func:`run_benchmark`) into
+    ``out_dir`` and its what-if report; returns ``whatif.md``."""
+    result = run_benchmark(config, out_dir, progress=progress, backend=backend)
     return write_whatif_report(result.runs, result.table, load_scenario(config.scenario), out_dir)
 
 

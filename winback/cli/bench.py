@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import torch
 import typer
 from threadpoolctl import threadpool_limits
 
+from winback.benchmarks.backends import Backend, make_backend
 from winback.benchmarks.suite import ALL_POLICIES, KNOWN_POLICIES, BenchConfig, run_benchmark, run_scenarios
 from winback.errors import ConfigError
 
@@ -35,6 +36,18 @@ TuningUsers = Annotated[int, typer.Option(help="Training users the baselines are
 Quick = Annotated[bool, typer.Option("--quick", help="Few users, seeds and coarse grids (a smoke run).")]
 Threads = Annotated[int, typer.Option(help="Threads for torch and the gradient-boosting models.")]
 Progress = Annotated[bool, typer.Option(help="Show progress bars.")]
+BackendName = Annotated[str, typer.Option("--backend", help="Where tasks run: 'local' processes or 'ray'.")]
+Workers = Annotated[int, typer.Option(help="Parallel workers (local processes, or CPUs of a local Ray).")]
+RayAddress = Annotated[
+    str | None, typer.Option(help="Address of an existing Ray cluster to join (default: a local Ray).")
+]
+ShardUsers = Annotated[
+    int,
+    typer.Option(
+        help="Evaluation users per task: policies that decide for each user alone run in shards of this "
+        "many (0: each policy on all users)."
+    ),
+]
 
 
 def bench_config(
@@ -47,6 +60,7 @@ def bench_config(
     tuning_seeds: int,
     tuning_users: int,
     quick: bool,
+    shard_users: int = 0,
 ) -> BenchConfig:
     """The benchmark the options describe (``quick`` overrides the sizes)."""
     chosen = ALL_POLICIES if policies == "all" else tuple(p.strip() for p in policies.split(",") if p.strip())
@@ -55,6 +69,7 @@ def bench_config(
         "eval_users": eval_users,
         "tuning_seeds": tuning_seeds,
         "tuning_users": tuning_users,
+        "shard_users": shard_users,
     } | (QUICK if quick else {})
     return BenchConfig(scenario=scenario, policies=chosen, agents=tuple(agents or ()), **settings)
 
@@ -67,6 +82,20 @@ def thread_limit(threads: int) -> Iterator[None]:
     torch.set_num_threads(threads)
     with threadpool_limits(threads):
         yield
+
+
+@contextmanager
+def task_backend(backend: str, workers: int, address: str | None, progress: bool) -> Iterator[Backend | None]:
+    """The evaluation's :class:`Backend` (``None``, this process, for one local worker), closed after."""
+    if backend == "local" and workers == 1 and address is None:
+        yield None
+        return
+    chosen: Literal["local", "ray"] = backend  # type: ignore[assignment]  # checked by make_backend
+    runner = make_backend(chosen, workers, address=address, progress=progress)
+    try:
+        yield runner
+    finally:
+        runner.close()
 
 
 def bench(
@@ -85,22 +114,30 @@ def bench(
     tuning_users: TuningUsers = DEFAULTS.tuning_users,
     quick: Quick = False,
     threads: Threads = 1,
+    shard_users: ShardUsers = 0,
+    backend: BackendName = "local",
+    workers: Workers = 1,
+    ray_address: RayAddress = None,
     progress: Progress = True,
 ) -> None:
     """Run the policies on the scenario's evaluation users and write the leaderboard and plots to OUT.
 
     One thread by default: the simulator's batches are too small for a second thread to pay, and
     two torch threads stall (hiccups of ~8 ms, measured on a 2-core machine) when the other core is busy.
+    With --workers or --backend ray, the policies' runs on the evaluation users are tasks in parallel
+    (one thread each), in shards of --shard-users users where that cannot change a number; the table
+    is the same.
     """
     scenarios = scenario or [DEFAULTS.scenario]
     config = bench_config(
         scenarios[0], policies, agent,
         seeds=seeds, eval_users=eval_users, tuning_seeds=tuning_seeds, tuning_users=tuning_users, quick=quick,
+        shard_users=shard_users,
     )  # fmt: skip
-    with thread_limit(threads):
+    with thread_limit(threads), task_backend(backend, workers, ray_address, progress) as runner:
         if len(scenarios) == 1:
-            report = run_benchmark(config, out, progress=progress).report
+            report = run_benchmark(config, out, progress=progress, backend=runner).report
         else:
-            report = run_scenarios(config, scenarios, out, progress=progress)[1]
+            report = run_scenarios(config, scenarios, out, progress=progress, backend=runner)[1]
     typer.echo(report.read_text())
     typer.echo(f"report: {report}")

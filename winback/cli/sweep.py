@@ -6,21 +6,28 @@ from typing import Annotated, Literal
 
 import typer
 
+from winback.benchmarks.backends import default_workers, make_backend
 from winback.benchmarks.sweep import run_sweep
-from winback.benchmarks.sweep.backends import default_workers, make_backend
 from winback.benchmarks.sweep.grid import GridAxis, SweepConfig
 from winback.cli.bench import (
     Agents,
+    BackendName,
     EvalUsers,
     Out,
     Progress,
     Quick,
+    RayAddress,
+    ShardUsers,
     TuningSeeds,
     TuningUsers,
+    Workers,
     bench_config,
 )
 from winback.scenarios.files import to_document
 from winback.scenarios.scenario import load_scenario
+
+EVERY_CPU = default_workers()
+"""The sweep's default --workers."""
 
 
 def sweep(
@@ -41,17 +48,10 @@ def sweep(
     tuning_seeds: TuningSeeds = 1,
     tuning_users: TuningUsers = 1000,
     quick: Quick = False,
-    backend: Annotated[str, typer.Option(help="Where tasks run: 'local' processes or 'ray'.")] = "local",
-    workers: Annotated[
-        int, typer.Option(help="Parallel workers (local processes, or CPUs of a local Ray).")
-    ] = default_workers(),
-    ray_address: Annotated[
-        str | None, typer.Option(help="Address of an existing Ray cluster to join (default: a local Ray).")
-    ] = None,
-    shard_users: Annotated[
-        int,
-        typer.Option(help="Evaluation users per task where sharding is exact (0: a task per cell and seed)."),
-    ] = 0,
+    backend: BackendName = "local",
+    workers: Workers = EVERY_CPU,
+    ray_address: RayAddress = None,
+    shard_users: ShardUsers = 0,
     progress: Progress = True,
 ) -> None:
     """Benchmark the policies in every cell of the grid over SCENARIO; write the table and heatmaps to OUT."""
@@ -60,8 +60,9 @@ def sweep(
     bench = bench_config(
         scenario, policies, agent,
         seeds=seeds, eval_users=eval_users, tuning_seeds=tuning_seeds, tuning_users=tuning_users, quick=quick,
+        shard_users=shard_users,
     )  # fmt: skip
-    config = SweepConfig(bench, axes, shard_users=shard_users)
+    config = SweepConfig(bench, axes)
     chosen: Literal["local", "ray"] = backend  # type: ignore[assignment]  # checked by make_backend
     runner = make_backend(chosen, workers, address=ray_address, progress=progress)
     try:

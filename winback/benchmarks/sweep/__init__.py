@@ -6,11 +6,10 @@
    checked as a file is (an unknown key or an impossible value names the key).
 2. One task per cell tunes the parametrised baselines on the cell's training users
    (:func:`~winback.benchmarks.suite.tune_baselines`).
-3. One task per cell, seed and shard runs every policy on the cell's evaluation users. A large
-   population is sharded by user (``shard_users``) when that cannot change a number: every policy
-   decides for each user alone (:attr:`Policy.separable`) and operations share no budget or care
-   team between users; otherwise a cell and seed run whole.
-4. Tasks run on a :class:`~winback.benchmarks.sweep.backends.Backend`: processes on this machine,
+3. The cell's evaluation runs in the benchmark's own tasks
+   (:func:`~winback.benchmarks.suite.evaluation_tasks`), once per seed: with ``shard_users``, ranges
+   of users for the policies that decide for each user alone, and the rest on all users.
+4. Tasks run on a :class:`~winback.benchmarks.backends.Backend`: processes on this machine,
    or Ray tasks on a local or existing Ray cluster. Results are assembled in task order, so the same
    seeds give the same numbers on either backend and any number of workers.
 
@@ -19,7 +18,7 @@ with its 95% bootstrap CI in every cell, the best deployable policy per cell (re
 and heatmaps over the first two grid keys; ``sweep.json`` records the throughput.
 
 One concern a module: :mod:`~winback.benchmarks.sweep.grid` (axes, config, cells),
-:mod:`~winback.benchmarks.sweep.backends`, :mod:`~winback.benchmarks.sweep.tasks` (tuning, evaluation,
+:mod:`~winback.benchmarks.backends`, :mod:`~winback.benchmarks.sweep.tasks` (tuning, evaluation,
 sharding), :mod:`~winback.benchmarks.sweep.report` (table and files),
 :mod:`~winback.benchmarks.sweep.plots` (heatmaps); :func:`run_sweep` runs them in order.
 """
@@ -33,17 +32,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from winback.benchmarks.suite import sample_users
-from winback.benchmarks.sweep.backends import Backend
+from winback.benchmarks.backends import Backend
+from winback.benchmarks.rollout import PolicyRun, concatenate_runs
+from winback.benchmarks.suite import PolicySet, evaluation_tasks, sample_users
 from winback.benchmarks.sweep.grid import SweepConfig, cell_document, cell_name
 from winback.benchmarks.sweep.report import table_of, write_report
-from winback.benchmarks.sweep.tasks import (
-    cell_scenario,
-    evaluate_cell,
-    policy_categories,
-    shard_ranges,
-    tune_cell,
-)
+from winback.benchmarks.sweep.tasks import cell_scenario, evaluate_cell, tune_cell
 from winback.scenarios.files import to_document
 from winback.scenarios.scenario import load_scenario
 
@@ -78,30 +72,32 @@ def run_sweep(config: SweepConfig, backend: Backend, out_dir: Path) -> SweepResu
     tuned_at = time.perf_counter()
     calls, keys, notes = [], [], []
     for c, (cell_doc, name, params) in enumerate(zip(documents, names, tuned, strict=True)):
-        cell_shards, why = shard_ranges(scenarios[c], config, params, sizes[c])
-        if why:
-            notes.append(f"{name}: not sharded ({why}).")
+        built = PolicySet(config.bench, params).build()
+        policies = {policy_name: policy for policy_name, (policy, _) in built.items()}
+        cell_tasks, cell_notes = evaluation_tasks(scenarios[c], policies, sizes[c], config.bench.shard_users)
+        notes += [f"{name}: {note}" for note in cell_notes]
         for seed in range(config.bench.seeds):
-            for shard in cell_shards:
-                calls.append((cell_doc, name, config.bench, params, seed, shard))
+            for task_policies, users in cell_tasks:
+                calls.append((cell_doc, name, config.bench, params, task_policies, users, seed))
                 keys.append((c, seed))
     results = backend.map(evaluate_cell, calls, "evaluating cells")
     finished = time.perf_counter()
-    policies = list(results[0])
-    shards_of: dict[tuple[int, int], list[dict[str, np.ndarray]]] = {}
-    for key, result in zip(keys, results, strict=True):  # in task order: shards in user order
-        shards_of.setdefault(key, []).append(result)
+    built = PolicySet(config.bench, tuned[0]).build()  # the same names and categories in every cell
+    categories = {policy_name: category for policy_name, (_, category) in built.items()}
+    parts: dict[tuple[int, int, str], list[PolicyRun]] = {}
+    for (c, seed), result in zip(keys, results, strict=True):  # in task order: shards in user order
+        for run in result:
+            parts.setdefault((c, seed, run.policy), []).append(run)
     net = {
         (c, policy): np.stack(
-            [np.concatenate([r[policy] for r in shards_of[c, seed]]) for seed in range(config.bench.seeds)]
+            [concatenate_runs(parts[c, s, policy]).metrics["net_value"][0] for s in range(config.bench.seeds)]
         )
         for c in range(len(cells))
-        for policy in policies
+        for policy in categories
     }
-    categories = policy_categories(config.bench, policies)
-    table = table_of(config, cells, policies, categories, net)
+    table = table_of(config, cells, list(categories), categories, net)
     user_periods = sum(n * s.horizon for n, s in zip(sizes, scenarios, strict=True))
-    user_periods *= len(policies) * config.bench.seeds
+    user_periods *= len(categories) * config.bench.seeds
     seconds = {"tuning": tuned_at - started, "evaluation": finished - tuned_at, "total": finished - started}
     tasks = {"tuning": len(documents), "evaluation": len(calls)}
     report = write_report(config, backend, table, user_periods, seconds, tasks, notes, out_dir)

@@ -54,8 +54,6 @@ class SweepConfig:
     bench: BenchConfig
     """The scenario, policies, agents, seeds and sizes of every cell's benchmark (``random`` aside)."""
     axes: tuple[GridAxis, ...]
-    shard_users: int = 0
-    """Evaluation users per task when sharding is exact (0: one task per cell and seed)."""
 
     def __post_init__(self) -> None:
         if not self.axes:
@@ -65,8 +63,6 @@ class SweepConfig:
             raise ConfigError(f"--grid keys repeat: {keys}")
         if "random" in self.bench.policies:
             raise ConfigError("'random' copies another run's contact rates: it is not swept (leave it out)")
-        if self.shard_users < 0:
-            raise ConfigError(f"--shard-users = {self.shard_users} (allowed: >= 0)")
 
     @property
     def cells(self) -> list[tuple[Any, ...]]:

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from winback.benchmarks.backends import Backend
 from winback.benchmarks.report import LEVEL
 from winback.benchmarks.stats import mean_ci
-from winback.benchmarks.sweep.backends import Backend
 from winback.benchmarks.sweep.grid import SweepConfig
 from winback.benchmarks.sweep.plots import plot_best, plot_net_value
 
@@ -69,7 +69,6 @@ def write_report(
         "scenario": config.bench.scenario,
         "grid": {axis.key: list(axis.values) for axis in config.axes},
         "bench": {**dataclasses.asdict(config.bench), "agents": [str(a) for a in config.bench.agents]},
-        "shard_users": config.shard_users,
         "backend": backend.name,
         "workers": workers,
         "tasks": tasks,

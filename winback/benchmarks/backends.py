@@ -1,5 +1,6 @@
-"""Where a sweep's tasks run: processes on this machine, or Ray tasks on a local or existing cluster.
-Results come back in task order on either, so the same seeds give the same numbers."""
+"""Where the tasks of a sweep or of a benchmark in user shards run: processes on this machine, or Ray
+tasks on a local or existing cluster. Results come back in task order on either, so the same seeds
+give the same numbers."""
 
 from __future__ import annotations
 

@@ -17,11 +17,12 @@ from scipy import stats
 
 BOOTSTRAP_ELEMENTS = 2**21
 """Resampled values held in memory at once (batches of resamples; also bounds BCa's jackknife)."""
-BOOTSTRAP_MAX_USERS = 50_000
+BOOTSTRAP_MAX_USERS = 20_000
 """Above this many users the interval is Student's t on the users' means instead of the bootstrap:
-BCa's jackknife is quadratic in users (6.6 s an interval at 50,000 on this machine, hours at a
-million), while at this size the mean's sampling distribution is normal to well within the bootstrap's
-own noise (benchmarks/RESULTS.md, "Benchmarks in user shards")."""
+BCa's jackknife is quadratic in users (1.2 s an interval at 20,000 users on this machine, 6.6 s at
+50,000, hours at a million). At 20,000 users of a benchmark the two intervals' bounds differ by a few
+percent of their width, less beyond (a mean's skewness falls as one over the root of the users):
+benchmarks/RESULTS.md, "Benchmarks of a million users"."""
 
 
 @dataclass(frozen=True)

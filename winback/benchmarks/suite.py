@@ -142,8 +142,7 @@ def run_benchmark(
     params = {family: result.best.params for family, result in tuning.items()}
     tuning_users = tuning_population(config, scenario)
     notes = [
-        f"Evaluation: {evaluation_users(config, scenario).n_users} held-out users x seeds {eval_seeds}; "
-        f"baselines tuned on {tuning_users.n_users} training users x seeds {tuning_seeds(config)}"
+        f"Baselines tuned on {tuning_users.n_users} training users x seeds {tuning_seeds(config)}"
         + (" (quick grids)." if config.quick else "."),
         *(f"Tuned {family}: {result.best.params}" for family, result in tuning.items()),
     ]
@@ -163,7 +162,8 @@ def run_benchmark(
             f"{'agent' if agents else 'rule'} on the training users the baselines were tuned on."
         )
     runs, task_notes = evaluate(scenario, policies, eval_seeds, backend)
-    notes += task_notes
+    n_users = runs[0].metrics["net_value"].shape[1]
+    notes = [f"Evaluation: {n_users} held-out users x seeds {eval_seeds}.", *notes, *task_notes]
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "tuning.json").write_text(json.dumps(_tuning_dict(tuning), indent=2) + "\n")
     (out_dir / "bench.json").write_text(json.dumps(_config_dict(config), indent=2) + "\n")
@@ -204,23 +204,46 @@ class PolicySet:
 
 
 EvaluationTask = tuple[tuple[str, ...], tuple[int, int]]
-"""The policies a task runs and the range ``[start, stop)`` of the evaluation users it runs them on."""
+"""The policies a task runs and the range ``[start, stop)`` of the evaluation units it runs them on
+(:func:`evaluation_units`)."""
+
+
+def evaluation_units(config: BenchConfig, scenario: Scenario) -> tuple[int, int]:
+    """What the evaluation users are cut into: (units, units per task, 0 for none).
+
+    Units are the evaluation users, ``config.shard_users`` a task; for a population in shards
+    (:meth:`Scenario.population_shards`) they are its shards, as many a task as hold about
+    ``config.shard_users`` evaluation users (at least one), and no user is read before its task.
+    """
+    panel = scenario.population_shards()
+    if panel is None:
+        return evaluation_users(config, scenario).n_users, config.shard_users
+    if config.eval_users:
+        raise ConfigError(
+            f"eval_users = {config.eval_users}: a population in shards "
+            f"({scenario.population_config.log}) is evaluated on all its held-out users (give 0, and "
+            "scenario.eval_share for fewer)"
+        )
+    held_out_per_shard = panel.n_users / panel.n_shards * scenario.eval_share
+    per_task = max(1, round(config.shard_users / held_out_per_shard)) if config.shard_users else 0
+    return panel.n_shards, per_task
 
 
 def evaluation_tasks(
-    scenario: Scenario, policies: Mapping[str, Policy], n_users: int, shard_users: int
+    scenario: Scenario, policies: Mapping[str, Policy], n_units: int, per_task: int
 ) -> tuple[list[EvaluationTask], list[str]]:
-    """The tasks of an evaluation and a note on each policy that runs whole.
+    """The tasks of an evaluation over ``n_units`` units of users (:func:`evaluation_units`) and a
+    note on each policy that runs whole.
 
-    With ``shard_users``, the users are cut into consecutive ranges of that many, each one task of
-    every policy that decides for each user alone (:attr:`Policy.separable`). A policy that decides
-    across users (an experiment), and every policy when users share the coupon budget or the care
-    team, runs on all users in a task of its own: sharded, it would decide differently. Without
-    ``shard_users`` each policy is a task on all users.
+    With ``per_task``, the units are cut into consecutive ranges of that many, each one task of every
+    policy that decides for each user alone (:attr:`Policy.separable`). A policy that decides across
+    users (an experiment), and every policy when users share the coupon budget or the care team,
+    runs on all users in a task of its own: sharded, it would decide differently. Without
+    ``per_task`` each policy is a task on all users.
     """
-    whole = (0, n_users)
+    whole = (0, n_units)
     operations = scenario.operations
-    if not shard_users or shard_users >= n_users:
+    if not per_task or per_task >= n_units:
         return [((name,), whole) for name in policies], []
     if operations.coupon_budget_per_period or operations.care_capacity:
         note = "Not run in shards: users share the coupon budget or the care team."
@@ -229,8 +252,8 @@ def evaluation_tasks(
     separable = tuple(name for name in policies if name not in coupled)
     tasks: list[EvaluationTask] = []
     if separable:
-        starts = range(0, n_users, shard_users)
-        tasks = [(separable, (start, min(start + shard_users, n_users))) for start in starts]
+        starts = range(0, n_units, per_task)
+        tasks = [(separable, (start, min(start + per_task, n_units))) for start in starts]
     tasks += [((name,), whole) for name in coupled]
     if not coupled:
         return tasks, []
@@ -243,10 +266,9 @@ def evaluate(
     """Every policy of ``policies`` on the scenario's evaluation users under ``seeds``, in the tasks of
     :func:`evaluation_tasks` on ``backend`` (``None``: in this process), and the notes on how they ran."""
     built = policies.build()
-    n_users = evaluation_users(policies.config, scenario).n_users
     by_name = {name: policy for name, (policy, _) in built.items()}
-    tasks, notes = evaluation_tasks(scenario, by_name, n_users, policies.config.shard_users)
-    calls = [(scenario, policies, names, users, seeds) for names, users in tasks]
+    tasks, notes = evaluation_tasks(scenario, by_name, *evaluation_units(policies.config, scenario))
+    calls = [(scenario, policies, names, units, seeds) for names, units in tasks]
     if backend is None:
         results = [evaluate_task(*call) for call in calls]
     else:
@@ -259,12 +281,12 @@ def evaluate(
 
 
 def evaluate_task(
-    scenario: Scenario, policies: PolicySet, names: tuple[str, ...], users: tuple[int, int], seeds: list[int]
+    scenario: Scenario, policies: PolicySet, names: tuple[str, ...], units: tuple[int, int], seeds: list[int]
 ) -> list[PolicyRun]:
-    """The policies ``names`` on the range ``users`` of the scenario's evaluation users under ``seeds``
+    """The policies ``names`` on the range ``units`` of the scenario's evaluation units under ``seeds``
     (a task of :func:`evaluate`, run in any process)."""
     built = policies.build()
-    population = evaluation_users(policies.config, scenario).take(np.arange(*users))
+    population = evaluation_users(policies.config, scenario, units)
     simulators = SimulatorsBySeed(scenario)
     return [
         run_policy(built[name][0], scenario, population, seeds, name=name, category=built[name][1],
@@ -273,9 +295,16 @@ def evaluate_task(
     ]  # fmt: skip
 
 
-def evaluation_users(config: BenchConfig, scenario: Scenario) -> SimState:
-    """The held-out users the policies are evaluated on (a fixed sample of ``config.eval_users``)."""
-    return sample_users(scenario.eval_users(), config.eval_users, seed=0)
+def evaluation_users(
+    config: BenchConfig, scenario: Scenario, units: tuple[int, int] | None = None
+) -> SimState:
+    """The held-out users the policies are evaluated on (a fixed sample of ``config.eval_users``), or
+    those of the range ``units`` of them (:func:`evaluation_units`)."""
+    panel = scenario.population_shards()
+    if panel is not None:
+        return scenario.eval_users_in_shards(*(units or (0, panel.n_shards)))
+    users = sample_users(scenario.eval_users(), config.eval_users, seed=0)
+    return users if units is None else users.take(np.arange(*units))
 
 
 def matched_random(
@@ -299,8 +328,10 @@ def matched_random(
 
 
 def tuning_population(config: BenchConfig, scenario: Scenario) -> SimState:
-    """The training users the baselines are tuned on (a fixed sample of ``config.tuning_users``)."""
-    return sample_users(scenario.train_users(), config.tuning_users, seed=1)
+    """The training users the baselines are tuned on (a fixed sample of ``config.tuning_users``; of a
+    population in shards, from its first shards, :meth:`Scenario.train_users`)."""
+    users = scenario.train_users(at_least=config.tuning_users)
+    return sample_users(users, config.tuning_users, seed=1)
 
 
 def tuning_seeds(config: BenchConfig) -> list[int]:

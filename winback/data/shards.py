@@ -53,7 +53,7 @@ from winback.progress import progress_bar
 
 MANIFEST = "panel.json"
 KIND = ("format", "winback-panel-shards")
-VERSION = ("version", 1)
+VERSION = ("version", 2)
 ROWS_PER_SHARD = 4_000_000
 """Default shard size in log rows: a shard's panel is built in about 1 GiB."""
 _NS_PER_DAY = 86_400 * 10**9
@@ -80,6 +80,8 @@ class ShardedPanel:
     shard_files: tuple[str, ...]
     shard_users: tuple[int, ...]
     report: LoadReport
+    last_day: str
+    """ISO date of the log's last event."""
     notes: tuple[str, ...] = ()
     """The panel's own notes (cells whose counts saturated), as :attr:`PeriodPanel.notes`."""
 
@@ -90,6 +92,12 @@ class ShardedPanel:
     @property
     def n_shards(self) -> int:
         return len(self.shard_files)
+
+    @property
+    def complete_periods(self) -> int:
+        """Periods from the origin that end on or before the log's last day."""
+        days = (dt.date.fromisoformat(self.last_day) - self.spec.origin_date).days + 1
+        return min(days // self.spec.period_days, self.spec.n_periods)
 
     def shard(self, index: int) -> PeriodPanel:
         """One shard's users (sorted by id) as an in-memory panel."""
@@ -107,6 +115,22 @@ class ShardedPanel:
 
     def __iter__(self) -> Iterator[PeriodPanel]:
         return (self.shard(index) for index in range(self.n_shards))
+
+    def head(self, n_shards: int, out: str | Path) -> ShardedPanel:
+        """The panel of the first ``n_shards`` shards (a random sample of the users: shards are hash
+        buckets), written to ``out`` as a manifest and links to these shards' files."""
+        if not 1 <= n_shards <= self.n_shards:
+            raise ConfigError(f"n_shards = {n_shards} (allowed: 1 to the panel's {self.n_shards})")
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in self.shard_files[:n_shards]:
+            (out / name).unlink(missing_ok=True)
+            (out / name).symlink_to((self.path / name).resolve())
+        head = dataclasses.replace(
+            self, path=out, shard_files=self.shard_files[:n_shards], shard_users=self.shard_users[:n_shards]
+        )
+        _write_manifest(head)
+        return head
 
     def load(self) -> PeriodPanel:
         """Every user in one panel, sorted by id: what ``build_panel(read_event_log(...))`` gives."""
@@ -190,6 +214,7 @@ def ingest_log(
         shard_files=tuple(_shard_name(k) for k, _ in kept),
         shard_users=tuple(result.users for _, result in kept),
         report=report,
+        last_day=str(np.datetime64(log.last_timestamp // _NS_PER_DAY, "D")),
         notes=tuple(note for _, result in kept for note in result.notes),
     )
     _write_manifest(panel)
@@ -219,6 +244,7 @@ def open_panel(path: str | Path) -> ShardedPanel:
         shard_files=tuple(shard["file"] for shard in body["shards"]),
         shard_users=tuple(int(shard["users"]) for shard in body["shards"]),
         report=LoadReport(**report),
+        last_day=body["last_day"],
         notes=tuple(body["notes"]),
     )
 
@@ -422,6 +448,7 @@ def _write_manifest(panel: ShardedPanel) -> None:
             for name, users in zip(panel.shard_files, panel.shard_users, strict=True)
         ],
         "report": dataclasses.asdict(panel.report),
+        "last_day": panel.last_day,
         "notes": list(panel.notes),
     }
     (panel.path / MANIFEST).write_text(json.dumps(with_hash(body), indent=2) + "\n")

@@ -6,6 +6,11 @@ and warm-started at ``[population] until``. Either way the population and the mo
 panel layout (:func:`check_population`, run when a scenario is made): a model reads its inputs by
 position and places periods on its own calendar, so any other layout would be read as garbage.
 
+A log's panel in user shards (a directory written by ``winback data panel``) is a population too,
+read a shard at a time: each shard's users are split into training, validation and evaluation users
+and each part is warm-started apart (:func:`shard_part`), and the whole population's splits are the
+shards' parts in shard order, so a benchmark can run any range of shards and get those very users.
+
 Users start under the default response parameters (a log's contacts set their fatigue, coupon
 validity and periods since each kind with them, whatever a scenario's ``[contacts]`` and ``[fatigue]``
 say; CDNOW logs no contacts), so every scenario with the same ``[population]`` and ``[model]`` shares
@@ -17,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -26,14 +31,16 @@ from winback.data import cdnow
 from winback.data.io import read_event_log
 from winback.data.mapping import PRESETS
 from winback.data.panel import PanelSpec, PeriodPanel, build_panel
+from winback.data.shards import MANIFEST, ShardedPanel, is_sharded_panel, open_panel
 from winback.decay_model.artifact import load_model, load_spec
 from winback.decay_model.base import DecayModel
 from winback.envs.defaults import DEFAULT_MODEL, default_model, default_population, default_simulator
 from winback.errors import ConfigError, DataError
 from winback.scenarios.schema import PACKAGED, ModelConfig, PopulationConfig
 from winback.simulator.core import Simulator
-from winback.simulator.population import new_users, split_users, warm_start
+from winback.simulator.population import held_out, new_users, split_users, warm_start
 from winback.simulator.state import SimState
+from winback.streams import user_keys
 
 LAYOUT_FIELDS = ("event_types", "purchase_event", "interventions", "period", "origin")
 """The fields of a :class:`PanelSpec` a population and its decay model must agree on (not the length)."""
@@ -63,6 +70,9 @@ def check_population(config: PopulationConfig, model: ModelConfig) -> None:
     if not config.log:
         _check_same_layout(cdnow.PANEL_SPEC, f"population.source = {config.source!r}", model)
         return
+    if is_sharded_panel(config.log):
+        _sharded_source(_where(config), model)
+        return
     panel, until = _log_source(_where(config), model)
     if config.size > panel.n_users:
         raise ConfigError(
@@ -73,6 +83,8 @@ def check_population(config: PopulationConfig, model: ModelConfig) -> None:
 
 def warm_start_period(config: PopulationConfig, model: ModelConfig) -> int:
     """The period of the model's grid the population's real users are warm-started at."""
+    if is_sharded_panel(config.log):
+        return _sharded_source(_where(config), model)[1]
     if config.log:
         return _log_source(_where(config), model)[1]
     return cdnow.PANEL_SPEC.period_of(cdnow.CALIBRATION_END)
@@ -80,12 +92,20 @@ def warm_start_period(config: PopulationConfig, model: ModelConfig) -> int:
 
 def describe_population(config: PopulationConfig, model: ModelConfig) -> dict[str, Any]:
     """Where the users come from, for the records of a run and a policy card: the built-in ``source``,
-    or the ``log`` (its path as the scenario holds it, resolved) with the sha256 of its bytes, the
-    ``mapping`` (with its file's sha256; ``None`` for a preset or none), and the ``until`` date the
-    users are warm-started at."""
+    or the ``log`` (its path as the scenario holds it, resolved) with the sha256 of its bytes (of its
+    manifest, for a panel in shards, which holds the hash of its content), the ``mapping`` (with its
+    file's sha256; ``None`` for a preset or none), and the ``until`` date the users are warm-started at."""
     until = str(model_layout(model).period_start(warm_start_period(config, model)))
     if not config.log:
         return {"source": config.source, "until": until}
+    if is_sharded_panel(config.log):
+        return {
+            "log": config.log,
+            "log_sha256": sha256_file(Path(config.log) / MANIFEST),
+            "mapping": None,
+            "mapping_sha256": None,
+            "until": until,
+        }
     mapping_file = Path(config.mapping) if config.mapping and config.mapping not in PRESETS else None
     return {
         "log": config.log,
@@ -98,8 +118,11 @@ def describe_population(config: PopulationConfig, model: ModelConfig) -> dict[st
 
 def build_population(config: PopulationConfig, model: ModelConfig) -> SimState:
     """The population ``config`` describes: a seeded sample of ``size`` warm-started users (all when
-    0), of which a seeded ``new_user_share`` is replaced by new users (appended after the others)."""
+    0), of which a seeded ``new_user_share`` is replaced by new users (appended after the others);
+    for a panel in shards, every user, its shards' training, validation and evaluation users."""
     check_population(config, model)
+    if is_sharded_panel(config.log):
+        return SimState.concatenate(list(_sharded_split(config, model, 0.0, 0.0)))
     everyone = _warm_started(_where(config), model)
     if config.size == 0 and config.new_user_share == 0:
         return everyone
@@ -127,9 +150,67 @@ def split_population(
 ) -> tuple[SimState, SimState, SimState]:
     """(train, validation, evaluation) users: hash-based splits of the population
     (:func:`winback.simulator.population.split_users`), the same in every run."""
+    if is_sharded_panel(config.log):
+        return _sharded_split(config, model, eval_share, validation_share)
     rest, evaluation = split_users(cached_population(config, model), eval_share)
     train, validation = split_users(rest, validation_share, salt=1)
     return train, validation, evaluation
+
+
+def population_shards(config: PopulationConfig) -> ShardedPanel | None:
+    """The panel in shards the population comes from (``None``: a population held in memory)."""
+    return open_panel(config.log) if is_sharded_panel(config.log) else None
+
+
+Split = Literal["train", "validation", "evaluation"]
+SPLITS: tuple[Split, ...] = ("train", "validation", "evaluation")
+"""The parts of a population's split, in the order :func:`split_population` returns them."""
+
+
+def shard_part(
+    config: PopulationConfig,
+    model: ModelConfig,
+    eval_share: float,
+    validation_share: float,
+    index: int,
+    part: Split,
+) -> SimState:
+    """The users of shard ``index`` of a population in shards in ``part`` of the split
+    :func:`split_population` makes (by hashes of the users' keys), warm-started."""
+    panel, until = _sharded_source(_where(config), model)
+    shard = panel.shard(index).truncate(until)
+    keys = user_keys(shard.user_ids)
+    evaluation = held_out(keys, eval_share)
+    validation = held_out(keys, validation_share, salt=1) & ~evaluation
+    chosen = (~evaluation & ~validation, validation, evaluation)[SPLITS.index(part)]
+    return warm_start(_simulator(model), shard.select(chosen), until=until)
+
+
+def _sharded_split(
+    config: PopulationConfig, model: ModelConfig, eval_share: float, validation_share: float
+) -> tuple[SimState, SimState, SimState]:
+    """Every shard's :func:`shard_part` of each part, concatenated in shard order."""
+    n_shards = _sharded_source(_where(config), model)[0].n_shards
+    train, validation, evaluation = (
+        SimState.concatenate(
+            [shard_part(config, model, eval_share, validation_share, i, part) for i in range(n_shards)]
+        )
+        for part in SPLITS
+    )
+    return train, validation, evaluation
+
+
+@cache
+def _sharded_source(where: PopulationConfig, model: ModelConfig) -> tuple[ShardedPanel, int]:
+    """The panel in shards of ``population.log`` and the warm-start period, after the checks of
+    :func:`check_population` (the manifest alone is read)."""
+    key = f"population.log = {where.log!r}"
+    try:
+        panel = open_panel(where.log)
+    except DataError as err:
+        raise ConfigError(f"{key}: {err}") from err
+    _check_same_layout(panel.spec, key, model)
+    return panel, _until_period(where, model_layout(model), panel.complete_periods)
 
 
 def _where(config: PopulationConfig) -> PopulationConfig:

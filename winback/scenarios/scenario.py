@@ -21,14 +21,18 @@ from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
 
+from winback.data.shards import ShardedPanel
 from winback.decay_model.base import DecayModel
 from winback.envs.episodes import DEFAULT_HORIZON, Demand
 from winback.errors import ConfigError
 from winback.scenarios.files import parse
 from winback.scenarios.population import (
+    Split,
     cached_population,
     check_population,
     load_decay_model,
+    population_shards,
+    shard_part,
     split_population,
 )
 from winback.scenarios.schema import (
@@ -139,9 +143,22 @@ class Scenario:
         """Every user, where they stand when the scenario starts (shared: copy before stepping)."""
         return cached_population(self.population_config, self.model_config)
 
-    def train_users(self) -> SimState:
-        """The users agents train on and baselines are tuned on (shared: copy before stepping)."""
-        return self._split()[0]
+    def train_users(self, *, at_least: int = 0) -> SimState:
+        """The users agents train on and baselines are tuned on (shared: copy before stepping).
+
+        With ``at_least``, a population in shards gives only those of its first shards, as many
+        shards as hold that many training users (shards are hash buckets of users: a random sample).
+        """
+        panel = self.population_shards()
+        if panel is None or not at_least:
+            return self._split()[0]
+        parts, users = [], 0
+        for index in range(panel.n_shards):
+            parts.append(self._shard_part(index, "train"))
+            users += parts[-1].n_users
+            if users >= at_least:
+                break
+        return SimState.concatenate(parts)
 
     def validation_users(self) -> SimState:
         """The users training evaluates checkpoints on (shared: copy before stepping)."""
@@ -150,6 +167,19 @@ class Scenario:
     def eval_users(self) -> SimState:
         """The held-out users benchmarks run on (shared: copy before stepping)."""
         return self._split()[2]
+
+    def population_shards(self) -> ShardedPanel | None:
+        """The panel in user shards the population is read from (``None``: one held in memory)."""
+        return population_shards(self.population_config)
+
+    def eval_users_in_shards(self, start: int, stop: int) -> SimState:
+        """The held-out users of a population in shards that live in its shards ``[start, stop)``; over
+        every shard, :meth:`eval_users`."""
+        return SimState.concatenate([self._shard_part(index, "evaluation") for index in range(start, stop)])
+
+    def _shard_part(self, index: int, part: Split) -> SimState:
+        config, model = self.population_config, self.model_config
+        return shard_part(config, model, self.eval_share, self.validation_share, index, part)
 
     def _split(self) -> tuple[SimState, SimState, SimState]:
         config, model = self.population_config, self.model_config

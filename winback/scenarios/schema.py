@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from winback.data.io import file_format
 from winback.data.mapping import load_mapping
+from winback.data.shards import is_sharded_panel
 from winback.errors import ConfigError, DataError
 from winback.simulator.response import default_contacts
 
@@ -161,8 +162,9 @@ class PopulationConfig:
     """Built-in data the users come from: ``cdnow`` (23,570 users) or ``cdnow-sample`` (2,357); empty
     when ``log`` is given."""
     log: str = ""
-    """An event-log file (``.csv``, ``.csv.gz``, ``.parquet``, ``.pq``; in a scenario file, relative
-    to the file's folder) the users come from (empty: ``source``)."""
+    """An event-log file (``.csv``, ``.csv.gz``, ``.parquet``, ``.pq``), or its panel in user shards
+    (a directory written by ``winback data panel``, on the decay model's grid: read a shard at a
+    time), the users come from (in a scenario file, relative to the file's folder; empty: ``source``)."""
     mapping: str = ""
     """How the log's columns map onto the canonical schema: a preset name or a mapping TOML file (in a
     scenario file, relative to the file's folder; :func:`winback.data.mapping.load_mapping`); empty:
@@ -206,18 +208,12 @@ class PopulationConfig:
             )
 
     def _check_log(self) -> None:
-        """The log is a file of a known type, the mapping loads and ``until`` is a date."""
-        try:
-            file_format(self.log)
-        except DataError as err:
-            raise ConfigError(f"population.log = {self.log!r}: {err}") from err
-        if not _is_file(Path(self.log)):
-            raise ConfigError(f"population.log = {self.log!r} (allowed: an existing event-log file)")
-        if self.mapping:
-            try:
-                load_mapping(self.mapping)
-            except DataError as err:
-                raise ConfigError(f"population.mapping = {self.mapping!r}: {err}") from err
+        """The log is a file of a known type or a panel in shards, the mapping loads and ``until`` is
+        a date."""
+        if is_sharded_panel(self.log):
+            self._check_sharded()
+        else:
+            self._check_log_file()
         if self.until:
             try:
                 dt.date.fromisoformat(self.until)
@@ -225,6 +221,33 @@ class PopulationConfig:
                 raise ConfigError(
                     f"population.until = {self.until!r} (allowed: an ISO date, YYYY-MM-DD)"
                 ) from err
+
+    def _check_sharded(self) -> None:
+        """A panel in shards was mapped when written, and is used whole: its users are read a shard
+        at a time, and a sample or new users would draw from all of them at once."""
+        for key in ("mapping", "size", "new_user_share"):
+            if getattr(self, key):
+                raise ConfigError(
+                    f"population.{key} = {getattr(self, key)!r}: not with a panel in shards "
+                    f"(population.log = {self.log!r}, a directory written by `winback data panel`), "
+                    "whose columns were mapped when it was written and whose users are all used"
+                )
+
+    def _check_log_file(self) -> None:
+        try:
+            file_format(self.log)
+        except DataError as err:
+            raise ConfigError(f"population.log = {self.log!r}: {err}") from err
+        if not _is_file(Path(self.log)):
+            raise ConfigError(
+                f"population.log = {self.log!r} (allowed: an existing event-log file, or a panel "
+                "directory written by `winback data panel`)"
+            )
+        if self.mapping:
+            try:
+                load_mapping(self.mapping)
+            except DataError as err:
+                raise ConfigError(f"population.mapping = {self.mapping!r}: {err}") from err
 
 
 @dataclass(frozen=True)

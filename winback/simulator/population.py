@@ -70,14 +70,19 @@ def replicate(state: SimState, copies: int) -> SimState:
 
 
 def split_users(state: SimState, held_out_share: float, *, salt: int = 0) -> tuple[SimState, SimState]:
-    """(kept, held out): each user is held out when a hash of its stream key (and ``salt``) falls
-    below ``held_out_share``, so the split depends on nothing but the users and is the same in every
-    run; splits with different salts are independent."""
+    """(kept, held out): the users :func:`held_out` picks, in their order."""
+    held = held_out(state.keys, held_out_share, salt=salt)
+    return state.take(np.flatnonzero(~held)), state.take(np.flatnonzero(held))
+
+
+def held_out(keys: np.ndarray, share: float, *, salt: int = 0) -> np.ndarray:
+    """Which of the users ``keys`` are held out: those whose hash of the key (and ``salt``) falls below
+    ``share``, so a split depends on nothing but the users and is the same in every run; splits with
+    different salts are independent."""
     with np.errstate(over="ignore"):
-        salted = state.keys ^ _SPLIT_SALT ^ np.uint64(salt)
+        salted = np.asarray(keys, dtype=np.uint64) ^ _SPLIT_SALT ^ np.uint64(salt)
         unit = (draw_keys(salted, 1) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
-    held_out = unit < held_out_share
-    return state.take(np.flatnonzero(~held_out)), state.take(np.flatnonzero(held_out))
+    return unit < share
 
 
 _SPLIT_SALT = np.uint64(0x5EED_0F_5B11_7C0D)

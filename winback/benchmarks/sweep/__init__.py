@@ -34,7 +34,7 @@ import pandas as pd
 
 from winback.benchmarks.backends import Backend
 from winback.benchmarks.rollout import PolicyRun, concatenate_runs
-from winback.benchmarks.suite import PolicySet, evaluation_tasks, sample_users
+from winback.benchmarks.suite import PolicySet, evaluation_tasks, evaluation_units
 from winback.benchmarks.sweep.grid import SweepConfig, cell_document, cell_name
 from winback.benchmarks.sweep.report import table_of, write_report
 from winback.benchmarks.sweep.tasks import cell_scenario, evaluate_cell, tune_cell
@@ -65,7 +65,7 @@ def run_sweep(config: SweepConfig, backend: Backend, out_dir: Path) -> SweepResu
     documents = [cell_document(document, config.axes, values) for values in cells]
     # Every cell checked before any task runs; its population (swept keys may change it) sized.
     scenarios = [cell_scenario(cell_doc, name) for cell_doc, name in zip(documents, names, strict=True)]
-    sizes = [sample_users(s.eval_users(), config.bench.eval_users, seed=0).n_users for s in scenarios]
+    units = [evaluation_units(config.bench, s) for s in scenarios]
     tuned = backend.map(
         tune_cell, [(d, n, config.bench) for d, n in zip(documents, names, strict=True)], "tuning cells"
     )
@@ -74,7 +74,7 @@ def run_sweep(config: SweepConfig, backend: Backend, out_dir: Path) -> SweepResu
     for c, (cell_doc, name, params) in enumerate(zip(documents, names, tuned, strict=True)):
         built = PolicySet(config.bench, params).build()
         policies = {policy_name: policy for policy_name, (policy, _) in built.items()}
-        cell_tasks, cell_notes = evaluation_tasks(scenarios[c], policies, sizes[c], config.bench.shard_users)
+        cell_tasks, cell_notes = evaluation_tasks(scenarios[c], policies, *units[c])
         notes += [f"{name}: {note}" for note in cell_notes]
         for seed in range(config.bench.seeds):
             for task_policies, users in cell_tasks:
@@ -96,8 +96,7 @@ def run_sweep(config: SweepConfig, backend: Backend, out_dir: Path) -> SweepResu
         for policy in categories
     }
     table = table_of(config, cells, list(categories), categories, net)
-    user_periods = sum(n * s.horizon for n, s in zip(sizes, scenarios, strict=True))
-    user_periods *= len(categories) * config.bench.seeds
+    user_periods = sum(values.size * scenarios[c].horizon for (c, _), values in net.items())
     seconds = {"tuning": tuned_at - started, "evaluation": finished - tuned_at, "total": finished - started}
     tasks = {"tuning": len(documents), "evaluation": len(calls)}
     report = write_report(config, backend, table, user_periods, seconds, tasks, notes, out_dir)

@@ -86,11 +86,13 @@ def reference_throughput(scenario_path: Path) -> dict[str, float]:
 
 
 def measure(scenario: Path, args: argparse.Namespace, run: str) -> dict[str, Any]:
-    """One benchmark run in this process: wall time, peak RSS, the table."""
+    """One benchmark run in this process (one thread, as ``winback bench`` by default): wall time, peak
+    RSS, the table."""
     import dataclasses
 
     from winback.benchmarks.backends import make_backend
     from winback.benchmarks.suite import BenchConfig, run_benchmark
+    from winback.simulator.threads import one_thread_per_process
 
     config = BenchConfig(
         scenario=str(scenario),
@@ -99,6 +101,7 @@ def measure(scenario: Path, args: argparse.Namespace, run: str) -> dict[str, Any
         tuning_seeds=1,
         quick=True,
     )
+    one_thread_per_process()
     backend = None
     if run != "one-process":
         name, workers = run.split("-")

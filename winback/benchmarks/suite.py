@@ -268,6 +268,11 @@ def evaluate(
     built = policies.build()
     by_name = {name: policy for name, (policy, _) in built.items()}
     tasks, notes = evaluation_tasks(scenario, by_name, *evaluation_units(policies.config, scenario))
+    if backend is None:  # one task after the other: the policies of the same users share one task
+        merged: dict[tuple[int, int], tuple[str, ...]] = {}
+        for names, units in tasks:
+            merged[units] = merged.get(units, ()) + names
+        tasks = [(names, units) for units, names in merged.items()]
     calls = [(scenario, policies, names, units, seeds) for names, units in tasks]
     if backend is None:
         results = [evaluate_task(*call) for call in calls]

@@ -14,6 +14,12 @@
    simulator from each user's true state but with sampled luck (:mod:`winback.agents.oracle`).
 5. The report (:mod:`winback.benchmarks.report`) gives means with 95% bootstrap CIs and paired
    differences against the best baseline.
+
+Step 2 runs as tasks (:func:`evaluation_tasks`), one after the other in this process or in parallel
+on a :class:`~winback.benchmarks.backends.Backend`: with ``shard_users``, each policy that decides
+for each user alone in shards of users (of a population in shards, of its shards), the rest whole;
+the runs are joined in user order (:func:`~winback.benchmarks.rollout.concatenate_runs`), so the
+table is the one of a single run.
 """
 
 from __future__ import annotations

@@ -63,3 +63,4 @@ def test_decay_fit_backend_ray(sharded: ShardedPanel, local_ray: object, tmp_pat
     assert run("--data", str(sharded.path), "--backend", "ray", "--calibration-end", end) == 0
     assert load_model(tmp_path / "model").spec == sharded.spec
     assert run("--data", "cdnow-sample", "--backend", "ray") == EXIT_BAD_INPUT
+    assert run("--data", str(sharded.path), "--backend", "ray", "--resume") == EXIT_BAD_INPUT

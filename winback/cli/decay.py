@@ -122,6 +122,8 @@ def fit(
     ray = RayBackend(workers=workers, address=ray_address) if backend == "ray" else None
     if ray is not None and workers < 1:
         raise ConfigError(f"--workers {workers} (allowed: at least 1)")
+    if ray is not None and resume:
+        raise ConfigError("--resume: a fit on Ray Train's workers keeps no epoch checkpoints (fit it whole)")
     if is_sharded_panel(data):
         _fit_shards(data, out, model, calibration_end, period, seed, hidden_size, max_epochs, checkpoint, ray)
         return

@@ -18,7 +18,7 @@ from winback.agents.base import DecisionContext, Policy
 from winback.agents.baselines import FixedCadence
 from winback.benchmarks.rollout import PolicyRun, policy_seed, run_policy
 from winback.errors import ConfigError
-from winback.scenarios.operations import DROPS
+from winback.scenarios.operations import DROPS, OperationsDesk
 from winback.scenarios.scenario import Scenario, load_scenario
 from winback.scenarios.schema import Campaign, Operations
 from winback.simulator.features import feature_names
@@ -284,3 +284,51 @@ def test_coupons_are_followed_to_their_expiry(
     np.testing.assert_array_equal(ops["coupons_expired"][0], expired)
     # Redeemed: the user bought while the coupon was valid, so a discount was paid.
     assert ops["coupons_redeemed"][0].sum() == (run.metrics["discounts"][0] > 0).sum() > 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    capacity=st.integers(1, 3),
+    service_time=st.sampled_from([0.1, 0.25, 0.4, 1.0, 1.5]),
+    deadline=st.integers(0, 2),
+    budget=st.integers(0, 6),
+    extra=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_what_operations_say_is_available_is_served_and_no_more(
+    capacity: int, service_time: float, deadline: int, budget: int, extra: bool, seed: int
+) -> None:
+    """Requests cut to :meth:`OperationsDesk.available` lose nothing to the budget or a deadline, and
+    one care message more than available (``extra``) is one dropped past its deadline."""
+    kinds, n, horizon = (PUSH, COUPON, CARE), 200, 8
+    limits = Operations(
+        coupon_budget_per_period=budget,
+        care_capacity=capacity,
+        care_service_time=service_time,
+        care_deadline=deadline,
+    )
+    desk = OperationsDesk(limits, kinds, np.array([0, 2, 0]), n, horizon, np.random.default_rng(seed))
+    np.testing.assert_array_equal(
+        desk.resource_use(("none", *kinds)), [[0, 0, int(budget > 0), 0], [0, 0, 0, 1]]
+    )
+    rng, masks, added = np.random.default_rng(seed), np.ones((n, 4), dtype=bool), 0
+    for period in range(horizon):
+        coupons, messages = desk.available(period)
+        assert coupons == (np.inf if budget == 0 else budget)
+        wanting = rng.permutation(n)
+        actions = np.zeros(n, dtype=np.int64)
+        care = int(messages) + (1 if extra and period == 0 else 0)
+        actions[wanting[:care]] = 3
+        actions[wanting[care : care + int(min(coupons, 20))]] = 2
+        added += care - int(messages)
+        desk.dispatch(period, actions, masks)
+        arriving = desk.deliveries(period)
+        desk.settle(period, arriving, arriving, np.zeros(n, dtype=bool))
+    dropped = desk.log.dropped
+    assert dropped["budget"].sum() == 0
+    assert dropped["deadline"].sum() == added, "available care is exactly what the team can write in time"
+    served = desk.log.served[:, 2].sum()
+    if service_time > 1 + deadline:  # no message can be written by its deadline
+        assert served == 0
+    else:  # the agents never idle
+        assert served >= capacity * (int((horizon - 1) // service_time) - 1)

@@ -34,6 +34,7 @@ against the Gymnasium environment).
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from collections.abc import Generator, Sequence
@@ -53,6 +54,8 @@ DROPS = {
     "refused": "refused by the simulator on arrival (opted out meanwhile, coupon still valid, frequency cap)",
 }
 """Why a requested contact did not reach its user, in the order of its way to the user."""
+RESOURCES = ("coupons", "care_messages")
+"""What operations have a limited amount of each period (:meth:`OperationsDesk.available`)."""
 Process = Generator[simpy.Event, None, None]
 """A simpy process function's generator."""
 _EPSILON = 1e-9
@@ -144,6 +147,8 @@ class OperationsDesk:
         """Care messages waiting for an agent: (user, period sent), oldest first."""
         self._care_work: simpy.Event | None = None
         """Triggered when messages join an empty queue (the idle dispatcher waits on it)."""
+        self._writing: list[float] = []
+        """When each message an agent is writing now will be finished."""
         if limits.care_capacity:
             self.care = simpy.Resource(self.env, limits.care_capacity)
             self.env.process(self._dispatch_care())
@@ -188,6 +193,42 @@ class OperationsDesk:
                     self._care_work = None
             else:
                 self._send(users, k, period)
+
+    def resource_use(self, actions: Sequence[str]) -> np.ndarray:
+        """(2, A) what each of ``actions`` (``none`` first, then the kinds) takes of the
+        :data:`RESOURCES`: one coupon for a coupon kind under a budget, one message for care under a
+        care team (nothing where there is no such limit)."""
+        use = np.zeros((len(RESOURCES), len(actions)))
+        for k in range(len(self.kinds)):
+            use[0, k + 1] = float(self.budget is not None and self.is_coupon[k])
+            use[1, k + 1] = float(self.care is not None and k == self.care_kind)
+        return use
+
+    def available(self, period: int) -> np.ndarray:
+        """(2,) what the :data:`RESOURCES` can serve of the requests of ``period`` (``inf`` without a
+        limit): the coupons left in the budget, and the care messages sent now that the team can
+        start by their deadline after the queue ahead of them (first in, first out)."""
+        self._advance_to(period)
+        coupons = np.inf if self.budget is None else float(self.budget.level)
+        return np.array([coupons, np.inf if self.care is None else float(self._care_slots(period))])
+
+    def _care_slots(self, period: int) -> int:
+        """Care messages sent in ``period`` that agents can start by their latest start, after the
+        messages writing and waiting now (those that would miss their own deadline take no time)."""
+        now, service = self.env.now, self.limits.care_service_time
+        free = [*self._writing, *[now] * (self.limits.care_capacity - len(self._writing))]
+        heapq.heapify(free)
+        for _, sent in self._care_queue:
+            start = max(heapq.heappop(free), now)
+            heapq.heappush(free, start if start > self._latest_start(sent) + _EPSILON else start + service)
+        latest, slots = self._latest_start(period), 0
+        while slots < self.n_users:
+            start = max(heapq.heappop(free), now)
+            if start > latest + _EPSILON:
+                break
+            slots += 1
+            heapq.heappush(free, start + service)
+        return slots
 
     def deliveries(self, period: int) -> np.ndarray:
         """(n,) actions reaching users in ``period`` (runs operations to the period's end)."""
@@ -272,7 +313,10 @@ class OperationsDesk:
         """An agent writes a care message, which goes out in the period it is finished in (a message
         finished at the very end of a period still makes it)."""
         assert self.care is not None
+        finish = self.env.now + self.limits.care_service_time
+        self._writing.append(finish)
         yield self.env.timeout(self.limits.care_service_time)
+        self._writing.remove(finish)
         self.care.release(request)
         self._send(np.array([user]), self.care_kind, max(sent, math.ceil(self.env.now - _EPSILON) - 1))
 

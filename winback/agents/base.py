@@ -74,6 +74,10 @@ class ScoringPolicy(Policy):
     Wherever it decides greedily, :meth:`act` chooses the highest score (the first on ties).
     """
 
+    greedy: bool = True
+    """Whether :meth:`act` always chooses the highest score: then an allocation under shared limits
+    (:mod:`winback.allocation`) may choose from the scores instead."""
+
     @property
     @abstractmethod
     def score_kind(self) -> ScoreKind:

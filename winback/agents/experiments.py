@@ -172,6 +172,7 @@ class UpliftTargeting(ScoringPolicy):
     """
 
     separable = False
+    greedy = False  # its first period is the test the scores are fitted on
 
     window: int = 8
     """Periods the test runs (at least 1, less than the horizon); the value models' target window."""

@@ -10,7 +10,10 @@ the planner) is also bound to the simulator and the live state (:func:`winback.a
 
 This is the what-if engine: the contacts a policy requests reach users through the scenario's
 operations (:mod:`winback.scenarios.operations`: coupon budget, care team, delivery delays, in
-simpy). Without limits, every allowed request is delivered in the period it was made.
+simpy). Without limits, every allowed request is delivered in the period it was made. With
+``allocation``, a greedy scoring policy's requests are first fitted to what operations can serve in
+the period (:func:`winback.allocation.allocate` under :meth:`OperationsDesk.available`), so none is
+dropped for the budget or a deadline; the prices are recorded per period.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from typing import Protocol
 
 import numpy as np
 
-from winback.agents.base import DecisionContext, Policy
+from winback.agents.base import DecisionContext, Policy, ScoringPolicy
 from winback.agents.reference import Reference, TrueWorld, start
+from winback.allocation import allocate
 from winback.errors import ConfigError
-from winback.scenarios.operations import OperationsDesk
+from winback.scenarios.operations import RESOURCES, OperationsDesk
 from winback.scenarios.scenario import Scenario
 from winback.simulator.core import Simulator
 from winback.simulator.features import feature_names, observe
@@ -84,7 +88,8 @@ class PolicyRun:
     recency bin (:data:`RECENCY_BINS`), over seeds, users and periods."""
     operations: dict[str, np.ndarray]
     """What operations did (:meth:`~winback.scenarios.operations.OperationsLog.series`): (S, T, K)
-    contacts by kind or (S, T) per seed and period."""
+    contacts by kind or (S, T) per seed and period; and ``price_<resource>`` (S, T), the allocation's
+    price of each of :data:`~winback.scenarios.operations.RESOURCES` (0 without an allocation)."""
     seconds: float
     """Wall time of the runs."""
 
@@ -109,8 +114,13 @@ def run_policy(
     name: str | None = None,
     simulators: dict[int, Simulator] | None = None,
     steppers: Callable[[int, Simulator], Stepper] | None = None,
+    allocation: bool = False,
 ) -> PolicyRun:
     """``policy`` over copies of ``users`` for the scenario's horizon, once per seed.
+
+    With ``allocation``, a greedy :class:`~winback.agents.base.ScoringPolicy` (an agent) decides
+    under the scenario's coupon budget and care team through :func:`~winback.allocation.allocate`;
+    other policies and unlimited operations are unaffected.
 
     ``simulators`` (e.g. :class:`~winback.benchmarks.suite.SimulatorsBySeed`) holds the simulator of
     each seed, shared between runs; by default each run builds its own. ``steppers`` gives, per seed
@@ -123,7 +133,7 @@ def run_policy(
     for seed in seeds:
         simulator = scenario.simulator_for(seed) if simulators is None else simulators[seed]
         stepper = simulator if steppers is None else steppers(seed, simulator)
-        runs.append(_run_seed(policy, scenario, users, seed, name, simulator, stepper))
+        runs.append(_run_seed(policy, scenario, users, seed, name, simulator, stepper, allocation))
     metrics = {key: np.stack([r[0][key] for r in runs]) for key in runs[0][0]}
     return PolicyRun(
         policy=name,
@@ -146,6 +156,7 @@ def _run_seed(
     name: str,
     simulator: Simulator,
     stepper: Stepper,
+    allocation: bool,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     if stepper is not simulator and isinstance(policy, Reference):
         raise ConfigError(f"{name} reads the simulator's true state; it cannot run in another world")
@@ -170,11 +181,18 @@ def _run_seed(
     totals = {key: np.zeros(n) for key in ("margin", "discounts", "contact_costs", "revenue")}
     contacts = np.zeros((n, len(kinds)))
     retention, interest = np.zeros(horizon), np.zeros(horizon)
+    allocating = allocation and desk.limited and isinstance(policy, ScoringPolicy) and policy.greedy
+    use, prices = desk.resource_use(simulator.actions), np.zeros((horizon, len(RESOURCES)))
     action_map = np.zeros((len(simulator.actions), len(INTEREST_BINS) - 1, len(RECENCY_BINS) - 1))
     for t in range(horizon):
         observations = observe(simulator, state)
         masks = simulator.action_masks(state, gap)
-        actions = np.asarray(policy.act(observations, masks, t), dtype=np.int64)
+        if allocating:
+            assert isinstance(policy, ScoringPolicy)
+            chosen = allocate(policy.scores(observations, masks, t), use, desk.available(t))
+            actions, prices[t] = chosen.actions, chosen.prices
+        else:
+            actions = np.asarray(policy.act(observations, masks, t), dtype=np.int64)
         desk.dispatch(t, actions, masks)
         user_interest = observations[:, 0]
         interest[t] = user_interest.mean()
@@ -204,7 +222,8 @@ def _run_seed(
         "active_at_end": (state.recency <= ACTIVE_WINDOW).astype(np.float64),
         **{f"contacts_{kind}": contacts[:, k] for k, kind in enumerate(kinds)},
     }
-    return metrics, retention, interest, action_map, desk.log.series()
+    priced = {f"price_{resource}": prices[:, r] for r, resource in enumerate(RESOURCES)}
+    return metrics, retention, interest, action_map, desk.log.series() | priced
 
 
 def concatenate_runs(parts: Sequence[PolicyRun]) -> PolicyRun:

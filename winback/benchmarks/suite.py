@@ -92,6 +92,9 @@ class BenchConfig:
     shard_users: int = 0
     """Evaluation users per task when the evaluation runs in shards (0: each policy on all users in
     one task); see :func:`evaluation_tasks` for what always runs whole."""
+    allocation: bool = False
+    """Agents decide under the scenario's coupon budget and care team through the allocation
+    (:func:`~winback.benchmarks.rollout.run_policy`'s ``allocation``)."""
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.policies) - set(KNOWN_POLICIES))
@@ -301,7 +304,7 @@ def evaluate_task(
     simulators = SimulatorsBySeed(scenario)
     return [
         run_policy(built[name][0], scenario, population, seeds, name=name, category=built[name][1],
-                   simulators=simulators)
+                   simulators=simulators, allocation=policies.config.allocation)
         for name in names
     ]  # fmt: skip
 

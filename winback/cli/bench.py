@@ -41,6 +41,14 @@ Workers = Annotated[int, typer.Option(help="Parallel workers (local processes, o
 RayAddress = Annotated[
     str | None, typer.Option(help="Address of an existing Ray cluster to join (default: a local Ray).")
 ]
+Allocation = Annotated[
+    bool,
+    typer.Option(
+        "--allocation",
+        help="Agents decide under the scenario's coupon budget and care team: each period a price per "
+        "coupon and per care message, so that only what operations can serve is requested.",
+    ),
+]
 ShardUsers = Annotated[
     int,
     typer.Option(
@@ -61,6 +69,7 @@ def bench_config(
     tuning_users: int,
     quick: bool,
     shard_users: int = 0,
+    allocation: bool = False,
 ) -> BenchConfig:
     """The benchmark the options describe (``quick`` overrides the sizes)."""
     chosen = ALL_POLICIES if policies == "all" else tuple(p.strip() for p in policies.split(",") if p.strip())
@@ -70,6 +79,7 @@ def bench_config(
         "tuning_seeds": tuning_seeds,
         "tuning_users": tuning_users,
         "shard_users": shard_users,
+        "allocation": allocation,
     } | (QUICK if quick else {})
     return BenchConfig(scenario=scenario, policies=chosen, agents=tuple(agents or ()), **settings)
 
@@ -114,6 +124,7 @@ def bench(
     tuning_users: TuningUsers = DEFAULTS.tuning_users,
     quick: Quick = False,
     threads: Threads = 1,
+    allocation: Allocation = False,
     shard_users: ShardUsers = 0,
     backend: BackendName = "local",
     workers: Workers = 1,
@@ -132,7 +143,7 @@ def bench(
     config = bench_config(
         scenarios[0], policies, agent,
         seeds=seeds, eval_users=eval_users, tuning_seeds=tuning_seeds, tuning_users=tuning_users, quick=quick,
-        shard_users=shard_users,
+        shard_users=shard_users, allocation=allocation,
     )  # fmt: skip
     with thread_limit(threads), task_backend(backend, workers, ray_address, progress) as runner:
         if len(scenarios) == 1:

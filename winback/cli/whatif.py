@@ -10,6 +10,7 @@ from winback.benchmarks.whatif import run_whatif
 from winback.cli.bench import (
     DEFAULTS,
     Agents,
+    Allocation,
     BackendName,
     EvalUsers,
     Out,
@@ -40,6 +41,7 @@ def whatif(
     tuning_users: TuningUsers = DEFAULTS.tuning_users,
     quick: Quick = False,
     threads: Threads = 1,
+    allocation: Allocation = False,
     shard_users: ShardUsers = 0,
     backend: BackendName = "local",
     workers: Workers = 1,
@@ -55,7 +57,7 @@ def whatif(
     config = bench_config(
         scenario, policies, agent,
         seeds=seeds, eval_users=eval_users, tuning_seeds=tuning_seeds, tuning_users=tuning_users, quick=quick,
-        shard_users=shard_users,
+        shard_users=shard_users, allocation=allocation,
     )  # fmt: skip
     with thread_limit(threads), task_backend(backend, workers, ray_address, progress) as runner:
         report = run_whatif(config, out, progress=progress, backend=runner)

@@ -194,6 +194,11 @@ class OperationsDesk:
             else:
                 self._send(users, k, period)
 
+    @property
+    def limited(self) -> bool:
+        """Whether users share a coupon budget or a care team."""
+        return self.budget is not None or self.care is not None
+
     def resource_use(self, actions: Sequence[str]) -> np.ndarray:
         """(2, A) what each of ``actions`` (``none`` first, then the kinds) takes of the
         :data:`RESOURCES`: one coupon for a coupon kind under a budget, one message for care under a

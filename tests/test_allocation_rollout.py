@@ -1,0 +1,37 @@
+"""An agent under shared limits through the allocation: nothing dropped for the budget or a deadline,
+the limits used, and nothing changed where there are no limits."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from winback.benchmarks.rollout import run_policy
+from winback.export.policy import load_policy_dir
+from winback.scenarios.scenario import Scenario
+from winback.scenarios.schema import Operations
+
+LIMITS = Operations(coupon_budget_per_period=6, care_capacity=1, care_service_time=0.25, care_deadline=1)
+
+
+def test_an_agent_with_the_allocation_loses_nothing_to_the_limits(tiny_run: Path, scenario: Scenario) -> None:
+    agent = load_policy_dir(tiny_run)
+    limited = dataclasses.replace(scenario, horizon=12, operations=LIMITS)
+    users = scenario.eval_users().take(np.arange(400))
+    allocated = run_policy(agent, limited, users, [0, 1], allocation=True)
+    ops = allocated.operations
+    assert ops["dropped_budget"].sum() == 0 and ops["dropped_deadline"].sum() == 0
+    assert (ops["coupons_used"] <= LIMITS.coupon_budget_per_period).all()
+    assert (ops["price_coupons"] >= 0).all() and (ops["price_care_messages"] >= 0).all()
+    plain = run_policy(agent, limited, users, [0, 1])
+    assert plain.operations["dropped_budget"].sum() + plain.operations["dropped_deadline"].sum() > 0, (
+        "without the allocation the agent asks for more than operations serve"
+    )
+    assert (plain.operations["price_coupons"] == 0).all()
+    unlimited = dataclasses.replace(scenario, horizon=12)
+    same = run_policy(agent, unlimited, users, [0], allocation=True)
+    np.testing.assert_array_equal(
+        same.metrics["net_value"], run_policy(agent, unlimited, users, [0]).metrics["net_value"]
+    )

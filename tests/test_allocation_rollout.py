@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from winback.benchmarks.rollout import run_policy
+from winback.benchmarks.suite import BenchConfig
+from winback.benchmarks.whatif import run_whatif
 from winback.export.policy import load_policy_dir
 from winback.scenarios.scenario import Scenario
 from winback.scenarios.schema import Operations
@@ -35,3 +37,27 @@ def test_an_agent_with_the_allocation_loses_nothing_to_the_limits(tiny_run: Path
     np.testing.assert_array_equal(
         same.metrics["net_value"], run_policy(agent, unlimited, users, [0]).metrics["net_value"]
     )
+
+
+def test_the_whatif_report_says_how_much_of_each_limit_was_used(tiny_run: Path, tmp_path: Path) -> None:
+    config = BenchConfig(
+        scenario="care_team_limited",
+        policies=("no_contact", "interest_threshold"),
+        agents=(tiny_run,),
+        seeds=1,
+        tuning_seeds=1,
+        tuning_users=100,
+        eval_users=150,
+        quick=True,
+        allocation=True,
+    )
+    text = run_whatif(config, tmp_path, progress=False).read_text()
+    table = text[text.index("| policy | coupon budget used |") :].split("\n\n")[0].splitlines()[2:]
+    assert {row.split("|")[1].strip() for row in table} == {
+        "`no_contact`",
+        "`interest_threshold`",
+        "`maskable_ppo`",
+    }
+    for row in table:
+        used = float(row.split("|")[3].strip().rstrip("%"))
+        assert 0.0 <= used <= 100.0

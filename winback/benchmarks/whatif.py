@@ -22,6 +22,7 @@ from winback.benchmarks.suite import BenchConfig, run_benchmark
 from winback.scenarios.operations import DROPS
 from winback.scenarios.scenario import Scenario, load_scenario
 from winback.scenarios.schema import Operations
+from winback.simulator.response import CARE
 
 PLOTS = {
     "contacts.png": "Contacts per period: requested (dashed) and served (solid)",
@@ -184,8 +185,44 @@ def _markdown(
             f"| `{run.policy}` | {ops['care_queue'].mean():.1f} | {ops['care_queue'].max()} | "
             f"{ops['coupons_used'].mean():.1f} | {redeemed} | {ops['in_flight'][:, -1].mean():.1f} |"
         )
+    lines += _limits_used(scenario, runs)
     lines += ["", *(f"![{title}]({name})\n" for name, title in PLOTS.items())]
     return "\n".join(lines)
+
+
+def _limits_used(scenario: Scenario, runs: Sequence[PolicyRun]) -> list[str]:
+    """How much of each limit every policy used (mean over seeds and periods), and the allocation's
+    prices where it ran: what a budget or a team leaves unused, and what it costs at the margin."""
+    operations = scenario.operations
+    if not (operations.coupon_budget_per_period or operations.care_capacity):
+        return []
+    care = scenario.simulator.response.kinds.index(CARE) if operations.care_capacity else -1
+    lines = [
+        "",
+        "Limits used: coupons sent over the budget, and care messages written (delivered, refused on "
+        "arrival or colliding) over what the team can write in a period; the allocation's prices "
+        "(`--allocation`: a contact goes to a user whose score gains more than the price) are 0 "
+        "where it did not run.",
+        "",
+        "| policy | coupon budget used | care team used | price per coupon | price per care message |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        ops = run.operations
+        budget = (
+            f"{ops['coupons_used'].mean() / operations.coupon_budget_per_period:.1%}"
+            if operations.coupon_budget_per_period
+            else "n/a"
+        )
+        team = "n/a"
+        if care >= 0:
+            written = sum(ops[key][:, :, care] for key in ("served", "dropped_refused", "dropped_collision"))
+            team = f"{written.mean() / (operations.care_capacity / operations.care_service_time):.1%}"
+        lines.append(
+            f"| `{run.policy}` | {budget} | {team} | {ops['price_coupons'].mean():.3f} | "
+            f"{ops['price_care_messages'].mean():.3f} |"
+        )
+    return lines
 
 
 def _plot_contacts(runs: Sequence[PolicyRun], kinds: Sequence[str]) -> Figure:

@@ -59,20 +59,22 @@ def test_without_a_binding_limit_the_allocation_changes_no_decision(
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.integers(1, 400), st.integers(0, 50))
+@given(st.integers(0, 2**32 - 1), st.integers(1, 400), st.integers(0, 50), st.sampled_from([1, 2, 16]))
 def test_one_scarce_resource_is_used_to_its_limit_by_the_users_who_gain_most(
-    seed: int, n: int, coupons: int
+    seed: int, n: int, coupons: int, decimals: int
 ) -> None:
     rng = np.random.default_rng(seed)
-    scores = rng.normal(0.0, 1.0, (n, 4))
+    scores = np.round(rng.normal(0.0, 1.0, (n, 4)), decimals)  # few decimals: many ties
     allocation = allocate(scores, USE, np.array([float(coupons), np.inf]))
     best_without = np.delete(scores, 2, axis=1).max(axis=1)
     gains = scores[:, 2] - best_without
-    wanted = int((gains > 0).sum())
-    assert allocation.used[0] == min(coupons, wanted), "a binding limit is used to the full"
+    wanted, indifferent = int((gains > 0).sum()), int((gains == 0).sum())
+    assert min(coupons, wanted) <= allocation.used[0] <= min(coupons, wanted + indifferent), (
+        "a binding limit is used to the full"
+    )
     takers = allocation.actions == 2
     if takers.any() and (~takers).any():
-        assert gains[takers].min() > gains[~takers].max(), "the coupons go to the largest gains"
+        assert gains[takers].min() >= gains[~takers].max() - 1e-9, "the coupons go to the largest gains"
     assert allocation.exact and allocation.rounds <= 2, "one price clears in one round"
 
 

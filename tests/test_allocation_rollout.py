@@ -8,12 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
+from winback.agents.base import DecisionContext
+from winback.agents.baselines import COUPON, FixedCadence, Prioritized
+from winback.allocation import allocate
 from winback.benchmarks.rollout import run_policy
 from winback.benchmarks.suite import BenchConfig
 from winback.benchmarks.whatif import run_whatif
 from winback.export.policy import load_policy_dir
 from winback.scenarios.scenario import Scenario
 from winback.scenarios.schema import Operations
+from winback.simulator.features import feature_names, observe
 
 LIMITS = Operations(coupon_budget_per_period=6, care_capacity=1, care_service_time=0.25, care_deadline=1)
 
@@ -61,3 +65,36 @@ def test_the_whatif_report_says_how_much_of_each_limit_was_used(tiny_run: Path, 
     for row in table:
         used = float(row.split("|")[3].strip().rstrip("%"))
         assert 0.0 <= used <= 100.0
+
+
+def test_a_prioritized_rule_is_the_rule_and_under_a_budget_serves_its_most_at_risk_requests(
+    scenario: Scenario,
+) -> None:
+    rule = FixedCadence(COUPON, 2)
+    users = scenario.eval_users().take(np.arange(300))
+    unlimited = dataclasses.replace(scenario, horizon=6)
+    alone = run_policy(rule, unlimited, users, [0])
+    wrapped = run_policy(Prioritized(rule), unlimited, users, [0], allocation=True)
+    np.testing.assert_array_equal(wrapped.metrics["net_value"], alone.metrics["net_value"])
+    budgeted = dataclasses.replace(unlimited, operations=Operations(coupon_budget_per_period=10))
+    allocated = run_policy(Prioritized(rule), budgeted, users, [0], allocation=True)
+    ops = allocated.operations
+    assert ops["dropped_budget"].sum() == 0 and ops["coupons_used"].max() == 10
+    assert ops["requested"][0, :, 1].max() == 10, "the rule no longer asks for what cannot be served"
+    assert run_policy(rule, budgeted, users, [0]).operations["dropped_budget"].sum() > 0
+    simulator = scenario.simulator_for(0)
+    state = users.copy()
+    observations = observe(simulator, state)
+    context = DecisionContext(
+        feature_names(simulator), simulator.actions, users.n_users, np.random.default_rng(0), 6, state.keys
+    )
+    policy = Prioritized(rule, "at_risk")
+    policy.reset(context)
+    chosen = allocate(
+        policy.scores(observations, simulator.action_masks(state, 0), 0),
+        np.array([[0.0, 0.0, 1.0, 0.0]]),
+        np.array([10.0]),
+    ).actions
+    served, interest = chosen == 2, observations[:, 0]
+    asked = rule.act(observations, simulator.action_masks(state, 0), 0) == 2
+    assert served.sum() == 10 and interest[served].max() <= interest[asked & ~served].min()

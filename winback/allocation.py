@@ -14,7 +14,8 @@ With several (a coupon budget and a care team: substitutes for a user), the firs
 bisection, the others cleared afresh at each trial price (users have unit demand, so a resource's
 use falls as its price rises even as the others follow); the cost grows as the bisection's steps to
 the power of the resources less one, fine for the two a shop has. Whatever still exceeds a limit
-(ties within the tolerance) is cut at the users with the least gain, so a limit is never exceeded.
+(ties within the tolerance) is cut at the users with the least gain, so a limit is never exceeded;
+what a limit has left after its price is given to the users tied at it.
 Written here because no library in the stack offers a vectorised clearing of this kind (OR solvers
 solve the integer program, far slower, and are not in the deployment's dependencies).
 """
@@ -64,7 +65,7 @@ def allocate(scores: np.ndarray, use: np.ndarray, limits: np.ndarray) -> Allocat
         return Allocation(actions, prices, _used(actions, use), 0, True)
     limited = [r for r in range(len(limits)) if np.isfinite(limits[r]) and np.any(use[r] > 0)]
     rounds = _clear(scores, use, limits, prices, limited)
-    actions = _best(scores, use, prices)
+    actions = _fill_ties(scores, use, limits, prices, limited, _best(scores, use, prices))
     exact = bool(np.all(_used(actions, use) <= limits))
     if not exact:
         actions = _cut(scores, use, prices, limits, actions)
@@ -158,12 +159,39 @@ def _clearing_price(
     gains = _gains(scores, use, prices, r)
     unit = use[r, use[r] > 0][0]
     slots = int(limits[r] // unit)
-    positive = gains[gains > 0]
-    if positive.size <= slots:
+    if (gains >= 0).sum() <= slots:  # even the users indifferent at no price fit
         return 0.0
-    left_out = -np.partition(-positive, slots)[slots]
+    positive = gains[gains > 0]
+    left_out = 0.0 if positive.size <= slots else -np.partition(-positive, slots)[slots]
     scale = 1.0 + np.abs(scores[np.isfinite(scores)]).max()
     return float(left_out + _SLACK * scale / unit)
+
+
+def _fill_ties(
+    scores: np.ndarray,
+    use: np.ndarray,
+    limits: np.ndarray,
+    prices: np.ndarray,
+    resources: list[int],
+    actions: np.ndarray,
+) -> np.ndarray:
+    """``actions`` with what each priced resource has left given to the users whose gain ties with
+    the price (indifferent at it: the price's slack sent them without), first in user order."""
+    actions = actions.copy()
+    scale = 1.0 + np.abs(scores[np.isfinite(scores)]).max()
+    for r in resources:
+        unit = use[r, use[r] > 0][0]
+        left = int((limits[r] - _used(actions, use)[r]) // unit)
+        if prices[r] == 0 or left <= 0:
+            continue
+        gains = _gains(scores, use, prices, r)
+        tied = np.flatnonzero(
+            (np.abs(gains - prices[r]) <= 2 * _SLACK * scale / unit) & (use[r, actions] == 0)
+        )
+        chosen = tied[:left]
+        inside = np.where(use[r] > 0, _net(scores[chosen], use, prices), -np.inf)
+        actions[chosen] = np.argmax(inside, axis=1)
+    return actions
 
 
 def _cut(

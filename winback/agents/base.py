@@ -21,9 +21,10 @@ import numpy as np
 
 from winback.simulator.state import SINCE_CAP
 
-ScoreKind = Literal["log_probability", "q_value", "net_value"]
+ScoreKind = Literal["log_probability", "q_value", "net_value", "priority"]
 """What the scores of a :class:`ScoringPolicy` are: the log-probability of each action under the
-policy's distribution (the masks not applied), its Q-value, or its predicted net value per user."""
+policy's distribution (the masks not applied), its Q-value, its predicted net value per user, or a
+rule's priority of its request (higher first; no contact at 0)."""
 
 
 @dataclass(frozen=True)

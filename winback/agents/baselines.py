@@ -12,10 +12,11 @@ purchase starts the next one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
-from winback.agents.base import DecisionContext, Features, Policy, allowed
+from winback.agents.base import DecisionContext, Features, Policy, ScoreKind, ScoringPolicy, allowed
 from winback.errors import ConfigError
 from winback.simulator.response import CARE, COUPON, PUSH
 from winback.streams import RandomStreams
@@ -152,3 +153,48 @@ class InterestThresholdRule(Policy):
         for kind in reversed(ladder[:-1]):
             chosen = np.where(features.sent_this_lapse(kind), chosen, actions.index(kind))
         return allowed(np.where(low, chosen, 0), masks)
+
+
+Priority = Literal["at_risk", "engaged"]
+"""Whose requests a :class:`Prioritized` rule serves first: the least interested users, or the most."""
+
+
+@dataclass
+class Prioritized(ScoringPolicy):
+    """A rule whose requests carry a priority, so that under shared limits an allocation
+    (:mod:`winback.allocation`) serves the requests that matter most and drops the rest at the source.
+
+    A rule expects nothing of its contacts, so the priority is the user's interest (the decay model's
+    forecast, a policy feature): ``at_risk`` serves the least interested first, ``engaged`` the most.
+    The rule's request scores 0.5 to 1.5 by that priority, no contact 0, any other action ``-inf``:
+    without a binding limit it is the rule, decision for decision.
+    """
+
+    rule: Policy
+    priority: Priority = "at_risk"
+    name: str = "prioritized_rule"
+
+    def __post_init__(self) -> None:
+        if self.priority not in ("at_risk", "engaged"):
+            raise ConfigError(f"Prioritized.priority = {self.priority!r} (allowed: 'at_risk', 'engaged')")
+
+    @property
+    def score_kind(self) -> ScoreKind:
+        return "priority"
+
+    def reset(self, context: DecisionContext) -> None:
+        super().reset(context)
+        self.rule.reset(context)
+
+    def scores(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
+        requested = np.asarray(self.rule.act(observations, masks, period), dtype=np.int64)
+        interest = Features(self.context.feature_names, observations).interest
+        priority = 1.5 - interest if self.priority == "at_risk" else 0.5 + interest
+        scores = np.full(masks.shape, -np.inf)
+        scores[:, 0] = 0.0
+        rows = np.flatnonzero(requested > 0)
+        scores[rows, requested[rows]] = np.clip(priority[rows], 0.5, 1.5)
+        return scores
+
+    def act(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
+        return np.argmax(self.scores(observations, masks, period), axis=1).astype(np.int64)

@@ -7,13 +7,15 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from winback.agents.base import DecisionContext
 from winback.agents.baselines import COUPON, FixedCadence, Prioritized
 from winback.allocation import allocate
 from winback.benchmarks.rollout import run_policy
-from winback.benchmarks.suite import BenchConfig
+from winback.benchmarks.suite import RULES, BenchConfig, run_benchmark
 from winback.benchmarks.whatif import run_whatif
+from winback.errors import ConfigError
 from winback.export.policy import load_policy_dir
 from winback.scenarios.scenario import Scenario
 from winback.scenarios.schema import Operations
@@ -98,3 +100,31 @@ def test_a_prioritized_rule_is_the_rule_and_under_a_budget_serves_its_most_at_ri
     served, interest = chosen == 2, observations[:, 0]
     asked = rule.act(observations, simulator.action_masks(state, 0), 0) == 2
     assert served.sum() == 10 and interest[served].max() <= interest[asked & ~served].min()
+
+
+def test_the_benchmark_tunes_a_prioritized_rule_under_the_allocation(tmp_path: Path) -> None:
+    policies = ("no_contact", "interest_threshold", "prioritized_rule")
+    scenario = tmp_path / "tiny_team.toml"
+    scenario.write_text(
+        'description = "One agent, two messages a period."\nhorizon = 12\n'
+        "[operations]\ncare_capacity = 1\ncare_service_time = 0.5\n"
+    )
+    with pytest.raises(ConfigError, match="--allocation"):
+        BenchConfig(scenario=str(scenario), policies=policies)
+    config = BenchConfig(
+        scenario=str(scenario),
+        policies=policies,
+        seeds=1,
+        tuning_seeds=1,
+        tuning_users=150,
+        eval_users=150,
+        quick=True,
+        allocation=True,
+    )
+    result = run_benchmark(config, tmp_path / "bench", progress=False)
+    tuned = result.tuning["prioritized_rule"].best.params
+    assert tuned["rule"] in RULES and tuned["priority"] in ("at_risk", "engaged")
+    by_name = {run.policy: run for run in result.runs}
+    ops = by_name["prioritized_rule"].operations
+    assert ops["dropped_deadline"].sum() == 0 and ops["price_care_messages"].max() >= 0
+    assert by_name["interest_threshold"].operations["dropped_deadline"].sum() > 0

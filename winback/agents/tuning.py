@@ -95,15 +95,19 @@ def tune(
     *,
     simulators: dict[int, Simulator] | None = None,
     progress: bool = True,
+    allocation: bool = False,
 ) -> TuningResult:
     """The grid point of ``make`` with the highest mean net value per user on ``users`` and ``seeds``
-    (ties: the first in grid order)."""
+    (ties: the first in grid order), run with ``allocation`` as the benchmark will run it."""
     trials = []
     points = grid_points(grid)
     with progress_bar(enabled=progress) as bar:
         task = bar.add_task(f"tuning {family}", total=len(points))
         for params in points:
-            run = run_policy(make(**params), scenario, users, list(seeds), name=family, simulators=simulators)
+            run = run_policy(
+                make(**params), scenario, users, list(seeds), name=family, simulators=simulators,
+                allocation=allocation,
+            )  # fmt: skip
             trials.append(Trial(params, float(np.mean(run.metrics["net_value"]))))
             bar.advance(task)
     best = max(trials, key=lambda t: t.net_value)

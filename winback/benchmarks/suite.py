@@ -36,7 +36,16 @@ import numpy as np
 import pandas as pd
 
 from winback.agents.base import Policy
-from winback.agents.baselines import CARE, COUPON, PUSH, FixedCadence, NoContact, RandomContact
+from winback.agents.baselines import (
+    CARE,
+    COUPON,
+    PUSH,
+    FixedCadence,
+    NoContact,
+    Prioritized,
+    Priority,
+    RandomContact,
+)
 from winback.agents.experiments import ABTestThenRollout, UpliftTargeting
 from winback.agents.oracle import Oracle
 from winback.agents.tuning import FAMILIES, Family, TuningResult, tune
@@ -52,7 +61,9 @@ from winback.simulator.state import SimState
 RULES = ("fixed_cadence", "recency_rule", "interest_threshold")
 BASELINES = ("no_contact", *RULES, "ab_test", "uplift", "random")
 REFERENCES = ("oracle", "planner")
-KNOWN_POLICIES = (*BASELINES, *REFERENCES)
+ALLOCATED = ("prioritized_rule",)
+"""Baselines for ``--allocation`` only: the best rule whose requests carry a tuned priority."""
+KNOWN_POLICIES = (*BASELINES, *ALLOCATED, *REFERENCES)
 ALL_POLICIES = (*BASELINES, "oracle")
 """What ``--policies all`` runs: the planner is left out (it costs 30x a rule; name it to run it)."""
 TUNING_SEED_OFFSET = 10_000
@@ -64,8 +75,13 @@ EXPERIMENT_GRIDS: dict[str, tuple[dict[str, list[Any]], dict[str, list[Any]]]] =
         {"window": [4], "test_share": [0.2]},
     ),
     "uplift": ({"window": [4, 8], "gap": [2, 4, 8]}, {"window": [4], "gap": [4]}),
+    "prioritized_rule": (
+        {"rule": list(RULES), "priority": ["at_risk", "engaged"]},
+        {"rule": list(RULES), "priority": ["at_risk", "engaged"]},
+    ),
 }
-"""(grid, quick grid) of the experiment-driven baselines."""
+"""(grid, quick grid) of the baselines built on the tuned rules: the experiment-driven ones, and the
+rule with a priority under the allocation."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +119,11 @@ class BenchConfig:
         for field in ("seeds", "tuning_seeds"):
             if getattr(self, field) < 1:
                 raise ConfigError(f"BenchConfig.{field} = {getattr(self, field)} (allowed: >= 1)")
+        if "prioritized_rule" in self.policies and not self.allocation:
+            raise ConfigError(
+                "prioritized_rule ranks its requests for the allocation under shared limits: run it "
+                "with --allocation (BenchConfig.allocation)"
+            )
         for field in ("tuning_users", "eval_users", "shard_users"):
             if getattr(self, field) < 0:
                 raise ConfigError(f"BenchConfig.{field} = {getattr(self, field)} (allowed: >= 0)")
@@ -363,12 +384,13 @@ def tune_baselines(
         grid = spec.quick_grid if config.quick else spec.grid
         return tune(
             family, spec.make, grid, scenario, users, tuning_seeds(config),
-            simulators=simulators, progress=progress,
+            simulators=simulators, progress=progress, allocation=config.allocation,
         )  # fmt: skip
 
     tuning: dict[str, TuningResult] = {}
+    built_on_rules = {"ab_test", "prioritized_rule"} & set(config.policies)
     for family in RULES:
-        if family in config.policies or "ab_test" in config.policies:
+        if family in config.policies or built_on_rules:
             tuning[family] = search(family, FAMILIES[family])
     params = {family: result.best.params for family, result in tuning.items()}
     for family in EXPERIMENT_GRIDS:
@@ -403,11 +425,20 @@ def make_policies(
 
 
 def _experiment_maker(family: str, params: Mapping[str, Mapping[str, Any]]) -> Callable[..., Policy]:
-    """The constructor of an experiment-driven baseline; the A/B test's arms are the tuned rules."""
+    """The constructor of a baseline built on the tuned rules: the A/B test (its arms are the tuned
+    rules), uplift targeting, or a tuned rule with a priority (:class:`Prioritized`)."""
     if family == "uplift":
         return UpliftTargeting
+    if family == "prioritized_rule":
+        return partial(_prioritized_rule, params)
     rules = {rule: FAMILIES[rule].make(**params[rule], name=rule) for rule in RULES}
     return partial(ABTestThenRollout, ab_candidates(rules))
+
+
+def _prioritized_rule(
+    params: Mapping[str, Mapping[str, Any]], rule: str, priority: Priority, name: str = "prioritized_rule"
+) -> Prioritized:
+    return Prioritized(FAMILIES[rule].make(**params[rule], name=rule), priority, name=name)
 
 
 def ab_candidates(rules: dict[str, Policy]) -> dict[str, Policy]:

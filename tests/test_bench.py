@@ -30,7 +30,13 @@ from winback.errors import ConfigError
 from winback.scenarios.scenario import load_scenario
 
 TINY = BenchConfig(
-    policies=KNOWN_POLICIES, seeds=2, tuning_seeds=1, tuning_users=120, eval_users=150, quick=True
+    policies=KNOWN_POLICIES,
+    seeds=2,
+    tuning_seeds=1,
+    tuning_users=120,
+    eval_users=150,
+    quick=True,
+    allocation=True,  # prioritized_rule runs only with it; the default scenario has no limit to allocate
 )
 
 

@@ -277,3 +277,28 @@ def test_serve_cli_refuses_a_tampered_artifact(tiny_export, tmp_path, capsys) ->
         app(["serve", str(broken), "--port", "8123"])
     assert exit_info.value.code == 2
     assert "not a winback policy card" in capsys.readouterr().err
+
+
+def test_decide_with_limits_fits_the_decisions_to_them(client, population) -> None:
+    simulator, _, state, _ = population
+    observations = observe(simulator, state)[np.arange(256) % state.n_users]
+    users = feature_users(feature_names(simulator), observations)
+    free = client.post("/v1/decide", json={"users": users}).json()
+    wanted = {
+        a: sum(u["action"] == a for u in free["users"]) for a in ("push_new_items", "coupon", "care_message")
+    }
+    limited = max(wanted, key=wanted.get)
+    assert wanted[limited] >= 2, "the policy asks for a contact often enough to limit it"
+    limit = wanted[limited] // 2
+    response = client.post("/v1/decide", json={"users": users, "limits": {limited: limit, "coupon": None}})
+    assert response.status_code == 200
+    body = response.json()
+    sent = [u["action"] for u in body["users"]]
+    assert sent.count(limited) == body["allocation"][limited]["used"] <= limit
+    assert body["allocation"][limited]["limit"] == limit and body["allocation"][limited]["price"] > 0
+    unlimited = client.post("/v1/decide", json={"users": users, "limits": {limited: 10_000}}).json()
+    assert [u["action"] for u in unlimited["users"]] == [u["action"] for u in free["users"]]
+    refused = client.post("/v1/decide", json={"users": users, "limits": {"none": 3}})
+    assert refused.status_code == 422 and "limits" in refused.text
+    negative = client.post("/v1/decide", json={"users": users, "limits": {limited: -1}})
+    assert negative.status_code == 422

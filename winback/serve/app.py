@@ -53,7 +53,7 @@ def create_app(artifact_dir: str | Path) -> FastAPI:
     async def decide(request: DecideRequest) -> dict[str, Any]:  # type: ignore[valid-type]
         """Action, its probability, scores, probabilities and masks for each user of the batch
         (:mod:`winback.serve.schemas`; the card's ``policy.outputs`` states what each is)."""
-        return {"users": decider.decide(request.users), **identity}  # type: ignore[attr-defined]
+        return {**decider.decide(request.users, request.limits), **identity}  # type: ignore[attr-defined]
 
     return app
 

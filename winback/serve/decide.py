@@ -1,5 +1,6 @@
 """One decision for a batch of validated users: features (given, or from stored state and activity),
-masks by the card's rules, the exported policy's scores, action and probabilities."""
+masks by the card's rules, the exported policy's scores, action and probabilities; with limits on
+contact actions, the actions fitted to them by the allocation and its prices."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
+from winback.allocation import allocate
 from winback.export.runtime.artifact import Decision, ExportedArtifact
 from winback.export.runtime.masks import Masks
 from winback.export.runtime.state import DERIVED_FEATURES, UserStates, derived_features
@@ -29,9 +31,12 @@ class Decider:
         self.event_types, self.contact_kinds = state_card["event_types"], state_card["contact_kinds"]
         self.new_user_periods = int(state_card["new_user_periods"])
 
-    def decide(self, users: list[BaseModel]) -> list[dict[str, Any]]:
-        """One answer per user, in order: action, its index and probability, scores, probabilities,
-        masks, and for users sent with their activity the features used and the state to store."""
+    def decide(self, users: list[BaseModel], limits: BaseModel | None = None) -> dict[str, Any]:
+        """``users``: one answer per user, in order: action, its index and probability, scores,
+        probabilities, masks, and for users sent with their activity the features used and the state
+        to store. With ``limits`` (per contact action, how many users it may go to), the actions are
+        those of :func:`~winback.allocation.allocate` on the scores, and ``allocation`` gives each
+        limited action's limit, use and price (a user gets it when its score gains more than that)."""
         observations = np.empty((len(users), len(self.names)), dtype=np.float32)
         with_activity = [i for i, user in enumerate(users) if hasattr(user, "state")]
         states: dict[int, dict[str, Any]] = {}
@@ -44,7 +49,22 @@ class Decider:
             states = dict(zip(with_activity, rows[1].to_dicts(), strict=True))
         masks = self.artifact.masks(observations)
         decision = self.artifact.decide(observations, masks.allowed)
-        return [self._answer(i, observations, masks, decision, states.get(i)) for i in range(len(users))]
+        answer: dict[str, Any] = {}
+        asked = limits.model_dump() if limits is not None else {}
+        given = {action: count for action, count in asked.items() if count is not None}
+        if given:
+            names = self.artifact.actions
+            use = np.array([[float(a == limited) for a in names] for limited in given])
+            allocation = allocate(decision.scores, use, np.array(list(given.values()), dtype=np.float64))
+            decision = Decision(decision.scores, allocation.actions, decision.probabilities)
+            answer["allocation"] = {
+                a: {"limit": n, "used": int(allocation.used[r]), "price": float(allocation.prices[r])}
+                for r, (a, n) in enumerate(given.items())
+            }
+        answer["users"] = [
+            self._answer(i, observations, masks, decision, states.get(i)) for i in range(len(users))
+        ]
+        return answer
 
     def _from_activity(self, users: list[Any]) -> tuple[np.ndarray, UserStates]:
         """(n, F) features and the new stored states of users sent with state and activity."""

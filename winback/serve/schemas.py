@@ -11,6 +11,10 @@ Every user of a request comes in one of two forms:
   state-derived features (interest, recency, frequency, monetary value, tenure, new user) are computed
   with ``state_update.onnx``.
 
+A request may also give ``limits``: for a contact action, how many of the batch's users it may go to
+this period (the coupons the budget has left, the care messages the team can write); the decisions
+then fit them (:mod:`winback.allocation`).
+
 Numbers are strict (``"0.5"`` and ``true`` are not numbers), NaN and infinities are refused, unknown
 keys are refused; a refusal is a 422 naming the field (``users.0.features.interest``).
 """
@@ -102,7 +106,12 @@ def request_model(card: dict[str, Any]) -> type[BaseModel]:
         Discriminator(form),
     ]
 
+    limits_model = create_model(
+        "Limits", __base__=Strict, **{a: (int | None, Field(None, ge=0)) for a in card["actions"][1:]}
+    )
+
     class DecideRequest(Strict):
         users: list[user] = Field(min_length=1, max_length=MAX_USERS)  # type: ignore[valid-type]
+        limits: limits_model | None = None  # type: ignore[valid-type]
 
     return DecideRequest

@@ -27,6 +27,7 @@ from winback.cli import app
 from winback.decay_model.base import PeriodActivity
 from winback.decay_model.lstm import LSTMState
 from winback.errors import ArtifactError
+from winback.export import exporter
 from winback.export.card import scenario_hash
 from winback.export.graphs import PolicyGraph, StateUpdateGraph, export_onnx
 from winback.export.policy import ExportedPolicy, load_policy_dir
@@ -35,6 +36,7 @@ from winback.export.runtime.card import ARTIFACT_FILES, CARD_FILE, POLICY_FILE, 
 from winback.export.runtime.masks import MaskRules
 from winback.export.runtime.session import POLICY_INPUTS, POLICY_OUTPUTS, inference_session
 from winback.export.runtime.state import UserStates, derived_features
+from winback.scenarios.scenario import load_scenario
 from winback.simulator.features import feature_bounds, feature_names, observe
 from winback.simulator.state import SINCE_CAP
 
@@ -243,6 +245,11 @@ def test_card_describes_the_artifact(scenario, tiny_export) -> None:
     )
     assert card["training"]["config"]["algo"] == "maskable_ppo"
     assert {"schema_version", "winback_version", "created", "files", "decay_model"} <= set(card)
+    assert card["allocation"]["scenario_limits_per_period"] == {}, "the default scenario has no limit"
+    assert '"limits"' in card["allocation"]["request"]
+    limited = load_scenario("care_team_limited")
+    limits = exporter._allocation(limited, limited.simulator_for(0))["scenario_limits_per_period"]
+    assert limits == {"care_message": 100}, "two agents, 0.02 periods a message"
 
 
 def test_load_policy_dir_tells_runs_from_exports(tiny_run, tiny_export) -> None:

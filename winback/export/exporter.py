@@ -37,6 +37,7 @@ from winback.scenarios.population import describe_population
 from winback.scenarios.scenario import Scenario, load_scenario
 from winback.simulator.core import Simulator
 from winback.simulator.features import feature_names
+from winback.simulator.response import CARE
 from winback.simulator.state import SINCE_CAP
 
 
@@ -224,10 +225,29 @@ def _card_body(
         },
         "decay_model": {"name": decay.name, "content_sha256": decay_model_hash(scenario)},
         "scenario": {"name": scenario.name, "content_sha256": scenario_hash(scenario)},
+        "allocation": _allocation(scenario, simulator),
         "training": {
             "config": config.to_dict(),
             "summary": json.loads(summary_path.read_text()) if summary_path.is_file() else None,
         },
+    }
+
+
+def _allocation(scenario: Scenario, simulator: Simulator) -> dict[str, Any]:
+    """How to decide under shared limits: the scenario's own limits per period by action, and the
+    request that fits decisions to any (``POST /v1/decide`` with ``limits``)."""
+    operations, limits = scenario.operations, {}
+    for k, kind in enumerate(simulator.kinds):
+        if operations.coupon_budget_per_period and simulator.tables.validity[k] > 0:
+            limits[kind] = operations.coupon_budget_per_period
+        if operations.care_capacity and kind == CARE:
+            limits[kind] = int(operations.care_capacity / operations.care_service_time)
+    return {
+        "scenario_limits_per_period": limits,
+        "request": 'POST /v1/decide with "limits": {action: how many users it may go to this period}; '
+        'the answer\'s "allocation" gives each limited action its limit, use and price',
+        "method": "each user the action of highest score minus the prices of the limited actions it "
+        "takes, the prices the lowest that keep every limit (winback.allocation.allocate)",
     }
 
 

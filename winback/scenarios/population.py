@@ -8,7 +8,7 @@ position and places periods on its own calendar, so any other layout would be re
 
 A log's panel in user shards (a directory written by ``winback data panel``) is a population too,
 read a shard at a time: each shard's users are split into training, validation and evaluation users
-and each part is warm-started apart (:func:`shard_part`), and the whole population's splits are the
+and each part is warm-started apart (:func:`shard_parts`), and the whole population's splits are the
 shards' parts in shard order, so a benchmark can run any range of shards and get those very users.
 
 Users start under the default response parameters (a log's contacts set their fatigue, coupon
@@ -20,6 +20,7 @@ one population and one split.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -167,36 +168,33 @@ SPLITS: tuple[Split, ...] = ("train", "validation", "evaluation")
 """The parts of a population's split, in the order :func:`split_population` returns them."""
 
 
-def shard_part(
+def shard_parts(
     config: PopulationConfig,
     model: ModelConfig,
     eval_share: float,
     validation_share: float,
     index: int,
-    part: Split,
-) -> SimState:
-    """The users of shard ``index`` of a population in shards in ``part`` of the split
-    :func:`split_population` makes (by hashes of the users' keys), warm-started."""
+    parts: Sequence[Split] = SPLITS,
+) -> list[SimState]:
+    """The users of shard ``index`` of a population in shards in each of ``parts`` of the split
+    :func:`split_population` makes (by hashes of the users' keys), each part warm-started apart;
+    the shard is read once."""
     panel, until = _sharded_source(_where(config), model)
     shard = panel.shard(index).truncate(until)
     keys = user_keys(shard.user_ids)
     evaluation = held_out(keys, eval_share)
     validation = held_out(keys, validation_share, salt=1) & ~evaluation
-    chosen = (~evaluation & ~validation, validation, evaluation)[SPLITS.index(part)]
-    return warm_start(_simulator(model), shard.select(chosen), until=until)
+    masks = dict(zip(SPLITS, (~evaluation & ~validation, validation, evaluation), strict=True))
+    return [warm_start(_simulator(model), shard.select(masks[part]), until=until) for part in parts]
 
 
 def _sharded_split(
     config: PopulationConfig, model: ModelConfig, eval_share: float, validation_share: float
 ) -> tuple[SimState, SimState, SimState]:
-    """Every shard's :func:`shard_part` of each part, concatenated in shard order."""
+    """Every shard's :func:`shard_parts`, each part concatenated in shard order."""
     n_shards = _sharded_source(_where(config), model)[0].n_shards
-    train, validation, evaluation = (
-        SimState.concatenate(
-            [shard_part(config, model, eval_share, validation_share, i, part) for i in range(n_shards)]
-        )
-        for part in SPLITS
-    )
+    shards = [shard_parts(config, model, eval_share, validation_share, i) for i in range(n_shards)]
+    train, validation, evaluation = (SimState.concatenate([shard[p] for shard in shards]) for p in range(3))
     return train, validation, evaluation
 
 

@@ -32,7 +32,7 @@ from winback.scenarios.population import (
     check_population,
     load_decay_model,
     population_shards,
-    shard_part,
+    shard_parts,
     split_population,
 )
 from winback.scenarios.schema import (
@@ -179,7 +179,7 @@ class Scenario:
 
     def _shard_part(self, index: int, part: Split) -> SimState:
         config, model = self.population_config, self.model_config
-        return shard_part(config, model, self.eval_share, self.validation_share, index, part)
+        return shard_parts(config, model, self.eval_share, self.validation_share, index, (part,))[0]
 
     def _split(self) -> tuple[SimState, SimState, SimState]:
         config, model = self.population_config, self.model_config

@@ -49,3 +49,33 @@ def tiny_export(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
         app(["export", str(tiny_run), "--out", str(out), "--seeds", "2", "--eval-users", "100"])
     assert exit_info.value.code == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_team(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scenario file: the default world for 8 periods with a care team of one writing four messages
+    a period."""
+    path = tmp_path_factory.mktemp("team") / "tiny_team.toml"
+    path.write_text(
+        'description = "One agent, four messages a period."\nhorizon = 8\n'
+        "[operations]\ncare_capacity = 1\ncare_service_time = 0.25\n"
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_priced_run(tiny_team: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A MaskablePPO run on :func:`tiny_team` (trained under the price of a care message)."""
+    out = tmp_path_factory.mktemp("priced")
+    train(TrainConfig(algo="maskable_ppo", scenario=str(tiny_team), **TRAINING), out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_priced_export(tiny_priced_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``winback export`` of :func:`tiny_priced_run` (100 evaluation users x seeds 0, 1)."""
+    out = tmp_path_factory.mktemp("priced_export") / "artifact"
+    with pytest.raises(SystemExit) as exit_info:
+        app(["export", str(tiny_priced_run), "--out", str(out), "--seeds", "2", "--eval-users", "100"])
+    assert exit_info.value.code == 0
+    return out

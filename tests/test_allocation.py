@@ -1,5 +1,5 @@
 """Allocation under shared limits: never over a limit, the scores' own choice without one, prices
-that clear, hand-checked on a tiny case."""
+that clear, hand-checked on a tiny case; and the price search of a price-conditioned policy."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from winback.allocation import allocate
+from winback.allocation import PriceInput, allocate, allocate_conditioned
 from winback.errors import ConfigError
 
 # none, push (free), coupon (1 coupon), care (1 message): the simulator's actions.
@@ -150,3 +150,65 @@ def test_the_allocation_reaches_the_best_total_score_the_limits_allow(
     assert solved.status == 0
     total = scores[np.arange(n), allocation.actions].sum()
     assert total == pytest.approx(-solved.fun, abs=1e-6)
+
+
+def conditioned(values: np.ndarray) -> object:
+    """A price-conditioned policy that has learned its lesson exactly: its scores at prices p are
+    ``values - p @ USE`` (the net value of each action after paying for what it uses)."""
+    return lambda prices: values - np.asarray(prices) @ USE
+
+
+@settings(max_examples=200, deadline=None)
+@given(problems(), st.sampled_from([0.5, 2.0, 8.0]))
+def test_a_price_conditioned_policy_never_exceeds_a_limit(
+    problem: tuple[np.ndarray, np.ndarray], ceiling: float
+) -> None:
+    scores, limits = problem
+    ceilings = np.array([ceiling, ceiling])
+    allocation = allocate_conditioned(conditioned(scores), USE, limits, ceilings)
+    assert np.all(allocation.used <= limits)
+    assert np.all(np.isfinite(scores[np.arange(len(scores)), allocation.actions]))
+    assert np.all((allocation.prices >= 0) & (allocation.prices <= ceilings))
+    unlimited = allocate_conditioned(conditioned(scores), USE, np.array([np.inf, np.inf]), ceilings)
+    np.testing.assert_array_equal(unlimited.actions, np.argmax(scores, axis=1))
+    assert np.all(unlimited.prices == 0) and unlimited.exact
+
+
+def test_the_price_shown_converges_to_the_clearing_price() -> None:
+    """For the exact policy above, the price it is shown converges to the Lagrange price of its
+    values, within a bisection step, and the limit is used to within the users that step spans."""
+    rng = np.random.default_rng(1)
+    values = rng.normal(0.0, 1.0, (20_000, 4))
+    limits = np.array([np.inf, 500.0])
+    plain = allocate(values, USE, limits)
+    shown = allocate_conditioned(conditioned(values), USE, limits, np.array([0.0, 8.0]))
+    assert shown.exact and shown.prices[0] == 0
+    assert shown.prices[1] == pytest.approx(plain.prices[1], abs=8.0 / 2**13)
+    assert 490 <= shown.used[1] <= 500
+    assert np.mean(shown.actions == plain.actions) > 0.999
+
+
+def test_past_its_ceiling_the_rest_is_cleared_on_the_scores() -> None:
+    rng = np.random.default_rng(2)
+    values = rng.normal(0.0, 1.0, (2000, 4)) + np.array([0.0, 0.0, 0.0, 3.0])  # care worth 3 more
+    shown = allocate_conditioned(conditioned(values), USE, np.array([np.inf, 50.0]), np.array([0.0, 1.0]))
+    assert shown.prices[1] == 1.0 and not shown.exact, "the ceiling does not clear: the allocation cuts"
+    assert shown.used[1] == 50
+
+
+def test_a_price_input_names_its_columns_and_refuses_what_it_cannot_read() -> None:
+    prices = PriceInput(("care_messages",), 5.0)
+    assert prices.columns == ("price_care_messages",)
+    np.testing.assert_array_equal(prices.ceilings, [0.0, 5.0])
+    observed = prices.append(np.zeros((3, 2), dtype=np.float32), np.array([1.0, 2.5]))
+    np.testing.assert_array_equal(observed, [[0, 0, 2.5]] * 3)
+    assert PriceInput.from_dict(prices.to_dict(), "x") == prices
+    for resources, ceiling, match in [
+        (("vouchers",), 1.0, "allowed"),
+        (("care_messages", "coupons"), 1.0, "order"),
+        (("coupons",), 0.0, "ceiling"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            PriceInput(resources, ceiling)
+    with pytest.raises(ConfigError, match=r"prices\.json: not a price input"):
+        PriceInput.from_dict({"ceiling": 1.0}, "prices.json")

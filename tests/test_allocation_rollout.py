@@ -1,5 +1,6 @@
 """An agent under shared limits through the allocation: nothing dropped for the budget or a deadline,
-the limits used, and nothing changed where there are no limits."""
+the limits used, and nothing changed where there are no limits; an agent trained under prices reads
+the price the allocation sets."""
 
 from __future__ import annotations
 
@@ -8,16 +9,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny import TRAINING
 
 from winback.agents.base import DecisionContext
 from winback.agents.baselines import COUPON, FixedCadence, Prioritized
-from winback.allocation import allocate
+from winback.agents.sb3 import SB3Policy
+from winback.agents.training import TrainConfig, train
+from winback.allocation import PriceInput, allocate
 from winback.benchmarks.rollout import run_policy
 from winback.benchmarks.suite import RULES, BenchConfig, run_benchmark
 from winback.benchmarks.whatif import run_whatif
+from winback.envs.episodes import PRICE_CEILING
 from winback.errors import ConfigError
 from winback.export.policy import load_policy_dir
-from winback.scenarios.scenario import Scenario
+from winback.scenarios.scenario import Scenario, load_scenario
 from winback.scenarios.schema import Operations
 from winback.simulator.features import feature_names, observe
 
@@ -128,3 +133,25 @@ def test_the_benchmark_tunes_a_prioritized_rule_under_the_allocation(tmp_path: P
     ops = by_name["prioritized_rule"].operations
     assert ops["dropped_deadline"].sum() == 0 and ops["price_care_messages"].max() >= 0
     assert by_name["interest_threshold"].operations["dropped_deadline"].sum() > 0
+
+
+def test_an_agent_trained_under_a_care_team_reads_the_price_the_allocation_sets(
+    tiny_team: Path, tiny_priced_run: Path, tmp_path: Path
+) -> None:
+    config = TrainConfig(algo="maskable_ppo", scenario=str(tiny_team), imitate="best_rule", **TRAINING)
+    with pytest.raises(ConfigError, match=r"imitate = 'best_rule'.*care_messages"):
+        train(config, tmp_path / "cloned", progress=False)
+    assert not (tmp_path / "cloned").exists(), "refused before the run directory is made"
+    agent, world = SB3Policy.load(tiny_priced_run), load_scenario(str(tiny_team))
+    assert agent.price_input == PriceInput(("care_messages",), PRICE_CEILING)
+    assert agent.model.observation_space.shape == (len(feature_names(world.simulator_for(0))) + 1,)
+    users = world.eval_users().take(np.arange(200))
+    with pytest.raises(ConfigError, match="--allocation"):
+        run_policy(agent, world, users, [0])
+    run = run_policy(agent, world, users, [0, 1], allocation=True)
+    ops = run.operations
+    assert ops["dropped_deadline"].sum() == 0
+    assert (ops["served"][:, :, 2] <= 4).all(), "one agent writes four messages a period at most"
+    assert ((ops["price_care_messages"] >= 0) & (ops["price_care_messages"] <= PRICE_CEILING)).all()
+    unlimited = run_policy(agent, dataclasses.replace(world, operations=Operations()), users, [0])
+    assert (unlimited.operations["price_care_messages"] == 0).all(), "free where nothing is limited"

@@ -19,11 +19,12 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import winback.envs
+from winback.allocation import RESOURCES, PriceInput
 from winback.data.cdnow import load_cdnow_panel
 from winback.decay_model.lstm import LSTMConfig, LSTMDecayModel
 from winback.envs.activation import ActivationEnv
 from winback.envs.config import EnvConfig
-from winback.envs.episodes import INFO_KEYS, Demand, EpisodeConfig
+from winback.envs.episodes import INFO_KEYS, Demand, EpisodeConfig, Pricing
 from winback.envs.population import TERMINAL_OBSERVATION, TRUNCATED, PopulationVecEnv
 from winback.envs.vector import ActivationVectorEnv
 from winback.errors import ConfigError
@@ -41,7 +42,12 @@ SHIFTED = EpisodeConfig(
     reward="expected",
 )
 """Every part of an episode config in use: frequency cap, demand shocks and decay, expected reward."""
-CONFIGS = pytest.mark.parametrize("config", [PLAIN, SHIFTED], ids=["plain", "shifted"])
+PRICED = EpisodeConfig(
+    horizon=HORIZON,
+    pricing=Pricing(PriceInput(RESOURCES, 2.0), ((0.0, 0.0, 1.0, 0.0), (0.0, 0.0, 0.0, 1.0)), free_share=0.3),
+)
+"""Coupons and care messages priced per episode (actions: none, push, coupon, care)."""
+CONFIGS = pytest.mark.parametrize("config", [PLAIN, SHIFTED, PRICED], ids=["plain", "shifted", "priced"])
 
 
 @cache
@@ -122,7 +128,9 @@ def test_a_scenario_takes_explicit_parts_but_not_an_episode_config() -> None:
     simulator, pool = small()
     env = EnvConfig.make("holiday_peak", "expected", simulator=simulator, population=pool)
     assert env.simulator is simulator and env.population is pool
-    assert env.episode == EpisodeConfig.from_scenario(load_scenario("holiday_peak"), "expected")
+    assert env.episode == EpisodeConfig.from_scenario(
+        load_scenario("holiday_peak"), env.simulator, "expected"
+    )
     with pytest.raises(ConfigError, match="a scenario or an episode config, not both"):
         ActivationEnv("holiday_peak", simulator=simulator, population=pool, config=PLAIN)
     with pytest.raises(ConfigError, match=r"EpisodeConfig\.reward"):
@@ -171,6 +179,46 @@ def test_masks_forbid_a_second_coupon_and_contacts_within_the_cap() -> None:
     assert info["refused"] and info["contact_cost"] == 0.0
     env.step(0)
     assert env.unwrapped.action_masks().tolist() == [True, True, True, True]
+
+
+def test_a_priced_episode_shows_its_prices_and_charges_them_on_what_is_delivered() -> None:
+    simulator, pool = small()
+    n_envs, steps = 40, 2 * HORIZON
+    actions = rollout_actions(n_envs, steps)
+    priced = PopulationVecEnv(n_envs, simulator=simulator, population=pool, config=PRICED)
+    plain = PopulationVecEnv(n_envs, simulator=simulator, population=pool, config=PLAIN)
+    for vec in (priced, plain):
+        vec.seed(5)
+    obs_priced, obs_plain = priced.reset(), plain.reset()
+    assert priced.observation_space.shape == (obs_plain.shape[1] + 2,)
+    assert priced.price_input == PRICED.pricing.input and plain.price_input is None
+    np.testing.assert_array_equal(obs_priced[:, :-2], obs_plain)
+    starts = obs_priced[:, -2:].copy()
+    free = (starts == 0).all(axis=1)
+    assert 0 < free.sum() < n_envs, "some episodes free, the others priced"
+    assert ((starts[~free] >= 2.0 * 0.01) & (starts[~free] <= 2.0)).all()
+    use = np.array(PRICED.pricing.use)
+    for t in range(steps):
+        prices = obs_priced[:, -2:].copy()
+        obs_priced, reward_priced, done, info = priced.step(actions[t])
+        obs_plain, reward_plain, _, _ = plain.step(actions[t])
+        delivered = np.array([simulator.actions.index(i["delivered"]) for i in info])
+        np.testing.assert_allclose(
+            reward_priced, reward_plain - (prices * use[:, delivered].T).sum(axis=1), atol=1e-5
+        )
+        kept = ~done
+        np.testing.assert_array_equal(obs_priced[kept, -2:], prices[kept], "a price holds for its episode")
+        np.testing.assert_array_equal(obs_priced[:, :-2], obs_plain)
+    assert not np.array_equal(obs_priced[:, -2:], starts), "new episodes draw new prices"
+
+
+def test_a_scenario_prices_what_its_operations_limit_and_nothing_else() -> None:
+    simulator, pool = small()
+    limited = EnvConfig.make("care_team_limited", simulator=simulator, population=pool)
+    assert limited.episode.pricing is not None
+    assert limited.episode.pricing.input.resources == ("care_messages",)
+    assert limited.episode.pricing.use == ((0.0, 0.0, 0.0, 1.0),)
+    assert EnvConfig.make("coupon_costly", simulator=simulator, population=pool).episode.pricing is None
 
 
 def rollout_actions(n_envs: int, steps: int) -> np.ndarray:

@@ -248,7 +248,7 @@ def test_card_describes_the_artifact(scenario, tiny_export) -> None:
     assert card["allocation"]["scenario_limits_per_period"] == {}, "the default scenario has no limit"
     assert '"limits"' in card["allocation"]["request"]
     limited = load_scenario("care_team_limited")
-    limits = exporter._allocation(limited, limited.simulator_for(0))["scenario_limits_per_period"]
+    limits = exporter._allocation(limited, limited.simulator_for(0), None)["scenario_limits_per_period"]
     assert limits == {"care_message": 100}, "two agents, 0.02 periods a message"
 
 
@@ -361,3 +361,24 @@ def test_bench_and_whatif_run_the_exported_artifact(tiny_export, tmp_path) -> No
     assert bench.loc["maskable_ppo-onnx", "category"] == "agent"
     operations = pd.read_csv(tmp_path / "whatif" / "operations.csv")
     assert set(operations["policy"]) == {"no_contact", "maskable_ppo-onnx"}
+
+
+def test_a_priced_agent_exports_its_prices_and_runs_as_trained(
+    tiny_team, tiny_priced_run, tiny_priced_export
+) -> None:
+    card = json.loads((tiny_priced_export / CARD_FILE).read_text())
+    prices = card["observation"]["prices"]
+    assert prices["resources"] == ["care_messages"] and prices["columns"] == ["price_care_messages"]
+    assert prices["actions"] == {"care_messages": ["care_message"]}
+    assert "allocate_conditioned" in card["allocation"]["method"]
+    assert card["benchmark"]["command"].endswith("--allocation")
+    exported = load_policy_dir(tiny_priced_export)
+    assert exported.price_input == SB3Policy.load(tiny_priced_run).price_input
+    world = load_scenario(str(tiny_team))
+    users = sample_users(world.eval_users(), 100, seed=0)
+    torch_run = run_policy(SB3Policy.load(tiny_priced_run), world, users, [0], allocation=True)
+    onnx_run = run_policy(exported, world, users, [0], allocation=True)
+    np.testing.assert_allclose(
+        onnx_run.operations["price_care_messages"], torch_run.operations["price_care_messages"], atol=1e-3
+    )
+    assert np.mean(onnx_run.metrics["contacts"] == torch_run.metrics["contacts"]) > 0.95

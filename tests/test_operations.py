@@ -308,9 +308,7 @@ def test_what_operations_say_is_available_is_served_and_no_more(
         care_deadline=deadline,
     )
     desk = OperationsDesk(limits, kinds, np.array([0, 2, 0]), n, horizon, np.random.default_rng(seed))
-    np.testing.assert_array_equal(
-        desk.resource_use(("none", *kinds)), [[0, 0, int(budget > 0), 0], [0, 0, 0, 1]]
-    )
+    np.testing.assert_array_equal(desk.resource_use(), [[0, 0, int(budget > 0), 0], [0, 0, 0, 1]])
     rng, masks, added = np.random.default_rng(seed), np.ones((n, 4), dtype=bool), 0
     for period in range(horizon):
         coupons, messages = desk.available(period)

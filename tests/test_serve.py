@@ -302,3 +302,24 @@ def test_decide_with_limits_fits_the_decisions_to_them(client, population) -> No
     assert refused.status_code == 422 and "limits" in refused.text
     negative = client.post("/v1/decide", json={"users": users, "limits": {limited: -1}})
     assert negative.status_code == 422
+
+
+def test_a_priced_policy_decides_at_the_price_that_fits_the_limits(tiny_priced_export, population) -> None:
+    simulator, _, state, _ = population
+    observations = observe(simulator, state)[np.arange(256) % state.n_users]
+    users = feature_users(feature_names(simulator), observations)
+    priced = TestClient(create_app(tiny_priced_export))
+    artifact = ExportedArtifact.load(tiny_priced_export)
+    masks = artifact.masks(observations).allowed
+    free = priced.post("/v1/decide", json={"users": users}).json()
+    at_zero = artifact.decide(np.hstack([observations, np.zeros((256, 1), dtype=np.float32)]), masks)
+    assert [u["action_index"] for u in free["users"]] == at_zero.actions.tolist(), "no limit: price 0"
+    body = priced.post("/v1/decide", json={"users": users, "limits": {"care_message": 3}}).json()
+    sent = [u["action"] for u in body["users"]]
+    care = body["allocation"]["care_message"]
+    assert sent.count("care_message") == care["used"] <= 3
+    assert 0.0 <= care["price"] <= artifact.price_input.ceiling
+    shown = np.hstack([observations, np.full((256, 1), care["price"], dtype=np.float32)])
+    assert body["users"][0]["probabilities"] == pytest.approx(
+        dict(zip(artifact.actions, artifact.decide(shown, masks).probabilities[0].tolist(), strict=True))
+    ), "the answer's probabilities are those at the price shown"

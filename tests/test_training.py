@@ -232,4 +232,7 @@ def test_cli_notes_what_the_training_environments_leave_out(tmp_path, capsys) ->
     config = tiny_config(tmp_path)
     argv = ["train", "--scenario", "care_team_limited", "--config", str(config), "--out", str(tmp_path / "r")]
     assert run_cli([*argv, "--timesteps", "256", "--no-progress"]) == 0
-    assert "care_team_limited's operations and campaigns are not in the training" in capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the agent learns care_team_limited's coupon budget and care team, if any, as a price" in out
+    assert "(delays and campaigns are not in the training environments)" in out
+    assert (tmp_path / "r" / "prices.json").is_file()

@@ -18,16 +18,27 @@ the power of the resources less one, fine for the two a shop has. Whatever still
 what a limit has left after its price is given to the users tied at it.
 Written here because no library in the stack offers a vectorised clearing of this kind (OR solvers
 solve the integer program, far slower, and are not in the deployment's dependencies).
+
+A policy trained with the prices in its observation (:class:`PriceInput`, BCORLE(lambda): Zhang et
+al. 2021, "BCORLE(lambda): An Offline Reinforcement Learning and Evaluation Framework for Coupons
+Allocation in E-commerce Market") is priced differently: :func:`allocate_conditioned` searches the
+price it is shown, in the reward's units, until its own choices fit the limits, and only then
+clears what is left on its scores at that price.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from winback.errors import ConfigError
 
+RESOURCES = ("coupons", "care_messages")
+"""The resources shared across users that operations limit each period, in the order of every
+price and limit vector: coupons in the budget, messages the care team can write."""
 MAX_ROUNDS = 60
 """Bisection steps on a price (each halves its interval) before the cut settles the rest."""
 _SLACK = 1e-9
@@ -45,9 +56,11 @@ class Allocation:
     used: np.ndarray
     """(R,) units of each resource the actions use."""
     rounds: int
-    """Clearings of the last price (1 with one limited resource; the bisection's steps otherwise)."""
+    """Clearings of the last price (1 with one limited resource; the bisection's steps otherwise), or
+    the policy's evaluations in :func:`allocate_conditioned`'s price search."""
     exact: bool
-    """Whether every user's action maximises its score minus the prices (no cut was needed)."""
+    """Whether every user's action maximises its score minus the prices (no cut was needed); for a
+    price-conditioned policy, whether its own choices at the prices shown fit the limits."""
 
 
 def allocate(scores: np.ndarray, use: np.ndarray, limits: np.ndarray) -> Allocation:
@@ -212,3 +225,95 @@ def _cut(
         dropped = takers[np.argsort(gain, kind="stable")[:count]]
         actions[dropped] = np.argmax(free[dropped], axis=1)
     return actions
+
+
+PRICE_STEPS = 14
+"""Bisection steps of the price shown to a price-conditioned policy (a 16,384th of its ceiling)."""
+PRICE_SWEEPS = 3
+"""Passes over the resources when several prices are searched one at a time."""
+
+
+@dataclass(frozen=True)
+class PriceInput:
+    """Prices a policy reads after its features, one column per resource it was trained under:
+    ``price_<resource>``, per unit of the resource in the reward's units (dollars), seen in training
+    between 0 and ``ceiling``."""
+
+    resources: tuple[str, ...]
+    """Of :data:`RESOURCES`, in their order."""
+    ceiling: float
+
+    def __post_init__(self) -> None:
+        if not self.resources or any(r not in RESOURCES for r in self.resources):
+            raise ConfigError(f"price input for {list(self.resources)} (allowed: some of {list(RESOURCES)})")
+        if list(self.resources) != [r for r in RESOURCES if r in self.resources]:
+            raise ConfigError(f"price input for {list(self.resources)}: not in the order {list(RESOURCES)}")
+        if not 0 < self.ceiling < np.inf:
+            raise ConfigError(f"price input ceiling = {self.ceiling} (allowed: > 0, finite)")
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The observation columns of the prices."""
+        return tuple(f"price_{resource}" for resource in self.resources)
+
+    @property
+    def ceilings(self) -> np.ndarray:
+        """(R,) the highest price shown of each of :data:`RESOURCES` (0: not shown)."""
+        return np.array([self.ceiling if r in self.resources else 0.0 for r in RESOURCES])
+
+    def append(self, observations: np.ndarray, prices: np.ndarray) -> np.ndarray:
+        """(n, F + P) float32 ``observations`` with the prices (R,) of :data:`RESOURCES` it reads."""
+        shown = np.asarray(prices, dtype=np.float32)[[RESOURCES.index(r) for r in self.resources]]
+        return np.hstack([observations, np.broadcast_to(shown, (len(observations), len(shown)))])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"resources": list(self.resources), "ceiling": self.ceiling}
+
+    @classmethod
+    def from_dict(cls, values: Any, source: str) -> PriceInput:
+        """The price input recorded in ``values``; errors name ``source``."""
+        try:
+            return cls(tuple(values["resources"]), float(values["ceiling"]))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError(f"{source}: not a price input {{resources, ceiling}} ({err!r})") from err
+
+
+def allocate_conditioned(
+    scores_at: Callable[[np.ndarray], np.ndarray],
+    use: np.ndarray,
+    limits: np.ndarray,
+    ceilings: np.ndarray,
+    steps: int = PRICE_STEPS,
+) -> Allocation:
+    """Actions of a price-conditioned policy under the resource ``limits``.
+
+    ``scores_at(prices)``: (n, A) scores of the policy shown the (R,) ``prices``; ``ceilings``: (R,)
+    the highest price it was trained under for each resource (0: it does not read that price). Each
+    price it reads is raised by bisection, one resource at a time, until the policy's own choices fit
+    that limit (as a price-conditioned policy is deployed: it asks for less as the price rises); what
+    still exceeds a limit (past a ceiling, or a resource it does not read) is then cleared by
+    :func:`allocate` on its scores at the prices found. ``prices`` of the result are those shown.
+    """
+    use, limits, ceilings = (np.asarray(a, dtype=np.float64) for a in (use, limits, ceilings))
+    prices, evaluations = np.zeros(len(limits)), 0
+
+    def over(trial: np.ndarray) -> np.ndarray:
+        nonlocal evaluations
+        evaluations += 1
+        return _used(np.argmax(scores_at(trial), axis=1), use) > limits
+
+    searched: Sequence[int] = [r for r in range(len(limits)) if ceilings[r] > 0 and np.isfinite(limits[r])]
+    for _ in range(PRICE_SWEEPS if len(searched) > 1 else 1):
+        if not over(prices)[searched].any():
+            break
+        for r in searched:
+            low, high = 0.0, float(ceilings[r])
+            trial = prices.copy()
+            trial[r] = high
+            if not over(trial)[r]:
+                for _ in range(steps):
+                    trial[r] = 0.5 * (low + high)
+                    low, high = (trial[r], high) if over(trial)[r] else (low, trial[r])
+            prices[r] = high
+    final = allocate(scores_at(prices), use, limits)
+    return Allocation(final.actions, prices, final.used, evaluations, final.exact and not final.prices.any())

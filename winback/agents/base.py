@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 
+from winback.allocation import PriceInput
 from winback.simulator.state import SINCE_CAP
 
 ScoreKind = Literal["log_probability", "q_value", "net_value", "priority"]
@@ -78,6 +79,9 @@ class ScoringPolicy(Policy):
     greedy: bool = True
     """Whether :meth:`act` always chooses the highest score: then an allocation under shared limits
     (:mod:`winback.allocation`) may choose from the scores instead."""
+    price_input: PriceInput | None = None
+    """The prices of shared resources the policy reads after the features (trained under them, see
+    :class:`~winback.envs.episodes.Pricing`); ``None``: it reads none."""
 
     @property
     @abstractmethod

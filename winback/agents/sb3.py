@@ -21,7 +21,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
 from winback.agents.base import DecisionContext, ScoreKind, ScoringPolicy
-from winback.errors import ArtifactError
+from winback.allocation import PriceInput
+from winback.errors import ArtifactError, ConfigError
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
     "ppo": PPO,
@@ -36,6 +37,9 @@ MODEL_FILES = {"best": "best_model.zip", "final": "model.zip"}
 """The SB3 zip of a run's best-on-validation and final model."""
 NORMALIZATION_FILES = {"best": "best_normalization.json", "final": "normalization.json"}
 """The observation statistics that go with each model."""
+PRICES_FILE = "prices.json"
+"""The prices of shared resources a run's agent reads after its features (:class:`PriceInput`), for
+a run trained on a scenario whose operations limit them; absent otherwise."""
 SEEDS_FILE = "seeds.json"
 """What a directory of several seeds' runs (:mod:`winback.agents.seeds`) records, with the run selected."""
 
@@ -49,6 +53,21 @@ def seeds_record(path: str | Path) -> Any:
         return json.loads(seeds_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ArtifactError(f"{seeds_path}: not valid JSON ({err})") from err
+
+
+def read_price_input(run: Path) -> PriceInput | None:
+    """The price input a training run recorded (:data:`PRICES_FILE`), ``None`` when it has none."""
+    path = run / PRICES_FILE
+    if not path.is_file():
+        return None
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ArtifactError(f"{path}: not valid JSON ({err})") from err
+    try:
+        return PriceInput.from_dict(values, str(path))
+    except ConfigError as err:
+        raise ArtifactError(str(err)) from err
 
 
 def selected_run(path: str | Path) -> Path:
@@ -143,9 +162,14 @@ class SB3Policy(ScoringPolicy):
     """
 
     def __init__(
-        self, model: BaseAlgorithm, normalization: ObservationNormalization, name: str = "sb3"
+        self,
+        model: BaseAlgorithm,
+        normalization: ObservationNormalization,
+        name: str = "sb3",
+        price_input: PriceInput | None = None,
     ) -> None:
         self.model, self.normalization, self.name = model, normalization, name
+        self.price_input = price_input
         self._lstm_states: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @classmethod
@@ -166,7 +190,8 @@ class SB3Policy(ScoringPolicy):
                 f"{config_path}: unknown algo {algo!r} (expected one of {', '.join(ALGORITHMS)})"
             )
         model = ALGORITHMS[algo].load(model_path, device="cpu")
-        return cls(model, ObservationNormalization.load(root / NORMALIZATION_FILES[which]), name=algo)
+        normalization = ObservationNormalization.load(root / NORMALIZATION_FILES[which])
+        return cls(model, normalization, name=algo, price_input=read_price_input(root))
 
     def reset(self, context: DecisionContext) -> None:
         super().reset(context)

@@ -28,9 +28,9 @@ import numpy as np
 
 from winback.agents.base import DecisionContext, Policy, ScoringPolicy
 from winback.agents.reference import Reference, TrueWorld, start
-from winback.allocation import allocate
+from winback.allocation import RESOURCES, Allocation, allocate, allocate_conditioned
 from winback.errors import ConfigError
-from winback.scenarios.operations import RESOURCES, OperationsDesk
+from winback.scenarios.operations import OperationsDesk
 from winback.scenarios.scenario import Scenario
 from winback.simulator.core import Simulator
 from winback.simulator.features import feature_names, observe
@@ -89,7 +89,8 @@ class PolicyRun:
     operations: dict[str, np.ndarray]
     """What operations did (:meth:`~winback.scenarios.operations.OperationsLog.series`): (S, T, K)
     contacts by kind or (S, T) per seed and period; and ``price_<resource>`` (S, T), the allocation's
-    price of each of :data:`~winback.scenarios.operations.RESOURCES` (0 without an allocation)."""
+    price of each of :data:`~winback.allocation.RESOURCES` (0 without an allocation): per unit of
+    the policy's scores, or in dollars for a policy that reads prices (the price it was shown)."""
     seconds: float
     """Wall time of the runs."""
 
@@ -181,18 +182,25 @@ def _run_seed(
     totals = {key: np.zeros(n) for key in ("margin", "discounts", "contact_costs", "revenue")}
     contacts = np.zeros((n, len(kinds)))
     retention, interest = np.zeros(horizon), np.zeros(horizon)
+    price_input = policy.price_input if isinstance(policy, ScoringPolicy) else None
+    if price_input is not None and desk.limited and not allocation:
+        raise ConfigError(
+            f"{name} was trained under prices of {', '.join(price_input.resources)} and reads them: "
+            "run it with the allocation (--allocation), which sets the price each period"
+        )
     allocating = allocation and desk.limited and isinstance(policy, ScoringPolicy) and policy.greedy
-    use, prices = desk.resource_use(simulator.actions), np.zeros((horizon, len(RESOURCES)))
+    use, prices = desk.resource_use(), np.zeros((horizon, len(RESOURCES)))
     action_map = np.zeros((len(simulator.actions), len(INTEREST_BINS) - 1, len(RECENCY_BINS) - 1))
     for t in range(horizon):
         observations = observe(simulator, state)
         masks = simulator.action_masks(state, gap)
         if allocating:
             assert isinstance(policy, ScoringPolicy)
-            chosen = allocate(policy.scores(observations, masks, t), use, desk.available(t))
+            chosen = _allocate(policy, observations, masks, t, use, desk.available(t))
             actions, prices[t] = chosen.actions, chosen.prices
         else:
-            actions = np.asarray(policy.act(observations, masks, t), dtype=np.int64)
+            shown = observations if price_input is None else price_input.append(observations, prices[t])
+            actions = np.asarray(policy.act(shown, masks, t), dtype=np.int64)
         desk.dispatch(t, actions, masks)
         user_interest = observations[:, 0]
         interest[t] = user_interest.mean()
@@ -224,6 +232,27 @@ def _run_seed(
     }
     priced = {f"price_{resource}": prices[:, r] for r, resource in enumerate(RESOURCES)}
     return metrics, retention, interest, action_map, desk.log.series() | priced
+
+
+def _allocate(
+    policy: ScoringPolicy,
+    observations: np.ndarray,
+    masks: np.ndarray,
+    t: int,
+    use: np.ndarray,
+    limits: np.ndarray,
+) -> Allocation:
+    """The policy's actions in period ``t`` fitted to the ``limits`` operations can serve: by the price
+    it is shown when it reads prices (:func:`allocate_conditioned`), else by its scores."""
+    price_input = policy.price_input
+    if price_input is None:
+        return allocate(policy.scores(observations, masks, t), use, limits)
+    return allocate_conditioned(
+        lambda prices: policy.scores(price_input.append(observations, prices), masks, t),
+        use,
+        limits,
+        price_input.ceilings,
+    )
 
 
 def concatenate_runs(parts: Sequence[PolicyRun]) -> PolicyRun:

@@ -190,34 +190,49 @@ def _markdown(
     return "\n".join(lines)
 
 
+def limits_used(operations: Operations, kinds: Sequence[str], run: PolicyRun) -> dict[str, float]:
+    """How much of each limit ``run`` used, mean over seeds and periods (NaN where there is no such
+    limit): ``coupon_budget`` (coupons sent over the budget), ``care_team`` (care messages written:
+    delivered, refused on arrival or colliding, over what the team can write in a period); and what it
+    lost to them: ``budget_drops`` and ``deadline_drops`` per period, and ``periods_over_budget``."""
+    ops, budget = run.operations, operations.coupon_budget_per_period
+    used = {"coupon_budget": np.nan, "care_team": np.nan}
+    if budget:
+        used["coupon_budget"] = float(ops["coupons_used"].mean() / budget)
+    if operations.care_capacity:
+        care = list(kinds).index(CARE)
+        written = sum(ops[key][:, :, care] for key in ("served", "dropped_refused", "dropped_collision"))
+        used["care_team"] = float(written.mean() / (operations.care_capacity / operations.care_service_time))
+    return {
+        **used,
+        "budget_drops": float(ops["dropped_budget"].sum(axis=2).mean()),
+        "deadline_drops": float(ops["dropped_deadline"].sum(axis=2).mean()),
+        "periods_over_budget": float((ops["coupons_used"] > budget).sum()) if budget else 0.0,
+    }
+
+
 def _limits_used(scenario: Scenario, runs: Sequence[PolicyRun]) -> list[str]:
     """How much of each limit every policy used (mean over seeds and periods), and the allocation's
     prices where it ran: what a budget or a team leaves unused, and what it costs at the margin."""
     operations = scenario.operations
     if not (operations.coupon_budget_per_period or operations.care_capacity):
         return []
-    care = scenario.simulator.response.kinds.index(CARE) if operations.care_capacity else -1
     lines = [
         "",
         "Limits used: coupons sent over the budget, and care messages written (delivered, refused on "
         "arrival or colliding) over what the team can write in a period; the allocation's prices "
-        "(`--allocation`: a contact goes to a user whose score gains more than the price) are 0 "
-        "where it did not run.",
+        "(`--allocation`: a contact goes to a user whose score gains more than the price; for an agent "
+        "trained under prices, the price in dollars it was shown) are 0 where it did not run.",
         "",
         "| policy | coupon budget used | care team used | price per coupon | price per care message |",
         "|---|---:|---:|---:|---:|",
     ]
     for run in runs:
-        ops = run.operations
-        budget = (
-            f"{ops['coupons_used'].mean() / operations.coupon_budget_per_period:.1%}"
-            if operations.coupon_budget_per_period
-            else "n/a"
+        used = limits_used(operations, scenario.simulator.response.kinds, run)
+        budget, team = (
+            "n/a" if np.isnan(used[key]) else f"{used[key]:.1%}" for key in ("coupon_budget", "care_team")
         )
-        team = "n/a"
-        if care >= 0:
-            written = sum(ops[key][:, :, care] for key in ("served", "dropped_refused", "dropped_collision"))
-            team = f"{written.mean() / (operations.care_capacity / operations.care_service_time):.1%}"
+        ops = run.operations
         lines.append(
             f"| `{run.policy}` | {budget} | {team} | {ops['price_coupons'].mean():.3f} | "
             f"{ops['price_care_messages'].mean():.3f} |"

@@ -21,7 +21,11 @@ QUICK = {"seeds": 2, "tuning_seeds": 1, "tuning_users": 300, "eval_users": 300, 
 
 Out = Annotated[Path, typer.Option(help="Report directory (created).")]
 Policies = Annotated[
-    str, typer.Option(help=f"Comma-separated, from {', '.join(KNOWN_POLICIES)}; 'all': all but the planner.")
+    str,
+    typer.Option(
+        help=f"Comma-separated, from {', '.join(KNOWN_POLICIES)}; 'all': the baselines and the oracle "
+        "(all,prioritized_rule: and that)."
+    ),
 ]
 Agents = Annotated[
     list[Path] | None,
@@ -72,7 +76,8 @@ def bench_config(
     allocation: bool = False,
 ) -> BenchConfig:
     """The benchmark the options describe (``quick`` overrides the sizes)."""
-    chosen = ALL_POLICIES if policies == "all" else tuple(p.strip() for p in policies.split(",") if p.strip())
+    named = [p.strip() for p in policies.split(",") if p.strip()]
+    chosen = tuple(dict.fromkeys(q for p in named for q in (ALL_POLICIES if p == "all" else (p,))))
     settings = {
         "seeds": seeds,
         "eval_users": eval_users,

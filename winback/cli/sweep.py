@@ -11,6 +11,7 @@ from winback.benchmarks.sweep import run_sweep
 from winback.benchmarks.sweep.grid import GridAxis, SweepConfig
 from winback.cli.bench import (
     Agents,
+    Allocation,
     BackendName,
     EvalUsers,
     Out,
@@ -52,6 +53,7 @@ def sweep(
     workers: Workers = EVERY_CPU,
     ray_address: RayAddress = None,
     shard_users: ShardUsers = 0,
+    allocation: Allocation = False,
     progress: Progress = True,
 ) -> None:
     """Benchmark the policies in every cell of the grid over SCENARIO; write the table and heatmaps to OUT."""
@@ -60,7 +62,7 @@ def sweep(
     bench = bench_config(
         scenario, policies, agent,
         seeds=seeds, eval_users=eval_users, tuning_seeds=tuning_seeds, tuning_users=tuning_users, quick=quick,
-        shard_users=shard_users,
+        shard_users=shard_users, allocation=allocation,
     )  # fmt: skip
     config = SweepConfig(bench, axes)
     chosen: Literal["local", "ray"] = backend  # type: ignore[assignment]  # checked by make_backend

@@ -100,8 +100,10 @@ def train(
     world = load_scenario(train_config.scenario)
     if world.operations != Operations() or world.campaigns:
         console.print(
-            f"note: {world.name}'s operations and campaigns are not in the training environments; "
-            "checkpoints are chosen on validation users under them (winback whatif shows their cost)"
+            f"note: the agent learns {world.name}'s coupon budget and care team, if any, as a price per "
+            "coupon or care message shown in its observation and charged in its reward; its checkpoints "
+            "are chosen on validation users under the operations and campaigns, the price set each week "
+            "so that requests fit the limits (delays and campaigns are not in the training environments)"
         )
     if len(seeds) > 1 or len(starts) > 1:
         seeds, starts = seeds or [train_config.seed], starts or [train_config.imitate]

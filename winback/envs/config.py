@@ -46,7 +46,8 @@ class EnvConfig:
 
         - ``scenario``: a built-in name, the path of a ``.toml`` file or a :class:`Scenario`: its
           simulator (streams keyed by seed 0), its *training* users, and its episodes
-          (:meth:`EpisodeConfig.from_scenario`: horizon, frequency cap, demand shocks and decay).
+          (:meth:`EpisodeConfig.from_scenario`: horizon, frequency cap, demand shocks and decay, and
+          the prices of the resources its operations limit, observed and charged).
           ``None``: the packaged CDNOW model with the documented priors, every CDNOW customer at
           week 39, and ``EpisodeConfig()`` (:mod:`winback.envs.defaults`).
         - ``reward``: ``"realised"`` or ``"expected"`` (``None``: the episode config's, realised by
@@ -59,7 +60,7 @@ class EnvConfig:
         if scenario is not None and config is not None:
             raise ConfigError(
                 "an environment takes a scenario or an episode config, not both "
-                "(the scenario's episode config is EpisodeConfig.from_scenario(scenario))"
+                "(the scenario's episode config is EpisodeConfig.from_scenario(scenario, simulator))"
             )
         if scenario is None:
             world = simulator or default_simulator()
@@ -69,7 +70,7 @@ class EnvConfig:
             chosen = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
             world = simulator or chosen.simulator_for(0)
             users = population if population is not None else chosen.train_users()
-            episode = EpisodeConfig.from_scenario(chosen)
+            episode = EpisodeConfig.from_scenario(chosen, world)
         if reward is not None:
             episode = dataclasses.replace(episode, reward=reward)
         return cls(world, users, episode)

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 
+from winback.allocation import RESOURCES, PriceInput
 from winback.errors import ConfigError
+from winback.scenarios.operations import resource_use
 from winback.simulator.features import feature_bounds, feature_names, observe
 from winback.simulator.outcome import StepOutcome
 from winback.simulator.state import SimState
@@ -24,6 +26,7 @@ from winback.streams import draw_keys
 if TYPE_CHECKING:
     from winback.envs.config import EnvConfig
     from winback.scenarios.scenario import Scenario
+    from winback.simulator.core import Simulator
 
 DEFAULT_HORIZON = 52
 """Periods per episode: a year of weeks."""
@@ -71,6 +74,54 @@ class Demand:
         return shift
 
 
+PRICE_CEILING = 5.0
+"""The highest price per unit of a shared resource an episode draws, in dollars: more than a care
+message or a coupon adds to a user's net value over a period in any built-in scenario."""
+FREE_SHARE = 0.15
+"""Share of episodes whose resources are free (price 0: operations have capacity to spare)."""
+PRICE_FLOOR = 0.01
+"""The lowest positive price drawn, as a share of the ceiling (prices are log-uniform above it)."""
+_PRICE_SALT = 0x9E3779B9
+"""Mixed with an episode's key to seed its prices apart from its simulator streams."""
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """What an episode charges for the resources users share (coupons under a budget, care messages
+    under a team): a price per unit, drawn at the episode's start and shown to the policy after its
+    features, then charged on every contact delivered, so one policy learns to serve any price
+    (BCORLE(lambda); deployed, :func:`winback.allocation.allocate_conditioned` finds the price at which
+    its requests fit the limits of the period)."""
+
+    input: PriceInput
+    use: tuple[tuple[float, ...], ...]
+    """(P, A) units of each priced resource every action takes."""
+    free_share: float = FREE_SHARE
+
+    @classmethod
+    def of(cls, scenario: Scenario, simulator: Simulator) -> Pricing | None:
+        """The pricing of the resources the scenario's operations limit (``None``: none)."""
+        use = resource_use(scenario.operations, simulator.kinds, simulator.tables.validity)
+        priced = [r for r in range(len(use)) if use[r].any()]
+        if not priced:
+            return None
+        resources = tuple(RESOURCES[r] for r in priced)
+        return cls(PriceInput(resources, PRICE_CEILING), tuple(tuple(use[r]) for r in priced))
+
+    def draw(self, key: int) -> np.ndarray:
+        """(P,) prices of the episode whose stream is keyed by ``key``: all 0 with probability
+        :attr:`free_share`, else each log-uniform between :data:`PRICE_FLOOR` of the ceiling and the
+        ceiling (drawn from the key, so pricing leaves which users episodes draw unchanged)."""
+        rng = np.random.default_rng([int(key), _PRICE_SALT])
+        free = rng.random() < self.free_share
+        levels = rng.random(len(self.use))
+        return np.zeros(len(self.use)) if free else self.input.ceiling * PRICE_FLOOR ** (1.0 - levels)
+
+    def charge(self, prices: np.ndarray, delivered: np.ndarray) -> np.ndarray:
+        """(n,) what the (n,) ``delivered`` actions cost at each user's (n, P) ``prices``."""
+        return np.einsum("np,pn->n", prices, np.asarray(self.use)[:, delivered])
+
+
 @dataclass(frozen=True)
 class EpisodeConfig:
     """How episodes run: their length, the frequency cap, demand shifts and the reward."""
@@ -86,6 +137,9 @@ class EpisodeConfig:
     """The reward returned: the period's realised net value, or its expectation over the period's
     draws (:meth:`Simulator.expected_reward`: the same expected return, far less noise to learn
     from). ``info`` always carries the realised parts."""
+    pricing: Pricing | None = None
+    """Prices of the resources users share, drawn per episode, observed and charged (``None``:
+    resources are free and not observed)."""
 
     def __post_init__(self) -> None:
         if self.horizon < 1:
@@ -96,9 +150,13 @@ class EpisodeConfig:
             raise ConfigError(f"EpisodeConfig.reward = {self.reward!r} (allowed: 'realised', 'expected')")
 
     @classmethod
-    def from_scenario(cls, scenario: Scenario, reward: Reward = "realised") -> EpisodeConfig:
-        """A scenario's episodes: its horizon, frequency cap and demand (shocks, faster decay)."""
-        return cls(scenario.horizon, scenario.min_contact_gap, scenario.demand, reward)
+    def from_scenario(
+        cls, scenario: Scenario, simulator: Simulator, reward: Reward = "realised"
+    ) -> EpisodeConfig:
+        """A scenario's episodes: its horizon, frequency cap, demand (shocks, faster decay) and the
+        pricing of what its operations limit (:meth:`Pricing.of`)."""
+        pricing = Pricing.of(scenario, simulator)
+        return cls(scenario.horizon, scenario.min_contact_gap, scenario.demand, reward, pricing)
 
 
 def draw_users(pool: SimState, rngs: list[np.random.Generator]) -> SimState:
@@ -121,6 +179,15 @@ class EpisodeBatch:
         """(N,) the period each slot's episode started in."""
         self.names = feature_names(self.simulator)
         self.low, self.high = feature_bounds(self.simulator)
+        pricing = self.config.pricing
+        self.prices = np.zeros((n, 0 if pricing is None else len(pricing.use)))
+        """(N, P) each slot's prices of the shared resources (:class:`Pricing`), after the features."""
+        if pricing is not None:
+            self.names = (*self.names, *pricing.input.columns)
+            self.low = np.append(self.low, np.zeros(len(pricing.use), dtype=np.float32))
+            self.high = np.append(
+                self.high, np.full(len(pricing.use), pricing.input.ceiling, dtype=np.float32)
+            )
 
     @property
     def n(self) -> int:
@@ -130,6 +197,8 @@ class EpisodeBatch:
         """Begin new episodes in ``slots`` with users drawn by the slots' generators ``rngs``."""
         self.state.assign(slots, draw_users(self.pool, rngs))
         self.started[slots] = self.state.period[slots]
+        if self.config.pricing is not None:
+            self.prices[slots] = [self.config.pricing.draw(key) for key in self.state.keys[slots]]
 
     @property
     def elapsed(self) -> np.ndarray:
@@ -137,7 +206,8 @@ class EpisodeBatch:
         return self.state.period - self.started
 
     def step(self, actions: np.ndarray) -> tuple[StepOutcome, np.ndarray]:
-        """The period's outcome and the (N,) float64 rewards of :attr:`EpisodeConfig.reward`."""
+        """The period's outcome and the (N,) float64 rewards of :attr:`EpisodeConfig.reward`, less
+        the prices of the shared resources the delivered contacts took."""
         gap = self.config.min_contact_gap
         demand = self.config.demand
         shift = demand.shift(self.elapsed, self.state.recency) if demand.shifts else None
@@ -147,11 +217,17 @@ class EpisodeBatch:
             else None
         )
         outcome = self.simulator.step(self.state, actions, min_gap=gap, demand_shift=shift)
-        return outcome, outcome.reward.total if expected is None else expected
+        rewards = outcome.reward.total if expected is None else expected
+        if self.config.pricing is not None:
+            rewards = rewards - self.config.pricing.charge(self.prices, outcome.delivered)
+        return outcome, rewards
 
     def observe(self) -> np.ndarray:
-        """(N, F) float32 observations."""
-        return observe(self.simulator, self.state)
+        """(N, F) float32 observations (the prices last, under a :class:`Pricing`)."""
+        features = observe(self.simulator, self.state)
+        return (
+            features if self.config.pricing is None else np.hstack([features, self.prices], dtype=np.float32)
+        )
 
     def action_masks(self) -> np.ndarray:
         """(N, A) bool valid actions."""

@@ -11,6 +11,7 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
+from winback.allocation import PriceInput
 from winback.envs.config import EnvConfig
 from winback.envs.episodes import EpisodeBatch, EpisodeConfig, Reward, step_infos
 from winback.scenarios.scenario import Scenario
@@ -55,6 +56,12 @@ class PopulationVecEnv(VecEnv):
         super().__init__(num_envs, observation_space, spaces.Discrete(len(self.simulator.actions)))
         self._rngs: list[np.random.Generator | None] = [None] * num_envs
         self._actions = np.zeros(num_envs, dtype=np.int64)
+
+    @property
+    def price_input(self) -> PriceInput | None:
+        """The prices of shared resources the observations end with (``None``: none)."""
+        pricing = self.episodes.config.pricing
+        return None if pricing is None else pricing.input
 
     def reset(self) -> VecEnvObs:
         self._start(np.arange(self.num_envs), self._seeds)

@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from winback.agents.baselines import NoContact
-from winback.agents.sb3 import MODEL_FILES, SB3Policy, seeds_record, selected_run
+from winback.agents.sb3 import MODEL_FILES, PRICES_FILE, SB3Policy, seeds_record, selected_run
 from winback.agents.training import TrainConfig
+from winback.allocation import RESOURCES, PriceInput
 from winback.benchmarks.report import summarize
 from winback.benchmarks.rollout import run_policy
 from winback.benchmarks.suite import SimulatorsBySeed, sample_users
@@ -33,8 +34,10 @@ from winback.export.runtime.artifact import ExportedArtifact
 from winback.export.runtime.card import ARTIFACT_FILES, POLICY_FILE, STATE_FILE
 from winback.export.runtime.masks import MASK_RULES
 from winback.export.runtime.session import POLICY_INPUTS, POLICY_OUTPUTS, STATE_INPUTS, STATE_OUTPUTS
+from winback.scenarios.operations import resource_use
 from winback.scenarios.population import describe_population
 from winback.scenarios.scenario import Scenario, load_scenario
+from winback.scenarios.schema import Operations
 from winback.simulator.core import Simulator
 from winback.simulator.features import feature_names
 from winback.simulator.response import CARE
@@ -74,12 +77,12 @@ def export_policy(
     agent = SB3Policy.load(run, which=which)
     scenario = load_scenario(config.scenario)
     simulator = scenario.simulator_for(0)
-    names = feature_names(simulator)
+    names = feature_names(simulator) + (agent.price_input.columns if agent.price_input else ())
     n_features = agent.model.observation_space.shape[0]
     if n_features != len(names):
         raise ArtifactError(
             f"{run / MODEL_FILES[which]}: the network reads {n_features} features, scenario "
-            f"'{scenario.name}' gives {len(names)} ({', '.join(names)})"
+            f"'{scenario.name}' (and the run's {PRICES_FILE}) give {len(names)} ({', '.join(names)})"
         )
     population = _trained_population(run, scenario)
     decay = scenario.model()
@@ -168,8 +171,9 @@ def _card_body(
             "model": which,
             "file": POLICY_FILE,
             "inputs": {
-                "observations": "(batch, F) float32: the raw features of observation.features, in order "
-                "(normalisation is inside the graph)",
+                "observations": "(batch, F + P) float32: the raw features of observation.features, in "
+                "order, then the P prices of observation.prices (none without it; normalisation is "
+                "inside the graph)",
                 "masks": f"(batch, {n_actions}) bool: true where an action is allowed (see masks); none "
                 "is never masked",
             },
@@ -182,6 +186,7 @@ def _card_body(
             "dtype": "float32",
             "features": describe_features(simulator, spec.period),
             "out_of_range": "the simulator clips features to [low, high]; the server refuses values outside",
+            "prices": _prices(agent.price_input, simulator),
         },
         "actions": list(simulator.actions),
         "masks": {
@@ -225,7 +230,7 @@ def _card_body(
         },
         "decay_model": {"name": decay.name, "content_sha256": decay_model_hash(scenario)},
         "scenario": {"name": scenario.name, "content_sha256": scenario_hash(scenario)},
-        "allocation": _allocation(scenario, simulator),
+        "allocation": _allocation(scenario, simulator, agent.price_input),
         "training": {
             "config": config.to_dict(),
             "summary": json.loads(summary_path.read_text()) if summary_path.is_file() else None,
@@ -233,7 +238,28 @@ def _card_body(
     }
 
 
-def _allocation(scenario: Scenario, simulator: Simulator) -> dict[str, Any]:
+def _prices(price_input: PriceInput | None, simulator: Simulator) -> dict[str, Any] | None:
+    """The prices the policy reads after its features (``None``: none): columns, resources, the
+    actions that take each, and the range it was trained under."""
+    if price_input is None:
+        return None
+    use = resource_use(
+        Operations(coupon_budget_per_period=1, care_capacity=1), simulator.kinds, simulator.tables.validity
+    )
+    return {
+        **price_input.to_dict(),
+        "columns": list(price_input.columns),
+        "actions": {
+            resource: [simulator.actions[a] for a in np.flatnonzero(use[RESOURCES.index(resource)])]
+            for resource in price_input.resources
+        },
+        "unit": "currency per unit of the resource (a coupon, a care message), trained between 0 and ceiling",
+        "computed": "the price at which the policy's own requests fit the period's limit: raised by "
+        "bisection until they do (winback.allocation.allocate_conditioned); 0 where nothing is limited",
+    }
+
+
+def _allocation(scenario: Scenario, simulator: Simulator, price_input: PriceInput | None) -> dict[str, Any]:
     """How to decide under shared limits: the scenario's own limits per period by action, and the
     request that fits decisions to any (``POST /v1/decide`` with ``limits``)."""
     operations, limits = scenario.operations, {}
@@ -247,7 +273,11 @@ def _allocation(scenario: Scenario, simulator: Simulator) -> dict[str, Any]:
         "request": 'POST /v1/decide with "limits": {action: how many users it may go to this period}; '
         'the answer\'s "allocation" gives each limited action its limit, use and price',
         "method": "each user the action of highest score minus the prices of the limited actions it "
-        "takes, the prices the lowest that keep every limit (winback.allocation.allocate)",
+        "takes, the prices the lowest that keep every limit (winback.allocation.allocate)"
+        if price_input is None
+        else "the policy is shown the lowest prices (observation.prices) at which its own choices keep "
+        "every limit; what a ceiling leaves over a limit goes by its scores as for any policy "
+        "(winback.allocation.allocate_conditioned)",
     }
 
 
@@ -256,8 +286,11 @@ def _benchmark(policy: ExportedPolicy, scenario: Scenario, seeds: int, eval_user
     simulators = SimulatorsBySeed(scenario)
     users = sample_users(scenario.eval_users(), eval_users, seed=0)
     seed_list = list(range(seeds))
+    priced = policy.price_input is not None
     runs = [
-        run_policy(policy, scenario, users, seed_list, category="agent", simulators=simulators),
+        run_policy(
+            policy, scenario, users, seed_list, category="agent", simulators=simulators, allocation=priced
+        ),
         run_policy(NoContact(), scenario, users, seed_list, name="no_contact", simulators=simulators),
     ]
     table = summarize(runs).drop(columns="seconds")
@@ -270,7 +303,7 @@ def _benchmark(policy: ExportedPolicy, scenario: Scenario, seeds: int, eval_user
         "ci": "95% bootstrap over users (winback.benchmarks.stats); vs_best_baseline: paired difference "
         "against no_contact",
         "command": f"winback bench --policies no_contact --agent EXPORT_DIR --scenario {scenario.name} "
-        f"--seeds {seeds} --eval-users {eval_users}",
+        f"--seeds {seeds} --eval-users {eval_users}" + (" --allocation" if priced else ""),
         "results": rows,
     }
 

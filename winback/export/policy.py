@@ -23,6 +23,7 @@ class ExportedPolicy(ScoringPolicy):
         self.name = artifact.name
         self.feature_names = artifact.feature_names
         self.actions = artifact.actions
+        self.price_input = artifact.price_input
 
     @classmethod
     def load(cls, directory: str | Path) -> ExportedPolicy:

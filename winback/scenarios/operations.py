@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
+from winback.allocation import RESOURCES
 from winback.scenarios.schema import Campaign, Operations
 from winback.simulator.response import CARE
 
@@ -54,12 +55,22 @@ DROPS = {
     "refused": "refused by the simulator on arrival (opted out meanwhile, coupon still valid, frequency cap)",
 }
 """Why a requested contact did not reach its user, in the order of its way to the user."""
-RESOURCES = ("coupons", "care_messages")
-"""What operations have a limited amount of each period (:meth:`OperationsDesk.available`)."""
 Process = Generator[simpy.Event, None, None]
 """A simpy process function's generator."""
 _EPSILON = 1e-9
 """Slack on simulated times (sums of service times) before they are cut into periods."""
+
+
+def resource_use(limits: Operations, kinds: Sequence[str], validity: np.ndarray) -> np.ndarray:
+    """(R, A) what each action (``none``, then the contact ``kinds``) takes of the
+    :data:`~winback.allocation.RESOURCES` under ``limits``: one coupon for a coupon kind (a
+    ``validity`` > 0) under a budget, one message for care under a care team (nothing without such a
+    limit)."""
+    use = np.zeros((len(RESOURCES), len(kinds) + 1))
+    for k, kind in enumerate(kinds):
+        use[0, k + 1] = float(limits.coupon_budget_per_period > 0 and validity[k] > 0)
+        use[1, k + 1] = float(limits.care_capacity > 0 and kind == CARE)
+    return use
 
 
 @dataclass
@@ -199,15 +210,9 @@ class OperationsDesk:
         """Whether users share a coupon budget or a care team."""
         return self.budget is not None or self.care is not None
 
-    def resource_use(self, actions: Sequence[str]) -> np.ndarray:
-        """(2, A) what each of ``actions`` (``none`` first, then the kinds) takes of the
-        :data:`RESOURCES`: one coupon for a coupon kind under a budget, one message for care under a
-        care team (nothing where there is no such limit)."""
-        use = np.zeros((len(RESOURCES), len(actions)))
-        for k in range(len(self.kinds)):
-            use[0, k + 1] = float(self.budget is not None and self.is_coupon[k])
-            use[1, k + 1] = float(self.care is not None and k == self.care_kind)
-        return use
+    def resource_use(self) -> np.ndarray:
+        """(R, A) :func:`resource_use` of these operations."""
+        return resource_use(self.limits, self.kinds, self.validity)
 
     def available(self, period: int) -> np.ndarray:
         """(2,) what the :data:`RESOURCES` can serve of the requests of ``period`` (``inf`` without a

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 import winback
 from winback.checked_json import with_hash
 from winback.export.runtime.artifact import ExportedArtifact
-from winback.serve.decide import Decider
+from winback.serve.decide import Decider, LimitsError
 from winback.serve.schemas import FORMS, request_model
 
 
@@ -49,11 +49,16 @@ def create_app(artifact_dir: str | Path) -> FastAPI:
         """The policy card, as exported."""
         return JSONResponse(content=card)
 
-    @app.post("/v1/decide")
-    async def decide(request: DecideRequest) -> dict[str, Any]:  # type: ignore[valid-type]
+    @app.post("/v1/decide", response_model=None)
+    async def decide(request: DecideRequest) -> dict[str, Any] | JSONResponse:  # type: ignore[valid-type]
         """Action, its probability, scores, probabilities and masks for each user of the batch
         (:mod:`winback.serve.schemas`; the card's ``policy.outputs`` states what each is)."""
-        return {**decider.decide(request.users, request.limits), **identity}  # type: ignore[attr-defined]
+        try:
+            answer = decider.decide(request.users, request.limits)  # type: ignore[attr-defined]
+        except LimitsError as err:
+            problem = {"field": "limits", "message": str(err), "type": "value_error"}
+            return JSONResponse(status_code=422, content={"detail": [problem]})
+        return {**answer, **identity}
 
     return app
 

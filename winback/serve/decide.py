@@ -1,6 +1,7 @@
 """One decision for a batch of validated users: features (given, or from stored state and activity),
 masks by the card's rules, the exported policy's scores, action and probabilities; with limits on
-contact actions, the actions fitted to them by the allocation and its prices."""
+contact actions, the actions fitted to them by the allocation and its prices (for a policy that reads
+prices, the prices it was shown: 0 without limits)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from winback.allocation import allocate
+from winback.allocation import RESOURCES, Allocation, allocate, allocate_conditioned
 from winback.export.runtime.artifact import Decision, ExportedArtifact
 from winback.export.runtime.masks import Masks
 from winback.export.runtime.state import DERIVED_FEATURES, UserStates, derived_features
+
+
+class LimitsError(ValueError):
+    """Limits a request gives that the policy cannot be fitted to."""
 
 
 class Decider:
@@ -30,6 +35,10 @@ class Decider:
         state_card = card["state_update"]
         self.event_types, self.contact_kinds = state_card["event_types"], state_card["contact_kinds"]
         self.new_user_periods = int(state_card["new_user_periods"])
+        self.price_actions: dict[str, list[str]] = (card["observation"].get("prices") or {}).get(
+            "actions", {}
+        )
+        """The actions that take each resource whose price the policy reads."""
 
     def decide(self, users: list[BaseModel], limits: BaseModel | None = None) -> dict[str, Any]:
         """``users``: one answer per user, in order: action, its index and probability, scores,
@@ -48,23 +57,69 @@ class Decider:
             observations[with_activity] = rows[0]
             states = dict(zip(with_activity, rows[1].to_dicts(), strict=True))
         masks = self.artifact.masks(observations)
-        decision = self.artifact.decide(observations, masks.allowed)
         answer: dict[str, Any] = {}
         asked = limits.model_dump() if limits is not None else {}
         given = {action: count for action, count in asked.items() if count is not None}
         if given:
-            names = self.artifact.actions
-            use = np.array([[float(a == limited) for a in names] for limited in given])
-            allocation = allocate(decision.scores, use, np.array(list(given.values()), dtype=np.float64))
-            decision = Decision(decision.scores, allocation.actions, decision.probabilities)
+            decision, allocation = self._allocate(observations, masks.allowed, given)
             answer["allocation"] = {
                 a: {"limit": n, "used": int(allocation.used[r]), "price": float(allocation.prices[r])}
                 for r, (a, n) in enumerate(given.items())
             }
+        else:
+            decision = self.artifact.decide(
+                self._priced(observations, np.zeros(len(RESOURCES))), masks.allowed
+            )
         answer["users"] = [
             self._answer(i, observations, masks, decision, states.get(i)) for i in range(len(users))
         ]
         return answer
+
+    def _priced(self, observations: np.ndarray, prices: np.ndarray) -> np.ndarray:
+        """The graph's input: ``observations`` with the (R,) ``prices`` the policy reads, if any."""
+        price_input = self.artifact.price_input
+        return observations if price_input is None else price_input.append(observations, prices)
+
+    def _allocate(
+        self, observations: np.ndarray, allowed: np.ndarray, given: dict[str, int]
+    ) -> tuple[Decision, Allocation]:
+        """The decision fitted to the ``given`` limits per action: by the price a price-reading policy
+        is shown for the resource each limited action takes (:func:`allocate_conditioned`), else by
+        the scores (:func:`allocate`)."""
+        limited = list(given)
+        use = np.array([[float(a == action) for a in self.artifact.actions] for action in limited])
+        limits = np.array(list(given.values()), dtype=np.float64)
+        price_input = self.artifact.price_input
+        if price_input is None:
+            decision = self.artifact.decide(observations, allowed)
+            allocation = allocate(decision.scores, use, limits)
+            return Decision(decision.scores, allocation.actions, decision.probabilities), allocation
+        resource_of = {a: r for r, actions in self.price_actions.items() for a in actions}
+        rows = [resource_of.get(a) for a in limited]
+        if len({r for r in rows if r is not None}) < sum(r is not None for r in rows):
+            raise LimitsError(
+                f"limits on {limited}: the policy reads one price per resource "
+                f"({self.price_actions}); limit the actions of a resource together, as one"
+            )
+        ceilings = np.array([price_input.ceiling if r is not None else 0.0 for r in rows])
+
+        def resource_prices(row_prices: np.ndarray) -> np.ndarray:
+            prices = np.zeros(len(RESOURCES))
+            for row, resource in enumerate(rows):
+                if resource is not None:
+                    prices[RESOURCES.index(resource)] = row_prices[row]
+            return prices
+
+        def scores_at(row_prices: np.ndarray) -> np.ndarray:
+            return self.artifact.decide(
+                self._priced(observations, resource_prices(row_prices)), allowed
+            ).scores
+
+        allocation = allocate_conditioned(scores_at, use, limits, ceilings)
+        decision = self.artifact.decide(
+            self._priced(observations, resource_prices(allocation.prices)), allowed
+        )
+        return Decision(decision.scores, allocation.actions, decision.probabilities), allocation
 
     def _from_activity(self, users: list[Any]) -> tuple[np.ndarray, UserStates]:
         """(n, F) features and the new stored states of users sent with state and activity."""

@@ -1,7 +1,9 @@
 """Train an RL agent on a scenario's training users and select it on its validation users.
 
 A run directory holds what a user reads as JSON/CSV/PNG: ``config.json`` (the :class:`TrainConfig`),
-``train.json`` (timesteps, wall time, best validation value, where the users came from:
+``prices.json`` (on a scenario whose operations limit coupons or care: the prices of those the agent
+reads after its features, :class:`~winback.allocation.PriceInput`), ``train.json`` (timesteps, wall
+time, best validation value, where the users came from:
 :func:`~winback.scenarios.population.describe_population`, the rule it was cloned from if any),
 ``learning_curve.csv`` and ``.png`` (validation net value per user against timesteps), the
 observation statistics (``normalization.json``, ``best_normalization.json``); SB3's zips
@@ -27,13 +29,20 @@ import torch
 from stable_baselines3.common.callbacks import CallbackList
 
 from winback.agents.fast_rollouts import horizon_callback, without_distribution_checks
-from winback.agents.sb3 import MODEL_FILES, NORMALIZATION_FILES, ObservationNormalization, SB3Policy
+from winback.agents.sb3 import (
+    MODEL_FILES,
+    NORMALIZATION_FILES,
+    PRICES_FILE,
+    ObservationNormalization,
+    SB3Policy,
+)
 from winback.agents.training.callbacks import VALIDATION_SEED, RunMonitor
 from winback.agents.training.config import TrainConfig
 from winback.agents.training.curves import plot_curve
 from winback.agents.training.factory import make_env, new_model
 from winback.agents.training.imitation import CriticWarmUp, kickstart
 from winback.agents.training.runs import load_checkpoint, resume_run, start_run
+from winback.errors import ConfigError
 from winback.scenarios.population import describe_population
 from winback.scenarios.scenario import load_scenario
 
@@ -71,9 +80,18 @@ def train(
     out = Path(out_dir)
     scenario = load_scenario(config.scenario)
     population = describe_population(scenario.population_config, scenario.model_config)
+    env = make_env(config, scenario)
+    price_input = env.get_attr("price_input")[0]
+    if price_input is not None and config.imitate:
+        raise ConfigError(
+            f"TrainConfig.imitate = {config.imitate!r}: {scenario.name}'s operations limit "
+            f"{' and '.join(price_input.resources)}, which the agent learns under prices a rule does not "
+            "read; train it from random weights (imitate = '')"
+        )
     checkpoint = resume_run(config, out) if resume else start_run(config, out)
     torch.set_num_threads(config.torch_threads)
-    env = make_env(config, scenario)
+    if price_input is not None:
+        (out / PRICES_FILE).write_text(json.dumps(price_input.to_dict(), indent=2) + "\n")
     if checkpoint is None:
         model = new_model(config, env, out / "tb")
         if config.imitate:
@@ -120,5 +138,5 @@ def train(
         wall_seconds=wall_seconds,
         best_value=monitor.best_value,
         best_timesteps=monitor.best_timesteps,
-        policy=SB3Policy(model, normalization, name=config.algo),
+        policy=SB3Policy(model, normalization, name=config.algo, price_input=price_input),
     )

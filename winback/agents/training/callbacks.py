@@ -3,7 +3,8 @@ and checkpoints, as training crosses their intervals.
 
 Validation runs the benchmark's own rollout (:func:`winback.benchmarks.rollout.run_policy`) with a
 fixed simulator seed, so a learning curve measures exactly what a benchmark reports: mean net value
-per user over the scenario's horizon.
+per user over the scenario's horizon; an agent trained under prices (a scenario whose operations
+limit coupons or care) is validated under the allocation, which sets them.
 """
 
 from __future__ import annotations
@@ -86,9 +87,16 @@ class RunMonitor(BaseCallback):
     def evaluate(self) -> None:
         """Validation net value per user of the current model; keeps the best model."""
         normalization = ObservationNormalization.of(self.env)
-        policy = SB3Policy(self.model, normalization, name=self.config.algo)
+        price_input = self.env.get_attr("price_input")[0]
+        policy = SB3Policy(self.model, normalization, name=self.config.algo, price_input=price_input)
         run = run_policy(
-            policy, self.scenario, self.users, [VALIDATION_SEED], category="agent", simulators=self.simulators
+            policy,
+            self.scenario,
+            self.users,
+            [VALIDATION_SEED],
+            category="agent",
+            simulators=self.simulators,
+            allocation=price_input is not None,
         )
         value = float(run.metrics["net_value"].mean())
         self.last_eval, self.last_value = self.num_timesteps, value

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from winback.allocation import PriceInput
 from winback.export.runtime.card import POLICY_FILE, STATE_FILE, read_card
 from winback.export.runtime.masks import MaskRules, Masks
 from winback.export.runtime.session import POLICY_OUTPUTS, inference_session
@@ -48,6 +49,9 @@ class ExportedArtifact:
         self.mask_rules = MaskRules.from_card(card)
         self.feature_names = self.mask_rules.feature_names
         self.actions = self.mask_rules.actions
+        prices = card["observation"].get("prices")
+        self.price_input = None if prices is None else PriceInput.from_dict(prices, "observation.prices")
+        """The prices the policy reads after its features (``None``: none)."""
         self.session = inference_session(policy_model)
         self.state_update = StateUpdate(state_model)
 
@@ -63,11 +67,13 @@ class ExportedArtifact:
         return self.mask_rules.apply(observations)
 
     def decide(self, observations: np.ndarray, masks: np.ndarray) -> Decision:
-        """Scores, actions and probabilities of users with (n, F) features and (n, A) bool masks (true
-        where allowed; ``none`` at least), in one run of the graph."""
+        """Scores, actions and probabilities of users with (n, F) features (then the P prices of
+        :attr:`price_input`) and (n, A) bool masks (true where allowed; ``none`` at least), in one run
+        of the graph."""
         observations = np.ascontiguousarray(observations, dtype=np.float32)
         masks = np.asarray(masks, dtype=bool)
-        n_features, n_actions = len(self.feature_names), len(self.actions)
+        n_prices = 0 if self.price_input is None else len(self.price_input.resources)
+        n_features, n_actions = len(self.feature_names) + n_prices, len(self.actions)
         if observations.ndim != 2 or observations.shape[1] != n_features:
             raise ValueError(f"observations must be (n, {n_features}), got {observations.shape}")
         if masks.shape != (len(observations), n_actions):

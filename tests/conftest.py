@@ -44,9 +44,13 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_export(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``winback export`` of :func:`tiny_run`; the card's figures: 100 evaluation users x seeds 0, 1."""
-    out = tmp_path_factory.mktemp("export") / "artifact"
+    return exported(tiny_run, tmp_path_factory.mktemp("export") / "artifact")
+
+
+def exported(run: Path, out: Path) -> Path:
+    """``winback export`` of ``run`` to ``out``, its card's figures on 100 evaluation users x 2 seeds."""
     with pytest.raises(SystemExit) as exit_info:
-        app(["export", str(tiny_run), "--out", str(out), "--seeds", "2", "--eval-users", "100"])
+        app(["export", str(run), "--out", str(out), "--seeds", "2", "--eval-users", "100"])
     assert exit_info.value.code == 0
     return out
 
@@ -74,8 +78,4 @@ def tiny_priced_run(tiny_team: Path, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture(scope="session")
 def tiny_priced_export(tiny_priced_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``winback export`` of :func:`tiny_priced_run` (100 evaluation users x seeds 0, 1)."""
-    out = tmp_path_factory.mktemp("priced_export") / "artifact"
-    with pytest.raises(SystemExit) as exit_info:
-        app(["export", str(tiny_priced_run), "--out", str(out), "--seeds", "2", "--eval-users", "100"])
-    assert exit_info.value.code == 0
-    return out
+    return exported(tiny_priced_run, tmp_path_factory.mktemp("priced_export") / "artifact")

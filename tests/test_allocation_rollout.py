@@ -107,8 +107,10 @@ def test_a_prioritized_rule_is_the_rule_and_under_a_budget_serves_its_most_at_ri
     assert served.sum() == 10 and interest[served].max() <= interest[asked & ~served].min()
 
 
-def test_the_benchmark_tunes_a_prioritized_rule_under_the_allocation(tmp_path: Path) -> None:
-    policies = ("no_contact", "interest_threshold", "prioritized_rule")
+def test_the_benchmark_tunes_a_prioritized_rule_under_the_allocation(
+    tiny_priced_run: Path, tmp_path: Path
+) -> None:
+    policies = ("no_contact", "interest_threshold", "prioritized_rule", "random")
     scenario = tmp_path / "tiny_team.toml"
     scenario.write_text(
         'description = "One agent, two messages a period."\nhorizon = 12\n'
@@ -119,6 +121,7 @@ def test_the_benchmark_tunes_a_prioritized_rule_under_the_allocation(tmp_path: P
     config = BenchConfig(
         scenario=str(scenario),
         policies=policies,
+        agents=(tiny_priced_run,),
         seeds=1,
         tuning_seeds=1,
         tuning_users=150,
@@ -133,6 +136,8 @@ def test_the_benchmark_tunes_a_prioritized_rule_under_the_allocation(tmp_path: P
     ops = by_name["prioritized_rule"].operations
     assert ops["dropped_deadline"].sum() == 0 and ops["price_care_messages"].max() >= 0
     assert by_name["interest_threshold"].operations["dropped_deadline"].sum() > 0
+    assert by_name["maskable_ppo"].operations["dropped_deadline"].sum() == 0, "the priced agent fits the team"
+    assert "random" in by_name, "random copies the agent's rates, measured under the allocation"
 
 
 def test_an_agent_trained_under_a_care_team_reads_the_price_the_allocation_sets(

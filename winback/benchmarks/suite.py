@@ -184,7 +184,12 @@ def run_benchmark(
         if not candidates:
             raise ConfigError("'random' matches the contact rates of an agent or a rule: run one of them too")
         random, reference = matched_random(
-            candidates, scenario, tuning_users, tuning_seeds(config), simulators=simulators
+            candidates,
+            scenario,
+            tuning_users,
+            tuning_seeds(config),
+            simulators=simulators,
+            allocation=config.allocation,
         )
         policies = PolicySet(config, params, random.rates)
         notes.append(
@@ -349,11 +354,15 @@ def matched_random(
     seeds: Sequence[int],
     *,
     simulators: dict[int, Simulator],
+    allocation: bool = False,
 ) -> tuple[RandomContact, str]:
     """``random`` at the contact rates of the best of ``candidates`` on ``users`` under ``seeds`` (the
-    tuning users and seeds: evaluation users choose nothing), and the name of that candidate."""
+    tuning users and seeds: evaluation users choose nothing), run as the benchmark runs them (with
+    ``allocation``), and the name of that candidate."""
     runs = [
-        run_policy(policy, scenario, users, list(seeds), name=name, simulators=simulators)
+        run_policy(
+            policy, scenario, users, list(seeds), name=name, simulators=simulators, allocation=allocation
+        )
         for name, policy in candidates.items()
     ]
     reference = max(runs, key=lambda run: float(run.metrics["net_value"].mean()))

@@ -16,6 +16,7 @@ from winback.agents.oracle import Oracle
 from winback.agents.training import TrainConfig, train
 from winback.benchmarks.rollout import run_policy
 from winback.benchmarks.suite import (
+    ALL_POLICIES,
     KNOWN_POLICIES,
     RULES,
     BenchConfig,
@@ -26,6 +27,7 @@ from winback.benchmarks.suite import (
     run_scenarios,
 )
 from winback.cli import app
+from winback.cli.bench import bench_config
 from winback.errors import ConfigError
 from winback.scenarios.scenario import load_scenario
 
@@ -98,6 +100,13 @@ def test_bad_benchmark_settings_are_refused() -> None:
         BenchConfig(seeds=0)
     with pytest.raises(ConfigError, match="random"):
         run_benchmark(BenchConfig(policies=("random",), **_tiny()), Path("unused"), progress=False)
+
+
+def test_all_in_a_list_of_policies_stands_for_the_baselines_and_the_oracle() -> None:
+    settings = {"seeds": 1, "eval_users": 0, "tuning_seeds": 1, "tuning_users": 50, "quick": False}
+    chosen = bench_config("default", "all, prioritized_rule,no_contact", None, allocation=True, **settings)
+    assert chosen.policies == (*ALL_POLICIES, "prioritized_rule")
+    assert bench_config("default", "all", None, **settings).policies == ALL_POLICIES
 
 
 def _tiny() -> dict:

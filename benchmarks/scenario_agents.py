@@ -40,7 +40,6 @@ import pandas as pd
 from winback.benchmarks.suite import ALL_POLICIES, BenchConfig, run_benchmark
 from winback.benchmarks.whatif import limits_used
 from winback.scenarios.scenario import BUILT_IN, load_scenario
-from winback.scenarios.schema import Operations
 
 SCENARIOS = (
     "default",
@@ -53,14 +52,10 @@ SCENARIOS = (
 )
 
 
-def limited(operations: Operations) -> bool:
-    return bool(operations.coupon_budget_per_period or operations.care_capacity)
-
-
 def bench(scenario: str, args: argparse.Namespace) -> dict:
     """One scenario's benchmark: its table, and the agent's use of the limits."""
     world = load_scenario(scenario)
-    under_limits = limited(world.operations)
+    under_limits = world.operations.shared
     config = BenchConfig(
         scenario=scenario,
         policies=(*ALL_POLICIES, "prioritized_rule") if under_limits else ALL_POLICIES,

@@ -384,3 +384,18 @@ def test_scenario_split_covers_its_population() -> None:
     parts = (scenario.train_users(), scenario.validation_users(), scenario.eval_users())
     assert sum(part.n_users for part in parts) == 400
     assert len(np.unique(np.concatenate([part.keys for part in parts]))) == 400
+
+
+def test_limits_scale_to_the_users_a_run_tunes_or_validates_on() -> None:
+    team = load_scenario("care_team_limited")
+    half = team.with_limits_for(2350, 4700)
+    per_period = half.operations.care_capacity / half.operations.care_service_time
+    assert per_period == pytest.approx(50.0), "half the users, half the messages a period"
+    assert half.operations.care_deadline == team.operations.care_deadline
+    assert team.with_limits_for(4700, 4700) is team
+    assert load_scenario("default").with_limits_for(10, 4700) == load_scenario("default")
+    budget = dataclasses.replace(team, operations=Operations(coupon_budget_per_period=300))
+    assert budget.with_limits_for(2000, 4700).operations.coupon_budget_per_period == 128
+    assert budget.with_limits_for(1, 4700).operations.coupon_budget_per_period == 1, "never none"
+    with pytest.raises(ConfigError, match="users"):
+        team.with_limits_for(0, 4700)

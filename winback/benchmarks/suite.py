@@ -185,7 +185,7 @@ def run_benchmark(
             raise ConfigError("'random' matches the contact rates of an agent or a rule: run one of them too")
         random, reference = matched_random(
             candidates,
-            scenario,
+            tuning_scenario(config, scenario),
             tuning_users,
             tuning_seeds(config),
             simulators=simulators,
@@ -277,10 +277,9 @@ def evaluation_tasks(
     ``per_task`` each policy is a task on all users.
     """
     whole = (0, n_units)
-    operations = scenario.operations
     if not per_task or per_task >= n_units:
         return [((name,), whole) for name in policies], []
-    if operations.coupon_budget_per_period or operations.care_capacity:
+    if scenario.operations.shared:
         note = "Not run in shards: users share the coupon budget or the care team."
         return [((name,), whole) for name in policies], [note]
     coupled = [name for name, policy in policies.items() if not policy.separable]
@@ -378,6 +377,16 @@ def tuning_population(config: BenchConfig, scenario: Scenario) -> SimState:
     return sample_users(users, config.tuning_users, seed=1)
 
 
+def tuning_scenario(config: BenchConfig, scenario: Scenario) -> Scenario:
+    """The scenario the baselines are tuned under: with its coupon budget and care team scaled to the
+    tuning users' number, so each meets the limits per user the evaluation users will
+    (:meth:`Scenario.with_limits_for`)."""
+    if not scenario.operations.shared:
+        return scenario
+    n_eval = evaluation_users(config, scenario).n_users
+    return scenario.with_limits_for(tuning_population(config, scenario).n_users, n_eval)
+
+
 def tuning_seeds(config: BenchConfig) -> list[int]:
     return [TUNING_SEED_OFFSET + i for i in range(config.tuning_seeds)]
 
@@ -386,13 +395,14 @@ def tune_baselines(
     config: BenchConfig, scenario: Scenario, simulators: dict[int, Simulator], *, progress: bool = True
 ) -> dict[str, TuningResult]:
     """Grid searches of the parametrised baselines among ``config.policies`` (the rules too when the
-    A/B test needs them as candidates) on the scenario's training users and the tuning seeds."""
-    users = tuning_population(config, scenario)
+    A/B test needs them as candidates) on the scenario's training users and the tuning seeds, under
+    the limits per user of the evaluation (:func:`tuning_scenario`)."""
+    users, world = tuning_population(config, scenario), tuning_scenario(config, scenario)
 
     def search(family: str, spec: Family) -> TuningResult:
         grid = spec.quick_grid if config.quick else spec.grid
         return tune(
-            family, spec.make, grid, scenario, users, tuning_seeds(config),
+            family, spec.make, grid, world, users, tuning_seeds(config),
             simulators=simulators, progress=progress, allocation=config.allocation,
         )  # fmt: skip
 

@@ -215,7 +215,7 @@ def _limits_used(scenario: Scenario, runs: Sequence[PolicyRun]) -> list[str]:
     """How much of each limit every policy used (mean over seeds and periods), and the allocation's
     prices where it ran: what a budget or a team leaves unused, and what it costs at the margin."""
     operations = scenario.operations
-    if not (operations.coupon_budget_per_period or operations.care_capacity):
+    if not operations.shared:
         return []
     lines = [
         "",

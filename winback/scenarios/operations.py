@@ -208,7 +208,7 @@ class OperationsDesk:
     @property
     def limited(self) -> bool:
         """Whether users share a coupon budget or a care team."""
-        return self.budget is not None or self.care is not None
+        return self.limits.shared
 
     def resource_use(self) -> np.ndarray:
         """(R, A) :func:`resource_use` of these operations."""

@@ -14,6 +14,7 @@ model selection during training; and training users, on which agents train and b
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -81,7 +82,10 @@ class Scenario:
     """The decay model (``[model]``)."""
     operations: Operations = field(default_factory=Operations)
     """Coupon budget, care team and delivery delays (``[operations]``), applied wherever a policy runs
-    on the scenario (:mod:`winback.scenarios.operations`); training environments leave them out."""
+    on the scenario (:mod:`winback.scenarios.operations`); training environments price the limited
+    resources instead (:class:`~winback.envs.episodes.Pricing`) and leave the delays out. Limits hold
+    for the scenario's evaluation users; tuning and validation on other users scale them
+    (:meth:`with_limits_for`)."""
     decay: DecayConfig = field(default_factory=DecayConfig)
     """Interest decaying faster than the decay model learned (``[decay]``), in every run."""
     shocks: tuple[DemandShock, ...] = ()
@@ -130,6 +134,26 @@ class Scenario:
             for t in range(self.horizon if self.shocks else 0)
         )
         return Demand(by_period, math.log(self.decay.lapse_odds_factor))
+
+    def with_limits_for(self, users: int, stated_for: int) -> Scenario:
+        """The scenario run on ``users`` users with its limits per user as they are for the
+        ``stated_for`` users it states them for (its evaluation users): the coupon budget and the
+        care messages the team writes a period scaled by ``users / stated_for`` (the budget rounded,
+        at least 1; each message's writing time divided), so that tuning rules or selecting an
+        agent on other users meets the limits its evaluation will. Unchanged without limits."""
+        operations = self.operations
+        if not operations.shared or users == stated_for:
+            return self
+        if users < 1 or stated_for < 1:
+            raise ConfigError(f"limits for {users} users stated for {stated_for} (allowed: both >= 1)")
+        share = users / stated_for
+        budget = operations.coupon_budget_per_period
+        scaled = dataclasses.replace(
+            operations,
+            coupon_budget_per_period=max(round(budget * share), 1) if budget else 0,
+            care_service_time=operations.care_service_time / share,
+        )
+        return dataclasses.replace(self, operations=scaled)
 
     def model(self) -> DecayModel:
         """The decay model users live by (``[model]``; packaged: the CDNOW LSTM)."""

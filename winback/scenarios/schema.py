@@ -313,6 +313,11 @@ class Operations:
     """Periods between sending a contact of each kind and its delivery (0: the period it is sent; a
     kind left out: 0)."""
 
+    @property
+    def shared(self) -> bool:
+        """Whether users share a coupon budget or a care team."""
+        return bool(self.coupon_budget_per_period or self.care_capacity)
+
     def __post_init__(self) -> None:
         check_fields(self, self.RULES, "operations")
         for kind, delay in self.delivery_delay.items():

@@ -4,7 +4,8 @@ and checkpoints, as training crosses their intervals.
 Validation runs the benchmark's own rollout (:func:`winback.benchmarks.rollout.run_policy`) with a
 fixed simulator seed, so a learning curve measures exactly what a benchmark reports: mean net value
 per user over the scenario's horizon; an agent trained under prices (a scenario whose operations
-limit coupons or care) is validated under the allocation, which sets them.
+limit coupons or care) is validated under the allocation, which sets them, and the limits per user
+of the evaluation users (:meth:`~winback.scenarios.scenario.Scenario.with_limits_for`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ class RunMonitor(BaseCallback):
         super().__init__()
         self.config, self.scenario, self.env, self.out, self.started = config, scenario, env, out, started
         self.users = validation_users(scenario, config.eval_users)
+        self.world = (
+            scenario.with_limits_for(self.users.n_users, scenario.eval_users().n_users)
+            if scenario.operations.shared
+            else scenario
+        )
+        """The scenario validation runs: its limits per user as on the evaluation users."""
         self.simulators = {VALIDATION_SEED: scenario.simulator_for(VALIDATION_SEED)}
         self.wall_offset = 0.0 if checkpoint is None else checkpoint.wall_seconds
         self.best_value = -math.inf if checkpoint is None else checkpoint.best_value
@@ -91,7 +98,7 @@ class RunMonitor(BaseCallback):
         policy = SB3Policy(self.model, normalization, name=self.config.algo, price_input=price_input)
         run = run_policy(
             policy,
-            self.scenario,
+            self.world,
             self.users,
             [VALIDATION_SEED],
             category="agent",

@@ -127,3 +127,21 @@ def test_any_grid_text_is_a_cell_or_an_error_naming_the_option(key: str, values:
             cell_scenario(cell_document(DOCUMENT, (axis,), (value,)), "cell")
     except ConfigError as err:
         assert "--grid" in str(err) or "sweep cell cell:" in str(err)
+
+
+def test_a_sweep_over_a_care_team_says_what_each_policy_used_of_it(
+    tiny_priced_run: Path, tmp_path: Path
+) -> None:
+    axes = (GridAxis.parse("horizon=6", DOCUMENT), GridAxis.parse("operations.care_capacity=0,1", DOCUMENT))
+    bench = BenchConfig(
+        policies=("no_contact", "interest_threshold"),
+        agents=(tiny_priced_run,),
+        allocation=True,
+        **TINY | {"eval_users": 0, "tuning_users": 200},
+    )
+    table = run_sweep(SweepConfig(bench, axes), LocalBackend(1, progress=False), tmp_path).table
+    team = table[table["operations.care_capacity"] == 1].set_index("policy")
+    assert team.loc["maskable_ppo", "deadline_drops"] == 0, "the priced agent fits the team"
+    assert 0 < team.loc["maskable_ppo", "care_team"] <= 1 and team.loc["no_contact", "care_team"] == 0
+    assert team.loc["interest_threshold", "deadline_drops"] > 0
+    assert table[table["operations.care_capacity"] == 0]["care_team"].isna().all(), "no team, no share"

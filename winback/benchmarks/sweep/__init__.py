@@ -15,7 +15,9 @@
 
 The report (``sweep.md``, ``sweep.csv``, ``sweep.json``) gives each policy's mean net value per user
 with its 95% bootstrap CI in every cell, the best deployable policy per cell (references aside),
-and heatmaps over the first two grid keys; ``sweep.json`` records the throughput.
+and heatmaps over the first two grid keys; where users share a coupon budget or a care team,
+``sweep.csv`` also gives what each policy used of them and lost to them
+(:func:`~winback.benchmarks.whatif.limits_used`); ``sweep.json`` records the throughput.
 
 One concern a module: :mod:`~winback.benchmarks.sweep.grid` (axes, config, cells),
 :mod:`~winback.benchmarks.backends`, :mod:`~winback.benchmarks.sweep.tasks` (tuning, evaluation,
@@ -38,8 +40,9 @@ from winback.benchmarks.suite import PolicySet, evaluation_tasks, evaluation_uni
 from winback.benchmarks.sweep.grid import SweepConfig, cell_document, cell_name
 from winback.benchmarks.sweep.report import table_of, write_report
 from winback.benchmarks.sweep.tasks import cell_scenario, evaluate_cell, tune_cell
+from winback.benchmarks.whatif import limits_used
 from winback.scenarios.files import to_document
-from winback.scenarios.scenario import load_scenario
+from winback.scenarios.scenario import Scenario, load_scenario
 
 
 @dataclass
@@ -95,9 +98,32 @@ def run_sweep(config: SweepConfig, backend: Backend, out_dir: Path) -> SweepResu
         for c in range(len(cells))
         for policy in categories
     }
-    table = table_of(config, cells, list(categories), categories, net)
+    used = {
+        (c, policy): _mean_use(
+            scenarios[c], [concatenate_runs(parts[c, s, policy]) for s in range(config.bench.seeds)]
+        )
+        for c in range(len(cells))
+        for policy in categories
+        if scenarios[c].operations.shared
+    }
+    table = table_of(config, cells, list(categories), categories, net, used)
     user_periods = sum(values.size * scenarios[c].horizon for (c, _), values in net.items())
     seconds = {"tuning": tuned_at - started, "evaluation": finished - tuned_at, "total": finished - started}
     tasks = {"tuning": len(documents), "evaluation": len(calls)}
     report = write_report(config, backend, table, user_periods, seconds, tasks, notes, out_dir)
     return SweepResult(table, user_periods, seconds, tasks, report)
+
+
+def _mean_use(scenario: Scenario, runs: list[PolicyRun]) -> dict[str, float]:
+    """:func:`~winback.benchmarks.whatif.limits_used` of a policy's runs in a cell, averaged over seeds
+    (``periods_over_budget`` summed)."""
+    kinds = scenario.simulator.response.kinds
+    each = [limits_used(scenario.operations, kinds, run) for run in runs]
+    return {
+        key: float(
+            np.sum([u[key] for u in each])
+            if key == "periods_over_budget"
+            else np.mean([u[key] for u in each])
+        )
+        for key in each[0]
+    }

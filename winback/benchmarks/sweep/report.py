@@ -27,8 +27,10 @@ def table_of(
     policies: Sequence[str],
     categories: dict[str, str],
     net: dict[tuple[int, str], np.ndarray],
+    used: dict[tuple[int, str], dict[str, float]] | None = None,
 ) -> pd.DataFrame:
-    """The table of :attr:`SweepResult.table` from each (cell, policy)'s (seeds, users) net values."""
+    """The table of :attr:`SweepResult.table` from each (cell, policy)'s (seeds, users) net values,
+    with what it ``used`` of the limits where users share them."""
     rows = []
     for c, values in enumerate(cells):
         cell_rows = []
@@ -43,6 +45,7 @@ def table_of(
                     "net_value": estimate.mean,
                     "net_value_low": estimate.low,
                     "net_value_high": estimate.high,
+                    **(used or {}).get((c, policy), {}),
                 }
             )
         deployable = [row for row in cell_rows if row["category"] != "reference"] or cell_rows

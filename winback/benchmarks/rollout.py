@@ -12,8 +12,9 @@ This is the what-if engine: the contacts a policy requests reach users through t
 operations (:mod:`winback.scenarios.operations`: coupon budget, care team, delivery delays, in
 simpy). Without limits, every allowed request is delivered in the period it was made. With
 ``allocation``, a greedy scoring policy's requests are first fitted to what operations can serve in
-the period (:func:`winback.allocation.allocate` under :meth:`OperationsDesk.available`), so none is
-dropped for the budget or a deadline; the prices are recorded per period.
+the period (:func:`winback.allocation.allocate` under :meth:`OperationsDesk.available`, or for an
+agent trained under prices :func:`winback.allocation.allocate_conditioned`), so none is dropped for
+the budget or a deadline; the prices are recorded per period.
 """
 
 from __future__ import annotations
@@ -120,7 +121,10 @@ def run_policy(
     """``policy`` over copies of ``users`` for the scenario's horizon, once per seed.
 
     With ``allocation``, a greedy :class:`~winback.agents.base.ScoringPolicy` (an agent) decides
-    under the scenario's coupon budget and care team through :func:`~winback.allocation.allocate`;
+    under the scenario's coupon budget and care team through :func:`~winback.allocation.allocate`,
+    or, when it reads prices (:attr:`~winback.agents.base.ScoringPolicy.price_input`), shown the
+    price at which its requests fit (:func:`~winback.allocation.allocate_conditioned`; such a policy
+    is refused without ``allocation`` where users share limits, and shown price 0 where they do not);
     other policies and unlimited operations are unaffected.
 
     ``simulators`` (e.g. :class:`~winback.benchmarks.suite.SimulatorsBySeed`) holds the simulator of

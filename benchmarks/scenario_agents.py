@@ -135,9 +135,9 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
             "The agent under the limits (mean per period over seeds): what it used of each and lost to them.",
             "",
             "| scenario | coupon budget used | periods over budget | care team used "
-            "| dropped past the deadline | dropped for the budget | mean price shown per care message "
-            "| per coupon |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| dropped past the deadline | dropped for the budget | colliding on arrival "
+            "| mean price shown per care message | per coupon |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in under:
             used, prices = r["agent_limits"], r["agent_prices"]
@@ -147,6 +147,7 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
             lines.append(
                 f"| `{r['scenario']}` | {budget} | {used['periods_over_budget']:.0f} | {team} | "
                 f"{used['deadline_drops']:.2f} | {used['budget_drops']:.2f} | "
+                f"{used['collision_drops']:.2f} | "
                 f"{prices['price_care_messages']:.3f} | {prices['price_coupons']:.3f} |"
             )
     lines += ["", "![Agent minus the best tuned baseline](agent_vs_best.png)", ""]

@@ -194,7 +194,8 @@ def limits_used(operations: Operations, kinds: Sequence[str], run: PolicyRun) ->
     """How much of each limit ``run`` used, mean over seeds and periods (NaN where there is no such
     limit): ``coupon_budget`` (coupons sent over the budget), ``care_team`` (care messages written:
     delivered, refused on arrival or colliding, over what the team can write in a period); and what it
-    lost to them: ``budget_drops`` and ``deadline_drops`` per period, and ``periods_over_budget``."""
+    lost to them: ``budget_drops`` and ``deadline_drops`` per period, ``periods_over_budget``, and
+    ``collision_drops`` per period (contacts that arrived late, in a period that already held one)."""
     ops, budget = run.operations, operations.coupon_budget_per_period
     used = {"coupon_budget": np.nan, "care_team": np.nan}
     if budget:
@@ -208,6 +209,7 @@ def limits_used(operations: Operations, kinds: Sequence[str], run: PolicyRun) ->
         "budget_drops": float(ops["dropped_budget"].sum(axis=2).mean()),
         "deadline_drops": float(ops["dropped_deadline"].sum(axis=2).mean()),
         "periods_over_budget": float((ops["coupons_used"] > budget).sum()) if budget else 0.0,
+        "collision_drops": float(ops["dropped_collision"].sum(axis=2).mean()),
     }
 
 

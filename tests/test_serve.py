@@ -323,3 +323,35 @@ def test_a_priced_policy_decides_at_the_price_that_fits_the_limits(tiny_priced_e
     assert body["users"][0]["probabilities"] == pytest.approx(
         dict(zip(artifact.actions, artifact.decide(shown, masks).probabilities[0].tolist(), strict=True))
     ), "the answer's probabilities are those at the price shown"
+
+
+def test_decide_at_given_prices(client, tiny_priced_export, population) -> None:
+    simulator, _, state, _ = population
+    observations = observe(simulator, state)[np.arange(256) % state.n_users]
+    users = feature_users(feature_names(simulator), observations)
+    free = client.post("/v1/decide", json={"users": users}).json()
+    wanted = {
+        a: sum(u["action"] == a for u in free["users"]) for a in ("push_new_items", "coupon", "care_message")
+    }
+    dear = max(wanted, key=wanted.get)
+    body = client.post("/v1/decide", json={"users": users, "prices": {dear: 1e6}}).json()
+    assert all(u["action"] != dear for u in body["users"]) and body["allocation"][dear] == {
+        "limit": None,
+        "used": 0,
+        "price": 1e6,
+    }
+    nothing = client.post("/v1/decide", json={"users": users, "prices": {dear: 0.0}}).json()
+    assert [u["action"] for u in nothing["users"]] == [u["action"] for u in free["users"]]
+    both = client.post("/v1/decide", json={"users": users, "limits": {dear: 1}, "prices": {dear: 1.0}})
+    assert both.status_code == 422 and "not both" in both.text
+    assert client.post("/v1/decide", json={"users": users, "prices": {dear: -1.0}}).status_code == 422
+    priced = TestClient(create_app(tiny_priced_export))
+    artifact = ExportedArtifact.load(tiny_priced_export)
+    shown = priced.post("/v1/decide", json={"users": users, "prices": {"care_message": 0.7}}).json()
+    at = artifact.decide(
+        np.hstack([observations, np.full((256, 1), 0.7, dtype=np.float32)]),
+        artifact.masks(observations).allowed,
+    )
+    assert [u["action_index"] for u in shown["users"]] == at.actions.tolist()
+    unread = priced.post("/v1/decide", json={"users": users, "prices": {"coupon": 0.7}})
+    assert unread.status_code == 422 and "reads prices of" in unread.text

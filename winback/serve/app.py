@@ -54,7 +54,7 @@ def create_app(artifact_dir: str | Path) -> FastAPI:
         """Action, its probability, scores, probabilities and masks for each user of the batch
         (:mod:`winback.serve.schemas`; the card's ``policy.outputs`` states what each is)."""
         try:
-            answer = decider.decide(request.users, request.limits)  # type: ignore[attr-defined]
+            answer = decider.decide(request.users, request.limits, request.prices)  # type: ignore[attr-defined]
         except LimitsError as err:
             problem = {"field": "limits", "message": str(err), "type": "value_error"}
             return JSONResponse(status_code=422, content={"detail": [problem]})

@@ -40,12 +40,17 @@ class Decider:
         )
         """The actions that take each resource whose price the policy reads."""
 
-    def decide(self, users: list[BaseModel], limits: BaseModel | None = None) -> dict[str, Any]:
+    def decide(
+        self, users: list[BaseModel], limits: BaseModel | None = None, prices: BaseModel | None = None
+    ) -> dict[str, Any]:
         """``users``: one answer per user, in order: action, its index and probability, scores,
         probabilities, masks, and for users sent with their activity the features used and the state
         to store. With ``limits`` (per contact action, how many users it may go to), the actions are
         those of :func:`~winback.allocation.allocate` on the scores, and ``allocation`` gives each
-        limited action's limit, use and price (a user gets it when its score gains more than that)."""
+        limited action's limit, use and price (a user gets it when its score gains more than that).
+        With ``prices`` (per contact action), each user's choice pays them: a policy trained under
+        prices is shown them, another has them taken off its scores; ``allocation`` gives each priced
+        action's price and use."""
         observations = np.empty((len(users), len(self.names)), dtype=np.float32)
         with_activity = [i for i, user in enumerate(users) if hasattr(user, "state")]
         states: dict[int, dict[str, Any]] = {}
@@ -60,11 +65,24 @@ class Decider:
         answer: dict[str, Any] = {}
         asked = limits.model_dump() if limits is not None else {}
         given = {action: count for action, count in asked.items() if count is not None}
+        priced = {
+            a: p for a, p in (prices.model_dump() if prices is not None else {}).items() if p is not None
+        }
         if given:
             decision, allocation = self._allocate(observations, masks.allowed, given)
             answer["allocation"] = {
                 a: {"limit": n, "used": int(allocation.used[r]), "price": float(allocation.prices[r])}
                 for r, (a, n) in enumerate(given.items())
+            }
+        elif priced:
+            decision = self._at_prices(observations, masks.allowed, priced)
+            answer["allocation"] = {
+                a: {
+                    "limit": None,
+                    "used": int((decision.actions == self.artifact.actions.index(a)).sum()),
+                    "price": p,
+                }
+                for a, p in priced.items()
             }
         else:
             decision = self.artifact.decide(
@@ -120,6 +138,27 @@ class Decider:
             self._priced(observations, resource_prices(allocation.prices)), allowed
         )
         return Decision(decision.scores, allocation.actions, decision.probabilities), allocation
+
+    def _at_prices(self, observations: np.ndarray, allowed: np.ndarray, prices: dict[str, float]) -> Decision:
+        """The decision when each of the priced actions costs its price: shown to a policy that reads
+        prices, taken off the scores of one that does not."""
+        names = self.artifact.actions
+        price_input = self.artifact.price_input
+        if price_input is None:
+            decision = self.artifact.decide(observations, allowed)
+            cost = np.array([prices.get(a, 0.0) for a in names])
+            return Decision(
+                decision.scores, np.argmax(decision.scores - cost, axis=1), decision.probabilities
+            )
+        resource_of = {a: r for r, actions in self.price_actions.items() for a in actions}
+        if unread := [a for a in prices if a not in resource_of]:
+            raise LimitsError(f"prices on {unread}: the policy reads prices of {self.price_actions} only")
+        by_resource: dict[str, float] = {}
+        for action, price in prices.items():
+            if by_resource.setdefault(resource_of[action], price) != price:
+                raise LimitsError(f"prices {prices}: the actions of {resource_of[action]} share one price")
+        shown = np.array([by_resource.get(resource, 0.0) for resource in RESOURCES])
+        return self.artifact.decide(self._priced(observations, shown), allowed)
 
     def _from_activity(self, users: list[Any]) -> tuple[np.ndarray, UserStates]:
         """(n, F) features and the new stored states of users sent with state and activity."""

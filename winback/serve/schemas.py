@@ -13,7 +13,9 @@ Every user of a request comes in one of two forms:
 
 A request may also give ``limits``: for a contact action, how many of the batch's users it may go to
 this period (the coupons the budget has left, the care messages the team can write); the decisions
-then fit them (:mod:`winback.allocation`).
+then fit them (:mod:`winback.allocation`). Or ``prices``: for a contact action, its price this period
+(for a policy trained under prices, in currency per contact, as its card's ``observation.prices``;
+otherwise in units of its scores), which each user's choice pays.
 
 Numbers are strict (``"0.5"`` and ``true`` are not numbers), NaN and infinities are refused, unknown
 keys are refused; a refusal is a 422 naming the field (``users.0.features.interest``).
@@ -110,8 +112,21 @@ def request_model(card: dict[str, Any]) -> type[BaseModel]:
         "Limits", __base__=Strict, **{a: (int | None, Field(None, ge=0)) for a in card["actions"][1:]}
     )
 
+    prices_model = create_model(
+        "Prices",
+        __base__=Strict,
+        **{a: (float | None, Field(None, ge=0, allow_inf_nan=False)) for a in card["actions"][1:]},
+    )
+
     class DecideRequest(Strict):
         users: list[user] = Field(min_length=1, max_length=MAX_USERS)  # type: ignore[valid-type]
         limits: limits_model | None = None  # type: ignore[valid-type]
+        prices: prices_model | None = None  # type: ignore[valid-type]
+
+        @model_validator(mode="after")
+        def one_of_limits_or_prices(self) -> DecideRequest:
+            if self.limits is not None and self.prices is not None:
+                raise ValueError("give limits or prices, not both (limits: the allocation finds the prices)")
+            return self
 
     return DecideRequest

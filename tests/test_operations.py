@@ -298,8 +298,10 @@ def test_coupons_are_followed_to_their_expiry(
 def test_what_operations_say_is_available_is_served_and_no_more(
     capacity: int, service_time: float, deadline: int, budget: int, extra: bool, seed: int
 ) -> None:
-    """Requests cut to :meth:`OperationsDesk.available` lose nothing to the budget or a deadline, and
-    one care message more than available (``extra``) is one dropped past its deadline."""
+    """Requests cut to :meth:`OperationsDesk.available` lose nothing to the budget or a deadline and,
+    when a message takes at most a period, reach their users in the period they were sent for; one
+    care message more than available (``extra``) is written late: after its period, or past its
+    deadline."""
     kinds, n, horizon = (PUSH, COUPON, CARE), 200, 8
     limits = Operations(
         coupon_budget_per_period=budget,
@@ -309,7 +311,7 @@ def test_what_operations_say_is_available_is_served_and_no_more(
     )
     desk = OperationsDesk(limits, kinds, np.array([0, 2, 0]), n, horizon, np.random.default_rng(seed))
     np.testing.assert_array_equal(desk.resource_use(), [[0, 0, int(budget > 0), 0], [0, 0, 0, 1]])
-    rng, masks, added = np.random.default_rng(seed), np.ones((n, 4), dtype=bool), 0
+    rng, masks, requested = np.random.default_rng(seed), np.ones((n, 4), dtype=bool), []
     for period in range(horizon):
         coupons, messages = desk.available(period)
         assert coupons == (np.inf if budget == 0 else budget)
@@ -318,15 +320,26 @@ def test_what_operations_say_is_available_is_served_and_no_more(
         care = int(messages) + (1 if extra and period == 0 else 0)
         actions[wanting[:care]] = 3
         actions[wanting[care : care + int(min(coupons, 20))]] = 2
-        added += care - int(messages)
+        requested.append(care)
         desk.dispatch(period, actions, masks)
         arriving = desk.deliveries(period)
         desk.settle(period, arriving, arriving, np.zeros(n, dtype=bool))
     dropped = desk.log.dropped
+    served = (
+        desk.log.served[:, 2] + dropped["collision"][:, 2]
+    )  # written and arrived (a late one may collide)
     assert dropped["budget"].sum() == 0
-    assert dropped["deadline"].sum() == added, "available care is exactly what the team can write in time"
-    served = desk.log.served[:, 2].sum()
-    if service_time > 1 + deadline:  # no message can be written by its deadline
-        assert served == 0
-    else:  # the agents never idle
-        assert served >= capacity * (int((horizon - 1) // service_time) - 1)
+    late = 1 if extra else 0
+    if service_time <= 1:
+        assert served[0] == requested[0] - late, "what is available is written within its period"
+        np.testing.assert_array_equal(
+            served[1:] - (late if deadline else 0) * (np.arange(1, horizon) == 1), requested[1:]
+        )
+        assert dropped["deadline"].sum() == (late if deadline == 0 else 0)
+        assert served.sum() >= capacity * int(1 / service_time + 1e-9) * (horizon - 1), (
+            "no agent idles a period"
+        )
+    else:
+        assert dropped["deadline"].sum() == late, "available care is what the team can write in time"
+        if service_time > 1 + deadline:  # no message can be written by its deadline
+            assert served.sum() == 0

@@ -217,14 +217,18 @@ class OperationsDesk:
     def available(self, period: int) -> np.ndarray:
         """(2,) what the :data:`RESOURCES` can serve of the requests of ``period`` (``inf`` without a
         limit): the coupons left in the budget, and the care messages sent now that the team can
-        start by their deadline after the queue ahead of them (first in, first out)."""
+        finish within the period after the queue ahead of them (first in, first out; by their
+        deadline when one message takes longer than a period)."""
         self._advance_to(period)
         coupons = np.inf if self.budget is None else float(self.budget.level)
         return np.array([coupons, np.inf if self.care is None else float(self._care_slots(period))])
 
     def _care_slots(self, period: int) -> int:
-        """Care messages sent in ``period`` that agents can start by their latest start, after the
-        messages writing and waiting now (those that would miss their own deadline take no time)."""
+        """Care messages sent in ``period`` that agents can finish within it (or, when one message
+        takes longer than a period, start by their deadline), after the messages writing and waiting
+        now (those that would miss their own deadline take no time). Within the period: a message
+        finished in the next one would arrive when the user may already have another contact (a
+        collision); the cost is the end of a period too short for one more message."""
         now, service = self.env.now, self.limits.care_service_time
         free = [*self._writing, *[now] * (self.limits.care_capacity - len(self._writing))]
         heapq.heapify(free)
@@ -232,6 +236,8 @@ class OperationsDesk:
             start = max(heapq.heappop(free), now)
             heapq.heappush(free, start if start > self._latest_start(sent) + _EPSILON else start + service)
         latest, slots = self._latest_start(period), 0
+        if service <= 1.0:  # finished within the period: it reaches its user before the next contact
+            latest = min(latest, period + 1 - service)
         while slots < self.n_users:
             start = max(heapq.heappop(free), now)
             if start > latest + _EPSILON:

@@ -16,8 +16,8 @@ from fastapi.responses import JSONResponse
 
 import winback
 from winback.checked_json import with_hash
-from winback.export.runtime.artifact import ExportedArtifact
-from winback.serve.decide import Decider, LimitsError
+from winback.export.runtime.artifact import ExportedArtifact, LimitsError
+from winback.serve.decide import Decider
 from winback.serve.schemas import FORMS, request_model
 
 

@@ -10,14 +10,9 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from winback.allocation import RESOURCES, Allocation, allocate, allocate_conditioned
 from winback.export.runtime.artifact import Decision, ExportedArtifact
 from winback.export.runtime.masks import Masks
 from winback.export.runtime.state import DERIVED_FEATURES, UserStates, derived_features
-
-
-class LimitsError(ValueError):
-    """Limits a request gives that the policy cannot be fitted to."""
 
 
 class Decider:
@@ -35,10 +30,6 @@ class Decider:
         state_card = card["state_update"]
         self.event_types, self.contact_kinds = state_card["event_types"], state_card["contact_kinds"]
         self.new_user_periods = int(state_card["new_user_periods"])
-        self.price_actions: dict[str, list[str]] = (card["observation"].get("prices") or {}).get(
-            "actions", {}
-        )
-        """The actions that take each resource whose price the policy reads."""
 
     def decide(
         self, users: list[BaseModel], limits: BaseModel | None = None, prices: BaseModel | None = None
@@ -69,13 +60,13 @@ class Decider:
             a: p for a, p in (prices.model_dump() if prices is not None else {}).items() if p is not None
         }
         if given:
-            decision, allocation = self._allocate(observations, masks.allowed, given)
+            decision, allocation = self.artifact.decide_within(observations, masks.allowed, given)
             answer["allocation"] = {
                 a: {"limit": n, "used": int(allocation.used[r]), "price": float(allocation.prices[r])}
                 for r, (a, n) in enumerate(given.items())
             }
         elif priced:
-            decision = self._at_prices(observations, masks.allowed, priced)
+            decision = self.artifact.decide_at_prices(observations, masks.allowed, priced)
             answer["allocation"] = {
                 a: {
                     "limit": None,
@@ -85,80 +76,11 @@ class Decider:
                 for a, p in priced.items()
             }
         else:
-            decision = self.artifact.decide(
-                self._priced(observations, np.zeros(len(RESOURCES))), masks.allowed
-            )
+            decision = self.artifact.decide_at_prices(observations, masks.allowed, {})
         answer["users"] = [
             self._answer(i, observations, masks, decision, states.get(i)) for i in range(len(users))
         ]
         return answer
-
-    def _priced(self, observations: np.ndarray, prices: np.ndarray) -> np.ndarray:
-        """The graph's input: ``observations`` with the (R,) ``prices`` the policy reads, if any."""
-        price_input = self.artifact.price_input
-        return observations if price_input is None else price_input.append(observations, prices)
-
-    def _allocate(
-        self, observations: np.ndarray, allowed: np.ndarray, given: dict[str, int]
-    ) -> tuple[Decision, Allocation]:
-        """The decision fitted to the ``given`` limits per action: by the price a price-reading policy
-        is shown for the resource each limited action takes (:func:`allocate_conditioned`), else by
-        the scores (:func:`allocate`)."""
-        limited = list(given)
-        use = np.array([[float(a == action) for a in self.artifact.actions] for action in limited])
-        limits = np.array(list(given.values()), dtype=np.float64)
-        price_input = self.artifact.price_input
-        if price_input is None:
-            decision = self.artifact.decide(observations, allowed)
-            allocation = allocate(decision.scores, use, limits)
-            return Decision(decision.scores, allocation.actions, decision.probabilities), allocation
-        resource_of = {a: r for r, actions in self.price_actions.items() for a in actions}
-        rows = [resource_of.get(a) for a in limited]
-        if len({r for r in rows if r is not None}) < sum(r is not None for r in rows):
-            raise LimitsError(
-                f"limits on {limited}: the policy reads one price per resource "
-                f"({self.price_actions}); limit the actions of a resource together, as one"
-            )
-        ceilings = np.array([price_input.ceiling if r is not None else 0.0 for r in rows])
-
-        def resource_prices(row_prices: np.ndarray) -> np.ndarray:
-            prices = np.zeros(len(RESOURCES))
-            for row, resource in enumerate(rows):
-                if resource is not None:
-                    prices[RESOURCES.index(resource)] = row_prices[row]
-            return prices
-
-        def scores_at(row_prices: np.ndarray) -> np.ndarray:
-            return self.artifact.decide(
-                self._priced(observations, resource_prices(row_prices)), allowed
-            ).scores
-
-        allocation = allocate_conditioned(scores_at, use, limits, ceilings)
-        decision = self.artifact.decide(
-            self._priced(observations, resource_prices(allocation.prices)), allowed
-        )
-        return Decision(decision.scores, allocation.actions, decision.probabilities), allocation
-
-    def _at_prices(self, observations: np.ndarray, allowed: np.ndarray, prices: dict[str, float]) -> Decision:
-        """The decision when each of the priced actions costs its price: shown to a policy that reads
-        prices, taken off the scores of one that does not."""
-        names = self.artifact.actions
-        price_input = self.artifact.price_input
-        if price_input is None:
-            decision = self.artifact.decide(observations, allowed)
-            cost = np.array([prices.get(a, 0.0) for a in names])
-            return Decision(
-                decision.scores, np.argmax(decision.scores - cost, axis=1), decision.probabilities
-            )
-        resource_of = {a: r for r, actions in self.price_actions.items() for a in actions}
-        if unread := [a for a in prices if a not in resource_of]:
-            raise LimitsError(f"prices on {unread}: the policy reads prices of {self.price_actions} only")
-        by_resource: dict[str, float] = {}
-        for action, price in prices.items():
-            if by_resource.setdefault(resource_of[action], price) != price:
-                raise LimitsError(f"prices {prices}: the actions of {resource_of[action]} share one price")
-        shown = np.array([by_resource.get(resource, 0.0) for resource in RESOURCES])
-        return self.artifact.decide(self._priced(observations, shown), allowed)
 
     def _from_activity(self, users: list[Any]) -> tuple[np.ndarray, UserStates]:
         """(n, F) features and the new stored states of users sent with state and activity."""

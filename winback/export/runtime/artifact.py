@@ -1,15 +1,17 @@
-"""An export directory loaded for deciding: ``policy.onnx``, ``state_update.onnx`` and the card's rules."""
+"""An export directory loaded for deciding: ``policy.onnx``, ``state_update.onnx`` and the card's rules;
+decisions at given prices or fitted to given limits (:mod:`winback.allocation`), for the service and
+batch jobs alike."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from winback.allocation import PriceInput
+from winback.allocation import RESOURCES, Allocation, PriceInput, allocate, allocate_conditioned
 from winback.export.runtime.card import POLICY_FILE, STATE_FILE, read_card
 from winback.export.runtime.masks import MaskRules, Masks
 from winback.export.runtime.session import POLICY_OUTPUTS, inference_session
@@ -36,6 +38,10 @@ class Decision:
         return cls(scores=out["scores"], actions=out["action"], probabilities=out["probabilities"])
 
 
+class LimitsError(ValueError):
+    """Limits or prices a policy cannot be fitted to (they name what it cannot read)."""
+
+
 class ExportedArtifact:
     """``policy.onnx`` (and ``state_update.onnx``) of an export directory, described by its card.
 
@@ -52,6 +58,8 @@ class ExportedArtifact:
         prices = card["observation"].get("prices")
         self.price_input = None if prices is None else PriceInput.from_dict(prices, "observation.prices")
         """The prices the policy reads after its features (``None``: none)."""
+        self.price_actions: dict[str, list[str]] = (prices or {}).get("actions", {})
+        """The actions that take each resource whose price the policy reads."""
         self.session = inference_session(policy_model)
         self.state_update = StateUpdate(state_model)
 
@@ -82,3 +90,71 @@ class ExportedArtifact:
             raise ValueError(f"users {np.flatnonzero(~some)[:5].tolist()} have no allowed action")
         feeds = {"observations": observations, "masks": masks}
         return Decision.from_outputs(self.session.run(list(POLICY_OUTPUTS), feeds))
+
+    def with_prices(self, observations: np.ndarray, prices: np.ndarray) -> np.ndarray:
+        """The graph's input: ``observations`` with the (R,) ``prices`` the policy reads, if any."""
+        return observations if self.price_input is None else self.price_input.append(observations, prices)
+
+    def decide_within(
+        self, observations: np.ndarray, allowed: np.ndarray, given: Mapping[str, int]
+    ) -> tuple[Decision, Allocation]:
+        """The decision for users with (n, F) features and (n, A) ``allowed`` masks fitted to the
+        ``given`` limits (per contact action, how many users it may go to), and its allocation: a
+        policy that reads prices is shown, for the resource each limited action takes, the price at
+        which its choices fit (:func:`~winback.allocation.allocate_conditioned`); another is fitted by
+        its scores (:func:`~winback.allocation.allocate`). ``probabilities`` are the policy's own (at
+        the price shown); the allocation's ``prices`` are per limited action."""
+        limited = list(given)
+        use = np.array([[float(a == action) for a in self.actions] for action in limited])
+        limits = np.array(list(given.values()), dtype=np.float64)
+        price_input = self.price_input
+        if price_input is None:
+            decision = self.decide(observations, allowed)
+            allocation = allocate(decision.scores, use, limits)
+            return Decision(decision.scores, allocation.actions, decision.probabilities), allocation
+        resource_of = {a: r for r, actions in self.price_actions.items() for a in actions}
+        rows = [resource_of.get(a) for a in limited]
+        if len({r for r in rows if r is not None}) < sum(r is not None for r in rows):
+            raise LimitsError(
+                f"limits on {limited}: the policy reads one price per resource "
+                f"({self.price_actions}); limit the actions of a resource together, as one"
+            )
+        ceilings = np.array([price_input.ceiling if r is not None else 0.0 for r in rows])
+
+        def resource_prices(row_prices: np.ndarray) -> np.ndarray:
+            prices = np.zeros(len(RESOURCES))
+            for row, resource in enumerate(rows):
+                if resource is not None:
+                    prices[RESOURCES.index(resource)] = row_prices[row]
+            return prices
+
+        def scores_at(row_prices: np.ndarray) -> np.ndarray:
+            return self.decide(self.with_prices(observations, resource_prices(row_prices)), allowed).scores
+
+        allocation = allocate_conditioned(scores_at, use, limits, ceilings)
+        decision = self.decide(self.with_prices(observations, resource_prices(allocation.prices)), allowed)
+        return Decision(decision.scores, allocation.actions, decision.probabilities), allocation
+
+    def decide_at_prices(
+        self, observations: np.ndarray, allowed: np.ndarray, prices: Mapping[str, float]
+    ) -> Decision:
+        """The decision for users with (n, F) features and (n, A) ``allowed`` masks when each priced
+        contact action costs its price: shown to a policy that reads prices (0 for what is not
+        priced), taken off the scores of one that does not (``{}``: the policy's own choice)."""
+        names = self.actions
+        price_input = self.price_input
+        if price_input is None:
+            decision = self.decide(observations, allowed)
+            cost = np.array([prices.get(a, 0.0) for a in names])
+            return Decision(
+                decision.scores, np.argmax(decision.scores - cost, axis=1), decision.probabilities
+            )
+        resource_of = {a: r for r, actions in self.price_actions.items() for a in actions}
+        if unread := [a for a in prices if a not in resource_of]:
+            raise LimitsError(f"prices on {unread}: the policy reads prices of {self.price_actions} only")
+        by_resource: dict[str, float] = {}
+        for action, price in prices.items():
+            if by_resource.setdefault(resource_of[action], price) != price:
+                raise LimitsError(f"prices {prices}: the actions of {resource_of[action]} share one price")
+        shown = np.array([by_resource.get(resource, 0.0) for resource in RESOURCES])
+        return self.decide(self.with_prices(observations, shown), allowed)

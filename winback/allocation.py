@@ -304,9 +304,12 @@ def allocate_conditioned(
 
     searched: Sequence[int] = [r for r in range(len(limits)) if ceilings[r] > 0 and np.isfinite(limits[r])]
     for _ in range(PRICE_SWEEPS if len(searched) > 1 else 1):
-        if not over(prices)[searched].any():
+        exceeded = over(prices)
+        if not exceeded[searched].any():
             break
         for r in searched:
+            if prices[r] == 0.0 and not exceeded[r]:  # free and within its limit: nothing to search
+                continue
             low, high = 0.0, float(ceilings[r])
             trial = prices.copy()
             trial[r] = high

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from winback.benchmarks.suite import RULES
+from winback.benchmarks.whatif import figure
 
 TEAM, BUDGET = "operations.care_capacity", "operations.coupon_budget_per_period"
 ALLOCATED_RULE = "prioritized_rule"
@@ -73,10 +74,8 @@ def markdown(frame: pd.DataFrame, sweep: Path, seconds: float) -> str:
     ]
     for row in frame.itertuples():
         better = max(row.rule, row.allocated)
-        team_used = "n/a" if np.isnan(row.agent_care_team) else f"{row.agent_care_team:.1%}"
-        budget_used = "n/a" if np.isnan(row.agent_coupon_budget) else f"{row.agent_coupon_budget:.1%}"
-        drops = "n/a" if np.isnan(row.agent_deadline_drops) else f"{row.agent_deadline_drops:.2f}"
-        over = "n/a" if np.isnan(row.agent_periods_over_budget) else f"{row.agent_periods_over_budget:.0f}"
+        team_used, budget_used = figure(row.agent_care_team), figure(row.agent_coupon_budget)
+        drops, over = figure(row.agent_deadline_drops, ".2f"), figure(row.agent_periods_over_budget, ".0f")
         lines.append(
             f"| {limit(row.team, 'agent' if row.team == 1 else 'agents')} | {limit(row.budget, 'a week')} | "
             f"{row.agent:.2f} [{row.agent_low:.2f}, {row.agent_high:.2f}] | "

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from winback.benchmarks.suite import ALL_POLICIES, BenchConfig, run_benchmark
-from winback.benchmarks.whatif import limits_used
+from winback.benchmarks.whatif import figure, limits_used
 from winback.scenarios.scenario import BUILT_IN, load_scenario
 
 SCENARIOS = (
@@ -141,9 +141,7 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
         ]
         for r in under:
             used, prices = r["agent_limits"], r["agent_prices"]
-            budget, team = (
-                "n/a" if np.isnan(used[key]) else f"{used[key]:.1%}" for key in ("coupon_budget", "care_team")
-            )
+            budget, team = figure(used["coupon_budget"]), figure(used["care_team"])
             lines.append(
                 f"| `{r['scenario']}` | {budget} | {used['periods_over_budget']:.0f} | {team} | "
                 f"{used['deadline_drops']:.2f} | {used['budget_drops']:.2f} | "

@@ -279,7 +279,9 @@ def test_serve_cli_refuses_a_tampered_artifact(tiny_export, tmp_path, capsys) ->
     assert "not a winback policy card" in capsys.readouterr().err
 
 
-def test_decide_with_limits_fits_the_decisions_to_them(client, population) -> None:
+def most_requested(client, population) -> tuple[np.ndarray, list[dict], dict, str]:
+    """A batch of 256 users' observations, as a request's users, the free answer to it and the contact
+    the policy chose most often in it."""
     simulator, _, state, _ = population
     observations = observe(simulator, state)[np.arange(256) % state.n_users]
     users = feature_users(feature_names(simulator), observations)
@@ -287,7 +289,12 @@ def test_decide_with_limits_fits_the_decisions_to_them(client, population) -> No
     wanted = {
         a: sum(u["action"] == a for u in free["users"]) for a in ("push_new_items", "coupon", "care_message")
     }
-    limited = max(wanted, key=wanted.get)
+    return observations, users, free, max(wanted, key=wanted.get)
+
+
+def test_decide_with_limits_fits_the_decisions_to_them(client, population) -> None:
+    _, users, free, limited = most_requested(client, population)
+    wanted = {limited: sum(u["action"] == limited for u in free["users"])}
     assert wanted[limited] >= 2, "the policy asks for a contact often enough to limit it"
     limit = wanted[limited] // 2
     response = client.post("/v1/decide", json={"users": users, "limits": {limited: limit, "coupon": None}})
@@ -326,14 +333,7 @@ def test_a_priced_policy_decides_at_the_price_that_fits_the_limits(tiny_priced_e
 
 
 def test_decide_at_given_prices(client, tiny_priced_export, population) -> None:
-    simulator, _, state, _ = population
-    observations = observe(simulator, state)[np.arange(256) % state.n_users]
-    users = feature_users(feature_names(simulator), observations)
-    free = client.post("/v1/decide", json={"users": users}).json()
-    wanted = {
-        a: sum(u["action"] == a for u in free["users"]) for a in ("push_new_items", "coupon", "care_message")
-    }
-    dear = max(wanted, key=wanted.get)
+    observations, users, free, dear = most_requested(client, population)
     body = client.post("/v1/decide", json={"users": users, "prices": {dear: 1e6}}).json()
     assert all(u["action"] != dear for u in body["users"]) and body["allocation"][dear] == {
         "limit": None,

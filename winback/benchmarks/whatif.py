@@ -213,6 +213,11 @@ def limits_used(operations: Operations, kinds: Sequence[str], run: PolicyRun) ->
     }
 
 
+def figure(value: float, spec: str = ".1%") -> str:
+    """``value`` formatted by ``spec`` for a report, ``n/a`` where it is NaN (no such limit)."""
+    return "n/a" if np.isnan(value) else format(value, spec)
+
+
 def _limits_used(scenario: Scenario, runs: Sequence[PolicyRun]) -> list[str]:
     """How much of each limit every policy used (mean over seeds and periods), and the allocation's
     prices where it ran: what a budget or a team leaves unused, and what it costs at the margin."""
@@ -231,9 +236,7 @@ def _limits_used(scenario: Scenario, runs: Sequence[PolicyRun]) -> list[str]:
     ]
     for run in runs:
         used = limits_used(operations, scenario.simulator.response.kinds, run)
-        budget, team = (
-            "n/a" if np.isnan(used[key]) else f"{used[key]:.1%}" for key in ("coupon_budget", "care_team")
-        )
+        budget, team = figure(used["coupon_budget"]), figure(used["care_team"])
         ops = run.operations
         lines.append(
             f"| `{run.policy}` | {budget} | {team} | {ops['price_coupons'].mean():.3f} | "

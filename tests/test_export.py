@@ -34,6 +34,7 @@ from winback.export.policy import ExportedPolicy, load_policy_dir
 from winback.export.runtime import Decision, ExportedArtifact
 from winback.export.runtime.card import ARTIFACT_FILES, CARD_FILE, POLICY_FILE, STATE_FILE
 from winback.export.runtime.masks import MaskRules
+from winback.export.runtime.records import ContactRecords, ContactRules
 from winback.export.runtime.session import POLICY_INPUTS, POLICY_OUTPUTS, inference_session
 from winback.export.runtime.state import UserStates, derived_features
 from winback.scenarios.scenario import load_scenario
@@ -382,3 +383,28 @@ def test_a_priced_agent_exports_its_prices_and_runs_as_trained(
         onnx_run.operations["price_care_messages"], torch_run.operations["price_care_messages"], atol=1e-3
     )
     assert np.mean(onnx_run.metrics["contacts"] == torch_run.metrics["contacts"]) > 0.95
+
+
+def test_contact_records_follow_the_simulator(scenario, tiny_export) -> None:
+    """Records kept from the contacts delivered, by the card's rules, give the simulator's own
+    contact-side features period after period (its compiled step keeps them)."""
+    rules = ContactRules.from_card(ExportedArtifact.load(tiny_export).card)
+    simulator = scenario.simulator_for(6)
+    state = sample_users(scenario.eval_users(), 400, seed=6).copy()
+    records = ContactRecords(
+        state.fatigue.copy(), state.opted_out.copy(), state.valid_left.copy(), state.since_contact.copy()
+    )
+    names, rng = feature_names(simulator), np.random.default_rng(6)
+    low, high = feature_bounds(simulator)
+    for _ in range(8):
+        outcome = simulator.step(state, rng.integers(0, len(simulator.actions), state.n_users))
+        records = records.after(outcome.delivered, rules)
+        records.opted_out = state.opted_out.copy()  # the platform's own record of who left
+        observed = observe(simulator, state)
+        for name, values in records.features(rules).items():
+            j = names.index(name)
+            np.testing.assert_allclose(
+                np.clip(values, low[j], high[j]), observed[:, j], atol=1e-5, err_msg=name
+            )
+        np.testing.assert_array_equal(records.valid_left, state.valid_left)
+        np.testing.assert_array_equal(records.since_contact, state.since_contact)

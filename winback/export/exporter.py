@@ -228,6 +228,17 @@ def _card_body(
             "new_user": "before the birth period is fed: hidden = cell = 0, period = first_period = "
             "last_purchase = birth period, frequency = 0",
         },
+        "contacts": {
+            "kinds": list(simulator.kinds),
+            "fatigue": simulator.tables.fatigue.tolist(),
+            "fatigue_decay": float(simulator.tables.fatigue_decay),
+            "validity": simulator.tables.validity.tolist(),
+            "since_cap": SINCE_CAP,
+            "update": "each period, a delivered contact of kind k renews its validity to validity[k] and "
+            "adds fatigue[k]; at the period's end every since counter advances (capped at since_cap) and "
+            "the kind received restarts at 1, validity counts down, fatigue is multiplied by "
+            "fatigue_decay (winback.contact_records; winback.export.runtime.records keeps them)",
+        },
         "decay_model": {"name": decay.name, "content_sha256": decay_model_hash(scenario)},
         "scenario": {"name": scenario.name, "content_sha256": scenario_hash(scenario)},
         "allocation": _allocation(scenario, simulator, agent.price_input),

@@ -37,6 +37,7 @@ import numba as nb
 import numpy as np
 import torch
 
+from winback.contact_records import close_period, receive
 from winback.decay_model.base import DecayModel, DecayState, Forecast, PeriodActivity
 from winback.decay_model.lstm import LSTMDecayModel
 from winback.errors import ConfigError
@@ -337,8 +338,7 @@ class Simulator:
     def _receive(self, s: SimState, contacted: np.ndarray, kind: np.ndarray, fresh: np.ndarray) -> None:
         """Delivered contacts take effect: lifts (the larger of fresh and in force), validity, fatigue."""
         s.lift[contacted, kind] = np.maximum(s.lift[contacted, kind], fresh)
-        s.valid_left[contacted, kind] = np.maximum(s.valid_left[contacted, kind], self.tables.validity[kind])
-        s.fatigue[contacted] += self.tables.fatigue[kind]
+        receive(s.valid_left, s.fatigue, contacted, kind, self.tables.validity, self.tables.fatigue)
 
     def _record(
         self,
@@ -357,13 +357,9 @@ class Simulator:
         s.recency[:] = np.where(bought, 1, s.recency + 1)
         s.frequency += activity.purchases
         s.spend_total += activity.spend
-        np.minimum(s.since_contact + 1, SINCE_CAP, out=s.since_contact)
-        s.since_contact[contacted, kind] = 1
         s.decay.assign(slice(None), self.model.advance(s.decay, activity, model_contacts))
-        still_valid = s.valid_left > 1
-        s.lift *= np.where(still_valid, 1.0, tables.fade[None, :])
-        np.maximum(s.valid_left - 1, 0, out=s.valid_left)
-        s.fatigue *= tables.fatigue_decay
+        s.lift *= np.where(s.valid_left > 1, 1.0, tables.fade[None, :])  # before validity counts down
+        close_period(s.since_contact, s.valid_left, s.fatigue, contacted, kind, tables.fatigue_decay)
         s.forecast.assign(slice(None), self.model.forecast(s.decay))
 
     def _deliver(

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from winback.contact_records import SINCE_CAP
 from winback.decay_model.base import BatchArrays, DecayState, Forecast
 
-SINCE_CAP = 52
-"""Periods-since-contact saturate here (a year of weeks); the cap also means never."""
+__all__ = ["SINCE_CAP", "SimState"]
 
 
 @dataclass

@@ -8,9 +8,14 @@ is loaded):
 - :mod:`~winback.export.runtime.session`: onnxruntime sessions, the graphs' input and output names;
 - :mod:`~winback.export.runtime.masks`: the card's mask rules on observation features;
 - :mod:`~winback.export.runtime.state`: each user's stored state, advanced by ``state_update.onnx``;
+- :mod:`~winback.export.runtime.records`: each user's contact records (fatigue, coupon validity,
+  periods since each contact), kept from the contacts received;
+- :mod:`~winback.export.runtime.exploration`: exploring decisions with exact propensities;
 - :mod:`~winback.export.runtime.artifact`: :class:`ExportedArtifact`, all of it loaded from a directory.
 """
 
 from winback.export.runtime.artifact import Decision, ExportedArtifact
+from winback.export.runtime.exploration import Exploration
+from winback.export.runtime.records import ContactRecords, ContactRules
 
-__all__ = ["Decision", "ExportedArtifact"]
+__all__ = ["ContactRecords", "ContactRules", "Decision", "Exploration", "ExportedArtifact"]

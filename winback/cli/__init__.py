@@ -44,6 +44,7 @@ COMMANDS = {
     "export": Command("winback.cli.export:export"),
     "pipeline": Command("winback.cli.pipeline:pipeline"),
     "serve": Command("winback.cli.serve:serve"),
+    "decide": Command("winback.cli.decide:decide"),
     "data": Command("winback.cli.data:app", "Validate and summarise event logs."),
     "decay": Command("winback.cli.decay:app", "Fit and evaluate interest-decay models."),
     "scenarios": Command("winback.cli.scenarios:app", "List and show scenarios."),

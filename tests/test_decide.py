@@ -1,0 +1,249 @@
+"""Batch decisions (``winback decide``): the simulator's users decided as the simulator sees them,
+propensities that sum to one and respect the floor, identical re-runs, resumed runs, and malformed
+tables refused with the file, row and column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_serve import loaded_training_modules
+
+from winback.benchmarks.suite import sample_users
+from winback.cli import app
+from winback.errors import ConfigError, DataError
+from winback.export.runtime import Exploration, ExportedArtifact
+from winback.export.runtime.batch import USER, TableSpec, decide_table
+from winback.simulator.features import observe
+
+N_USERS = 300
+
+
+@pytest.fixture(scope="module")
+def world(scenario, tiny_export) -> tuple[pa.Table, np.ndarray, object]:
+    """A users table of 300 evaluation users after one simulated period of random contacts (their state
+    before it, what they did and received in it), the simulator's observations after it, and the
+    simulator's state after it."""
+    artifact = ExportedArtifact.load(tiny_export)
+    spec = TableSpec.of(artifact)
+    simulator = scenario.simulator_for(3)
+    state = sample_users(scenario.eval_users(), N_USERS, seed=3).copy()
+    rng = np.random.default_rng(3)
+    for _ in range(2):  # coupons valid, contacts recent
+        simulator.step(state, rng.integers(0, len(simulator.actions), state.n_users))
+    d = state.decay.take(np.arange(state.n_users))
+    columns: dict[str, object] = {USER: [f"u{i}" for i in range(state.n_users)]}
+    for i in range(spec.hidden_size):
+        columns[f"hidden_{i}"] = d.hidden[:, i]
+    for i in range(spec.hidden_size):
+        columns[f"cell_{i}"] = d.cell[:, i]
+    columns |= {
+        "period": d.period,
+        "first_period": d.first_period,
+        "last_purchase": d.last_purchase,
+        "frequency": d.frequency,
+        "spend_total": state.spend_total.copy(),
+        "fatigue": state.fatigue.copy(),
+    }
+    valid_left, since = state.valid_left.copy(), state.since_contact.copy()
+    outcome = simulator.step(state, rng.integers(0, len(simulator.actions), state.n_users))
+    columns["opted_out"] = state.opted_out.copy()  # the platform's record after the period
+    for k, kind in enumerate(spec.kinds):
+        if kind in spec.coupons:
+            columns[f"valid_left_{kind}"] = valid_left[:, k]
+    for k, kind in enumerate(spec.kinds):
+        columns[f"since_{kind}"] = since[:, k]
+    for e, event in enumerate(spec.event_types):
+        columns[f"count_{event}"] = outcome.activity.counts[:, e]
+    columns["spend"] = outcome.activity.spend
+    columns["received"] = np.asarray(simulator.actions, dtype=object)[outcome.delivered]
+    return pa.table(columns), observe(simulator, state), state
+
+
+def users_file(world, tmp_path: Path, suffix: str = ".parquet") -> Path:
+    path = tmp_path / f"users{suffix}"
+    if suffix == ".parquet":
+        pq.write_table(world[0], path)
+    else:
+        pacsv.write_csv(world[0], path)
+    return path
+
+
+def read(out: Path, what: str) -> pa.Table:
+    return pq.read_table(out / what)
+
+
+def test_a_batch_decides_as_the_simulator_sees_its_users(world, tiny_export, tmp_path: Path) -> None:
+    table, observed, state = world
+    manifest = decide_table(
+        tiny_export,
+        users_file(world, tmp_path),
+        tmp_path / "out",
+        exploration=Exploration(),
+        seed=0,
+        batch_rows=128,
+    )
+    assert manifest["complete"] and manifest["users"] == N_USERS and len(manifest["parts"]) == 3
+    decisions, states = read(tmp_path / "out", "decisions"), read(tmp_path / "out", "states")
+    artifact = ExportedArtifact.load(tiny_export)
+    # The simulator's interest adds the lift of earlier contacts under its response priors, which the
+    # stored state does not carry (as in winback serve): the batch's interest is the forecast alone.
+    seen = observed.copy()
+    seen[:, artifact.feature_names.index("interest")] = state.forecast.p_active
+    expected = artifact.decide(seen, artifact.masks(seen).allowed).actions
+    assert decisions.column(USER).to_pylist() == table.column(USER).to_pylist()
+    np.testing.assert_array_equal(decisions.column("action_index").to_numpy(), expected)
+    np.testing.assert_array_equal(decisions.column("propensity").to_numpy(), 1.0)
+    np.testing.assert_array_equal(decisions.column("period").to_numpy(), state.decay.period)
+    np.testing.assert_array_equal(states.column("since_push_new_items").to_numpy(), state.since_contact[:, 0])
+    np.testing.assert_allclose(states.column("fatigue").to_numpy(), state.fatigue, rtol=1e-6)
+    np.testing.assert_allclose(states.column("hidden_0").to_numpy(), state.decay.hidden[:, 0], atol=1e-5)
+
+
+def test_propensities_sum_to_one_respect_the_floor_and_name_the_action_sent(
+    world, tiny_export, tmp_path: Path
+) -> None:
+    exploration = Exploration("epsilon", epsilon=0.3, floor=0.05)
+    decide_table(tiny_export, users_file(world, tmp_path), tmp_path / "out", exploration=exploration, seed=1)
+    decisions = read(tmp_path / "out", "decisions").to_pandas()
+    actions = ExportedArtifact.load(tiny_export).actions
+    p = decisions[[f"p_{a}" for a in actions]].to_numpy()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-12)
+    assert np.all((p == 0) | (p >= 0.05 - 1e-12)), "every allowed action at least the floor"
+    chosen = p[np.arange(len(p)), decisions["action_index"].to_numpy()]
+    np.testing.assert_array_equal(decisions["propensity"].to_numpy(), chosen)
+    assert (chosen > 0).all() and decisions["action"].tolist() == [
+        actions[i] for i in decisions["action_index"]
+    ]
+
+
+def test_a_rerun_is_identical_and_a_stopped_run_resumes(world, tiny_export, tmp_path: Path) -> None:
+    users = users_file(world, tmp_path)
+    settings = {
+        "exploration": Exploration("softmax", temperature=2.0, floor=0.01),
+        "seed": 7,
+        "batch_rows": 100,
+    }
+    first = decide_table(tiny_export, users, tmp_path / "a", **settings)
+    again = decide_table(tiny_export, users, tmp_path / "a", **settings)  # the same directory: nothing to add
+    assert again["parts"] == first["parts"]
+
+    def stop(part: int, rows: int) -> None:
+        if part == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        decide_table(tiny_export, users, tmp_path / "b", **settings, on_part=stop)
+    resumed = decide_table(tiny_export, users, tmp_path / "b", **settings)
+    assert resumed["complete"] and len(resumed["parts"]) == 3
+    for what in ("decisions", "states"):
+        assert read(tmp_path / "a", what).equals(read(tmp_path / "b", what)), what
+    other_seed = decide_table(tiny_export, users, tmp_path / "c", **{**settings, "seed": 8})
+    assert other_seed["complete"]
+    assert not read(tmp_path / "a", "decisions").equals(read(tmp_path / "c", "decisions"))
+    with pytest.raises(ConfigError, match="seed differ"):
+        decide_table(tiny_export, users, tmp_path / "a", **{**settings, "seed": 8})
+
+
+def test_csv_and_parquet_give_the_same_decisions(world, tiny_export, tmp_path: Path) -> None:
+    for suffix in (".parquet", ".csv"):
+        decide_table(
+            tiny_export,
+            users_file(world, tmp_path, suffix),
+            tmp_path / suffix[1:],
+            exploration=Exploration("epsilon", epsilon=0.5),
+            seed=2,
+        )
+    parquet, csv = read(tmp_path / "parquet", "decisions"), read(tmp_path / "csv", "decisions")
+    assert parquet.column("action_index").equals(csv.column("action_index"))
+
+
+def test_a_user_named_twice_is_refused(world, tiny_export, tmp_path: Path) -> None:
+    table = world[0]
+    ids = table.column(USER).to_pylist()
+    ids[250] = ids[10]
+    doubled = table.set_column(0, USER, pa.array(ids))
+    path = tmp_path / "users.parquet"
+    pq.write_table(doubled, path)
+    with pytest.raises(DataError, match=r"rows 11, 251, column 'user_id': a user appears more than once"):
+        decide_table(tiny_export, path, tmp_path / "out", exploration=Exploration(), seed=0)
+
+
+CORRUPTIONS = {"empty": None, "negative": -1, "fraction": 0.5, "text": "lots"}
+"""What a cell of the table is changed to."""
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    column=st.sampled_from(
+        ["period", "count_purchase", "spend", "received", "since_coupon", "opted_out", "hidden_3"]
+    ),
+    row=st.integers(0, N_USERS - 1),
+    corruption=st.sampled_from(sorted(CORRUPTIONS)),
+)
+def test_a_malformed_table_names_the_file_row_and_column(
+    world, tiny_export, tmp_path_factory, column: str, row: int, corruption: str
+) -> None:
+    frame = world[0].to_pandas()
+    if column in ("hidden_3", "spend") and corruption in ("negative", "fraction"):
+        return  # valid values there (a hidden state may be negative, a spend a fraction)
+    frame[column] = frame[column].astype(object)
+    frame.loc[row, column] = CORRUPTIONS[corruption]
+    tmp = tmp_path_factory.mktemp("bad")
+    path = tmp / "users.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError) as error:
+        decide_table(tiny_export, path, tmp / "out", exploration=Exploration(), seed=0)
+    message = str(error.value)
+    assert str(path) in message and f"column '{column}'" in message, message
+    assert f"row {row + 1}," in message, message
+
+
+def test_the_cli_decides_and_refuses_bad_input_with_exit_code_2(
+    world, tiny_export, tmp_path: Path, capsys
+) -> None:
+    users = users_file(world, tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        app(
+            [
+                "decide",
+                str(tiny_export),
+                str(users),
+                "--out",
+                str(tmp_path / "out"),
+                "--exploration",
+                "epsilon",
+                "--epsilon",
+                "0.1",
+                "--no-progress",
+            ]
+        )
+    assert exit_info.value.code == 0 and f"decided for {N_USERS} users" in capsys.readouterr().out
+    for argv in (
+        ["decide", str(tiny_export), str(tmp_path / "none.parquet"), "--out", str(tmp_path / "x")],
+        ["decide", str(tiny_export), str(users), "--out", str(tmp_path / "y"), "--exploration", "greedy"],
+        ["decide", str(tiny_export), str(users), "--out", str(tmp_path / "z"), "--floor", "0.9"],
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            app([*argv, "--no-progress"])
+        assert exit_info.value.code == 2, argv
+
+
+def test_winback_decide_imports_no_training_module(world, tiny_export, tmp_path: Path) -> None:
+    """A batch job needs the runtime only: numpy, pyarrow, onnxruntime."""
+    users = users_file(world, tmp_path)
+    code = f"""
+from winback.cli import app
+try:
+    app(["decide", {str(tiny_export)!r}, {str(users)!r}, "--out", {str(tmp_path / "out")!r}, "--no-progress"])
+except SystemExit as exit_info:
+    assert exit_info.code == 0, exit_info.code
+"""
+    modules, printed = loaded_training_modules(code)
+    assert modules == [] and f"decided for {N_USERS} users" in printed

@@ -1,12 +1,13 @@
 """Batch decisions (``winback decide``): the simulator's users decided as the simulator sees them,
-propensities that sum to one and respect the floor, identical re-runs, resumed runs, and malformed
-tables refused with the file, row and column."""
+propensities that sum to one and respect the floor, identical re-runs, resumed runs, malformed
+tables refused with the file, row and column; and ``winback ope`` on the log."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -15,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_serve import loaded_training_modules
 
+from winback.benchmarks.ope import evaluate_export, read_log
 from winback.benchmarks.suite import sample_users
 from winback.cli import app
 from winback.errors import ConfigError, DataError
@@ -247,3 +249,39 @@ except SystemExit as exit_info:
 """
     modules, printed = loaded_training_modules(code)
     assert modules == [] and f"decided for {N_USERS} users" in printed
+
+
+def test_off_policy_estimates_from_a_decide_log(world, tiny_export, scenario, tmp_path: Path, capsys) -> None:
+    """The logging policy itself is estimated at the log's mean reward (weights of 1); the log and the
+    outcomes are checked; the CLI prints every estimator."""
+    exploration = Exploration("epsilon", epsilon=0.3)
+    decide_table(tiny_export, users_file(world, tmp_path), tmp_path / "log", exploration=exploration, seed=4)
+    decisions = read(tmp_path / "log", "decisions").to_pandas()
+    rewards = np.random.default_rng(4).normal(0.5, 1.0, len(decisions))
+    outcomes = decisions[[USER, "period"]].assign(reward=rewards)
+    outcomes_path = tmp_path / "outcomes.csv"
+    outcomes.to_csv(outcomes_path, index=False)
+    log = read_log(tmp_path / "log", outcomes_path)
+    np.testing.assert_allclose(log.rewards, rewards)
+    same = evaluate_export(log, tiny_export, exploration, seed=0)
+    assert [e.estimator for e in same] == ["ips", "snips", "dr"]
+    assert same[0].value == pytest.approx(rewards.mean()) and same[0].ess == pytest.approx(len(rewards))
+    greedy = evaluate_export(log, tiny_export, Exploration(), seed=0)
+    assert all(np.isfinite([e.value, e.low, e.high]).all() for e in greedy)
+    assert greedy[0].ess < len(rewards) and greedy[0].max_weight > 1
+    outcomes.iloc[[3, 7]].to_csv(tmp_path / "few.csv", index=False)
+    with pytest.raises(DataError, match="no outcome for 298 decisions"):
+        read_log(tmp_path / "log", tmp_path / "few.csv")
+    pd.concat([outcomes, outcomes.iloc[[5]]]).to_csv(tmp_path / "twice.csv", index=False)
+    with pytest.raises(DataError, match=r"rows 6, 301, column 'user_id': a decision's outcome appears more"):
+        read_log(tmp_path / "log", tmp_path / "twice.csv")
+    outcomes.assign(reward=outcomes["reward"].where(outcomes.index != 9, np.nan)).to_csv(
+        tmp_path / "nan.csv", index=False
+    )
+    with pytest.raises(DataError, match=r"row 10, column 'reward'"):
+        read_log(tmp_path / "log", tmp_path / "nan.csv")
+    with pytest.raises(SystemExit) as exit_info:
+        app(["ope", str(tmp_path / "log"), str(outcomes_path), "--candidate", str(tiny_export)])
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    assert "ips |" in printed and "snips |" in printed and "dr |" in printed

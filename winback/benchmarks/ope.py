@@ -23,6 +23,8 @@ estimator is tested against values computed by hand on tiny logs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import stats as scipy_stats
@@ -145,3 +147,137 @@ def _mean_estimate(
 def _ess(w: np.ndarray) -> float:
     squares = float((w**2).sum())
     return float(w.sum() ** 2 / squares) if squares > 0 else 0.0
+
+
+def fit_reward_model(
+    features: np.ndarray,
+    actions: np.ndarray,
+    rewards: np.ndarray,
+    n_actions: int,
+    *,
+    seed: int,
+    folds: int = 2,
+) -> np.ndarray:
+    """(n, A) each logged decision's predicted reward of every action, cross-fitted: gradient-boosted
+    trees (scikit-learn's ``HistGradientBoostingRegressor``) on the features and the action, fitted on
+    the other folds of the log, so a decision's own reward never predicts it (DR stays unbiased in
+    the model's errors)."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    features, actions = np.asarray(features, dtype=np.float64), np.asarray(actions, dtype=np.int64)
+    n = len(actions)
+    fold = np.random.default_rng(seed).integers(0, folds, n)
+    predicted = np.zeros((n, n_actions))
+    for k in range(folds):
+        train, held = fold != k, fold == k
+        if not held.any():
+            continue
+        model = HistGradientBoostingRegressor(max_iter=200, random_state=seed)
+        model.fit(_with_action(features[train], actions[train], n_actions), np.asarray(rewards)[train])
+        for a in range(n_actions):
+            chosen = np.full(int(held.sum()), a)
+            predicted[held, a] = model.predict(_with_action(features[held], chosen, n_actions))
+    return predicted
+
+
+def _with_action(features: np.ndarray, actions: np.ndarray, n_actions: int) -> np.ndarray:
+    return np.hstack([features, np.eye(n_actions)[actions]])
+
+
+@dataclass(frozen=True)
+class DecisionLog:
+    """A ``winback decide`` log joined with what followed each decision."""
+
+    feature_names: tuple[str, ...]
+    actions_names: tuple[str, ...]
+    features: np.ndarray
+    """(n, F) float32 the features the logging policy saw."""
+    actions: np.ndarray
+    propensities: np.ndarray
+    rewards: np.ndarray
+
+
+def read_log(decisions: Path, outcomes: Path) -> DecisionLog:
+    """The decisions of a ``winback decide`` output directory (``decisions/``) joined on (user_id,
+    period) with an outcomes table (Parquet or CSV: ``user_id``, ``period``, ``reward``, one row per
+    decision); errors name the file, the rows and the column."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from winback.errors import DataError
+    from winback.export.runtime.batch import BATCH_ROWS, FEATURE_PREFIX, USER, read_blocks
+
+    parts = decisions / "decisions"
+    if not parts.is_dir():
+        raise DataError("no decisions/ here", path=decisions, expected="a winback decide --out directory")
+    log = pq.read_table(parts).to_pandas()
+    found = pa.Table.from_batches(list(read_blocks(outcomes, BATCH_ROWS))).to_pandas()
+    if missing := [c for c in (USER, "period", "reward") if c not in found.columns]:
+        problem = f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+        raise DataError(problem, path=outcomes, expected="user_id, period, reward")
+    found[USER] = found[USER].astype(str)
+    reward = pd.to_numeric(found["reward"], errors="coerce")
+    if (bad := ~np.isfinite(reward.to_numpy(dtype=np.float64))).any():
+        rows = (np.flatnonzero(bad) + 1).tolist()
+        raise DataError(
+            "invalid value", path=outcomes, rows=rows, column="reward", expected="a finite number"
+        )
+    found["reward"] = reward
+    repeated = found.duplicated([USER, "period"], keep=False).to_numpy()
+    if repeated.any():
+        raise DataError(
+            "a decision's outcome appears more than once",
+            path=outcomes,
+            rows=(np.flatnonzero(repeated) + 1).tolist(),
+            column=USER,
+            expected="one row per user and period",
+        )
+    joined = log.merge(
+        found[[USER, "period", "reward"]], on=[USER, "period"], how="left", validate="one_to_one"
+    )
+    if (absent := joined["reward"].isna().to_numpy()).any():
+        users = joined.loc[absent, USER].head(5).tolist()
+        raise DataError(
+            f"no outcome for {int(absent.sum())} decisions (users {users}, ...)",
+            path=outcomes,
+            expected="a reward for every decision of the log",
+        )
+    names = tuple(c[len(FEATURE_PREFIX) :] for c in log.columns if c.startswith(FEATURE_PREFIX))
+    actions = tuple(c[2:] for c in log.columns if c.startswith("p_"))
+    return DecisionLog(
+        feature_names=names,
+        actions_names=actions,
+        features=joined[[FEATURE_PREFIX + n for n in names]].to_numpy(dtype=np.float32),
+        actions=joined["action_index"].to_numpy(dtype=np.int64),
+        propensities=joined["propensity"].to_numpy(dtype=np.float64),
+        rewards=joined["reward"].to_numpy(dtype=np.float64),
+    )
+
+
+def evaluate_export(
+    log: DecisionLog, export: Path, exploration: Any, *, seed: int
+) -> list[OffPolicyEstimate]:
+    """IPS, SNIPS and DR estimates of the policy exported to ``export``, deciding with
+    ``exploration`` (an :class:`~winback.export.runtime.exploration.Exploration`), on ``log``."""
+    from winback.errors import ArtifactError
+    from winback.export.runtime import ExportedArtifact
+
+    candidate = ExportedArtifact.load(export)
+    if candidate.feature_names != log.feature_names or candidate.actions != log.actions_names:
+        raise ArtifactError(
+            f"{export}: the candidate reads {list(candidate.feature_names)} and chooses among "
+            f"{list(candidate.actions)}; the log holds {list(log.feature_names)} and "
+            f"{list(log.actions_names)}"
+        )
+    allowed = candidate.masks(log.features).allowed
+    decision = candidate.decide_at_prices(log.features, allowed, {})
+    target = exploration.probabilities(decision.scores, allowed, decision.actions)
+    on_logged = target[np.arange(len(log.actions)), log.actions]
+    predicted = fit_reward_model(log.features, log.actions, log.rewards, len(log.actions_names), seed=seed)
+    generator = np.random.default_rng(seed)
+    return [
+        ips(log.rewards, log.propensities, on_logged, rng=generator),
+        snips(log.rewards, log.propensities, on_logged, rng=generator),
+        doubly_robust(log.rewards, log.propensities, log.actions, target, predicted, rng=generator),
+    ]

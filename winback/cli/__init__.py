@@ -45,6 +45,7 @@ COMMANDS = {
     "pipeline": Command("winback.cli.pipeline:pipeline"),
     "serve": Command("winback.cli.serve:serve"),
     "decide": Command("winback.cli.decide:decide"),
+    "ope": Command("winback.cli.ope:ope"),
     "data": Command("winback.cli.data:app", "Validate and summarise event logs."),
     "decay": Command("winback.cli.decay:app", "Fit and evaluate interest-decay models."),
     "scenarios": Command("winback.cli.scenarios:app", "List and show scenarios."),

@@ -15,8 +15,9 @@ actions with ``policy.onnx``, applies the exploration (:mod:`~winback.export.run
 and draws the action at a uniform keyed by (seed, user, period): the same input gives the same
 output. It writes, a block of rows at a time, ``decisions/part-NNNNN.parquet`` (user, period,
 action, the probability of every action after masking and exploration, the propensity of the one
-chosen, the policy's and the decay model's hashes) and ``states/part-NNNNN.parquet`` (the state to
-give the next run), each part renamed into place once written, and ``decide.json`` (the run's
+chosen, the features the policy saw, the policy's and the decay model's hashes) and
+``states/part-NNNNN.parquet`` (the state to give the next run), each part renamed into place once
+written, and ``decide.json`` (the run's
 settings and the parts done). A run stopped midway resumes from its last part; a run of other
 settings into the same directory is refused.
 """
@@ -48,6 +49,9 @@ from winback.streams import RandomStreams, user_keys
 
 USER = "user_id"
 RECEIVED = "received"
+FEATURE_PREFIX = "x_"
+"""Decisions carry the features the policy saw, as ``x_<feature>``: an off-policy evaluation of
+another policy needs them."""
 MANIFEST = "decide.json"
 BATCH_ROWS = 100_000
 """Rows decided and written together (a part of the output)."""
@@ -331,6 +335,7 @@ def decide_users(
         "action_index": chosen,
         "propensity": probabilities[np.arange(len(chosen)), chosen],
         **{f"p_{action}": probabilities[:, a] for a, action in enumerate(artifact.actions)},
+        **{f"{FEATURE_PREFIX}{name}": observations[:, j] for j, name in enumerate(names)},
         "policy_sha256": np.full(len(chosen), artifact.card["files"]["policy.onnx"]["sha256"], dtype=object),
         "model_sha256": np.full(len(chosen), artifact.card["decay_model"]["content_sha256"], dtype=object),
     }

@@ -1,0 +1,47 @@
+"""``winback ope``: a candidate policy's value estimated from a log of decisions and their outcomes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from winback.benchmarks.ope import evaluate_export, read_log
+from winback.export.runtime.exploration import Exploration
+
+
+def ope(
+    log: Annotated[Path, typer.Argument(help="A winback decide --out directory (its decisions/).")],
+    outcomes: Annotated[
+        Path,
+        typer.Argument(help="Outcomes table (.parquet or .csv): user_id, period, reward, one per decision."),
+    ],
+    candidate: Annotated[
+        Path, typer.Option(help="The candidate: an export directory (winback export --out).")
+    ],
+    exploration: Annotated[
+        str, typer.Option(help="How the candidate would decide: none, epsilon or softmax.")
+    ] = "none",
+    epsilon: Annotated[float, typer.Option(help="epsilon: share of decisions drawn uniformly.")] = 0.0,
+    temperature: Annotated[float, typer.Option(help="softmax: temperature on the candidate's scores.")] = 1.0,
+    floor: Annotated[float, typer.Option(help="Least probability of every allowed action.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seeds the reward model's folds and the bootstrap.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Write the estimates as JSON here.")] = None,
+) -> None:
+    """Estimate the CANDIDATE's value per decision on the LOG: IPS, self-normalised IPS and doubly robust
+    (a cross-fitted reward model), each with a 95% bootstrap interval and the weights' effective sample
+    size; an estimate resting on too few effective decisions is marked untrustworthy."""
+    chosen = Exploration(exploration, epsilon=epsilon, temperature=temperature, floor=floor)  # type: ignore[arg-type]
+    estimates = evaluate_export(read_log(log, outcomes), candidate, chosen, seed=seed)
+    typer.echo("estimator | value [95% CI] | effective sample size | max weight | trusted")
+    for e in estimates:
+        typer.echo(
+            f"{e.estimator} | {e.value:.4f} [{e.low:.4f}, {e.high:.4f}] | {e.ess:,.0f} of {e.n:,} | "
+            f"{e.max_weight:.1f} | {'yes' if e.trusted else 'NO: the weights are too degenerate to trust'}"
+        )
+    if out is not None:
+        body = [{**dataclasses.asdict(e), "trusted": e.trusted} for e in estimates]
+        out.write_text(json.dumps(body, indent=2) + "\n")

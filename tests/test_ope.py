@@ -1,4 +1,5 @@
-"""Off-policy estimators against values computed by hand on a tiny log, and their diagnostics."""
+"""Off-policy estimators against values computed by hand on tiny logs (one period, and two users over
+two periods), and their diagnostics."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from winback.benchmarks.ope import MIN_ESS_SHARE, doubly_robust, ips, snips
+from winback.benchmarks.ope import (
+    MIN_ESS_SHARE,
+    Trajectories,
+    doubly_robust,
+    ips,
+    per_decision_weighted_is,
+    snips,
+    weighted_doubly_robust,
+)
 from winback.errors import ConfigError
 
 # Four logged decisions among two actions.
@@ -84,3 +93,38 @@ def test_degenerate_weights_are_flagged() -> None:
 def test_bad_logs_are_refused(propensities: np.ndarray, target: np.ndarray, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         ips(np.ones(len(propensities)), propensities, target, rng=rng())
+
+
+# Two users over two periods: weights 2, 1 and 1, 1; cumulative 2, 2 and 1, 1.
+TRAJECTORIES = Trajectories(
+    rewards=np.array([[1.0, 2.0], [3.0, 4.0]]),
+    propensities=np.array([[0.5, 0.5], [0.5, 1.0]]),
+    target=np.array([[1.0, 0.5], [0.5, 1.0]]),
+    predicted=np.array([[1.0, 1.0], [2.0, 2.0]]),
+    state_values=np.array([[1.5, 1.0], [2.0, 3.0]]),
+)
+
+
+def test_per_decision_weighted_is_by_hand() -> None:
+    # Each period's normalised weights are 2/3, 1/3: period 0 gives 5/3, period 1 gives 8/3.
+    estimate = per_decision_weighted_is(TRAJECTORIES, rng=rng())
+    assert estimate.value == pytest.approx(13 / 3)
+    assert per_decision_weighted_is(TRAJECTORIES, gamma=0.5, rng=rng()).value == pytest.approx(5 / 3 + 4 / 3)
+    assert estimate.ess == pytest.approx(9 / 5) and estimate.max_weight == 2.0
+    assert estimate.low <= estimate.value <= estimate.high
+
+
+def test_weighted_doubly_robust_by_hand() -> None:
+    # Period 0: 0.75 + 4/3 (the previous weights 1/2 each); period 1: 4/3 + 5/3.
+    assert weighted_doubly_robust(TRAJECTORIES, rng=rng()).value == pytest.approx(0.75 + 4 / 3 + 3.0)
+    with pytest.raises(ConfigError, match="needs the model"):
+        weighted_doubly_robust(
+            Trajectories(TRAJECTORIES.rewards, TRAJECTORIES.propensities, TRAJECTORIES.target), rng=rng()
+        )
+
+
+def test_on_policy_trajectories_are_estimated_at_their_mean_return() -> None:
+    log = Trajectories(TRAJECTORIES.rewards, TRAJECTORIES.propensities, TRAJECTORIES.propensities)
+    assert per_decision_weighted_is(log, rng=rng()).value == pytest.approx(
+        TRAJECTORIES.rewards.sum(axis=1).mean()
+    )

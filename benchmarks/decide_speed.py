@@ -36,6 +36,7 @@ def write_table(export: Path, users: int, path: Path, block: int = 200_000) -> N
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from winback.benchmarks.users_table import simulated_period
     from winback.export.runtime import ExportedArtifact
     from winback.export.runtime.batch import USER, TableSpec
     from winback.scenarios.scenario import load_scenario
@@ -48,33 +49,9 @@ def write_table(export: Path, users: int, path: Path, block: int = 200_000) -> N
     rng = np.random.default_rng(0)
     for _ in range(2):
         simulator.step(state, rng.integers(0, len(simulator.actions), state.n_users))
-    d = state.decay.take(np.arange(state.n_users))
-    columns: dict[str, Any] = {}
-    for i in range(spec.hidden_size):
-        columns[f"hidden_{i}"] = d.hidden[:, i]
-    for i in range(spec.hidden_size):
-        columns[f"cell_{i}"] = d.cell[:, i]
-    columns |= {
-        "period": d.period,
-        "first_period": d.first_period,
-        "last_purchase": d.last_purchase,
-        "frequency": d.frequency,
-        "spend_total": state.spend_total.copy(),
-        "fatigue": state.fatigue.copy(),
-    }
-    valid_left, since = state.valid_left.copy(), state.since_contact.copy()
-    outcome = simulator.step(state, rng.integers(0, len(simulator.actions), state.n_users))
-    columns["opted_out"] = state.opted_out.copy()
-    for k, kind in enumerate(spec.kinds):
-        if kind in spec.coupons:
-            columns[f"valid_left_{kind}"] = valid_left[:, k]
-    for k, kind in enumerate(spec.kinds):
-        columns[f"since_{kind}"] = since[:, k]
-    for e, event in enumerate(spec.event_types):
-        columns[f"count_{event}"] = outcome.activity.counts[:, e]
-    columns["spend"] = outcome.activity.spend
-    columns["received"] = np.asarray(simulator.actions, dtype=object)[outcome.delivered]
-    base = pa.table(columns)
+    ids = np.array([f"u{i}" for i in range(state.n_users)], dtype=object)
+    actions = rng.integers(0, len(simulator.actions), state.n_users)
+    base = simulated_period(simulator, state, actions, spec, ids).drop_columns([USER])
     with pq.ParquetWriter(
         path, pa.schema([(USER, pa.string()), *zip(base.schema.names, base.schema.types, strict=True)])
     ) as writer:

@@ -18,6 +18,7 @@ from test_serve import loaded_training_modules
 
 from winback.benchmarks.ope import evaluate_export, read_log
 from winback.benchmarks.suite import sample_users
+from winback.benchmarks.users_table import simulated_period
 from winback.cli import app
 from winback.errors import ConfigError, DataError
 from winback.export.runtime import Exploration, ExportedArtifact
@@ -39,33 +40,10 @@ def world(scenario, tiny_export) -> tuple[pa.Table, np.ndarray, object]:
     rng = np.random.default_rng(3)
     for _ in range(2):  # coupons valid, contacts recent
         simulator.step(state, rng.integers(0, len(simulator.actions), state.n_users))
-    d = state.decay.take(np.arange(state.n_users))
-    columns: dict[str, object] = {USER: [f"u{i}" for i in range(state.n_users)]}
-    for i in range(spec.hidden_size):
-        columns[f"hidden_{i}"] = d.hidden[:, i]
-    for i in range(spec.hidden_size):
-        columns[f"cell_{i}"] = d.cell[:, i]
-    columns |= {
-        "period": d.period,
-        "first_period": d.first_period,
-        "last_purchase": d.last_purchase,
-        "frequency": d.frequency,
-        "spend_total": state.spend_total.copy(),
-        "fatigue": state.fatigue.copy(),
-    }
-    valid_left, since = state.valid_left.copy(), state.since_contact.copy()
-    outcome = simulator.step(state, rng.integers(0, len(simulator.actions), state.n_users))
-    columns["opted_out"] = state.opted_out.copy()  # the platform's record after the period
-    for k, kind in enumerate(spec.kinds):
-        if kind in spec.coupons:
-            columns[f"valid_left_{kind}"] = valid_left[:, k]
-    for k, kind in enumerate(spec.kinds):
-        columns[f"since_{kind}"] = since[:, k]
-    for e, event in enumerate(spec.event_types):
-        columns[f"count_{event}"] = outcome.activity.counts[:, e]
-    columns["spend"] = outcome.activity.spend
-    columns["received"] = np.asarray(simulator.actions, dtype=object)[outcome.delivered]
-    return pa.table(columns), observe(simulator, state), state
+    ids = np.array([f"u{i}" for i in range(state.n_users)], dtype=object)
+    actions = rng.integers(0, len(simulator.actions), state.n_users)
+    table = simulated_period(simulator, state, actions, spec, ids)
+    return table, observe(simulator, state), state
 
 
 def users_file(world, tmp_path: Path, suffix: str = ".parquet") -> Path:

@@ -30,6 +30,7 @@ estimator is tested against values computed by hand on tiny logs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,7 +198,7 @@ class DecisionLog:
     """A ``winback decide`` log joined with what followed each decision."""
 
     feature_names: tuple[str, ...]
-    actions_names: tuple[str, ...]
+    action_names: tuple[str, ...]
     features: np.ndarray
     """(n, F) float32 the features the logging policy saw."""
     actions: np.ndarray
@@ -255,7 +256,7 @@ def read_log(decisions: Path, outcomes: Path) -> DecisionLog:
     actions = tuple(c[2:] for c in log.columns if c.startswith("p_"))
     return DecisionLog(
         feature_names=names,
-        actions_names=actions,
+        action_names=actions,
         features=joined[[FEATURE_PREFIX + n for n in names]].to_numpy(dtype=np.float32),
         actions=joined["action_index"].to_numpy(dtype=np.int64),
         propensities=joined["propensity"].to_numpy(dtype=np.float64),
@@ -272,17 +273,17 @@ def evaluate_export(
     from winback.export.runtime import ExportedArtifact
 
     candidate = ExportedArtifact.load(export)
-    if candidate.feature_names != log.feature_names or candidate.actions != log.actions_names:
+    if candidate.feature_names != log.feature_names or candidate.actions != log.action_names:
         raise ArtifactError(
             f"{export}: the candidate reads {list(candidate.feature_names)} and chooses among "
             f"{list(candidate.actions)}; the log holds {list(log.feature_names)} and "
-            f"{list(log.actions_names)}"
+            f"{list(log.action_names)}"
         )
     allowed = candidate.masks(log.features).allowed
     decision = candidate.decide_at_prices(log.features, allowed, {})
     target = exploration.probabilities(decision.scores, allowed, decision.actions)
     on_logged = target[np.arange(len(log.actions)), log.actions]
-    predicted = fit_reward_model(log.features, log.actions, log.rewards, len(log.actions_names), seed=seed)
+    predicted = fit_reward_model(log.features, log.actions, log.rewards, len(log.action_names), seed=seed)
     generator = np.random.default_rng(seed)
     return [
         ips(log.rewards, log.propensities, on_logged, rng=generator),
@@ -350,8 +351,14 @@ def _wdr(log: Trajectories, users: np.ndarray, discounts: np.ndarray) -> float:
     return float((discounts * terms.sum(axis=0)).sum())
 
 
-def _trajectory_estimate(name: str, log: Trajectories, gamma: float, rng: np.random.Generator, statistic: Any,
-                         n_resamples: int = 2000) -> OffPolicyEstimate:  # fmt: skip
+def _trajectory_estimate(
+    name: str,
+    log: Trajectories,
+    gamma: float,
+    rng: np.random.Generator,
+    statistic: Callable[[Trajectories, np.ndarray, np.ndarray], float],
+    n_resamples: int = 2000,
+) -> OffPolicyEstimate:
     """The estimate on every user, and its percentile bootstrap over users (trajectories)."""
     n, periods = log.rewards.shape
     discounts = gamma ** np.arange(periods)

@@ -339,11 +339,20 @@ def decide_users(
         "policy_sha256": np.full(len(chosen), artifact.card["files"]["policy.onnx"]["sha256"], dtype=object),
         "model_sha256": np.full(len(chosen), artifact.card["decay_model"]["content_sha256"], dtype=object),
     }
-    new_states = {USER: users.ids, **_state_values(spec, states, records)}
+    new_states = {USER: users.ids, **state_values(spec, states, records)}
     return pa.table(decisions), pa.table(new_states)
 
 
-def _state_values(spec: TableSpec, states: UserStates, records: ContactRecords) -> dict[str, np.ndarray]:
+def users_table(spec: TableSpec, users: Users, actions: tuple[str, ...]) -> pa.Table:
+    """The input table of ``users`` (the inverse of :func:`validate`): what a platform writes for a run."""
+    columns = {USER: users.ids, **state_values(spec, users.states, users.records)}
+    columns |= {f"count_{e}": users.counts[:, j] for j, e in enumerate(spec.event_types)}
+    columns |= {"spend": users.spend, RECEIVED: np.asarray(actions, dtype=object)[users.received]}
+    return pa.table(columns)
+
+
+def state_values(spec: TableSpec, states: UserStates, records: ContactRecords) -> dict[str, np.ndarray]:
+    """The stored-state columns of users (:meth:`TableSpec.state_columns`), by name."""
     values: dict[str, np.ndarray] = {}
     for i in range(spec.hidden_size):
         values[f"hidden_{i}"] = states.hidden[:, i]

@@ -13,7 +13,7 @@ For each user the run feeds the period to ``state_update.onnx`` and to the conta
 response priors is not carried, as in ``winback serve``) and masks, scores the
 actions with ``policy.onnx``, applies the exploration (:mod:`~winback.export.runtime.exploration`)
 and draws the action at a uniform keyed by (seed, user, period): the same input gives the same
-output. It writes, a block of rows at a time, ``decisions/part-NNNNN.parquet`` (user, period,
+output. It writes, a block of rows at a time, ``decisions/part-NNNNN.parquet`` (user and key, period,
 action, the probability of every action after masking and exploration, the propensity of the one
 chosen, the features the policy saw, the policy's and the decay model's hashes) and
 ``states/part-NNNNN.parquet`` (the state to give the next run), each part renamed into place once
@@ -48,6 +48,9 @@ from winback.export.runtime.state import UserStates, derived_features
 from winback.streams import RandomStreams, user_keys
 
 USER = "user_id"
+KEY = "user_key"
+"""Decisions carry each user's stable 64-bit key (:func:`winback.streams.user_keys` of the id), which
+keys the draws and finds a user named twice."""
 RECEIVED = "received"
 FEATURE_PREFIX = "x_"
 """Decisions carry the features the policy saw, as ``x_<feature>``: an off-policy evaluation of
@@ -330,6 +333,7 @@ def decide_users(
     actions = np.asarray(artifact.actions, dtype=object)
     decisions = {
         USER: users.ids,
+        KEY: keys,
         "period": states.period,
         "action": actions[chosen],
         "action_index": chosen,
@@ -419,11 +423,8 @@ def _save(out: Path, manifest: dict[str, Any]) -> None:
 
 def _check_unique(out: Path, manifest: dict[str, Any], table: Path) -> None:
     """Refuse a table that names a user twice (a second decision for one user in one period)."""
-    ids = pa.concat_tables(
-        pq.read_table(out / "decisions" / f"part-{p['part']:05d}.parquet", columns=[USER])
-        for p in manifest["parts"]
-    ).column(USER)
-    keys = user_keys(ids.to_pylist())
+    parts = [out / "decisions" / f"part-{p['part']:05d}.parquet" for p in manifest["parts"]]
+    keys = pa.concat_tables(pq.read_table(path, columns=[KEY]) for path in parts).column(KEY).to_numpy()
     order = np.argsort(keys, kind="stable")
     repeated = np.flatnonzero(keys[order][1:] == keys[order][:-1])
     if repeated.size:

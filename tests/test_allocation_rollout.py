@@ -26,6 +26,15 @@ from winback.scenarios.scenario import Scenario, load_scenario
 from winback.scenarios.schema import Operations
 from winback.simulator.features import feature_names, observe
 
+TINY_BENCH = {
+    "seeds": 1,
+    "tuning_seeds": 1,
+    "tuning_users": 100,
+    "eval_users": 150,
+    "quick": True,
+    "allocation": True,
+}
+"""A benchmark small enough for a test, under the allocation."""
 LIMITS = Operations(coupon_budget_per_period=6, care_capacity=1, care_service_time=0.25, care_deadline=1)
 
 
@@ -55,12 +64,7 @@ def test_the_whatif_report_says_how_much_of_each_limit_was_used(tiny_run: Path, 
         scenario="care_team_limited",
         policies=("no_contact", "interest_threshold"),
         agents=(tiny_run,),
-        seeds=1,
-        tuning_seeds=1,
-        tuning_users=100,
-        eval_users=150,
-        quick=True,
-        allocation=True,
+        **TINY_BENCH,
     )
     text = run_whatif(config, tmp_path, progress=False).read_text()
     table = text[text.index("| policy | coupon budget used |") :].split("\n\n")[0].splitlines()[2:]
@@ -122,12 +126,7 @@ def test_the_benchmark_tunes_a_prioritized_rule_under_the_allocation(
         scenario=str(scenario),
         policies=policies,
         agents=(tiny_priced_run,),
-        seeds=1,
-        tuning_seeds=1,
-        tuning_users=100,
-        eval_users=150,
-        quick=True,
-        allocation=True,
+        **TINY_BENCH,
     )
     tuned_under = tuning_scenario(config, load_scenario(str(scenario))).operations
     assert tuned_under.care_service_time == pytest.approx(0.5 * 150 / 100), "the team per user as evaluated"

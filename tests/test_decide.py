@@ -155,6 +155,86 @@ def test_a_user_named_twice_is_refused(world, tiny_export, tmp_path: Path) -> No
         decide_table(tiny_export, path, tmp_path / "out", exploration=Exploration(), seed=0)
 
 
+def test_limits_hold_and_propensities_stay_those_of_the_actions_sent(
+    world, tiny_export, tmp_path: Path
+) -> None:
+    """Limits binding on two contacts: priced on a sample, capped as a backstop; no limit is exceeded,
+    in any prefix of the parts, and the probabilities recorded are still a distribution whose value at
+    the action sent is its propensity."""
+    users = users_file(world, tmp_path)
+    exploration = Exploration("epsilon", epsilon=0.1)
+    actions = ExportedArtifact.load(tiny_export).actions
+    decide_table(tiny_export, users, tmp_path / "free", exploration=exploration, seed=2, batch_rows=100)
+    free = read(tmp_path / "free", "decisions").to_pandas()["action"].value_counts()
+    busiest = [a for a in free.index if a != "none"][:2]
+    limits = {a: int(free[a]) // 3 for a in busiest}
+    manifest = decide_table(
+        tiny_export, users, tmp_path / "limited", exploration=exploration, seed=2, batch_rows=100,
+        limits=limits, sample_users=200,
+    )  # fmt: skip
+    decisions = read(tmp_path / "limited", "decisions").to_pandas()
+    pricing = manifest["pricing"]
+    assert pricing["users"] == N_USERS and pricing["sample_users"] == 200
+    for action, limit in limits.items():
+        assert pricing["prices"][action] > 0, "a binding limit has a price"
+        assert (decisions["action"] == action).sum() <= limit
+        sent = np.cumsum([part["used"][action] for part in manifest["parts"]])
+        rows = np.cumsum([part["rows"] for part in manifest["parts"]])
+        assert np.all(sent <= np.floor(limit * rows / N_USERS)), "every prefix of the parts within its share"
+    p = decisions[[f"p_{a}" for a in actions]].to_numpy()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(decisions["propensity"], p[np.arange(len(p)), decisions["action_index"]])
+    assert (decisions["propensity"] > 0).all()
+    closed = decide_table(
+        tiny_export, users, tmp_path / "closed", exploration=exploration, seed=2, limits={busiest[0]: 0}
+    )
+    shut = read(tmp_path / "closed", "decisions").to_pandas()
+    assert (shut["action"] != busiest[0]).all() and (shut[f"p_{busiest[0]}"] == 0).all()
+    assert closed["parts"][0]["used"] == {busiest[0]: 0}
+
+
+def test_a_priced_agent_is_shown_the_price_that_fits(world, tiny_priced_export, tmp_path: Path) -> None:
+    artifact = ExportedArtifact.load(tiny_priced_export)
+    users = users_file(world, tmp_path)
+    decide_table(tiny_priced_export, users, tmp_path / "free", exploration=Exploration(), seed=0)
+    free = read(tmp_path / "free", "decisions").to_pandas()["action"]
+    priced = [a for actions in artifact.price_actions.values() for a in actions]
+    action = max(priced, key=lambda a: (free == a).sum())
+    asked = int((free == action).sum())
+    assert asked >= 4, "the tiny agent asks for a priced contact at price 0"
+    manifest = decide_table(
+        tiny_priced_export,
+        users,
+        tmp_path / "out",
+        exploration=Exploration(),
+        seed=0,
+        limits={action: asked // 2},
+    )
+    price = manifest["pricing"]["prices"][action]
+    assert 0 < price <= artifact.price_input.ceiling
+    sent = (read(tmp_path / "out", "decisions").to_pandas()["action"] == action).sum()
+    assert sent <= asked // 2
+
+
+def test_a_stopped_run_with_limits_resumes_to_the_same_output(world, tiny_export, tmp_path: Path) -> None:
+    users = users_file(world, tmp_path)
+    action = ExportedArtifact.load(tiny_export).actions[1]
+    settings = {"exploration": Exploration("softmax"), "seed": 3, "batch_rows": 100, "limits": {action: 20}}
+    whole = decide_table(tiny_export, users, tmp_path / "whole", **settings)
+
+    def stop(part: int, rows: int) -> None:
+        if part == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        decide_table(tiny_export, users, tmp_path / "resumed", on_part=stop, **settings)
+    resumed = decide_table(tiny_export, users, tmp_path / "resumed", **settings)
+    assert resumed["parts"] == whole["parts"] and resumed["pricing"] == whole["pricing"]
+    assert read(tmp_path / "resumed", "decisions").equals(read(tmp_path / "whole", "decisions"))
+    with pytest.raises(ConfigError, match="limits differ"):
+        decide_table(tiny_export, users, tmp_path / "whole", **{**settings, "limits": {action: 21}})
+
+
 CORRUPTIONS = {"empty": None, "negative": -1, "fraction": 0.5, "text": "lots"}
 """What a cell of the table is changed to."""
 
@@ -209,6 +289,8 @@ def test_the_cli_decides_and_refuses_bad_input_with_exit_code_2(
         ["decide", str(tiny_export), str(tmp_path / "none.parquet"), "--out", str(tmp_path / "x")],
         ["decide", str(tiny_export), str(users), "--out", str(tmp_path / "y"), "--exploration", "greedy"],
         ["decide", str(tiny_export), str(users), "--out", str(tmp_path / "z"), "--floor", "0.9"],
+        ["decide", str(tiny_export), str(users), "--out", str(tmp_path / "l"), "--limit", "coupon=many"],
+        ["decide", str(tiny_export), str(users), "--out", str(tmp_path / "m"), "--limit", "gift=3"],
     ):
         with pytest.raises(SystemExit) as exit_info:
             app([*argv, "--no-progress"])

@@ -7,16 +7,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import exported
+from tiny import TRAINING
 
+from winback.agents.base import DecisionContext, Policy
 from winback.agents.baselines import FixedCadence, NoContact
 from winback.agents.oracle import Oracle
-from winback.benchmarks.ground_truth import run_in_world
+from winback.agents.training import TrainConfig, train
+from winback.benchmarks.ground_truth import BatchWorld, run_in_world
 from winback.data.io import write_event_log
 from winback.data.panel import build_panel
 from winback.data.synthetic import GroundTruthWorld, WorldConfig, WorldLog, WorldState
 from winback.decay_model.artifact import save_model
 from winback.decay_model.lstm import LSTMConfig, LSTMDecayModel
 from winback.errors import ConfigError
+from winback.export.runtime import ExportedArtifact
 from winback.scenarios.scenario import Scenario, read_scenario
 
 WEEKS, HORIZON = 30, 8
@@ -29,6 +34,8 @@ class Shop:
     """The world where its log ends."""
     log: WorldLog
     scenario: Scenario
+    path: Path
+    """The scenario's file."""
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +52,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Shop:
         f'horizon = {HORIZON}\n[population]\nlog = "log.parquet"\nuntil = "{log.end}"\n'
         '[model]\nartifact = "model"\n'
     )
-    return Shop(world, state, log, read_scenario(root / "shop.toml"))
+    return Shop(world, state, log, read_scenario(root / "shop.toml"), root / "shop.toml")
 
 
 def test_a_policy_earns_in_the_world_what_the_world_pays_for_its_actions(shop: Shop) -> None:
@@ -85,3 +92,45 @@ def test_references_and_foreign_users_are_refused(shop: Shop) -> None:
 
 def test_the_scenario_is_read_from_the_files_it_names(shop: Shop) -> None:
     assert Path(shop.scenario.model_config.artifact).name == "model"
+
+
+class AfterAQuietWeek(Policy):
+    """``policy`` from the second period on, no contact in the first."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy, self.name = policy, policy.name
+
+    def reset(self, context: DecisionContext) -> None:
+        super().reset(context)
+        self.policy.reset(context)
+
+    def act(self, observations: np.ndarray, masks: np.ndarray, period: int) -> np.ndarray:
+        chosen = self.policy.act(observations, masks, period)
+        return np.zeros_like(chosen) if period == 0 else chosen
+
+
+def test_a_batch_job_in_the_world_earns_what_the_tracked_users_earn(
+    shop: Shop, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Users kept as a batch job keeps them (a users table read by the export's decay model and
+    rules) see, and so earn under a rule, what the simulator's tracking of them gives."""
+    run = tmp_path_factory.mktemp("shop_agent")
+    train(TrainConfig(algo="maskable_ppo", scenario=str(shop.path), **TRAINING), run, progress=False)
+    artifact = ExportedArtifact.load(exported(run, tmp_path_factory.mktemp("shop_export") / "artifact"))
+    users = shop.scenario.population()
+    rule = FixedCadence("push_new_items", 2)
+    tracked = run_in_world(AfterAQuietWeek(rule), shop.scenario, users, shop.world, shop.state)
+    batch = BatchWorld(shop.world, shop.state, artifact, users)
+    rule.reset(
+        DecisionContext(artifact.feature_names, artifact.actions, users.n_users, np.random.default_rng(0),
+                        HORIZON, users.keys)
+    )  # fmt: skip
+    earned = batch.quiet_net.copy()
+    for period in range(1, HORIZON):
+        observed = batch.observe()
+        earned += batch.play(observed, rule.act(observed.observations, observed.allowed, period))
+    assert shop.state.period == WEEKS, "the world's state is copied, not stepped"
+    np.testing.assert_allclose(earned, tracked.metrics["net_value"][0], rtol=1e-9)
+    assert tracked.metrics["contacts_push_new_items"][0].sum() > users.n_users
+    again = batch.fork(luck=99)
+    assert again.state is not batch.state and again.world.streams.seed == 99

@@ -289,18 +289,38 @@ def allocate_conditioned(
 
     ``scores_at(prices)``: (n, A) scores of the policy shown the (R,) ``prices``; ``ceilings``: (R,)
     the highest price it was trained under for each resource (0: it does not read that price). Each
-    price it reads is raised by bisection, one resource at a time, until the policy's own choices fit
-    that limit (as a price-conditioned policy is deployed: it asks for less as the price rises); what
-    still exceeds a limit (past a ceiling, or a resource it does not read) is then cleared by
-    :func:`allocate` on its scores at the prices found. ``prices`` of the result are those shown.
+    price it reads is raised (:func:`search_prices`) until the policy's own choices fit that limit (as
+    a price-conditioned policy is deployed: it asks for less as the price rises); what still exceeds
+    a limit (past a ceiling, or a resource it does not read) is then cleared by :func:`allocate` on
+    its scores at the prices found. ``prices`` of the result are those shown.
     """
-    use, limits, ceilings = (np.asarray(a, dtype=np.float64) for a in (use, limits, ceilings))
+    use, limits = np.asarray(use, dtype=np.float64), np.asarray(limits, dtype=np.float64)
+    prices, evaluations = search_prices(
+        lambda trial: _used(np.argmax(scores_at(trial), axis=1), use), limits, ceilings, steps
+    )
+    final = allocate(scores_at(prices), use, limits)
+    return Allocation(final.actions, prices, final.used, evaluations, final.exact and not final.prices.any())
+
+
+def search_prices(
+    used_at: Callable[[np.ndarray], np.ndarray],
+    limits: np.ndarray,
+    ceilings: np.ndarray,
+    steps: int = PRICE_STEPS,
+) -> tuple[np.ndarray, int]:
+    """The (R,) lowest prices, to a ``2^-steps`` share of each ceiling, at which ``used_at(prices)``
+    ((R,) the units of each resource taken at those prices, falling as its price rises) fits the
+    (R,) ``limits``, and the evaluations of ``used_at`` it took. Prices are raised by bisection on
+    ``[0, ceilings]``, one resource at a time (:data:`PRICE_SWEEPS` passes when several are searched);
+    a resource of ceiling 0 or no limit is left at 0, and one over its limit even at its ceiling is
+    left there."""
+    limits, ceilings = np.asarray(limits, dtype=np.float64), np.asarray(ceilings, dtype=np.float64)
     prices, evaluations = np.zeros(len(limits)), 0
 
     def over(trial: np.ndarray) -> np.ndarray:
         nonlocal evaluations
         evaluations += 1
-        return _used(np.argmax(scores_at(trial), axis=1), use) > limits
+        return np.asarray(used_at(trial)) > limits
 
     searched: Sequence[int] = [r for r in range(len(limits)) if ceilings[r] > 0 and np.isfinite(limits[r])]
     for _ in range(PRICE_SWEEPS if len(searched) > 1 else 1):
@@ -318,5 +338,4 @@ def allocate_conditioned(
                     trial[r] = 0.5 * (low + high)
                     low, high = (trial[r], high) if over(trial)[r] else (low, trial[r])
             prices[r] = high
-    final = allocate(scores_at(prices), use, limits)
-    return Allocation(final.actions, prices, final.used, evaluations, final.exact and not final.prices.any())
+    return prices, evaluations

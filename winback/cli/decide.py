@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from winback.export.runtime.batch import BATCH_ROWS, decide_table
+from winback.errors import ConfigError
+from winback.export.runtime.batch import BATCH_ROWS, SAMPLE_USERS, decide_table
 from winback.export.runtime.exploration import Exploration
 from winback.progress import progress_bar
 
@@ -30,6 +31,16 @@ def decide(
     batch_rows: Annotated[
         int, typer.Option(help="Users decided and written together (a part).")
     ] = BATCH_ROWS,
+    limit: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="ACTION=USERS (repeat it): a contact action may go to at most this many of the table's "
+            "users this period; the decisions are priced to fit, with a cap as backstop."
+        ),
+    ] = None,
+    sample_users: Annotated[
+        int, typer.Option(help="Users on whom the prices that fit the limits are searched.")
+    ] = SAMPLE_USERS,
     progress: Annotated[bool, typer.Option(help="Show progress.")] = True,
 ) -> None:
     """Decide the coming period for every user of TABLE with the policy exported to EXPORT.
@@ -37,6 +48,7 @@ def decide(
     Writes OUT/decisions (user, period, action, the probability of every action and the propensity
     of the one drawn, the policy's and decay model's hashes), OUT/states (the next run's states) and
     OUT/decide.json. The same input and settings give the same output; a stopped run resumes.
+    With --limit, OUT/decide.json also gives the prices found, and each part what it used and cut.
     """
     chosen = Exploration(exploration, epsilon=epsilon, temperature=temperature, floor=floor)  # type: ignore[arg-type]
     with progress_bar(enabled=progress) as bar:
@@ -48,6 +60,21 @@ def decide(
             exploration=chosen,
             seed=seed,
             batch_rows=batch_rows,
+            limits=parse_limits(limit or []),
+            sample_users=sample_users,
             on_part=lambda part, rows: bar.advance(task, rows),
         )
     typer.echo(f"decided for {manifest['users']:,} users in {len(manifest['parts'])} parts -> {out}")
+
+
+def parse_limits(values: list[str]) -> dict[str, int]:
+    """``ACTION=USERS`` options as a mapping; a malformed or repeated one is a :class:`ConfigError`."""
+    limits: dict[str, int] = {}
+    for value in values:
+        action, _, count = value.partition("=")
+        if not action or not count.strip().isdigit() or action in limits:
+            raise ConfigError(
+                f"--limit {value!r} (expected ACTION=USERS, a whole number of users, each action once)"
+            )
+        limits[action.strip()] = int(count)
+    return limits

@@ -61,6 +61,7 @@ placement of events within their weeks draw from their own seeded generator.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import math
@@ -441,6 +442,13 @@ class GroundTruthWorld:
     @property
     def n_users(self) -> int:
         return len(self.user_ids)
+
+    def with_luck(self, seed: int) -> GroundTruthWorld:
+        """The same world (its users and their parameters) whose weeks draw from ``seed``'s streams:
+        another draw of the same weeks, for repeated experiments."""
+        other = copy.copy(self)
+        other.streams = RandomStreams(seed)
+        return other
 
     def start(self) -> WorldState:
         """The state at the start of week 0."""

@@ -4,7 +4,7 @@ batch jobs alike."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,25 @@ class Decision:
         """The outputs of a run of ``policy.onnx``, in the order of :data:`POLICY_OUTPUTS`."""
         out = dict(zip(POLICY_OUTPUTS, outputs, strict=True))
         return cls(scores=out["scores"], actions=out["action"], probabilities=out["probabilities"])
+
+
+@dataclass(frozen=True)
+class PricedUsers:
+    """Users' decisions as a function of a price per limited contact action
+    (:meth:`ExportedArtifact.priced`)."""
+
+    use: np.ndarray
+    """(L, A) 1 where an action is the limited one of a row."""
+    ceilings: np.ndarray
+    """(L,) the highest price worth searching: the one the policy was trained under, 0 where it does
+    not read it; for a policy that does not read prices, the spread of its scores."""
+    decide_at: Callable[[np.ndarray], Decision]
+    """The decision at (L,) prices: a policy that reads prices is shown them, another has them taken
+    off its scores (its ``actions`` the best of those, its ``probabilities`` its own)."""
+
+    def scores_at(self, prices: np.ndarray) -> np.ndarray:
+        """(n, A) scores at (L,) ``prices``."""
+        return self.decide_at(prices).scores
 
 
 class LimitsError(ValueError):
@@ -105,35 +124,53 @@ class ExportedArtifact:
         its scores (:func:`~winback.allocation.allocate`). ``probabilities`` are the policy's own (at
         the price shown); the allocation's ``prices`` are per limited action."""
         limited = list(given)
-        use = np.array([[float(a == action) for a in self.actions] for action in limited])
         limits = np.array(list(given.values()), dtype=np.float64)
-        price_input = self.price_input
-        if price_input is None:
+        priced = self.priced(observations, allowed, limited)
+        if self.price_input is None:
             decision = self.decide(observations, allowed)
-            allocation = allocate(decision.scores, use, limits)
+            allocation = allocate(decision.scores, priced.use, limits)
             return Decision(decision.scores, allocation.actions, decision.probabilities), allocation
+        allocation = allocate_conditioned(priced.scores_at, priced.use, limits, priced.ceilings)
+        decision = priced.decide_at(allocation.prices)
+        return Decision(decision.scores, allocation.actions, decision.probabilities), allocation
+
+    def priced(self, observations: np.ndarray, allowed: np.ndarray, limited: Sequence[str]) -> PricedUsers:
+        """Users with (n, F) features and (n, A) ``allowed`` masks as a function of a price per
+        ``limited`` contact action: shown to a policy that reads prices (one per resource: the actions
+        of a resource are limited together), taken off the scores of another."""
+        if unknown := [a for a in limited if a not in self.actions[1:]]:
+            raise LimitsError(
+                f"limits on {unknown}: not contact actions of the policy {list(self.actions[1:])}"
+            )
+        use = np.array([[float(a == action) for a in self.actions] for action in limited])
+        if self.price_input is None:
+            base = self.decide(observations, allowed)
+            finite = base.scores[np.isfinite(base.scores)]
+            spread = float(finite.max() - finite.min()) + 1.0 if finite.size else 1.0
+
+            def taken_off(prices: np.ndarray) -> Decision:
+                scores = base.scores - prices @ use
+                return Decision(scores, np.argmax(scores, axis=1), base.probabilities)
+
+            return PricedUsers(use, np.full(len(limited), spread), taken_off)
         resource_of = {a: r for r, actions in self.price_actions.items() for a in actions}
         rows = [resource_of.get(a) for a in limited]
         if len({r for r in rows if r is not None}) < sum(r is not None for r in rows):
             raise LimitsError(
-                f"limits on {limited}: the policy reads one price per resource "
+                f"limits on {list(limited)}: the policy reads one price per resource "
                 f"({self.price_actions}); limit the actions of a resource together, as one"
             )
-        ceilings = np.array([price_input.ceiling if r is not None else 0.0 for r in rows])
+        price_input = self.price_input
 
-        def resource_prices(row_prices: np.ndarray) -> np.ndarray:
+        def decide_at(row_prices: np.ndarray) -> Decision:
             prices = np.zeros(len(RESOURCES))
             for row, resource in enumerate(rows):
                 if resource is not None:
                     prices[RESOURCES.index(resource)] = row_prices[row]
-            return prices
+            return self.decide(self.with_prices(observations, prices), allowed)
 
-        def scores_at(row_prices: np.ndarray) -> np.ndarray:
-            return self.decide(self.with_prices(observations, resource_prices(row_prices)), allowed).scores
-
-        allocation = allocate_conditioned(scores_at, use, limits, ceilings)
-        decision = self.decide(self.with_prices(observations, resource_prices(allocation.prices)), allowed)
-        return Decision(decision.scores, allocation.actions, decision.probabilities), allocation
+        ceilings = np.array([price_input.ceiling if r is not None else 0.0 for r in rows])
+        return PricedUsers(use, ceilings, decide_at)
 
     def decide_at_prices(
         self, observations: np.ndarray, allowed: np.ndarray, prices: Mapping[str, float]

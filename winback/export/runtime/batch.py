@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from winback.allocation import search_prices
 from winback.checked_json import sha256_file
 from winback.errors import ConfigError, DataError
 from winback.export.runtime.artifact import ExportedArtifact
@@ -58,8 +59,12 @@ another policy needs them."""
 MANIFEST = "decide.json"
 BATCH_ROWS = 100_000
 """Rows decided and written together (a part of the output)."""
-_DRAW_SLOT = 1
-"""Uniform slot of the action's draw, apart from the simulator's slots of the same (user, period)."""
+SAMPLE_USERS = 100_000
+"""Users of the table on whom the prices that fit the limits are searched (a random sample keyed by
+the seed and the users' keys)."""
+_DRAW_SLOT, _SAMPLE_SLOT, _CUT_SLOT = 1, 2, 3
+"""Uniform slots of the action's draw, of the pricing sample's rank and of the backstop's order, apart
+from the simulator's slot 0 of the same (user, period)."""
 
 
 @dataclass(frozen=True)
@@ -249,6 +254,9 @@ class DecideSettings:
     exploration: Exploration
     seed: int
     batch_rows: int
+    limits: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Per contact action, how many users of the table it may go to this period."""
+    sample_users: int = SAMPLE_USERS
 
 
 def decide_table(
@@ -259,36 +267,62 @@ def decide_table(
     exploration: Exploration,
     seed: int,
     batch_rows: int = BATCH_ROWS,
+    limits: Mapping[str, int] | None = None,
+    sample_users: int = SAMPLE_USERS,
     on_part: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Decide for every user of ``table`` with the export in ``export``; write the parts and
-    ``decide.json`` into ``out``; return the manifest. ``on_part(part, rows)`` after each part."""
+    ``decide.json`` into ``out``; return the manifest. ``on_part(part, rows)`` after each part.
+
+    With ``limits`` (per contact action, how many of the table's users it may go to), a first pass
+    finds the prices at which the decisions' expected use fits them on ``sample_users`` users
+    (:func:`price_limits`), and every part is decided at those prices: each user's probabilities are
+    then the policy's at a price known before the user was decided, so propensities stay exact. As a
+    backstop, where a part's draws still exceed its share of a limit (counted from the table's first
+    row), the excess is sent nothing, drawn at random among the part's takers: the part's probabilities
+    record it (a share ``c`` of the action's takers cut moves ``c`` of its probability to ``none``)."""
     artifact = ExportedArtifact.load(export)
     table_path, out_dir = Path(table), Path(out)
-    if batch_rows < 1:
-        raise ConfigError(f"batch rows = {batch_rows} (allowed: >= 1)")
+    if batch_rows < 1 or sample_users < 1:
+        raise ConfigError(f"batch rows = {batch_rows}, sample users = {sample_users} (allowed: >= 1 each)")
+    limits = _checked_limits(artifact, limits or {})
     settings = DecideSettings(
         export_sha256=sha256_file(Path(export) / CARD_FILE),
         table_sha256=sha256_file(table_path) if table_path.is_file() else "",
         exploration=exploration,
         seed=seed,
         batch_rows=batch_rows,
+        limits=limits,
+        sample_users=sample_users,
     )
     if not settings.table_sha256:
         raise DataError("no such file", path=table_path, expected="a users table (.parquet or .csv)")
     manifest = _start(out_dir, settings, table_path)
     spec, rules = TableSpec.of(artifact), ContactRules.from_card(artifact.card)
     streams = RandomStreams(seed)
+    if limits and "pricing" not in manifest:
+        manifest["pricing"] = price_limits(
+            artifact, spec, rules, table_path, limits, exploration, streams, batch_rows, sample_users
+        )
+        _save(out_dir, manifest)
+    prices = np.array([manifest["pricing"]["prices"][a] for a in limits]) if limits else np.zeros(0)
     done = len(manifest["parts"])
     first = 0
     for part, batch in enumerate(read_blocks(table_path, batch_rows)):
         rows = batch.num_rows
         if part >= done:
             users = validate(batch, spec, artifact.actions, table_path, first)
-            decisions, states = decide_users(artifact, spec, rules, users, exploration, streams)
+            quota = None
+            if limits:
+                used = {a: sum(p["used"][a] for p in manifest["parts"]) for a in limits}
+                share = (first + rows) / manifest["pricing"]["users"]
+                quota = {a: int(np.floor(n * share + 1e-9)) - used[a] for a, n in limits.items()}
+            decisions, states, use = decide_users(
+                artifact, spec, rules, users, exploration, streams, prices=prices, quota=quota
+            )
             _write(out_dir / "decisions", part, decisions)
             _write(out_dir / "states", part, states)
-            manifest["parts"].append({"part": part, "first_row": first + 1, "rows": rows})
+            manifest["parts"].append({"part": part, "first_row": first + 1, "rows": rows, **use})
             _save(out_dir, manifest)
             if on_part is not None:
                 on_part(part, rows)
@@ -300,15 +334,34 @@ def decide_table(
     return manifest
 
 
-def decide_users(
-    artifact: ExportedArtifact,
-    spec: TableSpec,
-    rules: ContactRules,
-    users: Users,
-    exploration: Exploration,
-    streams: RandomStreams,
-) -> tuple[pa.Table, pa.Table]:
-    """The decisions and new states of a block of users."""
+def _checked_limits(artifact: ExportedArtifact, limits: Mapping[str, int]) -> dict[str, int]:
+    contacts = artifact.actions[1:]
+    if unknown := [a for a in limits if a not in contacts]:
+        raise ConfigError(
+            f"limits on {unknown}: not contact actions of the policy (allowed: {list(contacts)})"
+        )
+    for action, count in limits.items():
+        if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 0:
+            raise ConfigError(f"limit on {action} = {count!r} (allowed: a whole number of users >= 0)")
+    return {a: int(limits[a]) for a in contacts if a in limits}
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A block of users after the period that ended: their new states and what the policy sees."""
+
+    keys: np.ndarray
+    """(n,) uint64 stable keys of the users' ids."""
+    states: UserStates
+    records: ContactRecords
+    observations: np.ndarray
+    """(n, F) float32 features, clipped to the card's bounds."""
+    allowed: np.ndarray
+    """(n, A) bool masks of the card's rules."""
+
+
+def observe_users(artifact: ExportedArtifact, spec: TableSpec, rules: ContactRules, users: Users) -> Observed:
+    """The users' state update (``state_update.onnx``), contact records, features and masks."""
     received = users.received
     kind_of = {kind: k for k, kind in enumerate(spec.kinds)}
     model_contacts = np.zeros((len(received), len(spec.model_kinds)), dtype=np.int64)
@@ -319,32 +372,165 @@ def decide_users(
     records = users.records.after(received, rules)
     new_user_periods = int(artifact.card["state_update"]["new_user_periods"])
     features = {**derived_features(states, interest, new_user_periods), **records.features(rules)}
-    names = artifact.feature_names
     bounds = artifact.card["observation"]["features"]
     observations = np.column_stack(
-        [np.clip(features[name], f["low"], f["high"]) for name, f in zip(names, bounds, strict=True)]
+        [
+            np.clip(features[name], f["low"], f["high"])
+            for name, f in zip(artifact.feature_names, bounds, strict=True)
+        ]
     ).astype(np.float32)
-    allowed = artifact.masks(observations).allowed
-    decision = artifact.decide_at_prices(observations, allowed, {})
+    return Observed(user_keys(users.ids), states, records, observations, artifact.masks(observations).allowed)
+
+
+def price_limits(
+    artifact: ExportedArtifact,
+    spec: TableSpec,
+    rules: ContactRules,
+    table: Path,
+    limits: Mapping[str, int],
+    exploration: Exploration,
+    streams: RandomStreams,
+    batch_rows: int,
+    sample_users: int,
+) -> dict[str, Any]:
+    """The prices, per limited action, at which the decisions' expected use (their probabilities
+    under ``exploration`` summed) fits ``limits`` scaled to a random sample of the table's users:
+    the ``sample_users`` users of the lowest uniforms keyed by (seed, user, period), read in one pass
+    (:func:`~winback.allocation.search_prices` on the sample). Also the table's users, the sample's
+    size, each action's expected use over the table at the prices and the search's evaluations."""
+    kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    users, first = 0, 0
+    for batch in read_blocks(table, batch_rows):
+        observed = observe_users(artifact, spec, rules, validate(batch, spec, artifact.actions, table, first))
+        ranks = streams.uniforms(observed.keys, observed.states.period, _SAMPLE_SLOT + 1)[:, _SAMPLE_SLOT]
+        kept.append((ranks, observed.observations, observed.allowed))
+        ranks, observations, allowed = (np.concatenate(parts) for parts in zip(*kept, strict=True))
+        lowest = np.argsort(ranks, kind="stable")[:sample_users]
+        kept = [(ranks[lowest], observations[lowest], allowed[lowest])]
+        users, first = users + batch.num_rows, first + batch.num_rows
+    _, observations, allowed = kept[0]
+    priced = artifact.priced(observations, allowed, list(limits))
+    scale = len(observations) / users
+
+    def expected_use(prices: np.ndarray) -> np.ndarray:
+        decision = priced.decide_at(prices)
+        return priced.use @ exploration.probabilities(decision.scores, allowed, decision.actions).sum(axis=0)
+
+    wanted = np.array(list(limits.values()), dtype=np.float64) * scale
+    prices, evaluations = search_prices(expected_use, wanted, priced.ceilings)
+    expected = expected_use(prices) / scale
+    return {
+        "users": users,
+        "sample_users": len(observations),
+        "prices": {a: float(p) for a, p in zip(limits, prices, strict=True)},
+        "expected_use": {a: float(u) for a, u in zip(limits, expected, strict=True)},
+        "evaluations": evaluations,
+    }
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """The actions drawn for a block of users and the distribution each was drawn from."""
+
+    actions: np.ndarray
+    """(n,) int64 the actions sent."""
+    probabilities: np.ndarray
+    """(n, A) float64 each action's probability after masking, exploration and the backstop."""
+    use: dict[str, dict[str, int]]
+    """Per limited action, the users it went to (``used``) and those the backstop cut (``cut``)."""
+
+
+def draw_actions(
+    artifact: ExportedArtifact,
+    observed: Observed,
+    exploration: Exploration,
+    streams: RandomStreams,
+    *,
+    prices: np.ndarray | None = None,
+    quota: Mapping[str, int] | None = None,
+) -> Drawn:
+    """The policy's actions for observed users, drawn under ``exploration`` at uniforms keyed by
+    (seed, user, period): at ``prices`` (per action of ``quota``, in its order), capped at ``quota``
+    (per limited action, the users the block may send it to; see :func:`decide_table`)."""
+    allowed, limited = observed.allowed, list(quota or {})
+    if limited:
+        decision = artifact.priced(observed.observations, allowed, limited).decide_at(np.asarray(prices))
+    else:
+        decision = artifact.decide_at_prices(observed.observations, allowed, {})
     probabilities = exploration.probabilities(decision.scores, allowed, decision.actions)
-    keys = user_keys(users.ids)
-    uniforms = streams.uniforms(keys, states.period, _DRAW_SLOT + 1)[:, _DRAW_SLOT]
-    chosen = exploration.draw(probabilities, uniforms)
+    uniforms = streams.uniforms(observed.keys, observed.states.period, _CUT_SLOT + 1)
+    chosen = exploration.draw(probabilities, uniforms[:, _DRAW_SLOT])
+    use: dict[str, dict[str, int]] = {}
+    if quota:
+        indices = [artifact.actions.index(a) for a in limited]
+        cut = _cap(chosen, probabilities, indices, list(quota.values()), uniforms[:, _CUT_SLOT])
+        use = {
+            "used": {a: int((chosen == i).sum()) for a, i in zip(limited, indices, strict=True)},
+            "cut": dict(zip(limited, cut, strict=True)),
+        }
+    return Drawn(chosen, probabilities, use)
+
+
+def decide_users(
+    artifact: ExportedArtifact,
+    spec: TableSpec,
+    rules: ContactRules,
+    users: Users,
+    exploration: Exploration,
+    streams: RandomStreams,
+    *,
+    prices: np.ndarray | None = None,
+    quota: Mapping[str, int] | None = None,
+) -> tuple[pa.Table, pa.Table, dict[str, dict[str, int]]]:
+    """The decisions and new states of a block of users (:func:`observe_users`, :func:`draw_actions`),
+    and what each limited action took."""
+    observed = observe_users(artifact, spec, rules, users)
+    drawn = draw_actions(artifact, observed, exploration, streams, prices=prices, quota=quota)
+    new_states = {USER: users.ids, **state_values(spec, observed.states, observed.records)}
+    return pa.table(decision_columns(artifact, users.ids, observed, drawn)), pa.table(new_states), drawn.use
+
+
+def decision_columns(
+    artifact: ExportedArtifact, ids: np.ndarray, observed: Observed, drawn: Drawn
+) -> dict[str, np.ndarray]:
+    """The decisions log's columns (module docstring) of observed users and the actions drawn."""
+    chosen, probabilities, n = drawn.actions, drawn.probabilities, len(drawn.actions)
     actions = np.asarray(artifact.actions, dtype=object)
-    decisions = {
-        USER: users.ids,
-        KEY: keys,
-        "period": states.period,
+    return {
+        USER: ids,
+        KEY: observed.keys,
+        "period": observed.states.period,
         "action": actions[chosen],
         "action_index": chosen,
-        "propensity": probabilities[np.arange(len(chosen)), chosen],
+        "propensity": probabilities[np.arange(n), chosen],
         **{f"p_{action}": probabilities[:, a] for a, action in enumerate(artifact.actions)},
-        **{f"{FEATURE_PREFIX}{name}": observations[:, j] for j, name in enumerate(names)},
-        "policy_sha256": np.full(len(chosen), artifact.card["files"]["policy.onnx"]["sha256"], dtype=object),
-        "model_sha256": np.full(len(chosen), artifact.card["decay_model"]["content_sha256"], dtype=object),
+        **{
+            f"{FEATURE_PREFIX}{name}": observed.observations[:, j]
+            for j, name in enumerate(artifact.feature_names)
+        },
+        "policy_sha256": np.full(n, artifact.card["files"]["policy.onnx"]["sha256"], dtype=object),
+        "model_sha256": np.full(n, artifact.card["decay_model"]["content_sha256"], dtype=object),
     }
-    new_states = {USER: users.ids, **state_values(spec, states, records)}
-    return pa.table(decisions), pa.table(new_states)
+
+
+def _cap(
+    chosen: np.ndarray, probabilities: np.ndarray, indices: list[int], quota: list[int], order: np.ndarray
+) -> list[int]:
+    """The backstop, in place: of each limited action's takers beyond its ``quota``, those of the
+    lowest ``order`` are sent nothing, and the action's probability, for every user, moves the share
+    cut to ``none`` (all of it at a quota of 0); returns the users cut per action."""
+    cut = []
+    for index, allowed_users in zip(indices, quota, strict=True):
+        takers = np.flatnonzero(chosen == index)
+        excess = len(takers) - allowed_users
+        cut.append(max(excess, 0))
+        if excess <= 0 and allowed_users > 0:
+            continue
+        chosen[takers[np.argsort(order[takers], kind="stable")[: max(excess, 0)]]] = 0
+        share = excess / len(takers) if allowed_users > 0 else 1.0  # none left: nobody could take it
+        probabilities[:, 0] += share * probabilities[:, index]
+        probabilities[:, index] *= 1.0 - share
+    return cut
 
 
 def users_table(spec: TableSpec, users: Users, actions: tuple[str, ...]) -> pa.Table:

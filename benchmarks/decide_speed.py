@@ -6,10 +6,14 @@ measured alone in the same run, each in its own process (wall time, peak RSS of 
   ``policy.onnx``, block by block, from arrays already in memory (no reading, validation or writing);
 - ``write``: pyarrow writing tables the size of the run's decisions and states;
 - ``decide``: ``decide_table`` end to end (read, validate, state update, records, features, masks,
-  policy, exploration, draws, write).
+  policy, exploration, draws, write);
+- ``decide_limited`` (with ``--limit ACTION=USERS``): the same under limits, its pricing pass on a
+  sample of :data:`~winback.export.runtime.batch.SAMPLE_USERS` included.
 
 The users table: the scenario's evaluation users after two periods of random contacts (their states,
-and the activity of a third), repeated with new ids to ``--users`` rows, written once into ``OUT``.
+and the activity of a third), repeated with new ids to ``--users`` rows, written once into ``OUT``
+(``--format csv``: as CSV). Repeated states compress better than a shop's would: ``--distinct`` gives
+every row its own state (the LSTM's hidden and cell states and the spend jittered by a seeded 1%).
 Writes ``OUT/results.json`` and ``OUT/report.md``.
 
     python benchmarks/decide_speed.py --export runs/quickstart/export --users 1000000 --out runs/decide_speed
@@ -27,13 +31,15 @@ from typing import Any
 
 from ingest_scale import TreeMemory
 
-MEASURES = ("read", "graphs", "write", "decide")
+MEASURES = ("read", "graphs", "write", "decide", "decide_limited")
+JITTER = 0.01
 
 
-def write_table(export: Path, users: int, path: Path, block: int = 200_000) -> None:
-    """The users table of ``users`` rows (module docstring)."""
+def write_table(export: Path, users: int, path: Path, *, distinct: bool, block: int = 200_000) -> None:
+    """The users table of ``users`` rows (module docstring), Parquet or CSV by ``path``'s suffix."""
     import numpy as np
     import pyarrow as pa
+    import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     from winback.benchmarks.users_table import simulated_period
@@ -52,12 +58,21 @@ def write_table(export: Path, users: int, path: Path, block: int = 200_000) -> N
     ids = np.array([f"u{i}" for i in range(state.n_users)], dtype=object)
     actions = rng.integers(0, len(simulator.actions), state.n_users)
     base = simulated_period(simulator, state, actions, spec, ids).drop_columns([USER])
-    with pq.ParquetWriter(
-        path, pa.schema([(USER, pa.string()), *zip(base.schema.names, base.schema.types, strict=True)])
-    ) as writer:
+    schema = pa.schema([(USER, pa.string()), *zip(base.schema.names, base.schema.types, strict=True)])
+    jittered = [name for name in base.schema.names if name.startswith(("hidden_", "cell_"))] + ["spend_total"]
+    noise = np.random.default_rng(1)
+    writer = pq.ParquetWriter(path, schema) if path.suffix == ".parquet" else pacsv.CSVWriter(path, schema)
+    with writer:
         for start in range(0, users, block):
             rows = np.arange(start, min(start + block, users))
             block_table = base.take(pa.array(rows % base.num_rows))
+            if distinct:
+                for name in jittered:
+                    values = block_table.column(name).to_numpy()
+                    changed = values * (1 + JITTER * noise.standard_normal(len(rows)))
+                    block_table = block_table.set_column(
+                        block_table.schema.get_field_index(name), name, pa.array(changed.astype(values.dtype))
+                    )
             writer.write_table(block_table.add_column(0, USER, pa.array([f"u{r}" for r in rows])))
 
 
@@ -66,20 +81,27 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     import pyarrow.parquet as pq
 
+    from winback.cli.decide import parse_limits
     from winback.export.runtime import Exploration, ExportedArtifact
     from winback.export.runtime.batch import BATCH_ROWS, TableSpec, decide_table, read_blocks, validate
 
-    table = args.out / "users.parquet"
+    table = args.out / f"users.{args.format}"
     started = time.perf_counter()
     if name == "read":
         rows = sum(batch.num_rows for batch in read_blocks(table, BATCH_ROWS))
         return {"rows": rows, "seconds": time.perf_counter() - started}
-    if name == "decide":
-        out = args.out / "decide-out"
+    if name in ("decide", "decide_limited"):
+        limits = parse_limits(args.limit or []) if name == "decide_limited" else {}
         manifest = decide_table(
-            args.export, table, out, exploration=Exploration("epsilon", epsilon=0.05), seed=0
-        )
-        return {"rows": manifest["users"], "seconds": time.perf_counter() - started}
+            args.export, table, args.out / f"{name}-out", exploration=Exploration("epsilon", epsilon=0.05),
+            seed=0, limits=limits,
+        )  # fmt: skip
+        done = {"rows": manifest["users"], "seconds": time.perf_counter() - started}
+        if limits:
+            used = {a: sum(p["used"][a] for p in manifest["parts"]) for a in limits}
+            cut = {a: sum(p["cut"][a] for p in manifest["parts"]) for a in limits}
+            done |= {"limits": limits, "used": used, "cut": cut, "pricing": manifest["pricing"]}
+        return done
     if name == "write":
         decisions = pq.read_table(args.out / "decide-out" / "decisions")
         states = pq.read_table(args.out / "decide-out" / "states")
@@ -110,6 +132,9 @@ def main() -> None:
     parser.add_argument("--export", type=Path, required=True)
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    parser.add_argument("--distinct", action="store_true", help="Every row its own state.")
+    parser.add_argument("--limit", action="append", help="ACTION=USERS (repeatable): also decide under them.")
     parser.add_argument("--measure", choices=MEASURES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -118,14 +143,19 @@ def main() -> None:
         print(json.dumps({**result, "peak_gib": memory.peak / 2**30}))
         return
     args.out.mkdir(parents=True, exist_ok=True)
-    table = args.out / "users.parquet"
+    table = args.out / f"users.{args.format}"
     if not table.is_file():
         started = time.perf_counter()
-        write_table(args.export, args.users, table)
+        write_table(args.export, args.users, table, distinct=args.distinct)
         print(f"wrote {args.users:,} users in {time.perf_counter() - started:.0f} s", flush=True)
-    results: dict[str, Any] = {"users": args.users, "export": str(args.export)}
-    for name in ("read", "graphs", "decide", "write"):
+    results: dict[str, Any] = {
+        "users": args.users, "export": str(args.export), "format": args.format, "distinct": args.distinct,
+        "table_bytes": table.stat().st_size,
+    }  # fmt: skip
+    measured = ("read", "graphs", "decide", "write", *(("decide_limited",) if args.limit else ()))
+    for name in measured:
         command = [sys.executable, __file__, "--export", str(args.export), "--users", str(args.users)]
+        command += ["--format", args.format, *(f"--limit={limit}" for limit in args.limit or [])]
         done = subprocess.run(
             [*command, "--out", str(args.out), "--measure", name], capture_output=True, text=True
         )
@@ -133,23 +163,25 @@ def main() -> None:
             raise SystemExit(done.stderr)
         results[name] = json.loads(done.stdout.strip().splitlines()[-1])
         print(name, results[name], flush=True)
-    per_minute = {
-        name: 60 * results[name]["rows"] / results[name]["seconds"]
-        for name in ("read", "graphs", "decide", "write")
-    }
+    per_minute = {name: 60 * results[name]["rows"] / results[name]["seconds"] for name in measured}
     results["users_per_minute"] = per_minute
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [
-        f"# winback decide on {args.users:,} users",
+        f"# winback decide on {args.users:,} users ({args.format}, {table.stat().st_size / 2**30:.2f} GiB"
+        f"{', every row its own state' if args.distinct else ''})",
         "",
         "| measure | wall | users per minute | peak RSS |",
         "|---|---:|---:|---:|",
         *(
             f"| {name} | {results[name]['seconds']:.1f} s | {per_minute[name] / 1e6:.2f}M "
             f"| {results[name]['peak_gib']:.2f} GiB |"
-            for name in ("read", "graphs", "write", "decide")
+            for name in ("read", "graphs", "write", *measured[2:3], *measured[4:])
         ),
     ]
+    if args.limit:
+        limited = results["decide_limited"]
+        lines += ["", f"Limits {limited['limits']}: used {limited['used']}, cut {limited['cut']}, "
+                  f"prices {limited['pricing']['prices']}."]  # fmt: skip
     (args.out / "report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -4,6 +4,7 @@ tables refused with the file, row and column; and ``winback ope`` on the log."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -285,6 +286,13 @@ def test_the_cli_decides_and_refuses_bad_input_with_exit_code_2(
             ]
         )
     assert exit_info.value.code == 0 and f"decided for {N_USERS} users" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        app(["decide", str(tiny_export), str(users), "--out", str(tmp_path / "limited"), "--limit",
+             "coupon=7", "--no-progress"])  # fmt: skip
+    assert exit_info.value.code == 0 and "coupon: " in capsys.readouterr().out
+    assert json.loads((tmp_path / "limited" / "decide.json").read_text())["settings"]["limits"] == {
+        "coupon": 7
+    }
     for argv in (
         ["decide", str(tiny_export), str(tmp_path / "none.parquet"), "--out", str(tmp_path / "x")],
         ["decide", str(tiny_export), str(users), "--out", str(tmp_path / "y"), "--exploration", "greedy"],

@@ -65,6 +65,14 @@ def decide(
             on_part=lambda part, rows: bar.advance(task, rows),
         )
     typer.echo(f"decided for {manifest['users']:,} users in {len(manifest['parts'])} parts -> {out}")
+    for action, count in manifest["settings"]["limits"].items():
+        used = sum(part["used"][action] for part in manifest["parts"])
+        cut = sum(part["cut"][action] for part in manifest["parts"])
+        price = manifest["pricing"]["prices"][action]
+        typer.echo(
+            f"{action}: {used:,} of {count:,} at price {price:.4g}"
+            + (f"; the cap cut {cut:,} (the exploration alone may ask for more)" if cut else "")
+        )
 
 
 def parse_limits(values: list[str]) -> dict[str, int]:

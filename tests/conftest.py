@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import settings
+from threadpoolctl import threadpool_limits
 from tiny import TRAINING
 
 from winback.agents.training import TrainConfig, train
@@ -22,9 +24,16 @@ draws new ones on every run."""
 
 
 @pytest.fixture(scope="session", autouse=True)
-def one_thread() -> None:
-    """One torch thread: the suite's batches are small, and a busy second core makes more spin."""
+def one_thread() -> Iterator[None]:
+    """One torch thread, one OpenMP thread for scikit-learn's gradient-boosted trees: the suite's
+    batches are small, and beside a busy second core more threads spin (the trees' default two fitted
+    FQE's models 30 to 80 times slower). threadpoolctl limits only the libraries already loaded:
+    scikit-learn's is imported first."""
+    import sklearn.ensemble  # noqa: F401
+
     torch.set_num_threads(1)
+    with threadpool_limits(1, user_api="openmp"):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,16 @@ Over several periods (:class:`Trajectories`, a user's decisions in order), with 
 
 - PDWIS (:func:`per_decision_weighted_is`): ``sum_t gamma^t sum_i w~_it r_it``;
 - WDR (:func:`weighted_doubly_robust`, Thomas & Brunskill 2016): the same with a model's values as
-  a control variate, ``- w~_it q(x_it, a_it) + w~_i,t-1 v(x_it)``.
+  a control variate, ``- w~_it q(x_it, a_it) + w~_i,t-1 v(x_it)``;
+- FQE (:func:`fitted_q_evaluation`, Le, Voloshin & Yue 2019, "Batch Policy Learning under
+  Constraints"): a model of each period's value-to-go under the candidate, fitted backwards from the
+  last period to ``q_t(x_t, a_t) ~ r_t + gamma sum_a pi(a | x_t+1) q_t+1(x_t+1, a)``; the estimate is
+  the users' mean of ``v(x_0) = sum_a pi(a | x_0) q_0(x_0, a)``, without weights, and the same ``q``
+  and ``v`` serve WDR.
+
+:func:`read_log` reads one period's ``winback decide`` log and its outcomes, :func:`read_trajectories`
+the logs of consecutive periods; :func:`evaluate_export` and :func:`evaluate_export_trajectories`
+estimate an exported policy's value on them.
 
 The effective sample size ``(sum w)^2 / sum w^2`` (of the whole trajectories' weights, over several
 periods) says how many logged decisions the estimate really rests on; below :data:`MIN_ESS_SHARE` of
@@ -30,16 +39,20 @@ estimator is tested against values computed by hand on tiny logs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats as scipy_stats
 
 from winback.benchmarks.stats import mean_ci
-from winback.errors import ConfigError
+from winback.errors import ArtifactError, ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MIN_ESS_SHARE = 0.01
 """An estimate whose weights' effective sample size is below this share of the log is untrustworthy."""
@@ -47,7 +60,8 @@ MIN_ESS_SHARE = 0.01
 
 @dataclass(frozen=True)
 class OffPolicyEstimate:
-    """One estimator's estimate of the candidate's value per decision, with its diagnostics."""
+    """One estimator's estimate of the candidate's value, with its diagnostics: per decision on one
+    period's log, per user (the discounted sum of the periods' rewards) on trajectories."""
 
     estimator: str
     value: float
@@ -55,6 +69,7 @@ class OffPolicyEstimate:
     high: float
     """95% bootstrap interval over the logged decisions (users)."""
     n: int
+    """Logged decisions (one period) or users (trajectories)."""
     ess: float
     """Effective sample size of the importance weights."""
     max_weight: float
@@ -97,19 +112,11 @@ def snips(
     weighted = w * _rewards(rewards, w)
     if w.sum() == 0:
         raise ConfigError("the candidate gives probability 0 to every logged action: SNIPS is undefined")
-    interval = scipy_stats.bootstrap(
-        (weighted, w),
-        lambda a, b, axis=-1: a.sum(axis=axis) / np.maximum(b.sum(axis=axis), 1e-300),
-        paired=True,
-        vectorized=True,
-        method="percentile",
-        n_resamples=2000,
-        rng=rng,
-    ).confidence_interval
-    value = float(weighted.sum() / w.sum())
-    return OffPolicyEstimate(
-        "snips", value, float(interval.low), float(interval.high), len(w), _ess(w), float(w.max())
+    low, high = _percentile_interval(
+        (weighted, w), lambda a, b, axis=-1: a.sum(axis=axis) / np.maximum(b.sum(axis=axis), 1e-300), rng
     )
+    value = float(weighted.sum() / w.sum())
+    return OffPolicyEstimate("snips", value, low, high, len(w), _ess(w), float(w.max()))
 
 
 def doubly_robust(
@@ -144,6 +151,17 @@ def _rewards(rewards: np.ndarray, w: np.ndarray) -> np.ndarray:
     return r
 
 
+def _percentile_interval(
+    samples: tuple[np.ndarray, ...], statistic: Callable[..., np.ndarray], rng: np.random.Generator
+) -> tuple[float, float]:
+    """95% percentile bootstrap interval of ``statistic`` (vectorised, ``axis`` keyword) over the rows
+    of ``samples`` (each (n,), resampled together)."""
+    interval = scipy_stats.bootstrap(
+        samples, statistic, paired=True, vectorized=True, method="percentile", n_resamples=2000, rng=rng
+    ).confidence_interval
+    return float(interval.low), float(interval.high)
+
+
 def _mean_estimate(
     name: str, terms: np.ndarray, w: np.ndarray, rng: np.random.Generator
 ) -> OffPolicyEstimate:
@@ -171,8 +189,6 @@ def fit_reward_model(
     trees (scikit-learn's ``HistGradientBoostingRegressor``) on the features and the action, fitted on
     the other folds of the log, so a decision's own reward never predicts it (DR stays unbiased in
     the model's errors)."""
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
     features, actions = np.asarray(features, dtype=np.float64), np.asarray(actions, dtype=np.int64)
     n = len(actions)
     fold = np.random.default_rng(seed).integers(0, folds, n)
@@ -181,16 +197,33 @@ def fit_reward_model(
         train, held = fold != k, fold == k
         if not held.any():
             continue
-        model = HistGradientBoostingRegressor(max_iter=200, random_state=seed)
+        model = _regressor(seed)
         model.fit(_with_action(features[train], actions[train], n_actions), np.asarray(rewards)[train])
-        for a in range(n_actions):
-            chosen = np.full(int(held.sum()), a)
-            predicted[held, a] = model.predict(_with_action(features[held], chosen, n_actions))
+        predicted[held] = _every_action(model, features[held], n_actions)
     return predicted
+
+
+def _regressor(seed: int) -> Any:
+    """The reward and value models' regressor: scikit-learn's gradient-boosted trees."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    return HistGradientBoostingRegressor(max_iter=200, random_state=seed)
 
 
 def _with_action(features: np.ndarray, actions: np.ndarray, n_actions: int) -> np.ndarray:
     return np.hstack([features, np.eye(n_actions)[actions]])
+
+
+def _every_action(model: Any, features: np.ndarray, n_actions: int) -> np.ndarray:
+    """(m, A) a fitted model's prediction of every action in each of the (m, F) states."""
+    m = len(features)
+    every = np.vstack([_with_action(features, np.full(m, a), n_actions) for a in range(n_actions)])
+    return model.predict(every).reshape(n_actions, m).T
+
+
+def _at_actions(values: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """(...) the entries of ``values`` (..., A) at ``actions`` (...)."""
+    return np.take_along_axis(values, np.asarray(actions, dtype=np.int64)[..., None], axis=-1)[..., 0]
 
 
 @dataclass(frozen=True)
@@ -210,17 +243,27 @@ def read_log(decisions: Path, outcomes: Path) -> DecisionLog:
     """The decisions of a ``winback decide`` output directory (``decisions/``) joined on (user_id,
     period) with an outcomes table (Parquet or CSV: ``user_id``, ``period``, ``reward``, one row per
     decision); errors name the file, the rows and the column."""
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    return _decision_log(_with_rewards(_read_decisions(decisions), _read_outcomes(outcomes), outcomes))
 
-    from winback.errors import DataError
-    from winback.export.runtime.batch import BATCH_ROWS, FEATURE_PREFIX, USER, read_blocks
+
+def _read_decisions(decisions: Path) -> pd.DataFrame:
+    """The ``decisions/`` parts of a ``winback decide --out`` directory, as one frame."""
+    import pyarrow.parquet as pq
 
     parts = decisions / "decisions"
     if not parts.is_dir():
         raise DataError("no decisions/ here", path=decisions, expected="a winback decide --out directory")
-    log = pq.read_table(parts).to_pandas()
+    return pq.read_table(parts).to_pandas()
+
+
+def _read_outcomes(outcomes: Path) -> pd.DataFrame:
+    """The outcomes table, checked: ``user_id`` (as text), ``period``, a finite ``reward``, one row per
+    user and period."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from winback.export.runtime.batch import BATCH_ROWS, USER, read_blocks
+
     found = pa.Table.from_batches(list(read_blocks(outcomes, BATCH_ROWS))).to_pandas()
     if missing := [c for c in (USER, "period", "reward") if c not in found.columns]:
         problem = f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
@@ -242,9 +285,15 @@ def read_log(decisions: Path, outcomes: Path) -> DecisionLog:
             column=USER,
             expected="one row per user and period",
         )
-    joined = log.merge(
-        found[[USER, "period", "reward"]], on=[USER, "period"], how="left", validate="one_to_one"
-    )
+    return found[[USER, "period", "reward"]]
+
+
+def _with_rewards(log: pd.DataFrame, found: pd.DataFrame, outcomes: Path) -> pd.DataFrame:
+    """The decisions ``log`` (in its order) with the ``reward`` of each from the outcomes ``found`` (read
+    from ``outcomes``); refuses decisions without one."""
+    from winback.export.runtime.batch import USER
+
+    joined = log.merge(found, on=[USER, "period"], how="left", validate="one_to_one")
     if (absent := joined["reward"].isna().to_numpy()).any():
         users = joined.loc[absent, USER].head(5).tolist()
         raise DataError(
@@ -252,37 +301,64 @@ def read_log(decisions: Path, outcomes: Path) -> DecisionLog:
             path=outcomes,
             expected="a reward for every decision of the log",
         )
-    names = tuple(c[len(FEATURE_PREFIX) :] for c in log.columns if c.startswith(FEATURE_PREFIX))
-    actions = tuple(c[2:] for c in log.columns if c.startswith("p_"))
+    return joined
+
+
+def _names(log: pd.DataFrame) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The features (``x_<feature>`` columns) and actions (``p_<action>``) of a decisions frame."""
+    from winback.export.runtime.batch import FEATURE_PREFIX
+
+    features = tuple(c[len(FEATURE_PREFIX) :] for c in log.columns if c.startswith(FEATURE_PREFIX))
+    return features, tuple(c[2:] for c in log.columns if c.startswith("p_"))
+
+
+def _decision_log(joined: pd.DataFrame) -> DecisionLog:
+    """The arrays of a decisions frame with its rewards."""
+    from winback.export.runtime.batch import FEATURE_PREFIX
+
+    feature_names, action_names = _names(joined)
     return DecisionLog(
-        feature_names=names,
-        action_names=actions,
-        features=joined[[FEATURE_PREFIX + n for n in names]].to_numpy(dtype=np.float32),
+        feature_names=feature_names,
+        action_names=action_names,
+        features=joined[[FEATURE_PREFIX + n for n in feature_names]].to_numpy(dtype=np.float32),
         actions=joined["action_index"].to_numpy(dtype=np.int64),
         propensities=joined["propensity"].to_numpy(dtype=np.float64),
         rewards=joined["reward"].to_numpy(dtype=np.float64),
     )
 
 
-def evaluate_export(
-    log: DecisionLog, export: Path, exploration: Any, *, seed: int
-) -> list[OffPolicyEstimate]:
-    """IPS, SNIPS and DR estimates of the policy exported to ``export``, deciding with
-    ``exploration`` (an :class:`~winback.export.runtime.exploration.Exploration`), on ``log``."""
-    from winback.errors import ArtifactError
+def candidate_distribution(
+    export: Path,
+    exploration: Any,
+    features: np.ndarray,
+    feature_names: tuple[str, ...],
+    action_names: tuple[str, ...],
+) -> np.ndarray:
+    """(n, A) the probability of every action, in each of the (n, F) logged states, of the policy
+    exported to ``export`` deciding with ``exploration`` (an
+    :class:`~winback.export.runtime.exploration.Exploration`); refuses a policy of other features or
+    actions than the log's ``feature_names`` and ``action_names``."""
     from winback.export.runtime import ExportedArtifact
 
     candidate = ExportedArtifact.load(export)
-    if candidate.feature_names != log.feature_names or candidate.actions != log.action_names:
+    if candidate.feature_names != feature_names or candidate.actions != action_names:
         raise ArtifactError(
             f"{export}: the candidate reads {list(candidate.feature_names)} and chooses among "
-            f"{list(candidate.actions)}; the log holds {list(log.feature_names)} and "
-            f"{list(log.action_names)}"
+            f"{list(candidate.actions)}; the log holds {list(feature_names)} and {list(action_names)}"
         )
-    allowed = candidate.masks(log.features).allowed
-    decision = candidate.decide_at_prices(log.features, allowed, {})
-    target = exploration.probabilities(decision.scores, allowed, decision.actions)
-    on_logged = target[np.arange(len(log.actions)), log.actions]
+    allowed = candidate.masks(features).allowed
+    decision = candidate.decide_at_prices(features, allowed, {})
+    return exploration.probabilities(decision.scores, allowed, decision.actions)
+
+
+def evaluate_export(
+    log: DecisionLog, export: Path, exploration: Any, *, seed: int
+) -> list[OffPolicyEstimate]:
+    """IPS, SNIPS and DR estimates of the value per decision of the policy exported to ``export``,
+    deciding with ``exploration`` (an :class:`~winback.export.runtime.exploration.Exploration`), on
+    ``log``."""
+    target = candidate_distribution(export, exploration, log.features, log.feature_names, log.action_names)
+    on_logged = _at_actions(target, log.actions)
     predicted = fit_reward_model(log.features, log.actions, log.rewards, len(log.action_names), seed=seed)
     generator = np.random.default_rng(seed)
     return [
@@ -368,3 +444,195 @@ def _trajectory_estimate(
     low, high = np.percentile(resampled, [2.5, 97.5])
     final = np.prod(log.target / log.propensities, axis=1)
     return OffPolicyEstimate(name, value, float(low), float(high), n, _ess(final), float(final.max()))
+
+
+@dataclass(frozen=True)
+class FittedQ:
+    """A cross-fitted model of each period's value-to-go under a candidate (:func:`fitted_q_evaluation`)."""
+
+    q: np.ndarray
+    """(n, T, A) the value-to-go of every action in each user's logged states, from the models fitted
+    on the other fold's users."""
+
+    def predicted(self, actions: np.ndarray) -> np.ndarray:
+        """(n, T) the value of the logged ``actions`` (n, T): WDR's ``q(x_t, a_t)``."""
+        return _at_actions(self.q, actions)
+
+    def state_values(self, target: np.ndarray) -> np.ndarray:
+        """(n, T) each logged state's value under the candidate of distribution ``target`` (n, T, A):
+        WDR's ``v(x_t) = sum_a pi(a | x_t) q(x_t, a)``."""
+        pi = np.asarray(target, dtype=np.float64)
+        if pi.shape != self.q.shape:
+            raise ConfigError(f"target {pi.shape} (expected the model's (n, T, A) {self.q.shape})")
+        return (pi * self.q).sum(axis=2)
+
+
+def fitted_q_evaluation(
+    features: np.ndarray,
+    actions: np.ndarray,
+    rewards: np.ndarray,
+    target: np.ndarray,
+    *,
+    gamma: float = 1.0,
+    seed: int,
+    folds: int = 2,
+) -> FittedQ:
+    """Fitted Q evaluation over finite-horizon trajectories: ``features`` (n, T, F), ``actions`` (n, T)
+    and ``rewards`` (n, T) logged, ``target`` (n, T, A) the candidate's probability of every action in
+    each logged state. Backwards from the last period, one regressor a period (gradient-boosted trees
+    on the features and the action) is fitted to ``r_t + gamma sum_a target_t+1(a) q_t+1(x_t+1, a)``.
+    Cross-fitted: the users are split into ``folds`` at random (``seed``) and each fold's values come
+    from models fitted on the other folds' users only, so that no user's own outcomes predict them
+    (as WDR needs)."""
+    x, pi = np.asarray(features, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    a, r = np.asarray(actions, dtype=np.int64), np.asarray(rewards, dtype=np.float64)
+    if x.ndim != 3 or pi.ndim != 3 or a.shape != r.shape or a.shape != x.shape[:2] or a.shape != pi.shape[:2]:
+        raise ConfigError(
+            f"features {x.shape}, actions {a.shape}, rewards {r.shape}, target {pi.shape} "
+            "(expected (n, T, F), (n, T), (n, T), (n, T, A))"
+        )
+    n, periods, n_actions = pi.shape
+    if not (np.all((a >= 0) & (a < n_actions)) and np.all(np.isfinite(r)) and np.all((pi >= 0) & (pi <= 1))):
+        raise ConfigError(
+            f"actions must be in [0, {n_actions}), rewards finite and target probabilities in [0, 1]"
+        )
+    if not 0.0 <= gamma <= 1.0:
+        raise ConfigError(f"gamma = {gamma} (allowed: [0, 1])")
+    if not 2 <= folds <= n:
+        raise ConfigError(f"{folds} folds of {n} users (allowed: 2 <= folds <= users)")
+    fold = np.random.default_rng(seed).permutation(n) % folds
+    q = np.zeros((n, periods, n_actions))
+    for k in range(folds):
+        train, held = fold != k, fold == k
+        value_to_go = np.zeros(int(train.sum()))
+        for t in reversed(range(periods)):
+            model = _regressor(seed)
+            model.fit(_with_action(x[train, t], a[train, t], n_actions), r[train, t] + gamma * value_to_go)
+            q[held, t] = _every_action(model, x[held, t], n_actions)
+            value_to_go = (pi[train, t] * _every_action(model, x[train, t], n_actions)).sum(axis=1)
+    return FittedQ(q)
+
+
+def fqe_estimate(fitted: FittedQ, target: np.ndarray, *, rng: np.random.Generator) -> OffPolicyEstimate:
+    """Fitted Q evaluation's estimate of the candidate of distribution ``target`` (n, T, A): the mean
+    over users of the first state's value ``sum_a pi(a | x_0) q_0(x_0, a)``, with a percentile bootstrap
+    interval over users of those values. The interval holds the fitted model fixed, so it leaves out
+    the model's own variance and understates the uncertainty. No importance weights: the effective
+    sample size is the users and the largest weight 1."""
+    values = fitted.state_values(target)[:, 0]
+    low, high = _percentile_interval((values,), np.mean, rng)
+    return OffPolicyEstimate("fqe", float(values.mean()), low, high, len(values), float(len(values)), 1.0)
+
+
+@dataclass(frozen=True)
+class TrajectoryLog:
+    """The ``winback decide`` logs of consecutive periods joined with their outcomes: the users decided
+    in every period, in the first log's order."""
+
+    user_ids: np.ndarray
+    """(n,) object the user ids."""
+    periods: np.ndarray
+    """(T,) int64 the periods, consecutive."""
+    feature_names: tuple[str, ...]
+    action_names: tuple[str, ...]
+    features: np.ndarray
+    """(n, T, F) float32 the features the logging policy saw."""
+    actions: np.ndarray
+    """(n, T) int64 the logged actions."""
+    propensities: np.ndarray
+    """(n, T) the logging policy's probability of each logged action."""
+    rewards: np.ndarray
+    """(n, T) what followed each decision."""
+
+
+def read_trajectories(logs: Sequence[Path], outcomes: Path) -> TrajectoryLog:
+    """The decisions of ``winback decide`` output directories, one a period in period order, joined on
+    (user_id, period) with an outcomes table (as :func:`read_log`). Every user of the first log must be
+    decided in each later one (users first decided later are left out); errors name the file, and the
+    rows, column or users."""
+    from winback.export.runtime.batch import USER
+
+    if not logs:
+        raise ConfigError("no decide logs: give one directory a period")
+    found = _read_outcomes(outcomes)
+    first = _read_decisions(logs[0])
+    users, names, periods = first[USER].to_numpy(), _names(first), [_one_period(first, logs[0])]
+    joined = [_with_rewards(first, found, outcomes)]
+    for before, directory in pairwise(logs):
+        frame = _read_decisions(directory)
+        if _names(frame) != names:
+            raise DataError(
+                f"features {list(_names(frame)[0])} and actions {list(_names(frame)[1])} differ from "
+                f"{logs[0]}'s {list(names[0])} and {list(names[1])}",
+                path=directory / "decisions",
+                expected="the same features and actions in every period's log",
+            )
+        period = _one_period(frame, directory)
+        if period != periods[-1] + 1:
+            raise DataError(
+                f"period {period} follows period {periods[-1]} ({before})",
+                path=directory / "decisions",
+                column="period",
+                expected=f"the logs of consecutive periods, in order: period {periods[-1] + 1} here",
+            )
+        indexed = frame.set_index(USER)
+        if (absent := ~np.isin(users, indexed.index)).any():
+            raise DataError(
+                f"{int(absent.sum())} users of {logs[0]} are not decided here "
+                f"(users {users[absent][:5].tolist()}, ...)",
+                path=directory / "decisions",
+                expected="every user in every period: trajectories must be complete",
+            )
+        periods.append(period)
+        joined.append(_with_rewards(indexed.loc[users].reset_index(), found, outcomes))
+    by_period = [_decision_log(frame) for frame in joined]
+    return TrajectoryLog(
+        user_ids=users,
+        periods=np.array(periods, dtype=np.int64),
+        feature_names=names[0],
+        action_names=names[1],
+        features=np.stack([p.features for p in by_period], axis=1),
+        actions=np.stack([p.actions for p in by_period], axis=1),
+        propensities=np.stack([p.propensities for p in by_period], axis=1),
+        rewards=np.stack([p.rewards for p in by_period], axis=1),
+    )
+
+
+def _one_period(log: pd.DataFrame, directory: Path) -> int:
+    """The period that every decision of ``log`` (read from ``directory``) is of."""
+    periods = np.unique(log["period"].to_numpy())
+    if len(periods) != 1:
+        raise DataError(
+            f"holds decisions of periods {periods[:5].tolist()}",
+            path=directory / "decisions",
+            column="period",
+            expected="one period: a winback decide run decides one",
+        )
+    return int(periods[0])
+
+
+def evaluate_export_trajectories(
+    log: TrajectoryLog, export: Path, exploration: Any, *, gamma: float = 1.0, seed: int
+) -> list[OffPolicyEstimate]:
+    """PDWIS, FQE and WDR estimates of the value per user over the log's periods (the sum of the
+    periods' rewards, discounted by ``gamma``) of the policy exported to ``export``, deciding with
+    ``exploration``; WDR's values are FQE's."""
+    n, periods, n_features = log.features.shape
+    states = log.features.reshape(n * periods, n_features)
+    target = candidate_distribution(export, exploration, states, log.feature_names, log.action_names).reshape(
+        n, periods, len(log.action_names)
+    )
+    fitted = fitted_q_evaluation(log.features, log.actions, log.rewards, target, gamma=gamma, seed=seed)
+    trajectories = Trajectories(
+        rewards=log.rewards,
+        propensities=log.propensities,
+        target=_at_actions(target, log.actions),
+        predicted=fitted.predicted(log.actions),
+        state_values=fitted.state_values(target),
+    )
+    generator = np.random.default_rng(seed)
+    return [
+        per_decision_weighted_is(trajectories, gamma=gamma, rng=generator),
+        fqe_estimate(fitted, target, rng=generator),
+        weighted_doubly_robust(trajectories, gamma=gamma, rng=generator),
+    ]

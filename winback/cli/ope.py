@@ -9,7 +9,14 @@ from typing import Annotated
 
 import typer
 
-from winback.benchmarks.ope import evaluate_export, read_log
+from winback.benchmarks.ope import (
+    OffPolicyEstimate,
+    evaluate_export,
+    evaluate_export_trajectories,
+    read_log,
+    read_trajectories,
+)
+from winback.errors import ConfigError
 from winback.export.runtime.exploration import Exploration
 
 
@@ -22,6 +29,14 @@ def ope(
     candidate: Annotated[
         Path, typer.Option(help="The candidate: an export directory (winback export --out).")
     ],
+    then: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="The next period's winback decide --out directory (repeat it for each following period, "
+            "in order): estimates the value per user over the periods."
+        ),
+    ] = None,
+    gamma: Annotated[float, typer.Option(help="With --then: discount of each following period.")] = 1.0,
     exploration: Annotated[
         str, typer.Option(help="How the candidate would decide: none, epsilon or softmax.")
     ] = "none",
@@ -33,15 +48,32 @@ def ope(
 ) -> None:
     """Estimate the CANDIDATE's value per decision on the LOG: IPS, self-normalised IPS and doubly robust
     (a cross-fitted reward model), each with a 95% bootstrap interval and the weights' effective sample
-    size; an estimate resting on too few effective decisions is marked untrustworthy."""
+    size; an estimate resting on too few effective decisions is marked untrustworthy. With --then, the
+    value per user over the periods of LOG and the --then logs (users decided in every one): per-decision
+    weighted importance sampling, fitted Q evaluation and weighted doubly robust (on FQE's model)."""
     chosen = Exploration(exploration, epsilon=epsilon, temperature=temperature, floor=floor)  # type: ignore[arg-type]
-    estimates = evaluate_export(read_log(log, outcomes), candidate, chosen, seed=seed)
+    if then:
+        trajectories = read_trajectories([log, *then], outcomes)
+        estimates = evaluate_export_trajectories(trajectories, candidate, chosen, gamma=gamma, seed=seed)
+        typer.echo(
+            f"value per user over periods {trajectories.periods[0]}-{trajectories.periods[-1]} "
+            f"(discount {gamma:g}), {len(trajectories.user_ids):,} users decided in every one"
+        )
+    elif gamma != 1.0:
+        raise ConfigError(f"gamma = {gamma} discounts the following periods: give their logs with --then")
+    else:
+        estimates = evaluate_export(read_log(log, outcomes), candidate, chosen, seed=seed)
+    show(estimates)
+    if out is not None:
+        body = [{**dataclasses.asdict(e), "trusted": e.trusted} for e in estimates]
+        out.write_text(json.dumps(body, indent=2) + "\n")
+
+
+def show(estimates: list[OffPolicyEstimate]) -> None:
+    """Prints the estimates as a table: value and interval, effective sample size, largest weight."""
     typer.echo("estimator | value [95% CI] | effective sample size | max weight | trusted")
     for e in estimates:
         typer.echo(
             f"{e.estimator} | {e.value:.4f} [{e.low:.4f}, {e.high:.4f}] | {e.ess:,.0f} of {e.n:,} | "
             f"{e.max_weight:.1f} | {'yes' if e.trusted else 'NO: the weights are too degenerate to trust'}"
         )
-    if out is not None:
-        body = [{**dataclasses.asdict(e), "trusted": e.trusted} for e in estimates]
-        out.write_text(json.dumps(body, indent=2) + "\n")

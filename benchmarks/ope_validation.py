@@ -18,8 +18,8 @@ truth, and the share whose 95% interval covers it.
 **Several periods** (``--horizon`` weeks, ``--trajectory-logs`` logs): the logging policy runs for
 the horizon; per-decision weighted IS, fitted Q evaluation and weighted doubly robust (with FQE's
 values) estimate each candidate's return per user; the truth is its return in the world, averaged
-over ``--truth-draws`` draws of its luck. Reported: each estimator's Spearman correlation between the
-candidates' estimated and true ranking, per log.
+over ``--truth-draws`` draws of its luck. Reported per log: each estimator's Spearman correlation
+between the candidates' estimated and true ranking, and the regret of shipping its best.
 
 Writes ``OUT/report.md``, ``OUT/results.json`` and ``OUT/ope_validation.png``.
 
@@ -297,15 +297,14 @@ def several_periods(
                 )
             }
         names = list(candidates)
-        true_order = [truth[name].mean() for name in names]
-        spearman = {
-            estimator: float(
-                scipy_stats.spearmanr([found[n][estimator]["value"] for n in names], true_order).statistic
-            )
-            for estimator in found[names[0]]
-        }
-        per_log.append({"estimates": found, "spearman": spearman})
-        print(f"  {horizon}-week log {seed + 1}/{logs}: Spearman {spearman}", flush=True)
+        true_values = np.array([truth[name].mean() for name in names])
+        spearman, regret = {}, {}
+        for estimator in found[names[0]]:
+            estimated = [found[n][estimator]["value"] for n in names]
+            spearman[estimator] = float(scipy_stats.spearmanr(estimated, true_values).statistic)
+            regret[estimator] = float(true_values.max() - true_values[int(np.argmax(estimated))])
+        per_log.append({"estimates": found, "spearman": spearman, "regret": regret})
+        print(f"  {horizon}-week log {seed + 1}/{logs}: Spearman {spearman}, regret {regret}", flush=True)
     return {
         "horizon": horizon,
         "truth": {name: float(truth[name].mean()) for name in candidates},
@@ -360,11 +359,20 @@ def markdown(results: dict[str, Any]) -> str:
     for name, truth in several["truth"].items():
         means = [np.mean([log["estimates"][name][e]["value"] for log in several["logs"]]) for e in estimators]
         lines.append(f"| {name} | {truth:.3f} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
-    lines += ["", "Spearman correlation of the candidates' ranking with the truth, per log:", ""]
+    lines += [
+        "",
+        "Per log: the Spearman correlation of the candidates' estimated ranking with the true one, and the",
+        "regret of shipping the estimator's best (the true best's return minus the pick's):",
+        "",
+    ]
     for e in estimators:
         values = [log["spearman"][e] for log in several["logs"]]
+        regrets = [log["regret"][e] for log in several["logs"]]
         lines.append(
-            f"- {e}: " + ", ".join(f"{v:.2f}" for v in values) + f" (median {np.median(values):.2f})"
+            f"- {e}: Spearman "
+            + ", ".join(f"{v:.2f}" for v in values)
+            + f" (median {np.median(values):.2f});"
+            " regret " + ", ".join(f"{v:.3f}" for v in regrets)
         )
     lines += ["", f"{results['seconds']:.0f} s."]
     return "\n".join(lines) + "\n"

@@ -24,9 +24,8 @@ import torch
 
 from winback.agents.sb3 import SB3Policy
 from winback.allocation import RESOURCES, allocate, allocate_conditioned
-from winback.scenarios.operations import resource_use
+from winback.scenarios.operations import resource_takers
 from winback.scenarios.scenario import load_scenario
-from winback.scenarios.schema import Operations
 from winback.simulator.features import observe
 
 
@@ -58,9 +57,7 @@ def main() -> None:
     observations = observe(simulator, users)[rows]
     masks = simulator.action_masks(users, 0)[rows]
     limits = np.full(len(RESOURCES), args.share * args.users)
-    use = resource_use(
-        Operations(coupon_budget_per_period=1, care_capacity=1), simulator.kinds, simulator.tables.validity
-    )
+    use = resource_takers(simulator.kinds, simulator.tables.validity)
     plain, priced = SB3Policy.load(args.plain), SB3Policy.load(args.priced)
     assert priced.price_input is not None and plain.price_input is None
     shown = priced.price_input

@@ -18,7 +18,7 @@ from winback.agents.base import DecisionContext, Policy
 from winback.agents.baselines import FixedCadence
 from winback.benchmarks.rollout import PolicyRun, policy_seed, run_policy
 from winback.errors import ConfigError
-from winback.scenarios.operations import DROPS, OperationsDesk
+from winback.scenarios.operations import DROPS, OperationsDesk, resource_takers
 from winback.scenarios.scenario import Scenario, load_scenario
 from winback.scenarios.schema import Campaign, Operations
 from winback.simulator.features import feature_names
@@ -311,6 +311,7 @@ def test_what_operations_say_is_available_is_served_and_no_more(
     )
     desk = OperationsDesk(limits, kinds, np.array([0, 2, 0]), n, horizon, np.random.default_rng(seed))
     np.testing.assert_array_equal(desk.resource_use(), [[0, 0, int(budget > 0), 0], [0, 0, 0, 1]])
+    np.testing.assert_array_equal(resource_takers(kinds, np.array([0, 2, 0])), [[0, 0, 1, 0], [0, 0, 0, 1]])
     rng, masks, requested = np.random.default_rng(seed), np.ones((n, 4), dtype=bool), []
     for period in range(horizon):
         coupons, messages = desk.available(period)

@@ -34,10 +34,9 @@ from winback.export.runtime.artifact import ExportedArtifact
 from winback.export.runtime.card import ARTIFACT_FILES, POLICY_FILE, STATE_FILE
 from winback.export.runtime.masks import MASK_RULES
 from winback.export.runtime.session import POLICY_INPUTS, POLICY_OUTPUTS, STATE_INPUTS, STATE_OUTPUTS
-from winback.scenarios.operations import resource_use
+from winback.scenarios.operations import resource_takers
 from winback.scenarios.population import describe_population
 from winback.scenarios.scenario import Scenario, load_scenario
-from winback.scenarios.schema import Operations
 from winback.simulator.core import Simulator
 from winback.simulator.features import feature_names
 from winback.simulator.response import CARE
@@ -254,9 +253,7 @@ def _prices(price_input: PriceInput | None, simulator: Simulator) -> dict[str, A
     actions that take each, and the range it was trained under."""
     if price_input is None:
         return None
-    use = resource_use(
-        Operations(coupon_budget_per_period=1, care_capacity=1), simulator.kinds, simulator.tables.validity
-    )
+    use = resource_takers(simulator.kinds, simulator.tables.validity)
     return {
         **price_input.to_dict(),
         "columns": list(price_input.columns),

@@ -61,16 +61,22 @@ _EPSILON = 1e-9
 """Slack on simulated times (sums of service times) before they are cut into periods."""
 
 
-def resource_use(limits: Operations, kinds: Sequence[str], validity: np.ndarray) -> np.ndarray:
-    """(R, A) what each action (``none``, then the contact ``kinds``) takes of the
-    :data:`~winback.allocation.RESOURCES` under ``limits``: one coupon for a coupon kind (a
-    ``validity`` > 0) under a budget, one message for care under a care team (nothing without such a
-    limit)."""
+def resource_takers(kinds: Sequence[str], validity: np.ndarray) -> np.ndarray:
+    """(R, A) what each action (``none``, then the contact ``kinds``) would take of the
+    :data:`~winback.allocation.RESOURCES` were both limited: one coupon for a coupon kind (a
+    ``validity`` > 0), one message for care."""
     use = np.zeros((len(RESOURCES), len(kinds) + 1))
     for k, kind in enumerate(kinds):
-        use[0, k + 1] = float(limits.coupon_budget_per_period > 0 and validity[k] > 0)
-        use[1, k + 1] = float(limits.care_capacity > 0 and kind == CARE)
+        use[0, k + 1] = float(validity[k] > 0)
+        use[1, k + 1] = float(kind == CARE)
     return use
+
+
+def resource_use(limits: Operations, kinds: Sequence[str], validity: np.ndarray) -> np.ndarray:
+    """(R, A) what each action takes of the :data:`~winback.allocation.RESOURCES` under ``limits``:
+    :func:`resource_takers` of the resources limited (a budget, a care team), nothing of the others."""
+    limited = np.array([limits.coupon_budget_per_period > 0, limits.care_capacity > 0], dtype=np.float64)
+    return resource_takers(kinds, validity) * limited[:, None]
 
 
 @dataclass

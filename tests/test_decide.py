@@ -169,13 +169,14 @@ def test_limits_hold_and_propensities_stay_those_of_the_actions_sent(
     free = read(tmp_path / "free", "decisions").to_pandas()["action"].value_counts()
     busiest = [a for a in free.index if a != "none"][:2]
     limits = {a: int(free[a]) // 3 for a in busiest}
+    priced_rows: list[int] = []
     manifest = decide_table(
         tiny_export, users, tmp_path / "limited", exploration=exploration, seed=2, batch_rows=100,
-        limits=limits, sample_users=200,
+        limits=limits, sample_users=200, on_priced=priced_rows.append,
     )  # fmt: skip
     decisions = read(tmp_path / "limited", "decisions").to_pandas()
     pricing = manifest["pricing"]
-    assert pricing["users"] == N_USERS and pricing["sample_users"] == 200
+    assert pricing["users"] == N_USERS and pricing["sample_users"] == 200 and sum(priced_rows) == N_USERS
     for action, limit in limits.items():
         assert pricing["prices"][action] > 0, "a binding limit has a price"
         assert (decisions["action"] == action).sum() <= limit

@@ -53,6 +53,7 @@ def decide(
     chosen = Exploration(exploration, epsilon=epsilon, temperature=temperature, floor=floor)  # type: ignore[arg-type]
     with progress_bar(enabled=progress) as bar:
         task = bar.add_task("deciding", total=None)
+        pricing = bar.add_task("pricing the limits on a sample", total=None, visible=bool(limit))
         manifest = decide_table(
             export,
             table,
@@ -63,6 +64,7 @@ def decide(
             limits=parse_limits(limit or []),
             sample_users=sample_users,
             on_part=lambda part, rows: bar.advance(task, rows),
+            on_priced=lambda rows: bar.advance(pricing, rows),
         )
     typer.echo(f"decided for {manifest['users']:,} users in {len(manifest['parts'])} parts -> {out}")
     for action, count in manifest["settings"]["limits"].items():

@@ -270,9 +270,11 @@ def decide_table(
     limits: Mapping[str, int] | None = None,
     sample_users: int = SAMPLE_USERS,
     on_part: Callable[[int, int], None] | None = None,
+    on_priced: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Decide for every user of ``table`` with the export in ``export``; write the parts and
-    ``decide.json`` into ``out``; return the manifest. ``on_part(part, rows)`` after each part.
+    ``decide.json`` into ``out``; return the manifest. ``on_part(part, rows)`` after each part,
+    ``on_priced(rows)`` after each block of the pricing pass.
 
     With ``limits`` (per contact action, how many of the table's users it may go to), a first pass
     finds the prices at which the decisions' expected use fits them on ``sample_users`` users
@@ -302,8 +304,9 @@ def decide_table(
     streams = RandomStreams(seed)
     if limits and "pricing" not in manifest:
         manifest["pricing"] = price_limits(
-            artifact, spec, rules, table_path, limits, exploration, streams, batch_rows, sample_users
-        )
+            artifact, spec, rules, table_path, limits, exploration, streams, batch_rows, sample_users,
+            on_block=on_priced,
+        )  # fmt: skip
         _save(out_dir, manifest)
     prices = np.array([manifest["pricing"]["prices"][a] for a in limits]) if limits else np.zeros(0)
     done = len(manifest["parts"])
@@ -392,6 +395,7 @@ def price_limits(
     streams: RandomStreams,
     batch_rows: int,
     sample_users: int,
+    on_block: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """The prices, per limited action, at which the decisions' expected use (their probabilities
     under ``exploration`` summed) fits ``limits`` scaled to a random sample of the table's users:
@@ -408,6 +412,8 @@ def price_limits(
         lowest = np.argsort(ranks, kind="stable")[:sample_users]
         kept = [(ranks[lowest], observations[lowest], allowed[lowest])]
         users, first = users + batch.num_rows, first + batch.num_rows
+        if on_block is not None:
+            on_block(batch.num_rows)
     _, observations, allowed = kept[0]
     priced = artifact.priced(observations, allowed, list(limits))
     scale = len(observations) / users

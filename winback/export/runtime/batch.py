@@ -20,6 +20,9 @@ chosen, the features the policy saw, the policy's and the decay model's hashes) 
 written, and ``decide.json`` (the run's
 settings and the parts done). A run stopped midway resumes from its last part; a run of other
 settings into the same directory is refused.
+
+With limits on contact actions (a coupon budget, a care team's messages), the decisions are priced
+to fit them before any part is decided, so that propensities stay exact (:func:`decide_table`).
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ from winback.benchmarks.ground_truth import BatchWorld
 from winback.benchmarks.ope import (
     OffPolicyEstimate,
     Trajectories,
+    artifact_distribution,
     doubly_robust,
     fit_reward_model,
     fitted_q_evaluation,
@@ -147,7 +148,7 @@ def setting(source: Path, name: str) -> tuple[BatchWorld, dict[str, Probabilitie
 
 def _export(artifact: ExportedArtifact) -> Probabilities:
     def probabilities(observations: np.ndarray, allowed: np.ndarray, period: int) -> np.ndarray:
-        return np.eye(len(artifact.actions))[artifact.decide_at_prices(observations, allowed, {}).actions]
+        return artifact_distribution(artifact, Exploration(), observations)
 
     return probabilities
 

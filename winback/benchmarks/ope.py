@@ -54,6 +54,8 @@ from winback.errors import ArtifactError, ConfigError, DataError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from winback.export.runtime import ExportedArtifact
+
 MIN_ESS_SHARE = 0.01
 """An estimate whose weights' effective sample size is below this share of the log is untrustworthy."""
 
@@ -346,8 +348,14 @@ def candidate_distribution(
             f"{export}: the candidate reads {list(candidate.feature_names)} and chooses among "
             f"{list(candidate.actions)}; the log holds {list(feature_names)} and {list(action_names)}"
         )
-    allowed = candidate.masks(features).allowed
-    decision = candidate.decide_at_prices(features, allowed, {})
+    return artifact_distribution(candidate, exploration, features)
+
+
+def artifact_distribution(artifact: ExportedArtifact, exploration: Any, features: np.ndarray) -> np.ndarray:
+    """(n, A) the probability of every action, in each of the (n, F) states, of a loaded export
+    deciding with ``exploration`` under its masks."""
+    allowed = artifact.masks(features).allowed
+    decision = artifact.decide_at_prices(features, allowed, {})
     return exploration.probabilities(decision.scores, allowed, decision.actions)
 
 

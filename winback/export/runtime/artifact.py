@@ -79,6 +79,8 @@ class ExportedArtifact:
         """The prices the policy reads after its features (``None``: none)."""
         self.price_actions: dict[str, list[str]] = (prices or {}).get("actions", {})
         """The actions that take each resource whose price the policy reads."""
+        self.resource_of = {a: r for r, actions in self.price_actions.items() for a in actions}
+        """The resource whose price the policy reads that each priced action takes."""
         self.session = inference_session(policy_model)
         self.state_update = StateUpdate(state_model)
 
@@ -153,8 +155,7 @@ class ExportedArtifact:
                 return Decision(scores, np.argmax(scores, axis=1), base.probabilities)
 
             return PricedUsers(use, np.full(len(limited), spread), taken_off)
-        resource_of = {a: r for r, actions in self.price_actions.items() for a in actions}
-        rows = [resource_of.get(a) for a in limited]
+        rows = [self.resource_of.get(a) for a in limited]
         if len({r for r in rows if r is not None}) < sum(r is not None for r in rows):
             raise LimitsError(
                 f"limits on {list(limited)}: the policy reads one price per resource "
@@ -186,7 +187,7 @@ class ExportedArtifact:
             return Decision(
                 decision.scores, np.argmax(decision.scores - cost, axis=1), decision.probabilities
             )
-        resource_of = {a: r for r, actions in self.price_actions.items() for a in actions}
+        resource_of = self.resource_of
         if unread := [a for a in prices if a not in resource_of]:
             raise LimitsError(f"prices on {unread}: the policy reads prices of {self.price_actions} only")
         by_resource: dict[str, float] = {}

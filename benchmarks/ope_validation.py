@@ -104,7 +104,7 @@ def main() -> None:
     started = time.perf_counter()
     batch, candidates, artifact = setting(args.source, args.world)
     exploration = Exploration("epsilon", epsilon=args.epsilon)
-    print(f"{batch.users.ids.size:,} users; candidates {', '.join(candidates)}", flush=True)
+    print(f"{batch.n_users:,} users; candidates {', '.join(candidates)}", flush=True)
     one = one_period(batch, artifact, candidates, exploration, args.logs)
     print(f"one period: {time.perf_counter() - started:.0f}s", flush=True)
     several = several_periods(
@@ -112,7 +112,7 @@ def main() -> None:
     )
     results = {
         "args": {k: str(v) for k, v in vars(args).items()},
-        "users": int(batch.users.ids.size),
+        "users": int(batch.n_users),
         "one_period": one,
         "several_periods": several,
         "seconds": round(time.perf_counter() - started, 1),

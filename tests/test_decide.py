@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_serve import loaded_training_modules
 
-from winback.benchmarks.ope import evaluate_export, read_log
+from winback.benchmarks.ope import evaluate_export, export_versus_baseline, read_log
 from winback.benchmarks.suite import sample_users
 from winback.benchmarks.users_table import simulated_period
 from winback.cli import app
-from winback.errors import ConfigError, DataError
+from winback.errors import ArtifactError, ConfigError, DataError
 from winback.export.runtime import Exploration, ExportedArtifact
 from winback.export.runtime.batch import USER, TableSpec, decide_table
 from winback.simulator.features import observe
@@ -354,3 +354,43 @@ def test_off_policy_estimates_from_a_decide_log(world, tiny_export, scenario, tm
     assert exit_info.value.code == 0
     printed = capsys.readouterr().out
     assert "ips |" in printed and "snips |" in printed and "dr |" in printed
+
+
+def test_a_launch_gate_and_a_candidate_of_another_decay_model(
+    world, tiny_export, tmp_path: Path, capsys
+) -> None:
+    """``--baseline`` pairs the candidate with the deployed policy (itself: a gain of exactly 0, not
+    shipped); a log holding another decay model's features is refused with exit code 2."""
+    exploration = Exploration("epsilon", epsilon=0.3)
+    decide_table(tiny_export, users_file(world, tmp_path), tmp_path / "log", exploration=exploration, seed=4)
+    decisions = read(tmp_path / "log", "decisions").to_pandas()
+    outcomes = decisions[[USER, "period"]].assign(
+        reward=np.random.default_rng(5).normal(0.5, 1.0, len(decisions))
+    )
+    outcomes.to_csv(tmp_path / "outcomes.csv", index=False)
+    gain = export_versus_baseline(
+        read_log(tmp_path / "log", tmp_path / "outcomes.csv"), tiny_export, tiny_export, Exploration(), seed=0
+    )
+    assert gain.mean == gain.low == gain.high == 0.0
+    command = ["ope", str(tmp_path / "log"), str(tmp_path / "outcomes.csv"), "--candidate", str(tiny_export)]
+    with pytest.raises(SystemExit) as exit_info:
+        app([*command, "--baseline", str(tiny_export), "--out", str(tmp_path / "gate.json")])
+    assert exit_info.value.code == 0
+    assert "candidate - baseline (dr, paired) | 0.0000" in capsys.readouterr().out
+    gate = json.loads((tmp_path / "gate.json").read_text())[-1]
+    assert gate["estimator"] == "dr_difference" and gate["ship"] is False
+    with pytest.raises(SystemExit) as exit_info:
+        app([*command, "--baseline", str(tiny_export), "--then", str(tmp_path / "log")])
+    assert exit_info.value.code == 2
+    parts = tmp_path / "log" / "decisions"
+    for part in parts.iterdir():
+        frame = pq.read_table(part).to_pandas()
+        pq.write_table(pa.Table.from_pandas(frame.assign(model_sha256="0" * 64), preserve_index=False), part)
+    with pytest.raises(ArtifactError, match="decay model"):
+        evaluate_export(
+            read_log(tmp_path / "log", tmp_path / "outcomes.csv"), tiny_export, Exploration(), seed=0
+        )
+    with pytest.raises(SystemExit) as exit_info:
+        app(command)
+    assert exit_info.value.code == 2
+    assert "is not the log's" in capsys.readouterr().err

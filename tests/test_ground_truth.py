@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +16,16 @@ from winback.agents.baselines import FixedCadence, NoContact
 from winback.agents.oracle import Oracle
 from winback.agents.training import TrainConfig, train
 from winback.benchmarks.ground_truth import BatchWorld, run_in_world
-from winback.data.io import write_event_log
+from winback.data.io import EventLogWriter, write_event_log
 from winback.data.panel import build_panel
-from winback.data.synthetic import GroundTruthWorld, WorldConfig, WorldLog, WorldState
+from winback.data.synthetic import EventRecorder, GroundTruthWorld, WorldConfig, WorldLog, WorldState
 from winback.decay_model.artifact import save_model
 from winback.decay_model.lstm import LSTMConfig, LSTMDecayModel
 from winback.errors import ConfigError
 from winback.export.runtime import ExportedArtifact
+from winback.scenarios.population import cached_population
 from winback.scenarios.scenario import Scenario, read_scenario
+from winback.simulator.state import SimState
 
 WEEKS, HORIZON = 30, 8
 
@@ -109,14 +112,19 @@ class AfterAQuietWeek(Policy):
         return np.zeros_like(chosen) if period == 0 else chosen
 
 
+@pytest.fixture(scope="module")
+def artifact(shop: Shop, tmp_path_factory: pytest.TempPathFactory) -> ExportedArtifact:
+    """An agent trained on the shop's scenario, exported."""
+    run = tmp_path_factory.mktemp("shop_agent")
+    train(TrainConfig(algo="maskable_ppo", scenario=str(shop.path), **TRAINING), run, progress=False)
+    return ExportedArtifact.load(exported(run, tmp_path_factory.mktemp("shop_export") / "artifact"))
+
+
 def test_a_batch_job_in_the_world_earns_what_the_tracked_users_earn(
-    shop: Shop, tmp_path_factory: pytest.TempPathFactory
+    shop: Shop, artifact: ExportedArtifact
 ) -> None:
     """Users kept as a batch job keeps them (a users table read by the export's decay model and
     rules) see, and so earn under a rule, what the simulator's tracking of them gives."""
-    run = tmp_path_factory.mktemp("shop_agent")
-    train(TrainConfig(algo="maskable_ppo", scenario=str(shop.path), **TRAINING), run, progress=False)
-    artifact = ExportedArtifact.load(exported(run, tmp_path_factory.mktemp("shop_export") / "artifact"))
     users = shop.scenario.population()
     rule = FixedCadence("push_new_items", 2)
     tracked = run_in_world(AfterAQuietWeek(rule), shop.scenario, users, shop.world, shop.state)
@@ -134,3 +142,47 @@ def test_a_batch_job_in_the_world_earns_what_the_tracked_users_earn(
     assert tracked.metrics["contacts_push_new_items"][0].sum() > users.n_users
     again = batch.fork(luck=99)
     assert again.state is not batch.state and again.world.streams.seed == 99
+
+
+def test_a_users_table_warm_started_on_the_grown_log_continues_the_deployed_one(
+    shop: Shop, artifact: ExportedArtifact, tmp_path: Path
+) -> None:
+    """The weeks a batch world plays, recorded as an event log and appended to the shop's, warm-start
+    a users table that sees the users as the deployed table does: a retrained export can take over."""
+    users = shop.scenario.population()
+    recorder = EventRecorder(shop.world, arm="batch")
+    batch = BatchWorld(shop.world, shop.state, artifact, users, record=recorder.add)
+    rule = FixedCadence("push_new_items", 2)
+    rule.reset(
+        DecisionContext(artifact.feature_names, artifact.actions, users.n_users, np.random.default_rng(0),
+                        HORIZON, users.keys)
+    )  # fmt: skip
+    sent = 0
+    for period in range(3):
+        observed = batch.observe()
+        batch.play(observed, rule.act(observed.observations, observed.allowed, period))
+        sent += int(np.count_nonzero(batch.ended.delivered))
+    weeks = recorder.event_log(np.random.default_rng(0), source="test", notes="three weeks")
+    contacts = weeks.events[weeks.events["event_type"] == ""]
+    assert recorder.n_weeks == 4 and len(contacts) == sent > 0 and set(contacts["arm"]) == {"batch"}
+    with EventLogWriter(tmp_path / "grown.parquet") as writer:
+        writer.write(shop.log.log.events)
+        writer.write(weeks.events)
+
+    def stored_at(period: int) -> SimState:
+        until = (dt.date.fromisoformat(shop.world.config.start) + dt.timedelta(weeks=period)).isoformat()
+        where = dataclasses.replace(
+            shop.scenario.population_config, log=str(tmp_path / "grown.parquet"), until=until
+        )
+        return cached_population(where, shop.scenario.model_config)
+
+    stored = batch.state.period - 1
+    table = batch.table_of(artifact, stored_at(stored))
+    again, deployed = table.observe(batch.ended), batch.observe()
+    np.testing.assert_allclose(again.observations, deployed.observations, atol=1e-4)
+    np.testing.assert_array_equal(again.allowed, deployed.allowed)
+    batch.deploy(table)
+    with pytest.raises(ConfigError, match="stores periods"):
+        batch.deploy(batch.table_of(artifact, stored_at(stored - 1)))
+    with pytest.raises(ConfigError, match="missing"):
+        batch.table_of(artifact, users.take(np.arange(10)))

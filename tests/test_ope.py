@@ -12,6 +12,7 @@ from winback.benchmarks.ope import (
     MIN_ESS_SHARE,
     Trajectories,
     doubly_robust,
+    doubly_robust_difference,
     ips,
     per_decision_weighted_is,
     snips,
@@ -47,6 +48,25 @@ def test_doubly_robust_by_hand() -> None:
     estimate = doubly_robust(REWARDS, PROPENSITIES, ACTIONS, TARGET, PREDICTED, rng=rng())
     assert estimate.value == pytest.approx((1 + 3 + 2 + 4.5) / 4)
     assert estimate.low <= estimate.value <= estimate.high
+
+
+def test_a_launch_gate_pairs_two_policies_on_one_log_by_hand() -> None:
+    """The four decisions as two users over two periods: the difference is the two DR values'."""
+    current = np.eye(2)[ACTIONS]  # the logged actions: terms 1 + 0, 1 + 4, 2 + 2, 3 + 1
+    grid = [
+        a.reshape(2, 2, *a.shape[1:]) for a in (REWARDS, PROPENSITIES, ACTIONS, TARGET, current, PREDICTED)
+    ]
+    gate = doubly_robust_difference(*grid, rng=rng())
+    # Per decision 0, -2, -2, 0.5; user 0 holds decisions 0 and 2 (-1), user 1 decisions 1 and 3 (-0.75).
+    assert gate.mean == pytest.approx(-0.875)
+    both = [
+        doubly_robust(REWARDS, PROPENSITIES, ACTIONS, pi, PREDICTED, rng=rng()).value
+        for pi in (TARGET, current)
+    ]
+    assert gate.mean == pytest.approx(both[0] - both[1])
+    assert gate.low <= gate.mean <= gate.high
+    with pytest.raises(ConfigError, match="periods, users"):
+        doubly_robust_difference(REWARDS, PROPENSITIES, ACTIONS, TARGET, current, PREDICTED, rng=rng())
 
 
 def test_the_logging_policy_itself_is_estimated_at_its_mean_reward() -> None:

@@ -17,6 +17,7 @@ from winback.data.schema import CANONICAL_COLUMNS, CONTACTS, INTERVENTIONS
 from winback.data.synthetic import (
     ARM,
     EVENT_TYPES,
+    EventRecorder,
     GroundTruthWorld,
     WorldConfig,
     WorldLog,
@@ -477,3 +478,19 @@ def test_favourites_are_a_fourth_event_type_that_changes_nothing_else() -> None:
     favs = panels[1].counts[:, :, types.index("fav")].sum()
     views = panels[1].counts[:, :, types.index("view")].sum()
     assert abs(favs - 0.05 * views) < 4 * np.sqrt(views * 0.05 * 0.95)
+
+
+def test_recorded_weeks_follow_one_another() -> None:
+    world = GroundTruthWorld(WorldConfig(n_users=50, seed=2))
+    state, recorder = world.start(), EventRecorder(world, arm="policy")
+    with pytest.raises(ValueError, match="no week recorded"):
+        recorder.event_log(np.random.default_rng(0), source="test", notes="")
+    first = world.step(state, np.full(50, 1))
+    recorder.add(first)
+    world.step(state, np.zeros(50, dtype=np.int64))
+    with pytest.raises(ValueError, match="does not follow"):
+        recorder.add(world.step(state, np.zeros(50, dtype=np.int64)))
+    log = recorder.event_log(np.random.default_rng(0), source="test", notes="one week").events
+    pushed = log[log["intervention"] == "push_new_items"]
+    assert len(pushed) == int(np.count_nonzero(first.delivered)) > 0 and set(pushed["arm"]) == {"policy"}
+    assert log["value"].sum() == pytest.approx(first.spend.sum())

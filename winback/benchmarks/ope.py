@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import stats as scipy_stats
 
-from winback.benchmarks.stats import mean_ci
+from winback.benchmarks.stats import Estimate, mean_ci, paired_difference
 from winback.errors import ArtifactError, ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -133,6 +133,48 @@ def doubly_robust(
     """The doubly robust estimate: ``target_distribution`` (n, A) the candidate's probabilities of
     every action, ``predicted`` (n, A) a reward model's prediction of every action, ``actions`` (n,)
     the logged ones."""
+    terms, w = _doubly_robust_terms(rewards, propensities, actions, target_distribution, predicted)
+    return _mean_estimate("dr", terms, w, rng)
+
+
+def doubly_robust_difference(
+    rewards: np.ndarray,
+    propensities: np.ndarray,
+    actions: np.ndarray,
+    candidate: np.ndarray,
+    current: np.ndarray,
+    predicted: np.ndarray,
+    *,
+    rng: np.random.Generator,
+) -> Estimate:
+    """The doubly robust estimate of the candidate's value per decision minus the current policy's,
+    on one log of the same users over several periods: ``rewards``, ``propensities`` and ``actions``
+    (T, U), ``candidate``, ``current`` (each policy's probabilities of every action) and
+    ``predicted`` (T, U, A). Paired by decision, its interval resamples users (a user's periods stay
+    together): a launch gate ships the candidate when the lower bound is above 0."""
+    shape = np.shape(rewards)
+    if len(shape) != 2:
+        raise ConfigError(f"rewards {shape} (expected (periods, users))")
+    flat = [np.reshape(a, (-1, *np.shape(a)[2:])) for a in (rewards, propensities, actions)]
+    per_policy = [
+        _doubly_robust_terms(
+            *flat,
+            np.reshape(pi, (-1, np.shape(pi)[-1])),
+            np.reshape(predicted, (-1, np.shape(predicted)[-1])),
+        )[0]
+        for pi in (candidate, current)
+    ]
+    return paired_difference(per_policy[0].reshape(shape), per_policy[1].reshape(shape), rng=rng)
+
+
+def _doubly_robust_terms(
+    rewards: np.ndarray,
+    propensities: np.ndarray,
+    actions: np.ndarray,
+    target_distribution: np.ndarray,
+    predicted: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) each decision's doubly robust term and (n,) its importance weight."""
     pi, q = np.asarray(target_distribution, dtype=np.float64), np.asarray(predicted, dtype=np.float64)
     actions = np.asarray(actions, dtype=np.int64)
     if pi.shape != q.shape or pi.ndim != 2 or actions.shape != (len(pi),):
@@ -142,8 +184,7 @@ def doubly_robust(
         )
     rows = np.arange(len(actions))
     w = weights(propensities, pi[rows, actions])
-    terms = (pi * q).sum(axis=1) + w * (_rewards(rewards, w) - q[rows, actions])
-    return _mean_estimate("dr", terms, w, rng)
+    return (pi * q).sum(axis=1) + w * (_rewards(rewards, w) - q[rows, actions]), w
 
 
 def _rewards(rewards: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -234,6 +275,8 @@ class DecisionLog:
 
     feature_names: tuple[str, ...]
     action_names: tuple[str, ...]
+    model_sha256: str
+    """The decay model whose features the log holds (the policy card's ``decay_model.content_sha256``)."""
     features: np.ndarray
     """(n, F) float32 the features the logging policy saw."""
     actions: np.ndarray
@@ -319,9 +362,13 @@ def _decision_log(joined: pd.DataFrame) -> DecisionLog:
     from winback.export.runtime.batch import FEATURE_PREFIX
 
     feature_names, action_names = _names(joined)
+    models = joined["model_sha256"].unique()
+    if len(models) != 1:
+        raise ConfigError(f"a decisions log of {len(models)} decay models (one decide run has one)")
     return DecisionLog(
         feature_names=feature_names,
         action_names=action_names,
+        model_sha256=str(models[0]),
         features=joined[[FEATURE_PREFIX + n for n in feature_names]].to_numpy(dtype=np.float32),
         actions=joined["action_index"].to_numpy(dtype=np.int64),
         propensities=joined["propensity"].to_numpy(dtype=np.float64),
@@ -333,20 +380,26 @@ def candidate_distribution(
     export: Path,
     exploration: Any,
     features: np.ndarray,
-    feature_names: tuple[str, ...],
-    action_names: tuple[str, ...],
+    log: DecisionLog | TrajectoryLog,
 ) -> np.ndarray:
     """(n, A) the probability of every action, in each of the (n, F) logged states, of the policy
     exported to ``export`` deciding with ``exploration`` (an
-    :class:`~winback.export.runtime.exploration.Exploration`); refuses a policy of other features or
-    actions than the log's ``feature_names`` and ``action_names``."""
+    :class:`~winback.export.runtime.exploration.Exploration`); refuses a policy of other features,
+    actions or decay model than the ``log``'s: its features at the logged decisions are not logged."""
     from winback.export.runtime import ExportedArtifact
 
     candidate = ExportedArtifact.load(export)
-    if candidate.feature_names != feature_names or candidate.actions != action_names:
+    if candidate.feature_names != log.feature_names or candidate.actions != log.action_names:
         raise ArtifactError(
             f"{export}: the candidate reads {list(candidate.feature_names)} and chooses among "
-            f"{list(candidate.actions)}; the log holds {list(feature_names)} and {list(action_names)}"
+            f"{list(candidate.actions)}; the log holds {list(log.feature_names)} and {list(log.action_names)}"
+        )
+    model = candidate.card["decay_model"]["content_sha256"]
+    if model != log.model_sha256:
+        raise ArtifactError(
+            f"{export}: the candidate's decay model ({model[:12]}) is not the log's "
+            f"({log.model_sha256[:12]}): the log holds the features the logging policy's model computed, "
+            "not what the candidate would have seen at those decisions"
         )
     return artifact_distribution(candidate, exploration, features)
 
@@ -365,7 +418,7 @@ def evaluate_export(
     """IPS, SNIPS and DR estimates of the value per decision of the policy exported to ``export``,
     deciding with ``exploration`` (an :class:`~winback.export.runtime.exploration.Exploration`), on
     ``log``."""
-    target = candidate_distribution(export, exploration, log.features, log.feature_names, log.action_names)
+    target = candidate_distribution(export, exploration, log.features, log)
     on_logged = _at_actions(target, log.actions)
     predicted = fit_reward_model(log.features, log.actions, log.rewards, len(log.action_names), seed=seed)
     generator = np.random.default_rng(seed)
@@ -374,6 +427,18 @@ def evaluate_export(
         snips(log.rewards, log.propensities, on_logged, rng=generator),
         doubly_robust(log.rewards, log.propensities, log.actions, target, predicted, rng=generator),
     ]
+
+
+def export_versus_baseline(
+    log: DecisionLog, export: Path, baseline: Path, exploration: Any, *, seed: int
+) -> Estimate:
+    """The launch gate's figure: the doubly robust value per decision of the policy exported to
+    ``export`` minus that of ``baseline`` (the policy deployed now), both deciding with
+    ``exploration``, paired by decision on ``log``, with a 95% interval over users."""
+    targets = [candidate_distribution(path, exploration, log.features, log) for path in (export, baseline)]
+    predicted = fit_reward_model(log.features, log.actions, log.rewards, len(log.action_names), seed=seed)
+    one = [a[None] for a in (log.rewards, log.propensities, log.actions, *targets, predicted)]
+    return doubly_robust_difference(*one, rng=np.random.default_rng(seed))
 
 
 @dataclass(frozen=True)
@@ -543,6 +608,8 @@ class TrajectoryLog:
     """(T,) int64 the periods, consecutive."""
     feature_names: tuple[str, ...]
     action_names: tuple[str, ...]
+    model_sha256: str
+    """The decay model whose features the logs hold."""
     features: np.ndarray
     """(n, T, F) float32 the features the logging policy saw."""
     actions: np.ndarray
@@ -594,11 +661,14 @@ def read_trajectories(logs: Sequence[Path], outcomes: Path) -> TrajectoryLog:
         periods.append(period)
         joined.append(_with_rewards(indexed.loc[users].reset_index(), found, outcomes))
     by_period = [_decision_log(frame) for frame in joined]
+    if len(models := {p.model_sha256 for p in by_period}) != 1:
+        raise ConfigError(f"the logs hold the features of {len(models)} decay models (expected one)")
     return TrajectoryLog(
         user_ids=users,
         periods=np.array(periods, dtype=np.int64),
         feature_names=names[0],
         action_names=names[1],
+        model_sha256=by_period[0].model_sha256,
         features=np.stack([p.features for p in by_period], axis=1),
         actions=np.stack([p.actions for p in by_period], axis=1),
         propensities=np.stack([p.propensities for p in by_period], axis=1),
@@ -627,7 +697,7 @@ def evaluate_export_trajectories(
     ``exploration``; WDR's values are FQE's."""
     n, periods, n_features = log.features.shape
     states = log.features.reshape(n * periods, n_features)
-    target = candidate_distribution(export, exploration, states, log.feature_names, log.action_names).reshape(
+    target = candidate_distribution(export, exploration, states, log).reshape(
         n, periods, len(log.action_names)
     )
     fitted = fitted_q_evaluation(log.features, log.actions, log.rewards, target, gamma=gamma, seed=seed)

@@ -13,6 +13,7 @@ from winback.benchmarks.ope import (
     OffPolicyEstimate,
     evaluate_export,
     evaluate_export_trajectories,
+    export_versus_baseline,
     read_log,
     read_trajectories,
 )
@@ -29,6 +30,14 @@ def ope(
     candidate: Annotated[
         Path, typer.Option(help="The candidate: an export directory (winback export --out).")
     ],
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            help="The policy deployed now (an export of the same decay model): the candidate's doubly "
+            "robust value minus its, paired by decision, with a 95% interval; ship the candidate when "
+            "the lower bound is above 0. One period's log."
+        ),
+    ] = None,
     then: Annotated[
         list[Path] | None,
         typer.Option(
@@ -52,6 +61,8 @@ def ope(
     value per user over the periods of LOG and the --then logs (users decided in every one): per-decision
     weighted importance sampling, fitted Q evaluation and weighted doubly robust (on FQE's model)."""
     chosen = Exploration(exploration, epsilon=epsilon, temperature=temperature, floor=floor)  # type: ignore[arg-type]
+    if then and baseline is not None:
+        raise ConfigError("--baseline compares the policies on one period's log (leave out --then)")
     if then:
         trajectories = read_trajectories([log, *then], outcomes)
         estimates = evaluate_export_trajectories(trajectories, candidate, chosen, gamma=gamma, seed=seed)
@@ -62,10 +73,19 @@ def ope(
     elif gamma != 1.0:
         raise ConfigError(f"gamma = {gamma} discounts the following periods: give their logs with --then")
     else:
-        estimates = evaluate_export(read_log(log, outcomes), candidate, chosen, seed=seed)
+        decisions = read_log(log, outcomes)
+        estimates = evaluate_export(decisions, candidate, chosen, seed=seed)
     show(estimates)
+    body: list[dict[str, object]] = [{**dataclasses.asdict(e), "trusted": e.trusted} for e in estimates]
+    if baseline is not None:
+        gain = export_versus_baseline(decisions, candidate, baseline, chosen, seed=seed)
+        ship = gain.low > 0
+        typer.echo(
+            f"candidate - baseline (dr, paired) | {gain.mean:.4f} [{gain.low:.4f}, {gain.high:.4f}] | "
+            + ("ship: the lower bound is above 0" if ship else "do not ship: the lower bound is not above 0")
+        )
+        body.append({"estimator": "dr_difference", "baseline": str(baseline), **gain.to_dict(), "ship": ship})
     if out is not None:
-        body = [{**dataclasses.asdict(e), "trusted": e.trusted} for e in estimates]
         out.write_text(json.dumps(body, indent=2) + "\n")
 
 

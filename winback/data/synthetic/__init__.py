@@ -10,6 +10,7 @@ from winback.data.synthetic.logs import (
     generate_synthetic_log,
 )
 from winback.data.synthetic.world import (
+    EventRecorder,
     GroundTruthWorld,
     WorldConfig,
     WorldLog,
@@ -21,6 +22,7 @@ __all__ = [
     "ARM",
     "EVENT_TYPES",
     "WEEK_SECONDS",
+    "EventRecorder",
     "GroundTruthWorld",
     "SyntheticConfig",
     "SyntheticLog",

@@ -358,12 +358,13 @@ def events_from_counts(
     counts: WeeklyCounts,
     rng: np.random.Generator,
     purchase_values: Callable[[int], np.ndarray],
+    arm: str = ARM,
 ) -> pd.DataFrame:
     """Expand per user-week counts into canonical, sorted event rows (no per-event Python objects).
 
     ``start`` is the ISO date of the Monday of week 0 and ``user_ids`` must be sorted. ``rng`` places
     the events within their weeks; ``purchase_values(m)`` gives the spend of the ``m`` purchase rows
-    in user-week order (called after the placement draws).
+    in user-week order (called after the placement draws); contact rows carry ``arm``.
     """
     n_periods = counts.contact.shape[1]
     contact = counts.contact.ravel()
@@ -402,7 +403,7 @@ def events_from_counts(
             "intervention": pd.Categorical.from_codes(
                 intervention_code[order], categories=list(INTERVENTIONS)
             ),
-            "arm": _strings(np.array([ARM, ""]), (type_code != 0).astype(np.int8)),
+            "arm": _strings(np.array([arm, ""]), (type_code != 0).astype(np.int8)),
         }
     )
 

@@ -73,7 +73,7 @@ import pandas as pd
 from scipy.special import ndtri
 
 from winback.data.schema import CONTACTS, INTERVENTIONS, EventLog, LoadReport
-from winback.data.synthetic.logs import WeeklyCounts, events_from_counts
+from winback.data.synthetic.logs import ARM, WeeklyCounts, events_from_counts
 from winback.errors import ConfigError
 from winback.streams import RandomStreams, user_keys
 
@@ -351,8 +351,8 @@ class WorldStep:
     """(n,) int64 (zeros when ``fav_per_view`` is 0)."""
     purchases: np.ndarray
     """(n,) int64."""
-    spend: np.ndarray
-    """(n,) float64 total spend of the week's purchases."""
+    purchase_spend: np.ndarray
+    """(n, MAX_PURCHASES) float64 spend of each of the week's purchases in order (0 past the last)."""
     delivered: np.ndarray
     """(n,) int64 action index actually delivered (0 where ``none`` was chosen or it was refused)."""
     opted_out: np.ndarray
@@ -363,6 +363,11 @@ class WorldStep:
     """(n,) discount paid on the week's spend while a coupon was valid."""
     contact_cost: np.ndarray
     """(n,) cost of the delivered contact."""
+
+    @property
+    def spend(self) -> np.ndarray:
+        """(n,) float64 total spend of the week's purchases."""
+        return self.purchase_spend.sum(axis=1)
 
     @property
     def net(self) -> np.ndarray:
@@ -395,6 +400,57 @@ class WorldLog:
     def end(self) -> str:
         """ISO date after the log's last day (``build_panel(log, end=...)``)."""
         return (dt.date.fromisoformat(self.origin) + dt.timedelta(weeks=self.n_weeks)).isoformat()
+
+
+class EventRecorder:
+    """Consecutive weeks of a world recorded as they are played (:meth:`add`), then written as an event
+    log (:meth:`event_log`): every user's views, carts, favs (when the world has them) and purchases,
+    and the contacts delivered, whose rows carry ``arm`` (the policy that sent them)."""
+
+    def __init__(self, world: GroundTruthWorld, arm: str) -> None:
+        self.world, self.arm = world, arm
+        self._kinds = ("views", "carts", "favs", "purchases") if world.config.fav_per_view else (
+            "views", "carts", "purchases")  # fmt: skip
+        self._weeks: list[WorldStep] = []
+
+    @property
+    def origin(self) -> str:
+        """ISO date of the Monday starting the first recorded week."""
+        first = self._weeks[0].period if self._weeks else 0
+        return (dt.date.fromisoformat(self.world.config.start) + dt.timedelta(weeks=first)).isoformat()
+
+    @property
+    def n_weeks(self) -> int:
+        return len(self._weeks)
+
+    def add(self, step: WorldStep) -> None:
+        """Record the week ``step`` (the next one after those recorded)."""
+        if self._weeks and step.period != self._weeks[-1].period + 1:
+            raise ValueError(f"week {step.period} does not follow the recorded week {self._weeks[-1].period}")
+        self._weeks.append(step)
+
+    def event_log(self, rng: np.random.Generator, *, source: str, notes: str) -> EventLog:
+        """The recorded weeks as a canonical event log, events placed within their weeks by ``rng``."""
+        if not self._weeks:
+            raise ValueError("no week recorded")
+        n, n_weeks, first = self.world.n_users, self.n_weeks, self._weeks[0].period
+        weekly = {
+            kind: np.stack([getattr(step, kind) for step in self._weeks], axis=1) for kind in self._kinds
+        }
+        contact = np.stack([step.delivered - 1 for step in self._weeks], axis=1).astype(np.int8)
+        spend = np.stack([step.purchase_spend for step in self._weeks], axis=1)  # (n, weeks, MAX_PURCHASES)
+        bought = np.arange(MAX_PURCHASES) < weekly["purchases"][..., None]
+        values = spend[bought]  # user-week order, the purchases of a week in their order within it
+        counts = WeeklyCounts(contact=contact, **weekly)
+        events = events_from_counts(self.origin, self.world.user_ids, counts, rng, lambda _: values, self.arm)
+        report = LoadReport(
+            source=source,
+            rows_read=len(events),
+            notes=(f"{n} world users over weeks {first}-{first + n_weeks - 1} from {self.origin}; {notes}",),
+        )
+        return EventLog(
+            events=events, report=report, purchase_event="purchase", declared_event_types=counts.event_types
+        )
 
 
 @dataclass(frozen=True)
@@ -472,7 +528,7 @@ class GroundTruthWorld:
 
     def step(self, state: WorldState, actions: np.ndarray) -> WorldStep:
         """Play week ``state.period`` under ``actions`` ((n,) action indices); advances ``state`` in place."""
-        return self._play(state, actions)[0]
+        return self._play(state, actions)
 
     def expected_purchase_probability(self, state: WorldState, actions: np.ndarray) -> np.ndarray:
         """(n,) probability of buying in week ``state.period`` under ``actions``; ``state`` is unchanged."""
@@ -504,15 +560,8 @@ class GroundTruthWorld:
             raise ValueError(f"n_weeks must be an integer >= 1, got {n_weeks!r}")
         rng = np.random.default_rng(seed)
         n, first = self.n_users, state.period
-        kinds = (
-            ("views", "carts", "favs", "purchases")
-            if self.config.fav_per_view
-            else ("views", "carts", "purchases")
-        )
-        weekly = {name: np.zeros((n, n_weeks), dtype=np.int64) for name in kinds}
-        contact = np.full((n, n_weeks), -1, dtype=np.int8)
+        recorder = EventRecorder(self, ARM)
         contactable = np.zeros((n, n_weeks), dtype=bool)
-        spend_cell, spend_value = [], []  # spend of every purchase and its user-week cell
         effect_sum, treated, base_sum = np.zeros(len(CONTACTS)), np.zeros(len(CONTACTS), np.int64), 0.0
         none = np.zeros(n, dtype=np.int64)
         for w in range(n_weeks):
@@ -528,33 +577,16 @@ class GroundTruthWorld:
             effect_sum += np.bincount(kind, weights=lift, minlength=len(CONTACTS))
             treated += np.bincount(kind, minlength=len(CONTACTS))
             base_sum += float(p_none.sum())
-            step, purchase_spend = self._play(state, actions)
-            weekly["views"][:, w], weekly["carts"][:, w] = step.views, step.carts
-            if "favs" in weekly:
-                weekly["favs"][:, w] = step.favs
-            weekly["purchases"][:, w], contact[:, w] = step.purchases, step.delivered - 1
-            bought = np.arange(MAX_PURCHASES) < step.purchases[:, None]
-            spend_cell.append(np.nonzero(bought)[0] * n_weeks + w)
-            spend_value.append(purchase_spend[bought])
-        counts = WeeklyCounts(contact=contact, **weekly)
-        origin = (dt.date.fromisoformat(self.config.start) + dt.timedelta(weeks=first)).isoformat()
-        # user-week order, the purchases of a week in their order within it
-        values = np.concatenate(spend_value)[np.argsort(np.concatenate(spend_cell), kind="stable")]
-        events = events_from_counts(origin, self.user_ids, counts, rng, lambda _: values)
-        report = LoadReport(
+            recorder.add(self.step(state, actions))
+        log = recorder.event_log(
+            rng,
             source=f"world(seed={self.config.seed}, log_seed={seed})",
-            rows_read=len(events),
-            notes=(
-                f"{n} world users over weeks {first}-{first + n_weeks - 1} from {origin}; contacts "
-                f"randomized with probabilities {dict(zip(CONTACTS, rates.tolist(), strict=True))}",
-            ),
-        )
-        log = EventLog(
-            events=events, report=report, purchase_event="purchase", declared_event_types=counts.event_types
+            notes="contacts randomized with probabilities "
+            f"{dict(zip(CONTACTS, rates.tolist(), strict=True))}",
         )
         return WorldLog(
             log=log,
-            origin=origin,
+            origin=recorder.origin,
             first_period=first,
             n_weeks=n_weeks,
             true_effects={
@@ -599,8 +631,8 @@ class GroundTruthWorld:
             rate=self._rate * decay * self.season(t) * (1 + boost),
         )
 
-    def _play(self, state: WorldState, actions: np.ndarray) -> tuple[WorldStep, np.ndarray]:
-        """Steps 1-9 of week ``state.period``; also returns the (n, MAX_PURCHASES) spend of each purchase."""
+    def _play(self, state: WorldState, actions: np.ndarray) -> WorldStep:
+        """Steps 1-9 of week ``state.period``."""
         config, t = self.config, state.period
         week = self._week(state, actions)
         u = self.streams.uniforms(self.keys, t, _N_SLOTS)
@@ -637,21 +669,20 @@ class GroundTruthWorld:
         state.fatigue *= 0.5 ** (1.0 / config.fatigue_half_life)
         state.coupon_left = np.maximum(week.coupon_left - 1, 0)
         state.period = t + 1
-        step = WorldStep(
+        return WorldStep(
             period=t,
             present=present,
             views=views,
             carts=carts,
             favs=favs,
             purchases=purchases,
-            spend=spend,
+            purchase_spend=purchase_spend,
             delivered=delivered,
             opted_out=newly_opted_out,
             margin=config.margin * spend,
             discount=config.coupon_discount * spend * valid,
             contact_cost=self._cost[delivered],
         )
-        return step, purchase_spend
 
 
 def poisson_from_uniform(u: np.ndarray, mean: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ Writes ``OUT/report.md``, ``OUT/results.json`` and ``OUT/ope_validation.png``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -44,6 +45,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from winback.agents.base import DecisionContext, Policy
+from winback.agents.baselines import RandomContact
 from winback.benchmarks.ground_truth import BatchWorld
 from winback.benchmarks.ope import (
     OffPolicyEstimate,
@@ -58,10 +60,14 @@ from winback.benchmarks.ope import (
     snips,
     weighted_doubly_robust,
 )
-from winback.benchmarks.suite import BenchConfig, load_finished_bench, make_policies
+from winback.benchmarks.rollout import run_policy
+from winback.benchmarks.suite import BenchConfig, load_agents, load_finished_bench, make_policies
+from winback.data.io import write_event_log
 from winback.data.synthetic import GroundTruthWorld, WorldConfig
 from winback.export.runtime import Exploration, ExportedArtifact
 from winback.export.runtime.batch import draw_actions
+from winback.scenarios.scenario import Scenario
+from winback.simulator.state import SimState
 from winback.streams import RandomStreams
 
 RULES = ("interest_threshold", "fixed_cadence", "recency_rule")
@@ -70,6 +76,8 @@ RANDOM_RATES = {"push_new_items": 0.10, "coupon": 0.05, "care_message": 0.05}
 CONTACT_RATE = 0.1
 """As ``benchmarks/sim_to_real.py``'s logging of the world's log (to rebuild where it ended)."""
 WITHIN = 0.10
+QUIET_SEED = 999
+"""The learned simulator's seed of the quiet week before its verdict's weeks."""
 LUCK_OFFSET = 1_000
 """The world's luck of draw ``i`` is ``LUCK_OFFSET + i`` (the world's own seed played the log)."""
 
@@ -99,17 +107,29 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=13, help="Weeks of the multi-period logs.")
     parser.add_argument("--trajectory-logs", type=int, default=5)
     parser.add_argument("--truth-draws", type=int, default=10, help="Draws of luck of a multi-period truth.")
+    parser.add_argument(
+        "--users",
+        type=int,
+        help="A world of this many users (the same world's parameters; its log written and its users "
+        "warm-started by the run's decay model) instead of the run's own.",
+    )
+    parser.add_argument("--sim-seeds", type=int, default=3, help="Seeds of the learned simulator's verdict.")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    batch, candidates, artifact = setting(args.source, args.world)
+    found = setting(args.source, args.world, args.users, args.out)
+    batch, candidates, artifact = found.batch, found.candidates, found.artifact
     exploration = Exploration("epsilon", epsilon=args.epsilon)
     print(f"{batch.n_users:,} users; candidates {', '.join(candidates)}", flush=True)
-    one = one_period(batch, artifact, candidates, exploration, args.logs)
+    one = one_period(batch, artifact, candidates, exploration, args.logs) if args.logs else {}
     print(f"one period: {time.perf_counter() - started:.0f}s", flush=True)
-    several = several_periods(
-        batch, artifact, candidates, exploration, args.horizon, args.trajectory_logs, args.truth_draws
-    )
+    several: dict[str, Any] = {}
+    if args.trajectory_logs:
+        several = several_periods(
+            batch, artifact, candidates, exploration, args.horizon, args.trajectory_logs, args.truth_draws
+        )
+        verdict = simulator_verdict(found, args.horizon, args.sim_seeds)
+        several["simulator"] = {"estimates": verdict, **ranking(verdict, several["truth"])}
     results = {
         "args": {k: str(v) for k, v in vars(args).items()},
         "users": int(batch.n_users),
@@ -123,17 +143,41 @@ def main() -> None:
     print((args.out / "report.md").read_text())
 
 
-def setting(source: Path, name: str) -> tuple[BatchWorld, dict[str, Probabilities], ExportedArtifact]:
-    """The world of ``source``'s run ``name`` where its log ended, its population kept as a batch job
-    keeps it, and the candidates."""
+@dataclass(frozen=True)
+class Setting:
+    """The world where its log ended, its population kept as a batch job keeps it, the candidates as
+    distributions and as policies (for the learned simulator), and what the learned simulator needs."""
+
+    batch: BatchWorld
+    candidates: dict[str, Probabilities]
+    policies: dict[str, Policy]
+    artifact: ExportedArtifact
+    scenario: Scenario
+    users: SimState
+
+
+def setting(source: Path, name: str, n_users: int | None, out: Path) -> Setting:
+    """The world of ``source``'s run ``name`` where its log ended (with ``n_users`` users: another draw
+    of the world's users, warm-started by the run's decay model on their own log), and the candidates."""
     run = json.loads((source / "results.json").read_text())
     found = next(w for w in run["worlds"] if w["world"] == name)
-    world = GroundTruthWorld(WorldConfig(**found["config"]))
-    state = world.start()
-    world.write_log(state, int(run["args"]["weeks"]), CONTACT_RATE, seed=int(run["args"]["seed"]))
+    config = WorldConfig(**found["config"])
     bench = load_finished_bench(source / name / "run" / "bench")
-    artifact = ExportedArtifact.load(source / name / "run" / "export")
-    users = bench.scenario.population()
+    scenario = bench.scenario
+    if n_users is not None and n_users != config.n_users:
+        config = dataclasses.replace(config, n_users=n_users)
+    world = GroundTruthWorld(config)
+    state = world.start()
+    log = world.write_log(state, int(run["args"]["weeks"]), CONTACT_RATE, seed=int(run["args"]["seed"]))
+    if config.n_users != found["config"]["n_users"]:
+        path = out / f"world-{config.n_users}.parquet"
+        if not path.is_file():
+            write_event_log(log.log, path)
+        where = dataclasses.replace(scenario.population_config, log=str(path.resolve()))
+        scenario = dataclasses.replace(scenario, population_config=where)
+    export = source / name / "run" / "export"
+    artifact = ExportedArtifact.load(export)
+    users = scenario.population()
     batch = BatchWorld(world, state, artifact, users)
     params = {family: bench.tuned(family) for family in RULES}
     rules = make_policies(["no_contact", *RULES], params, BenchConfig())
@@ -143,7 +187,10 @@ def setting(source: Path, name: str) -> tuple[BatchWorld, dict[str, Probabilitie
     candidates: dict[str, Probabilities] = {"agent": _export(artifact)}
     candidates |= {rule_name: _rule(policy, context) for rule_name, policy in rules.items()}
     candidates["random"] = _random(artifact.actions)
-    return batch, candidates, artifact
+    policies = {"agent": load_agents([export])[0]}
+    policies |= make_policies(["no_contact", *RULES], params, BenchConfig())
+    policies["random"] = RandomContact(RANDOM_RATES)
+    return Setting(batch, candidates, policies, artifact, scenario, users)
 
 
 def _export(artifact: ExportedArtifact) -> Probabilities:
@@ -297,13 +344,11 @@ def several_periods(
                     weighted_doubly_robust(trajectories, rng=rng),
                 )
             }
-        names = list(candidates)
-        true_values = np.array([truth[name].mean() for name in names])
+        true_values = {name: float(truth[name].mean()) for name in candidates}
         spearman, regret = {}, {}
-        for estimator in found[names[0]]:
-            estimated = [found[n][estimator]["value"] for n in names]
-            spearman[estimator] = float(scipy_stats.spearmanr(estimated, true_values).statistic)
-            regret[estimator] = float(true_values.max() - true_values[int(np.argmax(estimated))])
+        for estimator in found[next(iter(candidates))]:
+            verdict = ranking({n: found[n][estimator]["value"] for n in candidates}, true_values)
+            spearman[estimator], regret[estimator] = verdict["spearman"], verdict["regret"]
         per_log.append({"estimates": found, "spearman": spearman, "regret": regret})
         print(f"  {horizon}-week log {seed + 1}/{logs}: Spearman {spearman}, regret {regret}", flush=True)
     return {
@@ -311,6 +356,33 @@ def several_periods(
         "truth": {name: float(truth[name].mean()) for name in candidates},
         "truth_sd": {name: float(truth[name].std(ddof=1)) for name in candidates},
         "logs": per_log,
+    }
+
+
+def simulator_verdict(found: Setting, horizon: int, seeds: int) -> dict[str, Any]:
+    """Each candidate's mean return per user over ``horizon`` weeks in the learned simulator (the run's
+    scenario: its decay model fitted on the shop's log before the logged weeks), from the users where
+    the world's log ended after a quiet week (drawn by a seed of its own), as the batch world starts;
+    it uses no logged trajectory, so it is the same for every log."""
+    users = found.users.copy()
+    found.scenario.simulator_for(QUIET_SEED).step(users, np.zeros(users.n_users, dtype=np.int64))
+    scenario = dataclasses.replace(found.scenario, horizon=horizon)
+    return {
+        name: float(
+            run_policy(policy, scenario, users, list(range(seeds)), name=name).metrics["net_value"].mean()
+        )
+        for name, policy in found.policies.items()
+    }
+
+
+def ranking(estimated: dict[str, float], truth: dict[str, float]) -> dict[str, float]:
+    """The Spearman correlation of the candidates' ``estimated`` values with their ``truth``, and the
+    regret of shipping the estimated best (the true best's value minus the pick's)."""
+    names = list(truth)
+    guess, real = np.array([estimated[n] for n in names]), np.array([truth[n] for n in names])
+    return {
+        "spearman": float(scipy_stats.spearmanr(guess, real).statistic),
+        "regret": float(real.max() - real[int(np.argmax(guess))]),
     }
 
 
@@ -334,46 +406,64 @@ def _plain(estimate: OffPolicyEstimate) -> dict[str, float]:
 
 def markdown(results: dict[str, Any]) -> str:
     one, several = results["one_period"], results["several_periods"]
-    lines = [
-        f"# Off-policy estimates against the world's truth ({results['users']:,} users)",
-        "",
-        f"One period, {results['args']['logs']} logs (the logging policy: the agent, epsilon "
-        f"{results['args']['epsilon']}). Truth: net value per user in the week, mean over the same draws.",
-        "",
-        "| candidate | truth | estimator | mean estimate | error | within 10% | 95% CI covers | ESS share |",
-        "|---|---:|---|---:|---:|---:|---:|---:|",
-    ]
-    for name, row in one.items():
-        for i, (estimator, s) in enumerate(row["estimators"].items()):
+    lines = [f"# Off-policy estimates against the world's truth ({results['users']:,} users)"]
+    if one:
+        lines += [
+            "",
+            f"One period, {results['args']['logs']} logs (the logging policy: the agent, epsilon "
+            f"{results['args']['epsilon']}). Truth: net value per user in the week, mean over the same "
+            "draws.",
+            "",
+            "| candidate | truth | estimator | mean estimate | error | within 10% | 95% CI covers "
+            "| ESS share |",
+            "|---|---:|---|---:|---:|---:|---:|---:|",
+        ]
+        for name, row in one.items():
+            for i, (estimator, s) in enumerate(row["estimators"].items()):
+                lines.append(
+                    f"| {name if i == 0 else ''} | {row['truth']:.4f} | {estimator} | {s['mean']:.4f} | "
+                    f"{s['error']:+.1%} | {s['within']:.0%} | {s['coverage']:.0%} | {s['ess_share']:.2f} |"
+                )
+    if several:
+        estimators = list(several["logs"][0]["spearman"])
+        lines += [
+            "",
+            f"{several['horizon']} weeks, {len(several['logs'])} logs. Truth: return per user over the "
+            "horizon. The learned simulator: the candidate run in the scenario the estimates' policies were "
+            "trained in (no logged trajectory used: the same for every log).",
+            "",
+            "| candidate | truth | "
+            + " | ".join(f"{e} (mean over logs)" for e in estimators)
+            + " | learned simulator |",
+            "|---|---:|" + "---:|" * (len(estimators) + 1),
+        ]
+        for name, truth in several["truth"].items():
+            means = [
+                np.mean([log["estimates"][name][e]["value"] for log in several["logs"]]) for e in estimators
+            ]
             lines.append(
-                f"| {name if i == 0 else ''} | {row['truth']:.4f} | {estimator} | {s['mean']:.4f} | "
-                f"{s['error']:+.1%} | {s['within']:.0%} | {s['coverage']:.0%} | {s['ess_share']:.2f} |"
+                f"| {name} | {truth:.3f} | "
+                + " | ".join(f"{m:.3f}" for m in means)
+                + f" | {several['simulator']['estimates'][name]:.3f} |"
             )
-    estimators = list(several["logs"][0]["spearman"]) if several["logs"] else []
-    lines += [
-        "",
-        f"{several['horizon']} weeks, {len(several['logs'])} logs. Truth: return per user over the horizon.",
-        "",
-        "| candidate | truth | " + " | ".join(f"{e} (mean over logs)" for e in estimators) + " |",
-        "|---|---:|" + "---:|" * len(estimators),
-    ]
-    for name, truth in several["truth"].items():
-        means = [np.mean([log["estimates"][name][e]["value"] for log in several["logs"]]) for e in estimators]
-        lines.append(f"| {name} | {truth:.3f} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
-    lines += [
-        "",
-        "Per log: the Spearman correlation of the candidates' estimated ranking with the true one, and the",
-        "regret of shipping the estimator's best (the true best's return minus the pick's):",
-        "",
-    ]
-    for e in estimators:
-        values = [log["spearman"][e] for log in several["logs"]]
-        regrets = [log["regret"][e] for log in several["logs"]]
+        lines += [
+            "",
+            "Per log: the Spearman correlation of the candidates' estimated ranking with the true one, and",
+            "the regret of shipping the estimator's best (the true best's return minus the pick's):",
+            "",
+        ]
+        for e in estimators:
+            values = [log["spearman"][e] for log in several["logs"]]
+            regrets = [log["regret"][e] for log in several["logs"]]
+            lines.append(
+                f"- {e}: Spearman "
+                + ", ".join(f"{v:.2f}" for v in values)
+                + f" (median {np.median(values):.2f});"
+                " regret " + ", ".join(f"{v:.3f}" for v in regrets)
+            )
+        simulator = several["simulator"]
         lines.append(
-            f"- {e}: Spearman "
-            + ", ".join(f"{v:.2f}" for v in values)
-            + f" (median {np.median(values):.2f});"
-            " regret " + ", ".join(f"{v:.3f}" for v in regrets)
+            f"- learned simulator: Spearman {simulator['spearman']:.2f}; regret {simulator['regret']:.3f}"
         )
     lines += ["", f"{results['seconds']:.0f} s."]
     return "\n".join(lines) + "\n"
@@ -381,25 +471,27 @@ def markdown(results: dict[str, Any]) -> str:
 
 def plot(results: dict[str, Any], path: Path) -> None:
     """Each candidate's truth against each estimator's mean estimate (one period, several periods)."""
+    one, several = results["one_period"], results["several_periods"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    one = results["one_period"]
-    names = list(one)
-    x = np.arange(len(names))
-    estimators = list(one[names[0]]["estimators"])
-    width = 0.8 / (len(estimators) + 1)
-    axes[0].bar(x, [one[n]["truth"] for n in names], width, label="truth", color="black")
-    for i, e in enumerate(estimators):
-        axes[0].bar(x + (i + 1) * width, [one[n]["estimators"][e]["mean"] for n in names], width, label=e)
-    axes[0].set_xticks(x + 0.4 - width / 2, names, rotation=30, ha="right")
-    axes[0].set_title("one week: net value per user")
-    axes[0].legend(fontsize=8)
-    several = results["several_periods"]
-    if several["logs"]:
-        estimators = list(several["logs"][0]["spearman"])
+    if one:
+        names = list(one)
+        x = np.arange(len(names))
+        estimators = list(one[names[0]]["estimators"])
+        width = 0.8 / (len(estimators) + 1)
+        axes[0].bar(x, [one[n]["truth"] for n in names], width, label="truth", color="black")
+        for i, e in enumerate(estimators):
+            axes[0].bar(x + (i + 1) * width, [one[n]["estimators"][e]["mean"] for n in names], width, label=e)
+        axes[0].set_xticks(x + 0.4 - width / 2, names, rotation=30, ha="right")
+        axes[0].set_title("one week: net value per user")
+        axes[0].legend(fontsize=8)
+    if several:
+        names = list(several["truth"])
         truth = [several["truth"][n] for n in names]
-        for e in estimators:
+        for e in several["logs"][0]["spearman"]:
             means = [np.mean([log["estimates"][n][e]["value"] for log in several["logs"]]) for n in names]
             axes[1].scatter(truth, means, label=e)
+        simulated = [several["simulator"]["estimates"][n] for n in names]
+        axes[1].scatter(truth, simulated, label="learned simulator", marker="x")
         low, high = min(truth), max(truth)
         axes[1].plot([low, high], [low, high], color="grey", lw=0.8)
         axes[1].set_xlabel("true return per user")

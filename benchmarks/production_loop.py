@@ -104,7 +104,9 @@ def main() -> None:
         "--timesteps", type=int, help="winback pipeline --timesteps (default: sim_to_real's)."
     )
     parser.add_argument("--bench-seeds", type=int, default=3, help="winback pipeline --bench-seeds.")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the exploration and the reward models.")
+    parser.add_argument(
+        "--seed", type=int, default=1, help="Seed of the exploration and the reward models (not the world's)."
+    )
     parser.add_argument("--quick", action="store_true", help="Tiny decay models and agents (a smoke run).")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -112,6 +114,10 @@ def main() -> None:
     source = json.loads((args.source / "results.json").read_text())
     found = next(w for w in source["worlds"] if w["world"] == args.world)
     world = GroundTruthWorld(WorldConfig(**found["config"]))
+    if args.seed == world.config.seed:
+        # Both draw keyed uniforms (seed, user, week, slot): the exploration's would be the world's own
+        # luck (slot 1 is its extra purchases), and the actions explored would be those that buy more.
+        parser.error(f"--seed {args.seed} is the world's: the exploration's draws would be the world's luck")
     state = world.start()
     world.write_log(state, int(source["args"]["weeks"]), CONTACT_RATE, seed=int(source["args"]["seed"]))
     first = args.source / args.world

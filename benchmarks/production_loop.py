@@ -47,7 +47,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from winback.agents.base import DecisionContext
+from winback.agents.base import DecisionContext, Policy
 from winback.benchmarks.ground_truth import BatchWorld, Ended, UsersTable
 from winback.benchmarks.ope import (
     artifact_distribution,
@@ -166,7 +166,7 @@ def main() -> None:
             candidate = ExportedArtifact.load(round_dir / "run" / "export")
             table = candidate_table(loop, candidate, round_dir, logged)
             row["gate"] = gate(deployed, candidate, table.observations, logged, seed=args.seed + r)
-            row["gate"]["truth_next_round"] = next_round_truth(loop, deployed, table.table, args.weeks)
+            row["gate"]["truth_next_round"] = next_round_truth(loop, table.table, args.weeks)
             print(f"  gate {row['gate']}", flush=True)
             if row["gate"]["ship"]:
                 loop.deploy(table.table)
@@ -185,7 +185,9 @@ class _Greedy:
     """A rule (``None``: no contact) run greedily in its own copy of the world, by the first export's
     users table; :attr:`last` holds the (T, U) net values of its last :meth:`run`."""
 
-    def __init__(self, world: BatchWorld, rule: Any, artifact: ExportedArtifact, keys: np.ndarray) -> None:
+    def __init__(
+        self, world: BatchWorld, rule: Policy | None, artifact: ExportedArtifact, keys: np.ndarray
+    ) -> None:
         self.world, self.rule, self.period = world, rule, 0
         if rule is not None:
             rule.reset(DecisionContext(artifact.feature_names, artifact.actions, world.n_users,
@@ -343,9 +345,7 @@ def gate(
     }
 
 
-def next_round_truth(
-    loop: BatchWorld, current: Deployed, candidate_table: UsersTable, weeks: int
-) -> dict[str, float]:
+def next_round_truth(loop: BatchWorld, candidate_table: UsersTable, weeks: int) -> dict[str, Any]:
     """Net value per user-week over the next ``weeks`` of each export deciding greedily from where the
     round ended (copies of the loop's world, the same luck), and their paired difference."""
     earned = {}

@@ -22,7 +22,8 @@ each gate, both exports run greedily for the next ``--weeks`` weeks from where t
 gate's call is checked against what shipping would have earned.
 
 Writes ``OUT/report.md``, ``OUT/results.json``, ``OUT/production_loop.png`` and every round's log,
-model and pipeline run under ``OUT/round-<r>``. A round whose pipeline run finished is not run again.
+model and pipeline run under ``OUT/round-<r>``. The loop is deterministic, so a stopped run resumes:
+a round whose pipeline run finished is not run again (``OUT/args.json`` refuses other settings).
 
     python benchmarks/production_loop.py --from runs/s2r --world strong-season --out runs/production_loop
 """
@@ -59,7 +60,7 @@ from winback.benchmarks.stats import mean_ci, paired_difference
 from winback.benchmarks.suite import load_finished_bench
 from winback.cli.pipeline import QUICK_LSTM
 from winback.data.io import EventLogWriter, read_event_log
-from winback.data.synthetic import EventRecorder, GroundTruthWorld, WorldConfig
+from winback.data.synthetic import EventRecorder, GroundTruthWorld, WorldConfig, WorldState
 from winback.export.runtime import Exploration, ExportedArtifact
 from winback.export.runtime.batch import Observed, draw_actions
 from winback.export.runtime.card import CARD_FILE
@@ -88,6 +89,8 @@ class RoundLog:
     propensities: np.ndarray
     rewards: np.ndarray
     ended: list[Ended]
+    states: list[WorldState]
+    """The world before each week of the round (to replay a week under other actions)."""
 
 
 def main() -> None:
@@ -110,6 +113,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="Tiny decay models and agents (a smoke run).")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    given = {k: str(v) for k, v in vars(args).items() if k not in ("rounds", "out")}
+    if (args.out / "args.json").is_file() and json.loads((args.out / "args.json").read_text()) != given:
+        parser.error(f"{args.out} holds a loop of other settings (its args.json): its rounds would be reused")
+    (args.out / "args.json").write_text(json.dumps(given, indent=2) + "\n")
     started = time.perf_counter()
     source = json.loads((args.source / "results.json").read_text())
     found = next(w for w in source["worlds"] if w["world"] == args.world)
@@ -165,7 +172,7 @@ def main() -> None:
             )
             candidate = ExportedArtifact.load(round_dir / "run" / "export")
             table = candidate_table(loop, candidate, round_dir, logged)
-            row["gate"] = gate(deployed, candidate, table.observations, logged, seed=args.seed + r)
+            row["gate"] = gate(loop, deployed, candidate, table.observations, logged, seed=args.seed + r)
             row["gate"]["truth_next_round"] = next_round_truth(loop, table.table, args.weeks)
             print(f"  gate {row['gate']}", flush=True)
             if row["gate"]["ship"]:
@@ -218,8 +225,9 @@ def deploy(
         "propensities": [],
         "rewards": [],
     }
-    ended = [loop.ended]
+    ended, states = [loop.ended], []
     for _ in range(weeks):
+        states.append(loop.state.copy())
         observed = loop.observe()
         drawn = draw_actions(deployed.artifact, observed, exploration, streams)
         columns["rewards"].append(loop.play(observed, drawn.actions))
@@ -227,7 +235,9 @@ def deploy(
         columns["actions"].append(drawn.actions)
         columns["propensities"].append(drawn.probabilities[np.arange(len(drawn.actions)), drawn.actions])
         ended.append(loop.ended)
-    return RoundLog(**{name: np.stack(values) for name, values in columns.items()}, ended=ended)
+    return RoundLog(
+        **{name: np.stack(values) for name, values in columns.items()}, ended=ended, states=states
+    )
 
 
 def grow_log(log_path: Path, recorder: EventRecorder, round_dir: Path, seed: int) -> Path:
@@ -307,6 +317,7 @@ def candidate_table(
 
 
 def gate(
+    loop: BatchWorld,
     current: Deployed,
     candidate: ExportedArtifact,
     candidate_observations: np.ndarray,
@@ -340,9 +351,30 @@ def gate(
         "candidate": dataclasses.asdict(values["candidate"]),
         "current": dataclasses.asdict(values["current"]),
         "difference": difference.to_dict(),
+        "truth_one_step": one_step_truth(loop, logged, candidate_p.argmax(axis=2), current_p.argmax(axis=2)),
         "agreement": float(np.mean(candidate_p.argmax(axis=2) == current_p.argmax(axis=2))),
         "ship": bool(difference.low > 0),
     }
+
+
+def one_step_truth(
+    loop: BatchWorld, logged: RoundLog, candidate: np.ndarray, current: np.ndarray
+) -> dict[str, Any]:
+    """What the gate's estimate estimates, in truth: each logged week replayed from the world's state
+    before it (the same luck) with every user sent the candidate's greedy action ((T, U) ``candidate``),
+    then the current export's (``current``); net value per user-week of each and their paired
+    difference."""
+    earned: dict[str, list[np.ndarray]] = {"candidate": [], "current": []}
+    for t, state in enumerate(logged.states):
+        for name, actions in (("candidate", candidate[t]), ("current", current[t])):
+            everyone = np.zeros(loop.world.n_users, dtype=np.int64)
+            everyone[loop.index] = actions
+            earned[name].append(loop.world.step(state.copy(), everyone).net[loop.index])
+    net = {name: np.stack(values) for name, values in earned.items()}
+    difference = paired_difference(
+        net["candidate"].mean(axis=0)[None], net["current"].mean(axis=0)[None], rng=np.random.default_rng(0)
+    )
+    return {name: _per_week(values) for name, values in net.items()} | {"difference": difference.to_dict()}
 
 
 def next_round_truth(loop: BatchWorld, candidate_table: UsersTable, weeks: int) -> dict[str, Any]:
@@ -402,11 +434,14 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "The gate after each round: doubly robust values per decision on the round's log of the current",
         "and the new export deciding greedily, their paired difference (ship when its lower bound is above",
-        "0), and what each earned in truth over the next round from where the round ended:",
+        "0); in truth, what the estimate estimates (every logged week replayed from the world's state",
+        "before it, everyone sent the new export's action, then the current's: one week's value at the",
+        "logged states), and what shipping earns (each export deciding the next round from where this",
+        "one ended):",
         "",
-        "| after round | current (DR) | new (DR) | new - current (DR) | shipped | agreement | "
-        "new - current (truth, next round) |",
-        "|---|---:|---:|---:|---|---:|---:|",
+        "| after round | current (DR) | new (DR) | new - current (DR) | shipped | same action | "
+        "new - current (truth, the logged weeks) | new - current (truth, next round) |",
+        "|---|---:|---:|---:|---|---:|---:|---:|",
     ]
     for row in results["rounds"]:
         if "gate" not in row:
@@ -415,7 +450,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| {row['round']} | {_estimate(g['current'])} | {_estimate(g['candidate'])} | "
             f"{_ci(g['difference'], 4)} | {'yes' if g['ship'] else 'no'} | {g['agreement']:.0%} | "
-            f"{_ci(g['truth_next_round']['difference'], 4)} |"
+            f"{_ci(g['truth_one_step']['difference'], 4)} | {_ci(g['truth_next_round']['difference'], 4)} |"
         )
     lines += ["", f"{results['seconds']:.0f} s."]
     return "\n".join(lines) + "\n"
@@ -442,9 +477,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
     axes[0].legend(fontsize=8)
     gated = [row for row in rounds if "gate" in row]
     if gated:
-        for offset, key, label in ((-0.1, None, "gate: DR difference"), (0.1, "truth", "truth, next round")):
-            values = [row["gate"]["difference"] if key is None
-                      else row["gate"]["truth_next_round"]["difference"] for row in gated]  # fmt: skip
+        for offset, key, label in ((-0.15, None, "gate: DR difference"),
+                                   (0.0, "truth_one_step", "truth, the logged weeks"),
+                                   (0.15, "truth_next_round", "truth, next round")):  # fmt: skip
+            values = [row["gate"][key]["difference"] if key else row["gate"]["difference"] for row in gated]
             means = np.array([v["mean"] for v in values])
             axes[1].errorbar([row["round"] + offset for row in gated], means,
                              yerr=[means - [v["low"] for v in values], [v["high"] for v in values] - means],

@@ -62,7 +62,7 @@ from winback.cli.pipeline import QUICK_LSTM
 from winback.data.io import EventLogWriter, read_event_log
 from winback.data.synthetic import EventRecorder, GroundTruthWorld, WorldConfig, WorldState
 from winback.export.runtime import Exploration, ExportedArtifact
-from winback.export.runtime.batch import Observed, draw_actions
+from winback.export.runtime.batch import draw_actions
 from winback.export.runtime.card import CARD_FILE
 from winback.scenarios.population import cached_population
 from winback.streams import RandomStreams
@@ -147,12 +147,13 @@ def main() -> None:
         flush=True,
     )
     for r in range(args.rounds):
+        greedy = greedy_run(loop.fork(), args.weeks)
         logged = deploy(loop, deployed, exploration, streams, args.weeks)
         row: dict[str, Any] = {
             "round": r,
             "weeks": [int(loop.state.period - args.weeks), int(loop.state.period - 1)],
             "deployed": deployed.name,
-            "net": {"loop": _per_week(logged.rewards)},
+            "net": {"loop": _per_week(logged.rewards), "greedy": _per_week(greedy)},
         }
         for name, other in others.items():
             row["net"][name] = _per_week(other.run(args.weeks))
@@ -380,16 +381,9 @@ def one_step_truth(
 def next_round_truth(loop: BatchWorld, candidate_table: UsersTable, weeks: int) -> dict[str, Any]:
     """Net value per user-week over the next ``weeks`` of each export deciding greedily from where the
     round ended (copies of the loop's world, the same luck), and their paired difference."""
-    earned = {}
-    for name, table in (("current", None), ("candidate", candidate_table)):
-        world = loop.fork()
-        if table is not None:
-            world.deploy(table)
-        rewards = []
-        for _ in range(weeks):
-            observed = world.observe()
-            rewards.append(world.play(observed, _greedy_actions(world.table.artifact, observed)))
-        earned[name] = np.stack(rewards)
+    shipped = loop.fork()
+    shipped.deploy(candidate_table)
+    earned = {"current": greedy_run(loop.fork(), weeks), "candidate": greedy_run(shipped, weeks)}
     difference = paired_difference(
         earned["candidate"].mean(axis=0)[None],
         earned["current"].mean(axis=0)[None],
@@ -399,8 +393,14 @@ def next_round_truth(loop: BatchWorld, candidate_table: UsersTable, weeks: int) 
             "difference": difference.to_dict()}  # fmt: skip
 
 
-def _greedy_actions(artifact: ExportedArtifact, observed: Observed) -> np.ndarray:
-    return artifact.decide_at_prices(observed.observations, observed.allowed, {}).actions
+def greedy_run(world: BatchWorld, weeks: int) -> np.ndarray:
+    """(T, U) net values of ``weeks`` of the deployed export deciding greedily in ``world`` (a copy)."""
+    rewards = []
+    for _ in range(weeks):
+        observed = world.observe()
+        actions = world.table.artifact.decide_at_prices(observed.observations, observed.allowed, {}).actions
+        rewards.append(world.play(observed, actions))
+    return np.stack(rewards)
 
 
 def _per_week(rewards: np.ndarray) -> dict[str, float]:
@@ -418,17 +418,18 @@ def markdown(results: dict[str, Any]) -> str:
         f"{' --quick' if args['quick'] == 'True' else ''}`",
         "",
         "True net value per user and week in the world (95% CI over users). The loop's export decides "
-        f"with epsilon {args['epsilon']}; `{rule}` (the first pipeline's best rule) and no contact run "
-        "greedily in copies of the world under the same luck.",
+        f"with epsilon {args['epsilon']}; the same export without exploration, `{rule}` (the first "
+        "pipeline's best rule) and no contact run greedily in copies of the world under the same luck.",
         "",
-        f"| round | weeks | deployed | loop | {rule} | no contact | loop - {rule} |",
-        "|---|---|---|---:|---:|---:|---:|",
+        f"| round | weeks | deployed | loop | greedy | {rule} | no contact | loop - {rule} |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for row in results["rounds"]:
         net = row["net"]
         lines.append(
             f"| {row['round']} | {row['weeks'][0]}-{row['weeks'][1]} | {row['deployed']} | "
-            f"{_ci(net['loop'])} | {_ci(net[rule])} | {_ci(net['no_contact'])} | {_ci(row['vs_rule'], 4)} |"
+            f"{_ci(net['loop'])} | {_ci(net['greedy'])} | {_ci(net[rule])} | {_ci(net['no_contact'])} | "
+            f"{_ci(row['vs_rule'], 4)} |"
         )
     lines += [
         "",
@@ -462,8 +463,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
     rounds, rule = results["rounds"], results["best_rule"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     x = [row["round"] for row in rounds]
-    lines = (("loop", "the loop (deployed export)", "o"), (rule, f"best rule ({rule})", "s"),
-             ("no_contact", "no contact", "^"))  # fmt: skip
+    lines = (("loop", "the loop (deployed export, exploring)", "o"),
+             ("greedy", "the deployed export, greedy", "."),
+             (rule, f"best rule ({rule})", "s"), ("no_contact", "no contact", "^"))  # fmt: skip
     for name, label, marker in lines:
         means = np.array([row["net"][name]["mean"] for row in rounds])
         low = means - [row["net"][name]["low"] for row in rounds]

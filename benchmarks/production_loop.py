@@ -157,11 +157,11 @@ def main() -> None:
         }
         for name, other in others.items():
             row["net"][name] = _per_week(other.run(args.weeks))
-        row["vs_rule"] = paired_difference(
-            logged.rewards.mean(axis=0)[None],
-            others[rule_name].last.mean(axis=0)[None],
-            rng=np.random.default_rng(r),
-        ).to_dict()
+        rule_net = others[rule_name].last.mean(axis=0)[None]
+        for key, rewards in (("vs_rule", logged.rewards), ("greedy_vs_rule", greedy)):
+            row[key] = paired_difference(
+                rewards.mean(axis=0)[None], rule_net, rng=np.random.default_rng(r)
+            ).to_dict()
         print(f"round {r}: net per user-week {row['net']}", flush=True)
         if r + 1 < args.rounds:
             round_dir = args.out / f"round-{r + 1}"
@@ -421,15 +421,16 @@ def markdown(results: dict[str, Any]) -> str:
         f"with epsilon {args['epsilon']}; the same export without exploration, `{rule}` (the first "
         "pipeline's best rule) and no contact run greedily in copies of the world under the same luck.",
         "",
-        f"| round | weeks | deployed | loop | greedy | {rule} | no contact | loop - {rule} |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+        f"| round | weeks | deployed | loop | greedy | {rule} | no contact | loop - {rule} | greedy - "
+        f"{rule} |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in results["rounds"]:
         net = row["net"]
         lines.append(
             f"| {row['round']} | {row['weeks'][0]}-{row['weeks'][1]} | {row['deployed']} | "
             f"{_ci(net['loop'])} | {_ci(net['greedy'])} | {_ci(net[rule])} | {_ci(net['no_contact'])} | "
-            f"{_ci(row['vs_rule'], 4)} |"
+            f"{_ci(row['vs_rule'], 4)} | {_ci(row['greedy_vs_rule'], 4)} |"
         )
     lines += [
         "",
@@ -461,7 +462,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     """True net value per user-week per round: the loop against the best rule and no contact; the
     gate's estimate of each new export's gain against the truth."""
     rounds, rule = results["rounds"], results["best_rule"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
     x = [row["round"] for row in rounds]
     lines = (("loop", "the loop (deployed export, exploring)", "o"),
              ("greedy", "the deployed export, greedy", "."),
@@ -477,6 +478,18 @@ def plot(results: dict[str, Any], path: Path) -> None:
     axes[0].set(xlabel="round", ylabel="true net value per user-week", title="the loop in the world")
     axes[0].set_xticks(x)
     axes[0].legend(fontsize=8)
+    for offset, key, label in (
+        (-0.05, "vs_rule", "the loop (exploring)"),
+        (0.05, "greedy_vs_rule", "greedy"),
+    ):
+        means = np.array([row[key]["mean"] for row in rounds])
+        low, high = [row[key]["low"] for row in rounds], [row[key]["high"] for row in rounds]
+        axes[1].errorbar(np.array(x) + offset, means, yerr=[means - low, high - means], fmt="o", capsize=3,
+                         label=label)  # fmt: skip
+    axes[1].axhline(0, color="grey", lw=0.8)
+    axes[1].set(xlabel="round", ylabel=f"minus {rule}, per user-week (paired)", title="against the best rule")
+    axes[1].set_xticks(x)
+    axes[1].legend(fontsize=8)
     gated = [row for row in rounds if "gate" in row]
     if gated:
         for offset, key, label in ((-0.15, None, "gate: DR difference"),
@@ -484,13 +497,13 @@ def plot(results: dict[str, Any], path: Path) -> None:
                                    (0.15, "truth_next_round", "truth, next round")):  # fmt: skip
             values = [row["gate"][key]["difference"] if key else row["gate"]["difference"] for row in gated]
             means = np.array([v["mean"] for v in values])
-            axes[1].errorbar([row["round"] + offset for row in gated], means,
+            axes[2].errorbar([row["round"] + offset for row in gated], means,
                              yerr=[means - [v["low"] for v in values], [v["high"] for v in values] - means],
                              fmt="o", capsize=3, label=label)  # fmt: skip
-        axes[1].axhline(0, color="grey", lw=0.8)
-        axes[1].set(xlabel="after round", ylabel="new export - current, per user-week", title="the gate")
-        axes[1].set_xticks([row["round"] for row in gated])
-        axes[1].legend(fontsize=8)
+        axes[2].axhline(0, color="grey", lw=0.8)
+        axes[2].set(xlabel="after round", ylabel="new export - current, per user-week", title="the gate")
+        axes[2].set_xticks([row["round"] for row in gated])
+        axes[2].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -386,6 +386,12 @@ def test_a_launch_gate_and_a_candidate_of_another_decay_model(
     for part in parts.iterdir():
         frame = pq.read_table(part).to_pandas()
         pq.write_table(pa.Table.from_pandas(frame.assign(model_sha256="0" * 64), preserve_index=False), part)
+    stripped = tmp_path / "stripped" / "decisions"
+    stripped.mkdir(parents=True)
+    frame = pq.read_table(parts).to_pandas().drop(columns="model_sha256")
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), stripped / "part-0.parquet")
+    with pytest.raises(DataError, match="missing column model_sha256"):
+        read_log(tmp_path / "stripped", tmp_path / "outcomes.csv")
     with pytest.raises(ArtifactError, match="decay model"):
         evaluate_export(
             read_log(tmp_path / "log", tmp_path / "outcomes.csv"), tiny_export, Exploration(), seed=0

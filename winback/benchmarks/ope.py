@@ -295,10 +295,20 @@ def _read_decisions(decisions: Path) -> pd.DataFrame:
     """The ``decisions/`` parts of a ``winback decide --out`` directory, as one frame."""
     import pyarrow.parquet as pq
 
+    from winback.export.runtime.batch import USER
+
     parts = decisions / "decisions"
     if not parts.is_dir():
         raise DataError("no decisions/ here", path=decisions, expected="a winback decide --out directory")
-    return pq.read_table(parts).to_pandas()
+    frame = pq.read_table(parts).to_pandas()
+    needed = (USER, "period", "action_index", "propensity", "model_sha256")
+    if missing := [column for column in needed if column not in frame.columns]:
+        raise DataError(
+            f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
+            path=parts,
+            expected="the decisions winback decide writes",
+        )
+    return frame
 
 
 def _read_outcomes(outcomes: Path) -> pd.DataFrame:

@@ -150,9 +150,7 @@ def interval_check(runs: list[Any]) -> dict[str, float]:
             if run is runs[0] and key == "paired_difference":
                 continue
             bca = stats.mean_ci(data, rng=np.random.default_rng(0))
-            stats.BOOTSTRAP_MAX_USERS = 0
-            t = stats.mean_ci(data, rng=np.random.default_rng(0))
-            stats.BOOTSTRAP_MAX_USERS = n
+            t = stats.mean_ci(data, rng=np.random.default_rng(0), bootstrap_max_users=0)
             width = bca.high - bca.low
             worst[key] = max(worst[key], abs(t.low - bca.low) / width, abs(t.high - bca.high) / width)
     return {**worst, "users": n}

@@ -39,14 +39,20 @@ class Estimate:
 
 
 def mean_ci(
-    values: np.ndarray, *, rng: np.random.Generator, level: float = 0.95, n_resamples: int = 2000
+    values: np.ndarray,
+    *,
+    rng: np.random.Generator,
+    level: float = 0.95,
+    n_resamples: int = 2000,
+    bootstrap_max_users: int | None = None,
 ) -> Estimate:
     """Mean of (S, U) per-seed-per-user ``values`` and its bootstrap CI over users.
 
     Each user is averaged over the S seeds (a user's seeds are correlated; users are the independent
     draws), then the mean over the U users is bootstrapped with BCa, or with percentiles where BCa is
     degenerate (e.g. constant data, where the interval has zero width); above
-    :data:`BOOTSTRAP_MAX_USERS` users, Student's t interval of the users' means.
+    ``bootstrap_max_users`` users (default :data:`BOOTSTRAP_MAX_USERS`), Student's t interval of the
+    users' means.
     """
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 2:
@@ -56,7 +62,7 @@ def mean_ci(
     if not np.all(np.isfinite(values)):
         raise ValueError("values contain NaN or infinity")
     per_user = values.mean(axis=0)
-    if per_user.size > BOOTSTRAP_MAX_USERS:
+    if per_user.size > (BOOTSTRAP_MAX_USERS if bootstrap_max_users is None else bootstrap_max_users):
         mean, error = float(values.mean()), float(stats.sem(per_user))
         half = float(stats.t.ppf((1 + level) / 2, per_user.size - 1)) * error
         return Estimate(mean, mean - half, mean + half)

@@ -17,7 +17,7 @@ from winback.agents.sb3 import SB3Policy
 from winback.agents.training import TrainConfig, train
 from winback.allocation import PriceInput, allocate
 from winback.benchmarks.rollout import run_policy
-from winback.benchmarks.suite import RULES, BenchConfig, run_benchmark, tuning_scenario
+from winback.benchmarks.suite import RULES, BenchConfig, TuningSetting, run_benchmark
 from winback.benchmarks.whatif import run_whatif
 from winback.envs.episodes import PRICE_CEILING
 from winback.errors import ConfigError
@@ -128,7 +128,7 @@ def test_the_benchmark_tunes_a_prioritized_rule_under_the_allocation(
         agents=(tiny_priced_run,),
         **TINY_BENCH,
     )
-    tuned_under = tuning_scenario(config, load_scenario(str(scenario))).operations
+    tuned_under = TuningSetting.of(config, load_scenario(str(scenario))).scenario.operations
     assert tuned_under.care_service_time == pytest.approx(0.5 * 150 / 100), "the team per user as evaluated"
     result = run_benchmark(config, tmp_path / "bench", progress=False)
     tuned = result.tuning["prioritized_rule"].best.params

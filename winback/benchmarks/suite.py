@@ -168,11 +168,11 @@ def run_benchmark(
     scenario = load_scenario(config.scenario)
     simulators = SimulatorsBySeed(scenario)
     eval_seeds = list(range(config.seeds))
-    tuning = tune_baselines(config, scenario, simulators, progress=progress)
+    setting = TuningSetting.of(config, scenario)
+    tuning = tune_baselines(config, setting, simulators, progress=progress)
     params = {family: result.best.params for family, result in tuning.items()}
-    tuning_users = tuning_population(config, scenario)
     notes = [
-        f"Baselines tuned on {tuning_users.n_users} training users x seeds {tuning_seeds(config)}"
+        f"Baselines tuned on {setting.users.n_users} training users x seeds {setting.seeds}"
         + (" (quick grids)." if config.quick else "."),
         *(f"Tuned {family}: {result.best.params}" for family, result in tuning.items()),
     ]
@@ -185,9 +185,9 @@ def run_benchmark(
             raise ConfigError("'random' matches the contact rates of an agent or a rule: run one of them too")
         random, reference = matched_random(
             candidates,
-            tuning_scenario(config, scenario),
-            tuning_users,
-            tuning_seeds(config),
+            setting.scenario,
+            setting.users,
+            setting.seeds,
             simulators=simulators,
             allocation=config.allocation,
         )
@@ -370,21 +370,23 @@ def matched_random(
     return RandomContact.matched(contacts, scenario.horizon), reference.policy
 
 
-def tuning_population(config: BenchConfig, scenario: Scenario) -> SimState:
-    """The training users the baselines are tuned on (a fixed sample of ``config.tuning_users``; of a
-    population in shards, from its first shards, :meth:`Scenario.train_users`)."""
-    users = scenario.train_users(at_least=config.tuning_users)
-    return sample_users(users, config.tuning_users, seed=1)
+@dataclass(frozen=True)
+class TuningSetting:
+    """Where the baselines are tuned: the training users (a fixed sample of ``config.tuning_users``;
+    of a population in shards, from its first shards, :meth:`Scenario.train_users`), the scenario with
+    its coupon budget and care team scaled to their number, so each meets the limits per user the
+    evaluation users will (:meth:`Scenario.with_limits_for`), and the tuning seeds."""
 
+    users: SimState
+    scenario: Scenario
+    seeds: list[int]
 
-def tuning_scenario(config: BenchConfig, scenario: Scenario) -> Scenario:
-    """The scenario the baselines are tuned under: with its coupon budget and care team scaled to the
-    tuning users' number, so each meets the limits per user the evaluation users will
-    (:meth:`Scenario.with_limits_for`)."""
-    if not scenario.operations.shared:
-        return scenario
-    n_eval = evaluation_users(config, scenario).n_users
-    return scenario.with_limits_for(tuning_population(config, scenario).n_users, n_eval)
+    @classmethod
+    def of(cls, config: BenchConfig, scenario: Scenario) -> TuningSetting:
+        users = sample_users(scenario.train_users(at_least=config.tuning_users), config.tuning_users, seed=1)
+        if scenario.operations.shared:
+            scenario = scenario.with_limits_for(users.n_users, evaluation_users(config, scenario).n_users)
+        return cls(users, scenario, tuning_seeds(config))
 
 
 def tuning_seeds(config: BenchConfig) -> list[int]:
@@ -392,17 +394,15 @@ def tuning_seeds(config: BenchConfig) -> list[int]:
 
 
 def tune_baselines(
-    config: BenchConfig, scenario: Scenario, simulators: dict[int, Simulator], *, progress: bool = True
+    config: BenchConfig, setting: TuningSetting, simulators: dict[int, Simulator], *, progress: bool = True
 ) -> dict[str, TuningResult]:
     """Grid searches of the parametrised baselines among ``config.policies`` (the rules too when the
-    A/B test needs them as candidates) on the scenario's training users and the tuning seeds, under
-    the limits per user of the evaluation (:func:`tuning_scenario`)."""
-    users, world = tuning_population(config, scenario), tuning_scenario(config, scenario)
+    A/B test needs them as candidates) in ``setting`` (:meth:`TuningSetting.of`)."""
 
     def search(family: str, spec: Family) -> TuningResult:
         grid = spec.quick_grid if config.quick else spec.grid
         return tune(
-            family, spec.make, grid, world, users, tuning_seeds(config),
+            family, spec.make, grid, setting.scenario, setting.users, setting.seeds,
             simulators=simulators, progress=progress, allocation=config.allocation,
         )  # fmt: skip
 

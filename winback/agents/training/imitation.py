@@ -40,9 +40,8 @@ from winback.benchmarks.suite import (
     RULES,
     BenchConfig,
     SimulatorsBySeed,
+    TuningSetting,
     tune_baselines,
-    tuning_population,
-    tuning_seeds,
 )
 from winback.scenarios.scenario import Scenario
 
@@ -105,12 +104,13 @@ def kickstart(
         tuning_users=config.imitation_users,
         quick=config.imitation_quick,
     )
-    tuned = tune_baselines(bench, scenario, SimulatorsBySeed(scenario), progress=progress)
+    setting = TuningSetting.of(bench, scenario)
+    tuned = tune_baselines(bench, setting, SimulatorsBySeed(scenario), progress=progress)
     best = max(tuned.values(), key=lambda result: result.best.net_value)
     rule = best.policy(FAMILIES[best.family].make, best.family)
     validation = run_policy(rule, scenario, validation_users(scenario, config.eval_users), [VALIDATION_SEED])
     recorder = _Recorder(rule)
-    run_policy(recorder, scenario, tuning_population(bench, scenario), tuning_seeds(bench)[:1])
+    run_policy(recorder, scenario, setting.users, setting.seeds[:1])
     observations, masks, actions = (np.concatenate(part) for part in zip(*recorder.batches, strict=True))
     env.obs_rms.update(observations)
     normalization = ObservationNormalization.of(env)

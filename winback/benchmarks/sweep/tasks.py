@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from winback.benchmarks.rollout import PolicyRun
-from winback.benchmarks.suite import BenchConfig, PolicySet, SimulatorsBySeed, evaluate_task, tune_baselines
+from winback.benchmarks.suite import (
+    BenchConfig,
+    PolicySet,
+    SimulatorsBySeed,
+    TuningSetting,
+    evaluate_task,
+    tune_baselines,
+)
 from winback.benchmarks.sweep.grid import Document
 from winback.errors import ConfigError
 from winback.scenarios.files import parse
@@ -26,7 +33,9 @@ def cell_scenario(document: Document, name: str) -> Scenario:
 def tune_cell(document: Document, name: str, bench: BenchConfig) -> dict[str, dict[str, Any]]:
     """The tuned parameters of each parametrised baseline in a cell."""
     scenario = cell_scenario(document, name)
-    tuning = tune_baselines(bench, scenario, SimulatorsBySeed(scenario), progress=False)
+    tuning = tune_baselines(
+        bench, TuningSetting.of(bench, scenario), SimulatorsBySeed(scenario), progress=False
+    )
     return {family: result.best.params for family, result in tuning.items()}
 
 

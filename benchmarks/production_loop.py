@@ -157,11 +157,8 @@ def main() -> None:
         }
         for name, other in others.items():
             row["net"][name] = _per_week(other.run(args.weeks))
-        rule_net = others[rule_name].last.mean(axis=0)[None]
         for key, rewards in (("vs_rule", logged.rewards), ("greedy_vs_rule", greedy)):
-            row[key] = paired_difference(
-                rewards.mean(axis=0)[None], rule_net, rng=np.random.default_rng(r)
-            ).to_dict()
+            row[key] = _gain(rewards, others[rule_name].last, seed=r)
         print(f"round {r}: net per user-week {row['net']}", flush=True)
         if r + 1 < args.rounds:
             round_dir = args.out / f"round-{r + 1}"
@@ -371,11 +368,7 @@ def one_step_truth(
             everyone = np.zeros(loop.world.n_users, dtype=np.int64)
             everyone[loop.index] = actions
             earned[name].append(loop.world.step(state.copy(), everyone).net[loop.index])
-    net = {name: np.stack(values) for name, values in earned.items()}
-    difference = paired_difference(
-        net["candidate"].mean(axis=0)[None], net["current"].mean(axis=0)[None], rng=np.random.default_rng(0)
-    )
-    return {name: _per_week(values) for name, values in net.items()} | {"difference": difference.to_dict()}
+    return _versus(np.stack(earned["candidate"]), np.stack(earned["current"]))
 
 
 def next_round_truth(loop: BatchWorld, candidate_table: UsersTable, weeks: int) -> dict[str, Any]:
@@ -383,14 +376,7 @@ def next_round_truth(loop: BatchWorld, candidate_table: UsersTable, weeks: int) 
     round ended (copies of the loop's world, the same luck), and their paired difference."""
     shipped = loop.fork()
     shipped.deploy(candidate_table)
-    earned = {"current": greedy_run(loop.fork(), weeks), "candidate": greedy_run(shipped, weeks)}
-    difference = paired_difference(
-        earned["candidate"].mean(axis=0)[None],
-        earned["current"].mean(axis=0)[None],
-        rng=np.random.default_rng(0),
-    )
-    return {"candidate": _per_week(earned["candidate"]), "current": _per_week(earned["current"]),
-            "difference": difference.to_dict()}  # fmt: skip
+    return _versus(greedy_run(shipped, weeks), greedy_run(loop.fork(), weeks))
 
 
 def greedy_run(world: BatchWorld, weeks: int) -> np.ndarray:
@@ -401,6 +387,19 @@ def greedy_run(world: BatchWorld, weeks: int) -> np.ndarray:
         actions = world.table.artifact.decide_at_prices(observed.observations, observed.allowed, {}).actions
         rewards.append(world.play(observed, actions))
     return np.stack(rewards)
+
+
+def _versus(candidate: np.ndarray, current: np.ndarray) -> dict[str, Any]:
+    """Each export's net value per user-week of its (T, U) rewards, and their paired difference."""
+    return {"candidate": _per_week(candidate), "current": _per_week(current),
+            "difference": _gain(candidate, current)}  # fmt: skip
+
+
+def _gain(rewards: np.ndarray, reference: np.ndarray, *, seed: int = 0) -> dict[str, float]:
+    """Net value per user-week of (T, U) ``rewards`` minus ``reference``'s, paired by user (95% CI)."""
+    return paired_difference(
+        rewards.mean(axis=0)[None], reference.mean(axis=0)[None], rng=np.random.default_rng(seed)
+    ).to_dict()
 
 
 def _per_week(rewards: np.ndarray) -> dict[str, float]:

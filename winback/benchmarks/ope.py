@@ -422,15 +422,20 @@ def artifact_distribution(artifact: ExportedArtifact, exploration: Any, features
     return exploration.probabilities(decision.scores, allowed, decision.actions)
 
 
+def log_reward_model(log: DecisionLog, *, seed: int) -> np.ndarray:
+    """(n, A) :func:`fit_reward_model`'s cross-fitted predictions on ``log``."""
+    return fit_reward_model(log.features, log.actions, log.rewards, len(log.action_names), seed=seed)
+
+
 def evaluate_export(
-    log: DecisionLog, export: Path, exploration: Any, *, seed: int
+    log: DecisionLog, export: Path, exploration: Any, *, seed: int, predicted: np.ndarray | None = None
 ) -> list[OffPolicyEstimate]:
     """IPS, SNIPS and DR estimates of the value per decision of the policy exported to ``export``,
     deciding with ``exploration`` (an :class:`~winback.export.runtime.exploration.Exploration`), on
-    ``log``."""
+    ``log``; DR on ``predicted`` (default: :func:`log_reward_model` of ``seed``)."""
     target = candidate_distribution(export, exploration, log.features, log)
     on_logged = _at_actions(target, log.actions)
-    predicted = fit_reward_model(log.features, log.actions, log.rewards, len(log.action_names), seed=seed)
+    predicted = log_reward_model(log, seed=seed) if predicted is None else predicted
     generator = np.random.default_rng(seed)
     return [
         ips(log.rewards, log.propensities, on_logged, rng=generator),
@@ -440,13 +445,20 @@ def evaluate_export(
 
 
 def export_versus_baseline(
-    log: DecisionLog, export: Path, baseline: Path, exploration: Any, *, seed: int
+    log: DecisionLog,
+    export: Path,
+    baseline: Path,
+    exploration: Any,
+    *,
+    seed: int,
+    predicted: np.ndarray | None = None,
 ) -> Estimate:
     """The launch gate's figure: the doubly robust value per decision of the policy exported to
     ``export`` minus that of ``baseline`` (the policy deployed now), both deciding with
-    ``exploration``, paired by decision on ``log``, with a 95% interval over users."""
+    ``exploration``, paired by decision on ``log``, with a 95% interval over users; on ``predicted``
+    (default: :func:`log_reward_model` of ``seed``)."""
     targets = [candidate_distribution(path, exploration, log.features, log) for path in (export, baseline)]
-    predicted = fit_reward_model(log.features, log.actions, log.rewards, len(log.action_names), seed=seed)
+    predicted = log_reward_model(log, seed=seed) if predicted is None else predicted
     one = [a[None] for a in (log.rewards, log.propensities, log.actions, *targets, predicted)]
     return doubly_robust_difference(*one, rng=np.random.default_rng(seed))
 

@@ -14,6 +14,7 @@ from winback.benchmarks.ope import (
     evaluate_export,
     evaluate_export_trajectories,
     export_versus_baseline,
+    log_reward_model,
     read_log,
     read_trajectories,
 )
@@ -74,11 +75,12 @@ def ope(
         raise ConfigError(f"gamma = {gamma} discounts the following periods: give their logs with --then")
     else:
         decisions = read_log(log, outcomes)
-        estimates = evaluate_export(decisions, candidate, chosen, seed=seed)
+        predicted = log_reward_model(decisions, seed=seed)  # one reward model for every estimate
+        estimates = evaluate_export(decisions, candidate, chosen, seed=seed, predicted=predicted)
     show(estimates)
     body: list[dict[str, object]] = [{**dataclasses.asdict(e), "trusted": e.trusted} for e in estimates]
     if baseline is not None:
-        gain = export_versus_baseline(decisions, candidate, baseline, chosen, seed=seed)
+        gain = export_versus_baseline(decisions, candidate, baseline, chosen, seed=seed, predicted=predicted)
         ship = gain.low > 0
         typer.echo(
             f"candidate - baseline (dr, paired) | {gain.mean:.4f} [{gain.low:.4f}, {gain.high:.4f}] | "

@@ -405,43 +405,51 @@ class WorldLog:
 class EventRecorder:
     """Consecutive weeks of a world recorded as they are played (:meth:`add`), then written as an event
     log (:meth:`event_log`): every user's views, carts, favs (when the world has them) and purchases,
-    and the contacts delivered, whose rows carry ``arm`` (the policy that sent them)."""
+    and the contacts delivered, whose rows carry ``arm`` (the policy that sent them). Only what the log
+    holds is kept of each week: the counts and the spend of the purchases made."""
 
     def __init__(self, world: GroundTruthWorld, arm: str) -> None:
         self.world, self.arm = world, arm
         self._kinds = ("views", "carts", "favs", "purchases") if world.config.fav_per_view else (
             "views", "carts", "purchases")  # fmt: skip
-        self._weeks: list[WorldStep] = []
+        self._periods: list[int] = []
+        self._weekly: dict[str, list[np.ndarray]] = {kind: [] for kind in (*self._kinds, "contact")}
+        self._buyers: list[np.ndarray] = []
+        """Per week, the user of each purchase (users in order, a user's purchases in theirs)."""
+        self._spend: list[np.ndarray] = []
+        """Per week, the spend of each purchase, in the same order."""
 
     @property
     def origin(self) -> str:
         """ISO date of the Monday starting the first recorded week."""
-        first = self._weeks[0].period if self._weeks else 0
+        first = self._periods[0] if self._periods else 0
         return (dt.date.fromisoformat(self.world.config.start) + dt.timedelta(weeks=first)).isoformat()
 
     @property
     def n_weeks(self) -> int:
-        return len(self._weeks)
+        return len(self._periods)
 
     def add(self, step: WorldStep) -> None:
         """Record the week ``step`` (the next one after those recorded)."""
-        if self._weeks and step.period != self._weeks[-1].period + 1:
-            raise ValueError(f"week {step.period} does not follow the recorded week {self._weeks[-1].period}")
-        self._weeks.append(step)
+        if self._periods and step.period != self._periods[-1] + 1:
+            raise ValueError(f"week {step.period} does not follow the recorded week {self._periods[-1]}")
+        self._periods.append(step.period)
+        for kind in self._kinds:
+            self._weekly[kind].append(getattr(step, kind))
+        self._weekly["contact"].append((step.delivered - 1).astype(np.int8))
+        bought = np.arange(MAX_PURCHASES) < step.purchases[:, None]
+        self._buyers.append(np.nonzero(bought)[0])
+        self._spend.append(step.purchase_spend[bought])
 
     def event_log(self, rng: np.random.Generator, *, source: str, notes: str) -> EventLog:
         """The recorded weeks as a canonical event log, events placed within their weeks by ``rng``."""
-        if not self._weeks:
+        if not self._periods:
             raise ValueError("no week recorded")
-        n, n_weeks, first = self.world.n_users, self.n_weeks, self._weeks[0].period
-        weekly = {
-            kind: np.stack([getattr(step, kind) for step in self._weeks], axis=1) for kind in self._kinds
-        }
-        contact = np.stack([step.delivered - 1 for step in self._weeks], axis=1).astype(np.int8)
-        spend = np.stack([step.purchase_spend for step in self._weeks], axis=1)  # (n, weeks, MAX_PURCHASES)
-        bought = np.arange(MAX_PURCHASES) < weekly["purchases"][..., None]
-        values = spend[bought]  # user-week order, the purchases of a week in their order within it
-        counts = WeeklyCounts(contact=contact, **weekly)
+        n, n_weeks, first = self.world.n_users, self.n_weeks, self._periods[0]
+        counts = WeeklyCounts(**{kind: np.stack(weeks, axis=1) for kind, weeks in self._weekly.items()})
+        cells = np.concatenate([users * n_weeks + w for w, users in enumerate(self._buyers)])
+        # user-week order, the purchases of a week in their order within it
+        values = np.concatenate(self._spend)[np.argsort(cells, kind="stable")]
         events = events_from_counts(self.origin, self.world.user_ids, counts, rng, lambda _: values, self.arm)
         report = LoadReport(
             source=source,

@@ -17,9 +17,13 @@ truth, and the share whose 95% interval covers it.
 
 **Several periods** (``--horizon`` weeks, ``--trajectory-logs`` logs): the logging policy runs for
 the horizon; per-decision weighted IS, fitted Q evaluation and weighted doubly robust (with FQE's
-values) estimate each candidate's return per user; the truth is its return in the world, averaged
-over ``--truth-draws`` draws of its luck. Reported per log: each estimator's Spearman correlation
-between the candidates' estimated and true ranking, and the regret of shipping its best.
+values) estimate each candidate's return per user, and so does the learned simulator refit on the
+shop's log grown by the logged weeks (``winback decay fit`` on it, the candidates run from the users
+warm-started at the first logged week: the model-based estimate, which learns the contacts' effects
+from the explored ones). The truth is each candidate's return in the world, averaged over
+``--truth-draws`` draws of its luck. Reported per log: each estimator's Spearman correlation between
+the candidates' estimated and true ranking, and the regret of shipping its best. Beside them, the
+learned simulator of the run itself (fitted before the logged weeks: the same for every log).
 
 Writes ``OUT/report.md``, ``OUT/results.json`` and ``OUT/ope_validation.png``.
 
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -42,6 +47,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from production_loop import grow_log, refit_decay_model
 from scipy import stats as scipy_stats
 
 from winback.agents.base import DecisionContext, Policy
@@ -57,16 +63,18 @@ from winback.benchmarks.ope import (
     fqe_estimate,
     ips,
     per_decision_weighted_is,
+    simulator_returns,
     snips,
     weighted_doubly_robust,
 )
 from winback.benchmarks.rollout import run_policy
 from winback.benchmarks.suite import BenchConfig, load_agents, load_finished_bench, make_policies
 from winback.data.io import write_event_log
-from winback.data.synthetic import GroundTruthWorld, WorldConfig
+from winback.data.synthetic import EventRecorder, GroundTruthWorld, WorldConfig, WorldStep
 from winback.export.runtime import Exploration, ExportedArtifact
 from winback.export.runtime.batch import draw_actions
 from winback.scenarios.scenario import Scenario
+from winback.scenarios.schema import ModelConfig
 from winback.simulator.state import SimState
 from winback.streams import RandomStreams
 
@@ -113,9 +121,14 @@ def main() -> None:
         help="A world of this many users (the same world's parameters; its log written and its users "
         "warm-started by the run's decay model) instead of the run's own.",
     )
-    parser.add_argument("--sim-seeds", type=int, default=3, help="Seeds of the learned simulator's verdict.")
+    parser.add_argument("--sim-seeds", type=int, default=3, help="Seeds of the learned simulators' verdicts.")
+    parser.add_argument("--quick", action="store_true", help="Tiny refits of the decay model (a smoke run).")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    given = {k: str(v) for k, v in vars(args).items() if k != "out"}
+    if (args.out / "args.json").is_file() and json.loads((args.out / "args.json").read_text()) != given:
+        parser.error(f"{args.out} holds a run of other settings (its args.json): its refits would be reused")
+    (args.out / "args.json").write_text(json.dumps(given, indent=2) + "\n")
     started = time.perf_counter()
     found = setting(args.source, args.world, args.users, args.out)
     batch, candidates, artifact = found.batch, found.candidates, found.artifact
@@ -125,8 +138,9 @@ def main() -> None:
     print(f"one period: {time.perf_counter() - started:.0f}s", flush=True)
     several: dict[str, Any] = {}
     if args.trajectory_logs:
+        refit = Refit(args.out, args.sim_seeds, args.quick)
         several = several_periods(
-            batch, artifact, candidates, exploration, args.horizon, args.trajectory_logs, args.truth_draws
+            found, exploration, args.horizon, args.trajectory_logs, args.truth_draws, refit
         )
         verdict = simulator_verdict(found, args.horizon, args.sim_seeds)
         several["simulator"] = {"estimates": verdict, **ranking(verdict, several["truth"])}
@@ -146,7 +160,8 @@ def main() -> None:
 @dataclass(frozen=True)
 class Setting:
     """The world where its log ended, its population kept as a batch job keeps it, the candidates as
-    distributions and as policies (for the learned simulator), and what the learned simulator needs."""
+    distributions and as policies (for the learned simulators), what the learned simulator needs, and
+    the shop's log with the quiet week the batch world played after it (to grow the log)."""
 
     batch: BatchWorld
     candidates: dict[str, Probabilities]
@@ -154,6 +169,8 @@ class Setting:
     artifact: ExportedArtifact
     scenario: Scenario
     users: SimState
+    log: Path
+    quiet: WorldStep
 
 
 def setting(source: Path, name: str, n_users: int | None, out: Path) -> Setting:
@@ -169,6 +186,7 @@ def setting(source: Path, name: str, n_users: int | None, out: Path) -> Setting:
     world = GroundTruthWorld(config)
     state = world.start()
     log = world.write_log(state, int(run["args"]["weeks"]), CONTACT_RATE, seed=int(run["args"]["seed"]))
+    path = source / name / "log.parquet"
     if config.n_users != found["config"]["n_users"]:
         path = out / f"world-{config.n_users}.parquet"
         if not path.is_file():
@@ -178,7 +196,9 @@ def setting(source: Path, name: str, n_users: int | None, out: Path) -> Setting:
     export = source / name / "run" / "export"
     artifact = ExportedArtifact.load(export)
     users = scenario.population()
-    batch = BatchWorld(world, state, artifact, users)
+    quiet: list[WorldStep] = []
+    batch = BatchWorld(world, state, artifact, users, record=quiet.append)
+    batch.record = None
     params = {family: bench.tuned(family) for family in RULES}
     rules = make_policies(["no_contact", *RULES], params, BenchConfig())
     context = DecisionContext(
@@ -190,7 +210,7 @@ def setting(source: Path, name: str, n_users: int | None, out: Path) -> Setting:
     policies = {"agent": load_agents([export])[0]}
     policies |= make_policies(["no_contact", *RULES], params, BenchConfig())
     policies["random"] = RandomContact(RANDOM_RATES)
-    return Setting(batch, candidates, policies, artifact, scenario, users)
+    return Setting(batch, candidates, policies, artifact, scenario, users, path, quiet[0])
 
 
 def _export(artifact: ExportedArtifact) -> Probabilities:
@@ -223,11 +243,17 @@ def _random(actions: tuple[str, ...]) -> Probabilities:
 
 
 def log_weeks(
-    batch: BatchWorld, artifact: ExportedArtifact, exploration: Exploration, weeks: int, seed: int
+    batch: BatchWorld,
+    artifact: ExportedArtifact,
+    exploration: Exploration,
+    weeks: int,
+    seed: int,
+    record: Callable[[WorldStep], None] | None = None,
 ) -> Logged:
     """The logging policy for ``weeks`` from ``batch`` (forked: ``batch`` is unchanged) in the world of
-    luck ``LUCK_OFFSET + seed``, its draws seeded by ``seed``."""
+    luck ``LUCK_OFFSET + seed``, its draws seeded by ``seed``, every week played handed to ``record``."""
     world, streams = batch.fork(LUCK_OFFSET + seed), RandomStreams(seed)
+    world.record = record
     columns: dict[str, list[np.ndarray]] = {f: [] for f in Logged.__dataclass_fields__}
     for _ in range(weeks):
         observed = world.observe()
@@ -309,23 +335,21 @@ def one_period(
 
 
 def several_periods(
-    batch: BatchWorld,
-    artifact: ExportedArtifact,
-    candidates: dict[str, Probabilities],
-    exploration: Exploration,
-    horizon: int,
-    logs: int,
-    truth_draws: int,
+    found: Setting, exploration: Exploration, horizon: int, logs: int, truth_draws: int, refit: Refit
 ) -> dict[str, Any]:
-    """Each candidate's true return over ``horizon`` weeks, and per log the multi-period estimates and
-    each estimator's Spearman correlation with the true ranking."""
+    """Each candidate's true return over ``horizon`` weeks, and per log the multi-period estimates (the
+    refit learned simulator's among them) and each estimator's Spearman correlation with the true
+    ranking."""
+    batch, artifact, candidates = found.batch, found.artifact, found.candidates
     draws = list(range(truth_draws))
     truth = {name: true_value(batch, candidate, horizon, draws) for name, candidate in candidates.items()}
     per_log = []
     for seed in range(logs):
-        logged = log_weeks(batch, artifact, exploration, horizon, seed)
+        recorder = EventRecorder(batch.world, arm="logging")
+        recorder.add(found.quiet)
+        logged = log_weeks(batch, artifact, exploration, horizon, seed, recorder.add)
         rng = np.random.default_rng(seed)
-        found: dict[str, dict[str, dict[str, float]]] = {}
+        estimates: dict[str, dict[str, dict[str, float]]] = {}
         for name, candidate in candidates.items():
             target = targets(candidate, logged)
             on_logged = np.take_along_axis(target, logged.actions[..., None], axis=2)[..., 0]
@@ -336,7 +360,7 @@ def several_periods(
                 logged.rewards, logged.propensities, on_logged, fitted.predicted(logged.actions),
                 fitted.state_values(target),
             )  # fmt: skip
-            found[name] = {
+            estimates[name] = {
                 e.estimator: _plain(e)
                 for e in (
                     per_decision_weighted_is(trajectories, rng=rng),
@@ -344,12 +368,14 @@ def several_periods(
                     weighted_doubly_robust(trajectories, rng=rng),
                 )
             }
+        for name, value in refit.verdict(found, recorder, seed, horizon).items():
+            estimates[name]["refit_simulator"] = {"value": value}
         true_values = {name: float(truth[name].mean()) for name in candidates}
         spearman, regret = {}, {}
-        for estimator in found[next(iter(candidates))]:
-            verdict = ranking({n: found[n][estimator]["value"] for n in candidates}, true_values)
+        for estimator in estimates[next(iter(candidates))]:
+            verdict = ranking({n: estimates[n][estimator]["value"] for n in candidates}, true_values)
             spearman[estimator], regret[estimator] = verdict["spearman"], verdict["regret"]
-        per_log.append({"estimates": found, "spearman": spearman, "regret": regret})
+        per_log.append({"estimates": estimates, "spearman": spearman, "regret": regret})
         print(f"  {horizon}-week log {seed + 1}/{logs}: Spearman {spearman}, regret {regret}", flush=True)
     return {
         "horizon": horizon,
@@ -359,19 +385,54 @@ def several_periods(
     }
 
 
-def simulator_verdict(found: Setting, horizon: int, seeds: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Refit:
+    """The model-based estimate (:func:`~winback.benchmarks.ope.simulator_returns`, ``winback ope
+    --simulator``): the learned simulator refit on the shop's log grown by a log's weeks, its files under
+    ``out/refit-SEED`` (reused when a stopped run resumes)."""
+
+    out: Path
+    seeds: int
+    quick: bool
+
+    def verdict(self, found: Setting, recorder: EventRecorder, seed: int, horizon: int) -> dict[str, float]:
+        """Each candidate's mean return per user over ``horizon`` weeks in the learned simulator whose
+        decay model is refit on the shop's log grown by ``recorder``'s weeks (the quiet week, then the
+        logged ones), from the users warm-started at the first logged week."""
+        directory = self.out / f"refit-{seed}"
+        grown = grow_log(found.log, recorder, directory, seed)
+        model = directory / "model"
+        if not (model / "model.json").is_file():
+            shutil.rmtree(model, ignore_errors=True)
+            refit_decay_model(grown, model, self.quick)
+        where = dataclasses.replace(found.scenario.population_config, log=str(grown.resolve()))
+        scenario = dataclasses.replace(
+            found.scenario, population_config=where, model_config=ModelConfig(str(model.resolve()))
+        )
+        returns = simulator_returns(
+            scenario, list(found.policies.values()), found.batch.table.ids, found.quiet.period + 1, horizon,
+            seeds=self.seeds,
+        )  # fmt: skip
+        return {name: float(r.mean()) for name, r in zip(found.policies, returns, strict=True)}
+
+
+def simulator_verdict(found: Setting, horizon: int, seeds: int) -> dict[str, float]:
     """Each candidate's mean return per user over ``horizon`` weeks in the learned simulator (the run's
     scenario: its decay model fitted on the shop's log before the logged weeks), from the users where
     the world's log ended after a quiet week (drawn by a seed of its own), as the batch world starts;
     it uses no logged trajectory, so it is the same for every log."""
     users = found.users.copy()
     found.scenario.simulator_for(QUIET_SEED).step(users, np.zeros(users.n_users, dtype=np.int64))
-    scenario = dataclasses.replace(found.scenario, horizon=horizon)
+    return returns(found.policies, dataclasses.replace(found.scenario, horizon=horizon), users, seeds)
+
+
+def returns(policies: dict[str, Policy], scenario: Scenario, users: SimState, seeds: int) -> dict[str, float]:
+    """Each policy's mean net value per user over the scenario's horizon from ``users``, over ``seeds``."""
     return {
         name: float(
             run_policy(policy, scenario, users, list(range(seeds)), name=name).metrics["net_value"].mean()
         )
-        for name, policy in found.policies.items()
+        for name, policy in policies.items()
     }
 
 
@@ -429,12 +490,14 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [
             "",
             f"{several['horizon']} weeks, {len(several['logs'])} logs. Truth: return per user over the "
-            "horizon. The learned simulator: the candidate run in the scenario the estimates' policies were "
-            "trained in (no logged trajectory used: the same for every log).",
+            "horizon. refit_simulator: the learned simulator refit on the shop's log grown by the logged "
+            "weeks, the candidates run from the first logged week. The learned simulator before the log: the "
+            "candidate run in the scenario the policies were trained in (no logged trajectory used: the same "
+            "for every log).",
             "",
             "| candidate | truth | "
             + " | ".join(f"{e} (mean over logs)" for e in estimators)
-            + " | learned simulator |",
+            + " | learned simulator before the log |",
             "|---|---:|" + "---:|" * (len(estimators) + 1),
         ]
         for name, truth in several["truth"].items():
@@ -463,7 +526,8 @@ def markdown(results: dict[str, Any]) -> str:
             )
         simulator = several["simulator"]
         lines.append(
-            f"- learned simulator: Spearman {simulator['spearman']:.2f}; regret {simulator['regret']:.3f}"
+            f"- learned simulator before the log: Spearman {simulator['spearman']:.2f}; "
+            f"regret {simulator['regret']:.3f}"
         )
     lines += ["", f"{results['seconds']:.0f} s."]
     return "\n".join(lines) + "\n"
@@ -491,7 +555,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
             means = [np.mean([log["estimates"][n][e]["value"] for log in several["logs"]]) for n in names]
             axes[1].scatter(truth, means, label=e)
         simulated = [several["simulator"]["estimates"][n] for n in names]
-        axes[1].scatter(truth, simulated, label="learned simulator", marker="x")
+        axes[1].scatter(truth, simulated, label="learned simulator before the log", marker="x")
         low, high = min(truth), max(truth)
         axes[1].plot([low, high], [low, high], color="grey", lw=0.8)
         axes[1].set_xlabel("true return per user")

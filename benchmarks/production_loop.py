@@ -268,19 +268,24 @@ def retrain(
         return
     for unfinished in ("model", "run"):  # every step is redone
         shutil.rmtree(round_dir / unfinished, ignore_errors=True)
-    end = (read_event_log(log_path).events["timestamp"].max().date() + dt.timedelta(days=1)).isoformat()
-    winback = [sys.executable, "-m", "winback.cli"]
-    tiny = [f"--{key.replace('_', '-')}={value}" for key, value in QUICK_LSTM.items()] if quick else []
-    subprocess.run([*winback, "decay", "fit", "--data", str(log_path), "--out", str(round_dir / "model"),
-                    "--calibration-end", end, *tiny], check=True)  # fmt: skip
+    refit_decay_model(log_path, round_dir / "model", quick)
     subprocess.run(
-        [*winback, "pipeline", "--data", str(log_path), "--out", str(round_dir / "run"),
-         "--model", str(round_dir / "model"), "--settings", str(settings),
+        [sys.executable, "-m", "winback.cli", "pipeline", "--data", str(log_path),
+         "--out", str(round_dir / "run"), "--model", str(round_dir / "model"), "--settings", str(settings),
          *(["--timesteps", str(timesteps)] if timesteps else []),
          "--bench-seeds", str(bench_seeds), "--no-progress", *(["--quick"] if quick else []),
          *[option for start in imitate or [] for option in ("--imitate", start)]],
         check=True,
     )  # fmt: skip
+
+
+def refit_decay_model(log_path: Path, model_dir: Path, quick: bool) -> None:
+    """``winback decay fit`` on the log at ``log_path`` into ``model_dir``, calibrated up to its last day
+    (tiny models if ``quick``)."""
+    end = (read_event_log(log_path).events["timestamp"].max().date() + dt.timedelta(days=1)).isoformat()
+    tiny = [f"--{key.replace('_', '-')}={value}" for key, value in QUICK_LSTM.items()] if quick else []
+    subprocess.run([sys.executable, "-m", "winback.cli", "decay", "fit", "--data", str(log_path),
+                    "--out", str(model_dir), "--calibration-end", end, *tiny], check=True)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 from hypothesis import settings
@@ -14,6 +17,7 @@ from tiny import TRAINING
 
 from winback.agents.training import TrainConfig, train
 from winback.cli import app
+from winback.export.runtime.batch import RECEIVED, USER, TableSpec
 from winback.scenarios.scenario import Scenario, load_scenario
 
 settings.register_profile("ci", derandomize=True)
@@ -88,3 +92,16 @@ def tiny_priced_run(tiny_team: Path, tmp_path_factory: pytest.TempPathFactory) -
 def tiny_priced_export(tiny_priced_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``winback export`` of :func:`tiny_priced_run` (100 evaluation users x seeds 0, 1)."""
     return exported(tiny_priced_run, tmp_path_factory.mktemp("priced_export") / "artifact")
+
+
+def next_users_table(log: Path, spec: TableSpec) -> pa.Table:
+    """The users table of the period after ``log``'s: its states/, no events, the contact decided
+    received; the rows in reverse order (the next log's users come in another order)."""
+    states = pq.read_table(log / "states")
+    decided = pq.read_table(log / "decisions", columns=[USER, "action"])
+    assert states.column(USER).equals(decided.column(USER))
+    activity = {f"count_{e}": np.zeros(states.num_rows, dtype=np.int64) for e in spec.event_types}
+    activity |= {"spend": np.zeros(states.num_rows), RECEIVED: decided.column("action")}
+    for name, values in activity.items():
+        states = states.append_column(name, pa.array(values))
+    return states.take(np.arange(states.num_rows)[::-1])

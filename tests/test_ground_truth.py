@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
-from conftest import exported
+from conftest import exported, next_users_table
 from tiny import TRAINING
 
 from winback.agents.base import DecisionContext, Policy
@@ -16,15 +19,21 @@ from winback.agents.baselines import FixedCadence, NoContact
 from winback.agents.oracle import Oracle
 from winback.agents.training import TrainConfig, train
 from winback.benchmarks.ground_truth import BatchWorld, run_in_world
+from winback.benchmarks.ope import simulator_returns
+from winback.benchmarks.rollout import run_policy
+from winback.benchmarks.users_table import simulated_period
+from winback.cli import EXIT_BAD_INPUT, app
 from winback.data.io import EventLogWriter, write_event_log
 from winback.data.panel import build_panel
 from winback.data.synthetic import EventRecorder, GroundTruthWorld, WorldConfig, WorldLog, WorldState
 from winback.decay_model.artifact import save_model
 from winback.decay_model.lstm import LSTMConfig, LSTMDecayModel
 from winback.errors import ConfigError
-from winback.export.runtime import ExportedArtifact
+from winback.export.policy import load_policy_dir
+from winback.export.runtime import Exploration, ExportedArtifact
+from winback.export.runtime.batch import USER, TableSpec, decide_table
 from winback.scenarios.population import cached_population
-from winback.scenarios.scenario import Scenario, read_scenario
+from winback.scenarios.scenario import Scenario, load_scenario, read_scenario
 from winback.simulator.state import SimState
 
 WEEKS, HORIZON = 30, 8
@@ -113,11 +122,16 @@ class AfterAQuietWeek(Policy):
 
 
 @pytest.fixture(scope="module")
-def artifact(shop: Shop, tmp_path_factory: pytest.TempPathFactory) -> ExportedArtifact:
+def export_dir(shop: Shop, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An agent trained on the shop's scenario, exported."""
     run = tmp_path_factory.mktemp("shop_agent")
     train(TrainConfig(algo="maskable_ppo", scenario=str(shop.path), **TRAINING), run, progress=False)
-    return ExportedArtifact.load(exported(run, tmp_path_factory.mktemp("shop_export") / "artifact"))
+    return exported(run, tmp_path_factory.mktemp("shop_export") / "artifact")
+
+
+@pytest.fixture(scope="module")
+def artifact(export_dir: Path) -> ExportedArtifact:
+    return ExportedArtifact.load(export_dir)
 
 
 def test_a_batch_job_in_the_world_earns_what_the_tracked_users_earn(
@@ -186,3 +200,78 @@ def test_a_users_table_warm_started_on_the_grown_log_continues_the_deployed_one(
         batch.deploy(batch.table_of(artifact, stored_at(stored - 1)))
     with pytest.raises(ConfigError, match="missing"):
         batch.table_of(artifact, users.take(np.arange(10)))
+
+
+def test_the_learned_simulator_runs_the_logged_users_over_the_logged_periods(shop: Shop) -> None:
+    """:func:`simulator_returns` finds the log's users by id (in the log's order) among the scenario's,
+    warm-started at the first logged period, and runs each policy for the logged periods under common
+    random numbers; users, periods or a scenario it cannot place are refused."""
+    users = shop.scenario.population()
+    first = int(users.period[0])
+    where = {int(key): i for i, key in enumerate(users.keys)}
+    chosen = np.arange(0, shop.world.n_users, 7)[::-1]
+    ids = np.asarray(shop.world.user_ids)[chosen].astype(str)
+    index = np.array([where[int(key)] for key in shop.world.keys[chosen]])
+    policies = [FixedCadence("push_new_items", 2), NoContact()]
+    returns = simulator_returns(shop.scenario, policies, ids, first, 3, seeds=2)
+    for policy, found in zip(policies, returns, strict=True):
+        expected = run_policy(
+            policy, dataclasses.replace(shop.scenario, horizon=3), users.take(index), [0, 1]
+        )
+        np.testing.assert_allclose(found, expected.metrics["net_value"])
+    assert returns[0].shape == (2, len(ids)) and returns[0].mean() != returns[1].mean()
+    with pytest.raises(ConfigError, match=r"1 of the log's users are not among .* \(users \['nobody'\]"):
+        simulator_returns(shop.scenario, policies, np.array(["nobody", *ids[:3]]), first, 3)
+    with pytest.raises(ConfigError, match=r"population\.until"):
+        simulator_returns(shop.scenario, policies, ids, first + 5, 3)
+    with pytest.raises(ConfigError, match=r"no \[population\] log"):
+        simulator_returns(load_scenario("default"), policies, ids, first, 3)
+
+
+def test_winback_ope_with_the_learned_simulator(shop: Shop, export_dir: Path, tmp_path: Path, capsys) -> None:
+    """Two periods' decide logs of the shop's users, the second ending where its log ends: --simulator
+    adds the learned simulator's estimate, and with --baseline (the export itself) a paired difference
+    of exactly 0, not shipped."""
+    start = dt.date.fromisoformat(shop.world.config.start) + dt.timedelta(weeks=WEEKS - 2)
+    where = dataclasses.replace(shop.scenario.population_config, until=start.isoformat())
+    state = cached_population(where, shop.scenario.model_config).copy()
+    by_key = {int(key): user for key, user in zip(shop.world.keys, shop.world.user_ids, strict=True)}
+    ids = np.array([str(by_key[int(key)]) for key in state.keys], dtype=object)
+    spec = TableSpec.of(ExportedArtifact.load(export_dir))
+    contacts = np.zeros(state.n_users, dtype=np.int64)
+    pq.write_table(simulated_period(shop.scenario.simulator_for(3), state, contacts, spec, ids),
+                   tmp_path / "users_0.parquet")  # fmt: skip
+    logs = []
+    for period in range(2):
+        log = tmp_path / f"log_{period}"
+        decide_table(export_dir, tmp_path / f"users_{period}.parquet", log,
+                     exploration=Exploration("epsilon", epsilon=0.3), seed=period)  # fmt: skip
+        pq.write_table(next_users_table(log, spec), tmp_path / f"users_{period + 1}.parquet")
+        logs.append(log)
+    decisions = pd.concat([pq.read_table(log / "decisions").to_pandas() for log in logs])
+    outcomes = decisions[[USER, "period"]].assign(
+        reward=np.random.default_rng(5).normal(0.5, 1.0, len(decisions))
+    )
+    outcomes.to_csv(tmp_path / "outcomes.csv", index=False)
+    command = ["ope", str(logs[0]), str(tmp_path / "outcomes.csv"), "--then", str(logs[1]), "--candidate",
+               str(export_dir), "--simulator", str(shop.path), "--simulator-seeds", "2"]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        app([*command, "--baseline", str(export_dir), "--out", str(tmp_path / "estimates.json")])
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    assert "simulator |" in printed and "candidate - baseline (simulator, paired) | 0.0000" in printed
+    estimates = json.loads((tmp_path / "estimates.json").read_text())
+    assert [e["estimator"] for e in estimates] == ["pdwis", "fqe", "wdr", "simulator", "simulator_difference"]
+    assert estimates[-1]["ship"] is False and estimates[-1]["mean"] == 0.0
+    first = int(decisions["period"].min())
+    assert first == WEEKS - 1
+    expected = simulator_returns(shop.scenario, [load_policy_dir(export_dir)], ids, first, 2, seeds=2)[0]
+    assert estimates[3]["value"] == pytest.approx(expected.mean())
+    for wrong in (["--gamma", "0.5"], ["--exploration", "epsilon", "--epsilon", "0.1"]):
+        with pytest.raises(SystemExit) as exit_info:
+            app([*command, *wrong])
+        assert exit_info.value.code == EXIT_BAD_INPUT and "greedily" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        app(["ope", str(logs[0]), str(tmp_path / "outcomes.csv"), "--candidate", str(export_dir),
+             "--simulator", str(shop.path)])  # fmt: skip
+    assert exit_info.value.code == EXIT_BAD_INPUT and "--then" in capsys.readouterr().err

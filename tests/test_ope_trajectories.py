@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import next_users_table
 
 from winback.benchmarks.ope import (
     Trajectories,
@@ -29,7 +30,7 @@ from winback.benchmarks.users_table import simulated_period
 from winback.cli import EXIT_BAD_INPUT, app
 from winback.errors import DataError
 from winback.export.runtime import Exploration, ExportedArtifact
-from winback.export.runtime.batch import FEATURE_PREFIX, RECEIVED, USER, TableSpec, decide_table
+from winback.export.runtime.batch import FEATURE_PREFIX, USER, TableSpec, decide_table
 
 
 def test_fitted_q_evaluation_by_hand() -> None:
@@ -151,19 +152,6 @@ def test_fqe_recovers_a_candidates_true_value(mdp_log) -> None:
 # Consecutive winback decide logs of a few simulated users.
 N_USERS = 100
 EXPLORATION = Exploration("epsilon", epsilon=0.3)
-
-
-def next_users_table(log: Path, spec: TableSpec) -> pa.Table:
-    """The users table of the period after ``log``'s: its states/, no events, the contact decided
-    received; the rows in reverse order (the next log's users come in another order)."""
-    states = pq.read_table(log / "states")
-    decided = pq.read_table(log / "decisions", columns=[USER, "action"])
-    assert states.column(USER).equals(decided.column(USER))
-    activity = {f"count_{e}": np.zeros(states.num_rows, dtype=np.int64) for e in spec.event_types}
-    activity |= {"spend": np.zeros(states.num_rows), RECEIVED: decided.column("action")}
-    for name, values in activity.items():
-        states = states.append_column(name, pa.array(values))
-    return states.take(np.arange(states.num_rows)[::-1])
 
 
 @pytest.fixture(scope="module")

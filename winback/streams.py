@@ -49,6 +49,14 @@ def user_keys(user_ids: Iterable[str]) -> np.ndarray:
     )
 
 
+def key_positions(keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(m,) the position in ``keys`` (n,) of each of ``wanted`` (m,), and (m,) whether it is there (a
+    missing key's position is arbitrary)."""
+    order = np.argsort(keys)
+    positions = order[np.minimum(np.searchsorted(keys, wanted, sorter=order), len(order) - 1)]
+    return positions, keys[positions] == wanted
+
+
 def draw_keys(keys: np.ndarray, draws: int) -> np.ndarray:
     """Keys of ``draws`` independent copies of each user, user-major (user 0 draw 0, user 0 draw 1, ...)."""
     with np.errstate(over="ignore"):

@@ -36,6 +36,7 @@ from winback.simulator.core import Simulator
 from winback.simulator.outcome import StepOutcome
 from winback.simulator.rewards import RewardComponents
 from winback.simulator.state import SimState
+from winback.streams import key_positions
 
 
 class WorldStepper:
@@ -180,11 +181,9 @@ class BatchWorld:
     def table_of(self, artifact: ExportedArtifact, users: SimState) -> UsersTable:
         """The users table of another export: ``users`` (a population under its decay model) found by
         the batch's users' keys."""
-        keys = self.world.keys[self.index]
-        order = np.argsort(users.keys)
-        found = order[np.minimum(np.searchsorted(users.keys, keys, sorter=order), len(order) - 1)]
-        if not np.array_equal(users.keys[found], keys):
-            raise ConfigError(f"{int(np.sum(users.keys[found] != keys))} of the batch's users are missing")
+        found, there = key_positions(users.keys, self.world.keys[self.index])
+        if not there.all():
+            raise ConfigError(f"{int(np.sum(~there))} of the batch's users are missing")
         return UsersTable.of(artifact, self.table.ids, users.take(found))
 
     def deploy(self, table: UsersTable) -> None:
@@ -230,11 +229,9 @@ class BatchWorld:
 
 def _world_index(world: GroundTruthWorld, users: SimState, world_state: WorldState) -> np.ndarray:
     """(n,) the place of each of ``users`` among the world's, checked: all found, at the world's week."""
-    order = np.argsort(world.keys)
-    found = np.minimum(np.searchsorted(world.keys, users.keys, sorter=order), len(order) - 1)
-    index = order[found]
-    if not np.array_equal(world.keys[index], users.keys):
-        raise ConfigError(f"{int(np.sum(world.keys[index] != users.keys))} of the users are not the world's")
+    index, there = key_positions(world.keys, users.keys)
+    if not there.all():
+        raise ConfigError(f"{int(np.sum(~there))} of the users are not the world's")
     if np.any(users.decay.period != world_state.period):
         raise ConfigError(
             f"the users stand at periods {np.unique(users.decay.period)[:3].tolist()}; the world at "

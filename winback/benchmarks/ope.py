@@ -23,7 +23,12 @@ Over several periods (:class:`Trajectories`, a user's decisions in order), with 
   Constraints"): a model of each period's value-to-go under the candidate, fitted backwards from the
   last period to ``q_t(x_t, a_t) ~ r_t + gamma sum_a pi(a | x_t+1) q_t+1(x_t+1, a)``; the estimate is
   the users' mean of ``v(x_0) = sum_a pi(a | x_0) q_0(x_0, a)``, without weights, and the same ``q``
-  and ``v`` serve WDR.
+  and ``v`` serve WDR;
+- the learned simulator (:func:`simulator_returns`): the model-based estimate, the candidate run over
+  the logged periods in a scenario whose decay model is refit on the shop's event log grown by those
+  periods (the explored contacts teach it their effects), from the logged users warm-started at the
+  first logged period. No weights: it is the one of these that does not fade with the periods when
+  the candidate differs from the logging policy.
 
 :func:`read_log` reads one period's ``winback decide`` log and its outcomes, :func:`read_trajectories`
 the logs of consecutive periods; :func:`evaluate_export` and :func:`evaluate_export_trajectories`
@@ -39,6 +44,7 @@ estimator is tested against values computed by hand on tiny logs.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -50,11 +56,14 @@ from scipy import stats as scipy_stats
 
 from winback.benchmarks.stats import Estimate, mean_ci, paired_difference
 from winback.errors import ArtifactError, ConfigError, DataError
+from winback.streams import key_positions, user_keys
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from winback.agents.base import Policy
     from winback.export.runtime import ExportedArtifact
+    from winback.scenarios.scenario import Scenario
 
 MIN_ESS_SHARE = 0.01
 """An estimate whose weights' effective sample size is below this share of the log is untrustworthy."""
@@ -736,3 +745,57 @@ def evaluate_export_trajectories(
         fqe_estimate(fitted, target, rng=generator),
         weighted_doubly_robust(trajectories, gamma=gamma, rng=generator),
     ]
+
+
+SIMULATOR_SEEDS = 3
+"""Seeds of the learned simulator's runs (common random numbers: the same in every policy's)."""
+
+
+def simulator_returns(
+    scenario: Scenario,
+    policies: Sequence[Policy],
+    user_ids: np.ndarray,
+    first_period: int,
+    periods: int,
+    *,
+    seeds: int = SIMULATOR_SEEDS,
+) -> list[np.ndarray]:
+    """(S, U) each policy's return per user (undiscounted) over ``periods`` periods from ``first_period``
+    in the learned simulator of ``scenario``, for the users of ``user_ids`` warm-started at that period,
+    under common random numbers. The scenario's ``[population] log`` must hold the periods before
+    ``first_period`` and its decay model be fitted on it: refit on the shop's event log grown by the
+    logged periods, it has learned the effects of the contacts they explored. The policies see the
+    features the scenario's decay model computes."""
+    from winback.benchmarks.rollout import run_policy
+    from winback.scenarios.population import model_layout
+
+    if not scenario.population_config.log:
+        raise ConfigError(
+            f"scenario {scenario.name!r} has no [population] log: the learned simulator's estimate "
+            "warm-starts the logged users on the shop's event log"
+        )
+    first = model_layout(scenario.model_config).period_start(first_period)
+    where = dataclasses.replace(scenario.population_config, until=first.isoformat())
+    logged = dataclasses.replace(scenario, population_config=where, horizon=periods)
+    population = logged.population()
+    found, there = key_positions(population.keys, user_keys(user_ids))
+    if not there.all():
+        raise ConfigError(
+            f"{int(np.sum(~there)):,} of the log's users are not among the users of {where.log} born "
+            f"before {first} (users {np.asarray(user_ids)[~there][:5].tolist()}, ...): the scenario's log "
+            "must be the shop's event log that holds the logged users and periods"
+        )
+    users = population.take(found)
+    return [
+        run_policy(policy, logged, users, list(range(seeds)), category="agent").metrics["net_value"]
+        for policy in policies
+    ]
+
+
+def simulator_estimate(returns: np.ndarray, *, seed: int) -> OffPolicyEstimate:
+    """The learned simulator's estimate from a policy's (S, U) :func:`simulator_returns`: the mean and
+    its 95% interval over users (each user's seeds averaged). The interval holds the refit model fixed:
+    the model's own error is not in it."""
+    estimate = mean_ci(returns, rng=np.random.default_rng(seed))
+    n = returns.shape[1]
+    return OffPolicyEstimate("simulator", estimate.mean, estimate.low, estimate.high, n, float(n), 1.0)

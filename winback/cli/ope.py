@@ -7,17 +7,23 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from winback.benchmarks.ope import (
+    SIMULATOR_SEEDS,
     OffPolicyEstimate,
+    TrajectoryLog,
     evaluate_export,
     evaluate_export_trajectories,
     export_versus_baseline,
     log_reward_model,
     read_log,
     read_trajectories,
+    simulator_estimate,
+    simulator_returns,
 )
+from winback.benchmarks.stats import Estimate, paired_difference
 from winback.errors import ConfigError
 from winback.export.runtime.exploration import Exploration
 
@@ -36,7 +42,8 @@ def ope(
         typer.Option(
             help="The policy deployed now (an export of the same decay model): the candidate's doubly "
             "robust value minus its, paired by decision, with a 95% interval; ship the candidate when "
-            "the lower bound is above 0. One period's log."
+            "the lower bound is above 0. One period's log, or with --then and --simulator the "
+            "difference of their returns over the periods in the learned simulator."
         ),
     ] = None,
     then: Annotated[
@@ -47,6 +54,16 @@ def ope(
         ),
     ] = None,
     gamma: Annotated[float, typer.Option(help="With --then: discount of each following period.")] = 1.0,
+    simulator: Annotated[
+        str | None,
+        typer.Option(
+            help="With --then: a scenario (TOML file) whose decay model is refit on the shop's event log "
+            "grown by the logged periods, its [population] log that log: adds the candidate's return "
+            "over the periods in its learned simulator, from the logged users as they stood before "
+            "the first (the model-based estimate; undiscounted, the candidate greedy)."
+        ),
+    ] = None,
+    simulator_seeds: Annotated[int, typer.Option(help="--simulator's seeds.")] = SIMULATOR_SEEDS,
     exploration: Annotated[
         str, typer.Option(help="How the candidate would decide: none, epsilon or softmax.")
     ] = "none",
@@ -60,10 +77,19 @@ def ope(
     (a cross-fitted reward model), each with a 95% bootstrap interval and the weights' effective sample
     size; an estimate resting on too few effective decisions is marked untrustworthy. With --then, the
     value per user over the periods of LOG and the --then logs (users decided in every one): per-decision
-    weighted importance sampling, fitted Q evaluation and weighted doubly robust (on FQE's model)."""
+    weighted importance sampling, fitted Q evaluation and weighted doubly robust (on FQE's model), and
+    with --simulator the learned simulator's return (refit on the grown log)."""
     chosen = Exploration(exploration, epsilon=epsilon, temperature=temperature, floor=floor)  # type: ignore[arg-type]
-    if then and baseline is not None:
-        raise ConfigError("--baseline compares the policies on one period's log (leave out --then)")
+    if simulator is not None and not then:
+        raise ConfigError("--simulator estimates the value over several periods: give their logs with --then")
+    if simulator is not None and (gamma != 1.0 or chosen != Exploration()):
+        raise ConfigError("--simulator runs the candidate greedily and sums the periods undiscounted")
+    if then and baseline is not None and simulator is None:
+        raise ConfigError(
+            "--baseline compares the policies on one period's log, or over the --then periods with "
+            "--simulator"
+        )
+    gain: Estimate | None = None
     if then:
         trajectories = read_trajectories([log, *then], outcomes)
         estimates = evaluate_export_trajectories(trajectories, candidate, chosen, gamma=gamma, seed=seed)
@@ -71,6 +97,9 @@ def ope(
             f"value per user over periods {trajectories.periods[0]}-{trajectories.periods[-1]} "
             f"(discount {gamma:g}), {len(trajectories.user_ids):,} users decided in every one"
         )
+        if simulator is not None:
+            estimate, gain = simulated(trajectories, simulator, candidate, baseline, simulator_seeds, seed)
+            estimates.append(estimate)
     elif gamma != 1.0:
         raise ConfigError(f"gamma = {gamma} discounts the following periods: give their logs with --then")
     else:
@@ -80,15 +109,38 @@ def ope(
     show(estimates)
     body: list[dict[str, object]] = [{**dataclasses.asdict(e), "trusted": e.trusted} for e in estimates]
     if baseline is not None:
-        gain = export_versus_baseline(decisions, candidate, baseline, chosen, seed=seed, predicted=predicted)
+        if gain is None:
+            gain = export_versus_baseline(
+                decisions, candidate, baseline, chosen, seed=seed, predicted=predicted
+            )
+        by = "simulator" if then else "dr"
         ship = gain.low > 0
         typer.echo(
-            f"candidate - baseline (dr, paired) | {gain.mean:.4f} [{gain.low:.4f}, {gain.high:.4f}] | "
+            f"candidate - baseline ({by}, paired) | {gain.mean:.4f} [{gain.low:.4f}, {gain.high:.4f}] | "
             + ("ship: the lower bound is above 0" if ship else "do not ship: the lower bound is not above 0")
         )
-        body.append({"estimator": "dr_difference", "baseline": str(baseline), **gain.to_dict(), "ship": ship})
+        body.append(
+            {"estimator": f"{by}_difference", "baseline": str(baseline), **gain.to_dict(), "ship": ship}
+        )
     if out is not None:
         out.write_text(json.dumps(body, indent=2) + "\n")
+
+
+def simulated(
+    log: TrajectoryLog, scenario: str, candidate: Path, baseline: Path | None, seeds: int, seed: int
+) -> tuple[OffPolicyEstimate, Estimate | None]:
+    """The learned simulator's estimate of the candidate over the log's periods and, given a baseline,
+    the candidate's return minus its, paired by user and seed (common random numbers)."""
+    from winback.export.policy import load_policy_dir
+    from winback.scenarios.scenario import load_scenario
+
+    exports = [candidate] if baseline is None else [candidate, baseline]
+    policies = [load_policy_dir(export) for export in exports]
+    returns = simulator_returns(
+        load_scenario(scenario), policies, log.user_ids, int(log.periods[0]), len(log.periods), seeds=seeds
+    )
+    gain = None if baseline is None else paired_difference(*returns, rng=np.random.default_rng(seed))
+    return simulator_estimate(returns[0], seed=seed), gain
 
 
 def show(estimates: list[OffPolicyEstimate]) -> None:

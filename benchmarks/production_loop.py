@@ -55,12 +55,14 @@ from winback.benchmarks.ope import (
     doubly_robust,
     doubly_robust_difference,
     fit_reward_model,
+    simulator_returns,
 )
 from winback.benchmarks.stats import mean_ci, paired_difference
 from winback.benchmarks.suite import load_finished_bench
 from winback.cli.pipeline import QUICK_LSTM
 from winback.data.io import EventLogWriter, read_event_log
 from winback.data.synthetic import EventRecorder, GroundTruthWorld, WorldConfig, WorldState
+from winback.export.policy import load_policy_dir
 from winback.export.runtime import Exploration, ExportedArtifact
 from winback.export.runtime.batch import draw_actions
 from winback.export.runtime.card import CARD_FILE
@@ -76,6 +78,7 @@ class Deployed:
     """The export deciding in the loop, by the round that trained it."""
 
     name: str
+    directory: Path
     artifact: ExportedArtifact
 
 
@@ -129,7 +132,7 @@ def main() -> None:
     world.write_log(state, int(source["args"]["weeks"]), CONTACT_RATE, seed=int(source["args"]["seed"]))
     first = args.source / args.world
     bench = load_finished_bench(first / "run" / "bench")
-    deployed = Deployed("round-0", ExportedArtifact.load(first / "run" / "export"))
+    deployed = Deployed("round-0", first / "run" / "export", ExportedArtifact.load(first / "run" / "export"))
     users = bench.scenario.population()
     recorder = EventRecorder(world, arm=deployed.name)
     loop = BatchWorld(world, state, deployed.artifact, users, record=recorder.add)
@@ -172,10 +175,11 @@ def main() -> None:
             table = candidate_table(loop, candidate, round_dir, logged)
             row["gate"] = gate(loop, deployed, candidate, table.observations, logged, seed=args.seed + r)
             row["gate"]["truth_next_round"] = next_round_truth(loop, table.table, args.weeks)
+            row["gate"]["simulator_next_round"] = simulator_gate(loop, round_dir, deployed, args.weeks)
             print(f"  gate {row['gate']}", flush=True)
             if row["gate"]["ship"]:
                 loop.deploy(table.table)
-                deployed = Deployed(f"round-{r + 1}", candidate)
+                deployed = Deployed(f"round-{r + 1}", round_dir / "run" / "export", candidate)
         rounds.append(row)
         results = {"args": {k: str(v) for k, v in vars(args).items()}, "users": loop.n_users,
                    "best_rule": rule_name, "rounds": rounds,
@@ -376,6 +380,18 @@ def one_step_truth(
     return _versus(np.stack(earned["candidate"]), np.stack(earned["current"]))
 
 
+def simulator_gate(loop: BatchWorld, round_dir: Path, current: Deployed, weeks: int) -> dict[str, Any]:
+    """``winback ope --simulator --ahead``'s gate: the new export's return minus the current one's over
+    the next ``weeks`` in the round's learned simulator (its decay model refit on the grown log, where
+    the new export trained), from the users where the round ended, per user-week, paired by user and
+    seed; ship when its lower bound is above 0."""
+    scenario = load_finished_bench(round_dir / "run" / "bench").scenario
+    policies = [load_policy_dir(round_dir / "run" / "export"), load_policy_dir(current.directory)]
+    returns = simulator_returns(scenario, policies, loop.table.ids, int(loop.state.period), weeks)
+    gain = paired_difference(returns[0] / weeks, returns[1] / weeks, rng=np.random.default_rng(0))
+    return {**gain.to_dict(), "ship": gain.low > 0}
+
+
 def next_round_truth(loop: BatchWorld, candidate_table: UsersTable, weeks: int) -> dict[str, Any]:
     """Net value per user-week over the next ``weeks`` of each export deciding greedily from where the
     round ended (copies of the loop's world, the same luck), and their paired difference."""
@@ -443,20 +459,24 @@ def markdown(results: dict[str, Any]) -> str:
         "0); in truth, what the estimate estimates (every logged week replayed from the world's state",
         "before it, everyone sent the new export's action, then the current's: one week's value at the",
         "logged states), and what shipping earns (each export deciding the next round from where this",
-        "one ended):",
+        "one ended); beside them, the learned simulator's gate (`winback ope --simulator --ahead`): the",
+        "same next round in the round's refit simulator, the exports seeing its model's features:",
         "",
         "| after round | current (DR) | new (DR) | new - current (DR) | shipped | same action | "
-        "new - current (truth, the logged weeks) | new - current (truth, next round) |",
-        "|---|---:|---:|---:|---|---:|---:|---:|",
+        "new - current (truth, the logged weeks) | new - current (truth, next round) | "
+        "new - current (refit simulator, next round) |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for row in results["rounds"]:
         if "gate" not in row:
             continue
         g = row["gate"]
+        simulated = g["simulator_next_round"]
         lines.append(
             f"| {row['round']} | {_estimate(g['current'])} | {_estimate(g['candidate'])} | "
             f"{_ci(g['difference'], 4)} | {'yes' if g['ship'] else 'no'} | {g['agreement']:.0%} | "
-            f"{_ci(g['truth_one_step']['difference'], 4)} | {_ci(g['truth_next_round']['difference'], 4)} |"
+            f"{_ci(g['truth_one_step']['difference'], 4)} | {_ci(g['truth_next_round']['difference'], 4)} | "
+            f"{_ci(simulated, 4)}: {'ship' if simulated['ship'] else 'keep'} |"
         )
     lines += ["", f"{results['seconds']:.0f} s."]
     return "\n".join(lines) + "\n"

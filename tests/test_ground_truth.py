@@ -229,9 +229,9 @@ def test_the_learned_simulator_runs_the_logged_users_over_the_logged_periods(sho
 
 
 def test_winback_ope_with_the_learned_simulator(shop: Shop, export_dir: Path, tmp_path: Path, capsys) -> None:
-    """Two periods' decide logs of the shop's users, the second ending where its log ends: --simulator
-    adds the learned simulator's estimate, and with --baseline (the export itself) a paired difference
-    of exactly 0, not shipped."""
+    """Two periods' decide logs of the shop's users, the first of its log's last week: --simulator adds
+    the learned simulator's estimate over the logged periods, or with --ahead over the periods after
+    them; with --baseline (the export itself) a paired difference of exactly 0, not shipped."""
     start = dt.date.fromisoformat(shop.world.config.start) + dt.timedelta(weeks=WEEKS - 2)
     where = dataclasses.replace(shop.scenario.population_config, until=start.isoformat())
     state = cached_population(where, shop.scenario.model_config).copy()
@@ -249,29 +249,37 @@ def test_winback_ope_with_the_learned_simulator(shop: Shop, export_dir: Path, tm
         pq.write_table(next_users_table(log, spec), tmp_path / f"users_{period + 1}.parquet")
         logs.append(log)
     decisions = pd.concat([pq.read_table(log / "decisions").to_pandas() for log in logs])
+    assert decisions["period"].min() == WEEKS - 1
     outcomes = decisions[[USER, "period"]].assign(
         reward=np.random.default_rng(5).normal(0.5, 1.0, len(decisions))
     )
     outcomes.to_csv(tmp_path / "outcomes.csv", index=False)
-    command = ["ope", str(logs[0]), str(tmp_path / "outcomes.csv"), "--then", str(logs[1]), "--candidate",
-               str(export_dir), "--simulator", str(shop.path), "--simulator-seeds", "2"]  # fmt: skip
-    with pytest.raises(SystemExit) as exit_info:
-        app([*command, "--baseline", str(export_dir), "--out", str(tmp_path / "estimates.json")])
-    assert exit_info.value.code == 0
-    printed = capsys.readouterr().out
-    assert "simulator |" in printed and "candidate - baseline (simulator, paired) | 0.0000" in printed
-    estimates = json.loads((tmp_path / "estimates.json").read_text())
-    assert [e["estimator"] for e in estimates] == ["pdwis", "fqe", "wdr", "simulator", "simulator_difference"]
-    assert estimates[-1]["ship"] is False and estimates[-1]["mean"] == 0.0
-    first = int(decisions["period"].min())
-    assert first == WEEKS - 1
-    expected = simulator_returns(shop.scenario, [load_policy_dir(export_dir)], ids, first, 2, seeds=2)[0]
-    assert estimates[3]["value"] == pytest.approx(expected.mean())
-    for wrong in (["--gamma", "0.5"], ["--exploration", "epsilon", "--epsilon", "0.1"]):
+    agent = load_policy_dir(export_dir)
+    common = [str(tmp_path / "outcomes.csv"), "--candidate", str(export_dir), "--simulator", str(shop.path),
+              "--simulator-seeds", "2", "--baseline", str(export_dir),
+              "--out", str(tmp_path / "estimates.json")]  # fmt: skip
+    for command, rows, first, periods in (
+        (["--then", str(logs[1])], ["pdwis", "fqe", "wdr", "simulator"], WEEKS - 1, 2),
+        (["--ahead", "3"], ["ips", "snips", "dr", "simulator_next_3"], WEEKS, 3),
+    ):
         with pytest.raises(SystemExit) as exit_info:
-            app([*command, *wrong])
-        assert exit_info.value.code == EXIT_BAD_INPUT and "greedily" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exit_info:
-        app(["ope", str(logs[0]), str(tmp_path / "outcomes.csv"), "--candidate", str(export_dir),
-             "--simulator", str(shop.path)])  # fmt: skip
-    assert exit_info.value.code == EXIT_BAD_INPUT and "--then" in capsys.readouterr().err
+            app(["ope", str(logs[0]), *common, *command])
+        assert exit_info.value.code == 0
+        printed = capsys.readouterr().out
+        assert f"candidate - baseline ({rows[-1]}, paired) | 0.0000" in printed
+        estimates = json.loads((tmp_path / "estimates.json").read_text())
+        found = [e["estimator"] for e in estimates]
+        assert found[: len(rows)] == rows and found[-1] == f"{rows[-1]}_difference"
+        assert estimates[-1]["ship"] is False and estimates[-1]["mean"] == 0.0
+        expected = simulator_returns(shop.scenario, [agent], ids, first, periods, seeds=2)[0]
+        assert estimates[len(rows) - 1]["value"] == pytest.approx(expected.mean())
+    assert "launch gate: do not ship" in printed and found[4] == "dr_difference"
+    for wrong, says in (
+        (["--gamma", "0.5", "--then", str(logs[1])], "greedily"),
+        (["--exploration", "epsilon", "--epsilon", "0.1"], "greedily"),
+        (["--ahead", "-1"], "--ahead -1"),
+        (["--simulator-seeds", "0"], "--simulator-seeds 0"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            app(["ope", str(logs[0]), *common, *wrong])
+        assert exit_info.value.code == EXIT_BAD_INPUT and says in capsys.readouterr().err

@@ -792,10 +792,10 @@ def simulator_returns(
     ]
 
 
-def simulator_estimate(returns: np.ndarray, *, seed: int) -> OffPolicyEstimate:
+def simulator_estimate(returns: np.ndarray, *, seed: int, name: str = "simulator") -> OffPolicyEstimate:
     """The learned simulator's estimate from a policy's (S, U) :func:`simulator_returns`: the mean and
     its 95% interval over users (each user's seeds averaged). The interval holds the refit model fixed:
     the model's own error is not in it."""
     estimate = mean_ci(returns, rng=np.random.default_rng(seed))
     n = returns.shape[1]
-    return OffPolicyEstimate("simulator", estimate.mean, estimate.low, estimate.high, n, float(n), 1.0)
+    return OffPolicyEstimate(name, estimate.mean, estimate.low, estimate.high, n, float(n), 1.0)

@@ -11,6 +11,7 @@ import copy
 import json
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -241,15 +242,16 @@ def train_network(
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
     n_train_targets = sequences.n_train_targets()
     checkpoint = _Checkpoint(Path(checkpoint_dir)) if checkpoint_dir is not None else None
-    start_epoch, best_loss, best_weights, stale = 0, math.inf, None, 0
+    start_epoch, stopping = 0, EarlyStopping(config.patience)
     if checkpoint is not None and checkpoint.exists():
         start_epoch, best_loss, stale, rng, best_weights = checkpoint.restore(network, averaged, optimizer)
+        stopping = EarlyStopping(config.patience, best_loss, best_weights, stale)
         history = checkpoint.history()
 
     with progress_bar(enabled=progress) as bar:
         task = bar.add_task(label, total=config.max_epochs, completed=start_epoch)
         for epoch in range(start_epoch, config.max_epochs):
-            if stale >= config.patience:
+            if stopping.done:
                 break
             network.train()
             train_loss = 0.0
@@ -265,28 +267,47 @@ def train_network(
             history.append(
                 {"epoch": epoch + 1, "train_loss": train_loss / n_train_targets, "val_loss": val_loss}
             )
-            if val_loss < best_loss - 1e-5:
-                best_loss, stale = val_loss, 0
-                best_weights = {k: v.detach().clone() for k, v in averaged.state_dict().items()}
-            else:
-                stale += 1
+            stopping.observe(val_loss, averaged)
             if checkpoint is not None:
                 checkpoint.save(
                     network,
                     averaged,
                     optimizer,
                     epoch + 1,
-                    best_loss,
-                    stale,
+                    stopping.best_loss,
+                    stopping.stale,
                     rng,
-                    best_weights,
+                    stopping.best_weights,
                     history,
                 )
             bar.update(task, advance=1, description=f"{label}  val loss {val_loss:.4f}")
-    if best_weights is not None:
-        network.load_state_dict(best_weights)
+    if stopping.best_weights is not None:
+        network.load_state_dict(stopping.best_weights)
     network.eval()
-    return Training(history, best_loss)
+    return Training(history, stopping.best_loss)
+
+
+@dataclass
+class EarlyStopping:
+    """The best validated weights of the averaged network so far, and the epochs since they were
+    found: a fit stops after ``patience`` epochs without a gain (local and Ray fits alike)."""
+
+    patience: int
+    best_loss: float = math.inf
+    best_weights: dict[str, torch.Tensor] | None = None
+    stale: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.stale >= self.patience
+
+    def observe(self, val_loss: float, averaged: nn.Module) -> None:
+        """An epoch's held-out loss of ``averaged``: its weights kept when the loss is a new best."""
+        if val_loss < self.best_loss - 1e-5:
+            self.best_loss, self.stale = val_loss, 0
+            self.best_weights = {k: v.detach().clone() for k, v in averaged.state_dict().items()}
+        else:
+            self.stale += 1
 
 
 def _check_validation_split(has_target: np.ndarray, is_validation: np.ndarray, share: float) -> None:

@@ -36,6 +36,7 @@ from torch import nn
 from winback.data.shards import ShardedPanel, panel_of_rows
 from winback.decay_model.lstm_fit import (
     Batch,
+    EarlyStopping,
     Training,
     _loss,
     _update_average,
@@ -115,7 +116,7 @@ def _train_worker(config: dict[str, Any]) -> None:
     # a local step and an epoch takes as many steps.
     batch_size = max(1, cfg.batch_size // context.get_world_size())
     history: list[dict[str, float]] = []
-    best_loss, best_weights, stale = math.inf, None, 0
+    stopping = EarlyStopping(cfg.patience)
 
     def sides(validation: bool) -> Iterator[Batch]:
         """Each Ray Data batch of users as the tensors of its held-out or trained-on users."""
@@ -136,7 +137,7 @@ def _train_worker(config: dict[str, Any]) -> None:
             yield from shuffled_batches(tensors, rng, batch_size)
 
     for epoch in range(cfg.max_epochs):
-        if stale >= cfg.patience:
+        if stopping.done:
             break
         network.train()
         train_loss, train_targets = _train_epoch(network, averaged, optimizer, train_batches(), cfg)
@@ -155,18 +156,16 @@ def _train_worker(config: dict[str, Any]) -> None:
             "val_loss": float(totals[2] / max(float(totals[3]), 1.0)),
         }
         history.append(row)
-        if row["val_loss"] < best_loss - 1e-5:
-            best_loss, stale = row["val_loss"], 0
-            best_weights = {k: v.detach().clone() for k, v in averaged.state_dict().items()}
-        else:
-            stale += 1
+        stopping.observe(row["val_loss"], averaged)
         ray.train.report(row)
-    final = {"epochs": len(history), "best_val_loss": best_loss}
-    if context.get_world_rank() != 0 or best_weights is None:
+    final = {"epochs": len(history), "best_val_loss": stopping.best_loss}
+    if context.get_world_rank() != 0 or stopping.best_weights is None:
         ray.train.report(final)
         return
     with tempfile.TemporaryDirectory() as directory:
-        save_file({k: v.contiguous() for k, v in best_weights.items()}, str(Path(directory) / _WEIGHTS))
+        save_file(
+            {k: v.contiguous() for k, v in stopping.best_weights.items()}, str(Path(directory) / _WEIGHTS)
+        )
         (Path(directory) / _HISTORY).write_text(json.dumps(history))
         ray.train.report(final, checkpoint=ray.train.Checkpoint.from_directory(directory))
 

@@ -58,7 +58,7 @@ def ope(
         str | None,
         typer.Option(
             help="A scenario (TOML file) whose decay model is refit on the shop's event log grown by the "
-            "logged periods, its [population] log that log: adds the candidate's return per user in its "
+            "logged periods, its \\[population] log that log: adds the candidate's return per user in its "
             "learned simulator over the logged periods, from the logged users as they stood before the "
             "first (the model-based estimate; undiscounted, the candidate greedy)."
         ),

@@ -81,8 +81,8 @@ def pipeline(
     settings: Annotated[
         Path | None,
         typer.Option(
-            help="A scenario TOML of your economics, contacts, fatigue, operations... (no [population] "
-            "or [model]): merged into the scenario the pipeline writes."
+            help="A scenario TOML of your economics, contacts, fatigue, operations... (no \\[population] "
+            "or \\[model]): merged into the scenario the pipeline writes."
         ),
     ] = None,
     model: Annotated[

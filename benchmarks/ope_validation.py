@@ -160,8 +160,9 @@ def main() -> None:
 @dataclass(frozen=True)
 class Setting:
     """The world where its log ended, its population kept as a batch job keeps it, the candidates as
-    distributions and as policies (for the learned simulators), what the learned simulator needs, and
-    the shop's log with the quiet week the batch world played after it (to grow the log)."""
+    distributions and as policies (for the learned simulators), what the learned simulator needs (its
+    scenario names the shop's log), and the quiet week the batch world played after the log (to grow
+    the log)."""
 
     batch: BatchWorld
     candidates: dict[str, Probabilities]
@@ -169,7 +170,6 @@ class Setting:
     artifact: ExportedArtifact
     scenario: Scenario
     users: SimState
-    log: Path
     quiet: WorldStep
 
 
@@ -186,7 +186,6 @@ def setting(source: Path, name: str, n_users: int | None, out: Path) -> Setting:
     world = GroundTruthWorld(config)
     state = world.start()
     log = world.write_log(state, int(run["args"]["weeks"]), CONTACT_RATE, seed=int(run["args"]["seed"]))
-    path = source / name / "log.parquet"
     if config.n_users != found["config"]["n_users"]:
         path = out / f"world-{config.n_users}.parquet"
         if not path.is_file():
@@ -210,7 +209,7 @@ def setting(source: Path, name: str, n_users: int | None, out: Path) -> Setting:
     policies = {"agent": load_agents([export])[0]}
     policies |= make_policies(["no_contact", *RULES], params, BenchConfig())
     policies["random"] = RandomContact(RANDOM_RATES)
-    return Setting(batch, candidates, policies, artifact, scenario, users, path, quiet[0])
+    return Setting(batch, candidates, policies, artifact, scenario, users, quiet[0])
 
 
 def _export(artifact: ExportedArtifact) -> Probabilities:
@@ -400,7 +399,7 @@ class Refit:
         decay model is refit on the shop's log grown by ``recorder``'s weeks (the quiet week, then the
         logged ones), from the users warm-started at the first logged week."""
         directory = self.out / f"refit-{seed}"
-        grown = grow_log(found.log, recorder, directory, seed)
+        grown = grow_log(Path(found.scenario.population_config.log), recorder, directory, seed)
         model = directory / "model"
         if not (model / "model.json").is_file():
             shutil.rmtree(model, ignore_errors=True)

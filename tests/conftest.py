@@ -17,7 +17,8 @@ from tiny import TRAINING
 
 from winback.agents.training import TrainConfig, train
 from winback.cli import app
-from winback.export.runtime.batch import RECEIVED, USER, TableSpec
+from winback.export.runtime import Exploration, ExportedArtifact
+from winback.export.runtime.batch import RECEIVED, USER, TableSpec, decide_table
 from winback.scenarios.scenario import Scenario, load_scenario
 
 settings.register_profile("ci", derandomize=True)
@@ -92,6 +93,23 @@ def tiny_priced_run(tiny_team: Path, tmp_path_factory: pytest.TempPathFactory) -
 def tiny_priced_export(tiny_priced_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``winback export`` of :func:`tiny_priced_run` (100 evaluation users x seeds 0, 1)."""
     return exported(tiny_priced_run, tmp_path_factory.mktemp("priced_export") / "artifact")
+
+
+def consecutive_decide_logs(
+    export: Path, users: pa.Table, root: Path, periods: int, exploration: Exploration
+) -> list[Path]:
+    """``periods`` consecutive periods' winback decide logs of ``export`` under ``root`` (``log_0``,
+    ...): the first decides the users table ``users``, each next one the previous one's states/
+    (:func:`next_users_table`); period ``t``'s draws seeded by ``t``."""
+    spec = TableSpec.of(ExportedArtifact.load(export))
+    pq.write_table(users, root / "users_0.parquet")
+    logs = []
+    for period in range(periods):
+        log = root / f"log_{period}"
+        decide_table(export, root / f"users_{period}.parquet", log, exploration=exploration, seed=period)
+        pq.write_table(next_users_table(log, spec), root / f"users_{period + 1}.parquet")
+        logs.append(log)
+    return logs
 
 
 def next_users_table(log: Path, spec: TableSpec) -> pa.Table:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import exported, next_users_table
+from conftest import consecutive_decide_logs, exported
 from tiny import TRAINING
 
 from winback.agents.base import DecisionContext, Policy
@@ -31,7 +31,7 @@ from winback.decay_model.lstm import LSTMConfig, LSTMDecayModel
 from winback.errors import ConfigError
 from winback.export.policy import load_policy_dir
 from winback.export.runtime import Exploration, ExportedArtifact
-from winback.export.runtime.batch import USER, TableSpec, decide_table
+from winback.export.runtime.batch import USER, TableSpec
 from winback.scenarios.population import cached_population
 from winback.scenarios.scenario import Scenario, load_scenario, read_scenario
 from winback.simulator.state import SimState
@@ -239,15 +239,8 @@ def test_winback_ope_with_the_learned_simulator(shop: Shop, export_dir: Path, tm
     ids = np.array([str(by_key[int(key)]) for key in state.keys], dtype=object)
     spec = TableSpec.of(ExportedArtifact.load(export_dir))
     contacts = np.zeros(state.n_users, dtype=np.int64)
-    pq.write_table(simulated_period(shop.scenario.simulator_for(3), state, contacts, spec, ids),
-                   tmp_path / "users_0.parquet")  # fmt: skip
-    logs = []
-    for period in range(2):
-        log = tmp_path / f"log_{period}"
-        decide_table(export_dir, tmp_path / f"users_{period}.parquet", log,
-                     exploration=Exploration("epsilon", epsilon=0.3), seed=period)  # fmt: skip
-        pq.write_table(next_users_table(log, spec), tmp_path / f"users_{period + 1}.parquet")
-        logs.append(log)
+    users = simulated_period(shop.scenario.simulator_for(3), state, contacts, spec, ids)
+    logs = consecutive_decide_logs(export_dir, users, tmp_path, 2, Exploration("epsilon", epsilon=0.3))
     decisions = pd.concat([pq.read_table(log / "decisions").to_pandas() for log in logs])
     assert decisions["period"].min() == WEEKS - 1
     outcomes = decisions[[USER, "period"]].assign(

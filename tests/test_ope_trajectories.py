@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import next_users_table
+from conftest import consecutive_decide_logs
 
 from winback.benchmarks.ope import (
     Trajectories,
@@ -30,7 +30,7 @@ from winback.benchmarks.users_table import simulated_period
 from winback.cli import EXIT_BAD_INPUT, app
 from winback.errors import DataError
 from winback.export.runtime import Exploration, ExportedArtifact
-from winback.export.runtime.batch import FEATURE_PREFIX, USER, TableSpec, decide_table
+from winback.export.runtime.batch import FEATURE_PREFIX, USER, TableSpec
 
 
 def test_fitted_q_evaluation_by_hand() -> None:
@@ -165,13 +165,8 @@ def decide_logs(scenario, tiny_export, tmp_path_factory) -> tuple[list[Path], Pa
     state = sample_users(scenario.eval_users(), N_USERS, seed=3).copy()
     ids = np.array([f"u{i}" for i in range(N_USERS)], dtype=object)
     contacts = np.random.default_rng(3).integers(0, len(simulator.actions), N_USERS)
-    pq.write_table(simulated_period(simulator, state, contacts, spec, ids), root / "users_0.parquet")
-    logs = []
-    for period in range(3):
-        log = root / f"log_{period}"
-        decide_table(tiny_export, root / f"users_{period}.parquet", log, exploration=EXPLORATION, seed=period)
-        pq.write_table(next_users_table(log, spec), root / f"users_{period + 1}.parquet")
-        logs.append(log)
+    users = simulated_period(simulator, state, contacts, spec, ids)
+    logs = consecutive_decide_logs(tiny_export, users, root, 3, EXPLORATION)
     decisions = pd.concat([pq.read_table(log / "decisions").to_pandas() for log in logs])
     rng = np.random.default_rng(5)
     outcomes = decisions[[USER, "period"]].assign(reward=rng.normal(0.5, 1.0, len(decisions)))

@@ -650,6 +650,18 @@ class TrajectoryLog:
     rewards: np.ndarray
     """(n, T) what followed each decision."""
 
+    def decisions(self, t: int) -> DecisionLog:
+        """Period ``t``'s decisions, as one period's log."""
+        return DecisionLog(
+            feature_names=self.feature_names,
+            action_names=self.action_names,
+            model_sha256=self.model_sha256,
+            features=self.features[:, t],
+            actions=self.actions[:, t],
+            propensities=self.propensities[:, t],
+            rewards=self.rewards[:, t],
+        )
+
 
 def read_trajectories(logs: Sequence[Path], outcomes: Path) -> TrajectoryLog:
     """The decisions of ``winback decide`` output directories, one a period in period order, joined on

@@ -101,15 +101,16 @@ def ope(
     if gamma != 1.0 and not then:
         raise ConfigError(f"gamma = {gamma} discounts the following periods: give their logs with --then")
     gains: dict[str, Estimate] = {}
+    if then or simulator is not None:  # the simulator needs the logged users and periods too
+        trajectories = read_trajectories([log, *(then or [])], outcomes)
     if then:
-        trajectories = read_trajectories([log, *then], outcomes)
         estimates = evaluate_export_trajectories(trajectories, candidate, chosen, gamma=gamma, seed=seed)
         typer.echo(
             f"value per user over periods {trajectories.periods[0]}-{trajectories.periods[-1]} "
             f"(discount {gamma:g}), {len(trajectories.user_ids):,} users decided in every one"
         )
     else:
-        decisions = read_log(log, outcomes)
+        decisions = trajectories.decisions(0) if simulator is not None else read_log(log, outcomes)
         predicted = log_reward_model(decisions, seed=seed)  # one reward model for every estimate
         estimates = evaluate_export(decisions, candidate, chosen, seed=seed, predicted=predicted)
         if baseline is not None:
@@ -117,8 +118,7 @@ def ope(
                 decisions, candidate, baseline, chosen, seed=seed, predicted=predicted
             )
     if simulator is not None:
-        logged = trajectories if then else read_trajectories([log], outcomes)
-        estimate, gain = simulated(logged, simulator, ahead, candidate, baseline, simulator_seeds, seed)
+        estimate, gain = simulated(trajectories, simulator, ahead, candidate, baseline, simulator_seeds, seed)
         estimates.append(estimate)
         if gain is not None:
             gains[estimate.estimator] = gain
